@@ -1,0 +1,24 @@
+# Set-up and the two everyday commands. Everything installs into .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of PyTorch; on a GPU machine use e.g. `make TORCH_SPEC=torch quickstart`.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: quickstart test clean
+
+$(BIN)/automl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+quickstart: $(BIN)/automl
+	$(BIN)/automl run studies/quickstart.toml
+
+test: $(BIN)/automl
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) *.egg-info

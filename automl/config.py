@@ -1,0 +1,136 @@
+"""Study files: TOML that selects and limits a search, validated before anything runs."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
+from automl.errors import UsageError
+
+ObjectiveName = Literal["val_accuracy", "flops", "params", "latency_ms"]
+OptimizerName = Literal["adam", "adamw", "sgd"]
+
+DEFAULT_STORAGE = "sqlite:///automl.db"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """``[data]``: which dataset, and how it is split (stratified, fixed by the study seed)."""
+
+    dataset: str = "digits"
+    val_size: float = Field(0.15, gt=0, lt=1)
+    test_size: float = Field(0.15, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> DataConfig:
+        if self.val_size + self.test_size >= 0.9:
+            raise ValueError(f"val_size + test_size = {self.val_size + self.test_size:g} leaves "
+                             "too little to train on; keep the sum below 0.9")
+        return self
+
+
+class SearchConfig(_Section):
+    """``[search]``: which families compete, for which objectives, with which sampler."""
+
+    families: list[str] | None = Field(None, min_length=1)
+    objectives: list[ObjectiveName] = Field(["val_accuracy", "flops"], min_length=1)
+    sampler: Literal["tpe", "nsgaii", "random", "gp"] = "tpe"
+    latency_batch_size: PositiveInt = 1
+
+    @field_validator("families", "objectives")
+    @classmethod
+    def _unique(cls, values: list[str] | None) -> list[str] | None:
+        if values and len(set(values)) != len(values):
+            raise ValueError(f"a name is listed twice: {values}")
+        return values
+
+
+class TrainConfig(_Section):
+    """``[train]``: trainer limits and the ranges of the searched training hyperparameters."""
+
+    max_epochs: PositiveInt = 10
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    lr: tuple[float, float] = (1e-4, 1e-2)
+    weight_decay: tuple[float, float] = (1e-6, 1e-2)
+    batch_size: list[PositiveInt] = Field([32, 64, 128], min_length=1)
+    optimizer: list[OptimizerName] = Field(["adam", "adamw"], min_length=1)
+
+    @field_validator("lr", "weight_decay")
+    @classmethod
+    def _log_range(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        low, high = bounds
+        if not 0 < low <= high:
+            raise ValueError("expected [low, high] with 0 < low <= high (searched on a log scale)")
+        return bounds
+
+
+class StudyConfig(_Section):
+    """A whole study file."""
+
+    name: str = Field(min_length=1)
+    n_trials: PositiveInt = 30
+    timeout: float | None = Field(None, gt=0)
+    storage: str | None = None
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    search: SearchConfig = SearchConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _allowed_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
+    for key in location[:-1]:
+        annotation = model.model_fields[key].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(error: Any, path: Path) -> str:
+    location = tuple(error["loc"])
+    key = ".".join(str(part) for part in location) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        section = ".".join(str(part) for part in location[:-1])
+        where = f"[{section}]" if section else "the top level"
+        allowed = ", ".join(_allowed_keys(StudyConfig, location))
+        return f"{path}: unknown key '{key}'; allowed in {where}: {allowed}"
+    message = error["msg"].removeprefix("Value error, ")
+    found = error.get("input")
+    shown = "" if isinstance(found, dict) else f" (found {found!r})"
+    return f"{path}: key '{key}': {message}{shown}"
+
+
+def parse_study(data: dict[str, Any], path: Path) -> StudyConfig:
+    """Validate already-parsed TOML; every problem is named with file and key."""
+    try:
+        return StudyConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [_describe(error, path) for error in exc.errors()]
+        raise UsageError("invalid study file:\n  " + "\n  ".join(problems)) from None
+
+
+def load_study_file(path: str | Path) -> StudyConfig:
+    """Read and validate a study file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"study file {path} does not exist; ship one like studies/quickstart.toml") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read study file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    return parse_study(data, path)

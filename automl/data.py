@@ -1,0 +1,86 @@
+"""From a dataset plugin to normalized train/validation/test tensors and the task they define."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from automl.arrays import LabeledArrays
+from automl.config import DataConfig
+from automl.errors import UsageError
+from automl.plugins import Registry
+from automl.task import Task
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as tensors: float inputs (or integer tokens) and integer labels."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def to(self, device: torch.device) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    task: Task
+    train: Split
+    val: Split
+    test: Split
+
+
+def _normalization_axes(kind: str, ndim: int) -> tuple[int, ...]:
+    # Statistics per channel for images, per feature for sequences and tables.
+    if kind == "image":
+        return (0,) + tuple(range(2, ndim))
+    return tuple(range(ndim - 1))
+
+
+def _to_split(x: np.ndarray, y: np.ndarray, kind: str) -> Split:
+    inputs = torch.from_numpy(np.ascontiguousarray(x))
+    inputs = inputs.long() if kind == "tokens" else inputs.float()
+    return Split(inputs, torch.from_numpy(y.astype(np.int64)))
+
+
+def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> PreparedData:
+    """Stratified split fixed by ``seed``; normalization statistics come from the train split."""
+    indices = np.arange(len(arrays.y))
+    try:
+        rest, test = train_test_split(indices, test_size=config.test_size, random_state=seed,
+                                      stratify=arrays.y)
+        train, val = train_test_split(rest, test_size=config.val_size / (1 - config.test_size),
+                                      random_state=seed, stratify=arrays.y[rest])
+    except ValueError as exc:
+        raise UsageError(f"dataset {config.dataset!r} cannot be split with val_size="
+                         f"{config.val_size} and test_size={config.test_size}: {exc}") from None
+    x = arrays.x
+    if arrays.kind != "tokens":
+        x = x.astype(np.float32)
+        axes = _normalization_axes(arrays.kind, x.ndim)
+        mean = x[train].mean(axis=axes, keepdims=True)
+        std = x[train].std(axis=axes, keepdims=True)
+        x = (x - mean) / np.where(std > 1e-8, std, 1.0)
+    task = Task(arrays.kind, x.shape[1:], arrays.num_classes, arrays.vocab_size)
+    return PreparedData(task, *(_to_split(x[part], arrays.y[part], arrays.kind)
+                                for part in (train, val, test)))
+
+
+def unknown_dataset_error(name: str, registry: Registry) -> UsageError:
+    return UsageError(f"unknown dataset {name!r} in [data] dataset; installed datasets: "
+                      f"{', '.join(registry.datasets) or 'none'}")
+
+
+@functools.lru_cache(maxsize=4)
+def prepare(config: DataConfig, registry: Registry, seed: int) -> PreparedData:
+    """Load the configured dataset through its plugin and split it; cached per process."""
+    if config.dataset not in registry.datasets:
+        raise unknown_dataset_error(config.dataset, registry)
+    registered = registry.datasets[config.dataset]
+    arrays = registered.obj.load(seed).checked(f"dataset {config.dataset!r} from {registered.source}")
+    return split_arrays(arrays, config, seed)

@@ -1,0 +1,17 @@
+"""Errors that reach the user as one clear message instead of a traceback."""
+
+
+class AutomlError(Exception):
+    """An error the user can act on; the CLI prints it and exits with ``exit_code``."""
+
+    exit_code = 1
+
+
+class UsageError(AutomlError):
+    """Bad command-line arguments, study file or data: exit code 2, nothing written."""
+
+    exit_code = 2
+
+
+class PluginError(AutomlError):
+    """A plugin failed to load or registered something invalid."""

@@ -1,0 +1,97 @@
+"""The Optuna objective: sample a family and its space, build, measure, train, score."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+import optuna
+import torch
+from torch import nn
+
+from automl.config import StudyConfig, TrainConfig
+from automl.data import PreparedData
+from automl.efficiency import Efficiency, measure
+from automl.errors import PluginError
+from automl.space import sample_params
+from automl.task import Task
+from automl.training import TrainingParams, TrainResult, resolve_device, train
+
+DIRECTIONS = {"val_accuracy": "maximize", "flops": "minimize", "params": "minimize",
+              "latency_ms": "minimize"}
+
+
+def sample_training(trial: optuna.trial.BaseTrial, config: TrainConfig) -> TrainingParams:
+    """The training hyperparameters, drawn from the study file's ranges."""
+    return TrainingParams(
+        optimizer=trial.suggest_categorical("train.optimizer", list(config.optimizer)),
+        lr=trial.suggest_float("train.lr", *config.lr, log=True),
+        weight_decay=trial.suggest_float("train.weight_decay", *config.weight_decay, log=True),
+        batch_size=trial.suggest_categorical("train.batch_size", list(config.batch_size)),
+    )
+
+
+def build_model(family: Any, params: dict[str, Any], task: Task, example: torch.Tensor) -> nn.Module:
+    """Build through the plugin and check the module and its output shape on ``example``."""
+    model = family.build(params, task)
+    if not isinstance(model, nn.Module):
+        raise PluginError(f"family {family.name}: build returned {type(model).__name__}, "
+                          "expected a torch.nn.Module")
+    with torch.no_grad():
+        logits = model.eval()(example)
+    expected = (len(example), task.num_classes)
+    if tuple(logits.shape) != expected:
+        raise PluginError(f"family {family.name}: expected logits [B, {task.num_classes}], got "
+                          f"[B, {', '.join(str(d) for d in logits.shape[1:])}] for params {params}")
+    return model.train()
+
+
+def objective_values(objectives: list[str], efficiency: Efficiency, result: TrainResult) -> list[float]:
+    available = {"val_accuracy": result.val_accuracy, "flops": float(efficiency.flops),
+                 "params": float(efficiency.n_params), "latency_ms": efficiency.latency_ms}
+    return [available[name] for name in objectives]
+
+
+class Objective:
+    """Callable handed to ``study.optimize``; one call is one trial."""
+
+    def __init__(self, config: StudyConfig, families: dict[str, Any], data: PreparedData) -> None:
+        self.config = config
+        self.families = families
+        self.data = data
+        self.device = resolve_device(config.train.accelerator)
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        started = time.perf_counter()
+        family = self.families[trial.suggest_categorical("family", list(self.families))]
+        trial.set_user_attr("family", family.name)
+        trial.set_user_attr("device", str(self.device))
+        try:
+            values = self._run(trial, family)
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        finally:
+            trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
+        return values
+
+    def _run(self, trial: optuna.Trial, family: Any) -> list[float]:
+        task, config = self.data.task, self.config
+        params = sample_params(family, trial, task)
+        training = sample_training(trial, config.train)
+        seed = config.seed + trial.number
+        L.seed_everything(seed, verbose=False)
+        model = build_model(family, params, task, self.data.train.x[:2])
+        efficiency = measure(model, self.data.train.x[:1], self.device,
+                             config.search.latency_batch_size)
+        trial.set_user_attr("n_params", efficiency.n_params)
+        trial.set_user_attr("flops", efficiency.flops)
+        trial.set_user_attr("latency_ms", round(efficiency.latency_ms, 4))
+        result = train(model, self.data, training, self.device, config.train.precision,
+                       config.train.max_epochs, seed)
+        trial.set_user_attr("epochs", result.epochs)
+        trial.set_user_attr("val_accuracy", result.val_accuracy)
+        trial.set_user_attr("test_accuracy", result.test_accuracy)
+        trial.set_user_attr("val_curve", [round(v, 5) for v in result.val_curve])
+        return objective_values(list(config.search.objectives), efficiency, result)

@@ -1,0 +1,1 @@
+"""automl's built-in families and datasets, registered as plugins like any other."""

@@ -1,0 +1,58 @@
+"""The command line as a user meets it: help, quickstart-shaped runs, show, plugins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["show"], ["plugins"], ["dashboard"]])
+def test_help_everywhere(command: list[str], tmp_path: Path) -> None:
+    result = run_cli(*command, "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "usage: automl" in result.stdout
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run_cli("frobnicate", cwd=tmp_path).returncode == 2
+    assert run_cli("run", cwd=tmp_path).returncode == 2
+    missing = run_cli("run", "nope.toml", cwd=tmp_path)
+    assert missing.returncode == 2 and "nope.toml does not exist" in missing.stderr
+    assert run_cli("run", "x.toml", "--n-trials", "0", cwd=tmp_path).returncode == 2
+
+
+def test_run_then_show_prints_the_front_with_test_accuracy(tiny_study: Path, tmp_path: Path) -> None:
+    run = run_cli("run", str(tiny_study), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Pareto front of 'tiny'" in run.stdout
+    storage = f"sqlite:///{tmp_path / 'tiny.db'}"
+    show = run_cli("show", "tiny", "--storage", storage, cwd=tmp_path)
+    assert show.returncode == 0, show.stderr
+    for column in ("trial", "family", "val acc", "test acc", "FLOPs", "params", "hyperparameters"):
+        assert column in show.stdout
+    assert "lr=" in show.stdout
+
+
+def test_show_unknown_study_lists_existing(tiny_study: Path, tmp_path: Path) -> None:
+    assert run_cli("run", str(tiny_study), "--n-trials", "1", cwd=tmp_path).returncode == 0
+    result = run_cli("show", "nope", "--storage", f"sqlite:///{tmp_path / 'tiny.db'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no study named 'nope'" in result.stderr and "tiny" in result.stderr
+
+
+def test_storage_password_is_never_printed(tmp_path: Path) -> None:
+    result = run_cli("show", "x", "--storage", "postgresql+psycopg://bob:s3cret@127.0.0.1:1/db", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "s3cret" not in result.stderr + result.stdout
+    assert "bob:***@127.0.0.1" in result.stderr
+
+
+def test_default_storage_is_a_sqlite_file_in_the_working_directory(tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('name = "here"\nn_trials = 1\n[search]\nfamilies = ["mlp"]\n[train]\nmax_epochs = 1\n')
+    assert run_cli("run", str(study), cwd=tmp_path).returncode == 0
+    assert (tmp_path / "automl.db").exists()
+    assert run_cli("show", "here", cwd=tmp_path).returncode == 0
