@@ -23,13 +23,17 @@ class TensorBatches:
         self._generator = torch.Generator(device=x.device).manual_seed(seed) if shuffle else None
 
     def __len__(self) -> int:
+        if self.shuffle and len(self.y) % self.batch_size == 1:
+            return len(self.y) // self.batch_size
         return math.ceil(len(self.y) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         count = len(self.y)
         if self.shuffle:
             order = torch.randperm(count, generator=self._generator, device=self.x.device)
-            for start in range(0, count, self.batch_size):
+            # A one-sample training batch breaks batch normalization; with reshuffling every
+            # epoch, skipping it leaves out a different sample each time.
+            for start in range(0, len(self) * self.batch_size, self.batch_size):
                 index = order[start:start + self.batch_size]
                 yield self.x[index], self.y[index]
         else:

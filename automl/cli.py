@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import optuna
 from rich.console import Console
 from rich.table import Table
 
@@ -31,10 +32,14 @@ def _run(args: argparse.Namespace) -> None:
               f"{plan.config.data.dataset} ({task.kind}, input {list(task.input_shape)}, "
               f"{task.num_classes} classes), objectives {', '.join(plan.config.search.objectives)}, "
               f"storage {redact(plan.storage_url)}")
+    if not args.no_progress:
+        # One INFO line per trial would tear the progress bar apart; failures still warn.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = run_study(plan, args.n_trials, args.timeout, show_progress_bar=not args.no_progress)
     print_front(study)
-    ERR.print(f"inspect: automl show {study.study_name} --storage {redact(plan.storage_url)}   "
-              f"browse: automl dashboard --storage {redact(plan.storage_url)}")
+    storage = redact(plan.storage_url)
+    ERR.print(f"inspect: automl show {study.study_name} --storage {storage}", soft_wrap=True)
+    ERR.print(f"browse:  automl dashboard --storage {storage}", soft_wrap=True)
 
 
 def _show(args: argparse.Namespace) -> None:

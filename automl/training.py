@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ EVAL_BATCH_SIZE = 1024
 for _name in ("lightning.pytorch", "lightning.fabric"):
     # Lightning announces the accelerator on every Trainer; one per trial drowns the progress bar.
     logging.getLogger(_name).setLevel(logging.WARNING)
+# Lightning's own use of a torch API deprecated in newer releases; nothing a user can change.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""Convolutional network: conv blocks that double the channels, global average pooling, linear head.
+
+Images use 2-D convolutions; sequences ``[T, F]`` use 1-D convolutions over time with the ``F``
+features as channels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+import automl
+from automl_plugins._layers import check_kind
+
+BASE_CHANNELS = [8, 16, 32, 64, 128]
+# Doubling stops here: four blocks from 128 channels would otherwise reach 1024 and ~60M parameters.
+MAX_CHANNELS = 256
+# Pool between blocks only while every spatial side is at least this long, so nothing shrinks
+# below 2: the 8x8 digits get two poolings (8 -> 4 -> 2), 32x32 images three.
+MIN_SIDE_TO_POOL = 4
+
+LAYERS_BY_RANK = {
+    2: (nn.Conv2d, nn.BatchNorm2d, {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}, nn.AdaptiveAvgPool2d),
+    1: (nn.Conv1d, nn.BatchNorm1d, {"max": nn.MaxPool1d, "avg": nn.AvgPool1d}, nn.AdaptiveAvgPool1d),
+}
+
+
+class TimeAsLastAxis(nn.Module):
+    """``[B, T, F]`` to the ``[B, F, T]`` layout that ``Conv1d`` expects."""
+
+    def forward(self, sequences: Tensor) -> Tensor:
+        return sequences.transpose(1, 2)
+
+
+def _channels_and_sides(task: automl.Task) -> tuple[int, tuple[int, ...]]:
+    if task.kind == "image":
+        channels, height, width = task.input_shape
+        return channels, (height, width)
+    steps, features = task.input_shape
+    return features, (steps,)
+
+
+def _poolings(blocks: int, sides: tuple[int, ...]) -> int:
+    """How many of the gaps between blocks get a 2x pooling: the first ones, while sides allow."""
+    count = 0
+    while count < blocks - 1 and min(sides) >= MIN_SIDE_TO_POOL:
+        sides = tuple(side // 2 for side in sides)
+        count += 1
+    return count
+
+
+class CNNFamily:
+    """1 to 4 conv blocks of 8 to 256 channels: 170 to about four million parameters on the digits."""
+
+    name = "cnn"
+    task_kinds = ("image", "sequence")
+
+    def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
+        check_kind(self, task)
+        params = {
+            "blocks": trial.suggest_int("blocks", 1, 4),
+            "channels": trial.suggest_categorical("channels", BASE_CHANNELS),
+            "kernel": trial.suggest_categorical("kernel", [3, 5]),
+            "norm": trial.suggest_categorical("norm", ["none", "batch"]),
+        }
+        if _poolings(params["blocks"], _channels_and_sides(task)[1]):
+            params["pool"] = trial.suggest_categorical("pool", ["max", "avg"])
+        return params
+
+    def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
+        check_kind(self, task)
+        in_channels, sides = _channels_and_sides(task)
+        conv, batch_norm, pools, global_pool = LAYERS_BY_RANK[len(sides)]
+        poolings = _poolings(params["blocks"], sides)
+        kernel, use_batch_norm = params["kernel"], params["norm"] == "batch"
+        layers: list[nn.Module] = [] if task.kind == "image" else [TimeAsLastAxis()]
+        for block in range(params["blocks"]):
+            out_channels = min(params["channels"] * 2**block, MAX_CHANNELS)
+            # A bias right before batch norm is cancelled by its mean subtraction.
+            layers.append(conv(in_channels, out_channels, kernel, padding=kernel // 2,
+                               bias=not use_batch_norm))
+            if use_batch_norm:
+                layers.append(batch_norm(out_channels))
+            layers.append(nn.ReLU())
+            if block < poolings:
+                layers.append(pools[params["pool"]](2))
+            in_channels = out_channels
+        layers += [global_pool(1), nn.Flatten(), nn.Linear(in_channels, task.num_classes)]
+        return nn.Sequential(*layers)
+
+
+@automl.hookimpl
+def register_families(register):
+    register(CNNFamily())

@@ -1,0 +1,52 @@
+"""Multilayer perceptron: the flattened input through a stack of equally wide hidden layers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import nn
+
+import automl
+from automl_plugins._layers import activation, check_kind
+
+WIDTHS = [16, 32, 64, 128, 256, 512, 1024]
+NORMALIZATIONS = {"none": None, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
+
+
+class MLPFamily:
+    """1 to 4 hidden layers of 16 to 1024 units, from about a thousand to three million parameters."""
+
+    name = "mlp"
+    task_kinds = ("image", "sequence", "tabular")
+
+    def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
+        check_kind(self, task)
+        return {
+            "depth": trial.suggest_int("depth", 1, 4),
+            "width": trial.suggest_categorical("width", WIDTHS),
+            "activation": trial.suggest_categorical("activation", ["relu", "gelu"]),
+            "norm": trial.suggest_categorical("norm", list(NORMALIZATIONS)),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5, step=0.05),
+        }
+
+    def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
+        check_kind(self, task)
+        width, norm = params["width"], NORMALIZATIONS[params["norm"]]
+        layers: list[nn.Module] = [nn.Flatten()]
+        features = math.prod(task.input_shape)
+        for _ in range(params["depth"]):
+            layers.append(nn.Linear(features, width))
+            if norm is not None:
+                layers.append(norm(width))
+            layers.append(activation(params["activation"]))
+            if params["dropout"] > 0:
+                layers.append(nn.Dropout(params["dropout"]))
+            features = width
+        layers.append(nn.Linear(features, task.num_classes))
+        return nn.Sequential(*layers)
+
+
+@automl.hookimpl
+def register_families(register):
+    register(MLPFamily())
