@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,9 +109,11 @@ def test_incomplete_family_is_named(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin package, really built and installed by pip into its own folder."""
+    source = tmp_path_factory.mktemp("mixer-source") / "automl-mixer"
+    shutil.copytree(REPO / "examples" / "automl-mixer", source)  # pip leaves build/ beside the source
     target = tmp_path_factory.mktemp("mixer-site")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(REPO / "examples" / "automl-mixer")], check=True)
+                    "--target", str(target), str(source)], check=True)
     return target
 
 
