@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -97,28 +99,73 @@ def test_misspelled_hook_fails_loudly(tmp_path: Path) -> None:
     assert "register_familys" in result.stderr and "register_families" in result.stderr
 
 
-def test_incomplete_family_is_named(tmp_path: Path) -> None:
-    source = ("import automl\n\nclass Half:\n    name = 'half'\n    task_kinds = ('image',)\n\n"
-              "@automl.hookimpl\ndef register_families(register):\n    register(Half())\n")
+@pytest.mark.parametrize(("body", "missing"), [
+    ("    name = 'half'\n    task_kinds = ('image',)\n", "search_space, build"),
+    ("    task_kinds = ('image',)\n    search_space = build = print\n", "name"),
+])
+def test_incomplete_family_is_named(tmp_path: Path, body: str, missing: str) -> None:
+    source = f"import automl\n\nclass Half:\n{body}\n@automl.hookimpl\ndef register_families(register):\n    register(Half())\n"
     site = make_distribution(tmp_path / "site", "half-plugin", {"half_mod": source}, {"half": "half_mod"})
     result = run_cli("plugins", cwd=tmp_path, env=with_path(site))
     assert result.returncode == 1
-    assert 'plugin "half"' in result.stderr and "without search_space, build" in result.stderr
+    assert 'plugin "half"' in result.stderr and f"without {missing}" in result.stderr
+
+
+def test_plugins_check_names_each_broken_contract(tmp_path: Path) -> None:
+    broken = FAMILY_MODULE.format(cls="Wide", name="wide").replace(
+        "torch.nn.Linear(64, task.num_classes)", "torch.nn.Linear(64, 64)")
+    listy = FAMILY_MODULE.format(cls="Listy", name="listy").replace(
+        'return {"width": trial.suggest_int("width", 2, 8)}', 'return [trial.suggest_int("width", 2, 8)]')
+    site = make_distribution(tmp_path / "site", "broken-families", {"wide_mod": broken, "listy_mod": listy},
+                             {"wide": "wide_mod", "listy": "listy_mod"})
+    result = run_cli("plugins", "check", "wide", "listy", cwd=tmp_path, env=with_path(site))
+    assert result.returncode == 1
+    output = " ".join(result.stdout.split())
+    assert "family wide: expected logits [B, 10], got [B, 64]" in output
+    assert "family listy: search_space returned list, expected a dict" in output
+    assert "check(s) failed" in result.stderr
+
+
+def test_trace_variable_prints_every_hook_call(tmp_path: Path) -> None:
+    result = run_cli("plugins", cwd=tmp_path, env={"AUTOML_TRACE_HOOKS": "1"})
+    assert result.returncode == 0
+    assert "register_families" in result.stderr and "register_datasets" in result.stderr
+
+
+@dataclass(frozen=True)
+class Installed:
+    source: Path
+    site: Path
 
 
 @pytest.fixture(scope="module")
-def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """The example plugin package, really built and installed by pip into its own folder."""
     source = tmp_path_factory.mktemp("mixer-source") / "automl-mixer"
     shutil.copytree(REPO / "examples" / "automl-mixer", source)  # pip leaves build/ beside the source
-    target = tmp_path_factory.mktemp("mixer-site")
+    site = tmp_path_factory.mktemp("mixer-site")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(source)], check=True)
-    return target
+                    "--target", str(site), str(source)], check=True)
+    return Installed(source, site)
 
 
-def test_external_package_is_discovered_listed_and_searched(installed_example: Path, tmp_path: Path) -> None:
-    env = with_path(installed_example)
+def test_example_package_passes_its_own_tests(installed_example: Installed) -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                            cwd=installed_example.source, capture_output=True, text=True,
+                            env={**os.environ, **with_path(installed_example.site)}, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_plugins_check_passes_the_example(installed_example: Installed, tmp_path: Path) -> None:
+    result = run_cli("plugins", "check", "mixer", cwd=tmp_path, env=with_path(installed_example.site))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if "│ mixer" in line]
+    assert len(rows) == 7 and all("PASS" in row for row in rows)
+
+
+def test_external_package_is_discovered_listed_and_searched(installed_example: Installed, tmp_path: Path) -> None:
+    env = with_path(installed_example.site)
     listed = run_cli("plugins", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     mixer = next(line for line in listed.stdout.splitlines() if "│ mixer" in line)
