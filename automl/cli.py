@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -14,14 +15,18 @@ from automl import __version__
 from automl.config import DEFAULT_STORAGE, load_study_file
 from automl.errors import AutomlError
 from automl.plugins import registry
-from automl.storage import load_study, open_storage, redact
+from automl.interrupts import Interrupted
+from automl.storage import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
 
 ERR = Console(stderr=True)
 
 
 def _run(args: argparse.Namespace) -> None:
+    from automl.pool import run_pool, visible_gpus
+    from automl.queue import QUEUED, count
     from automl.results import print_front
-    from automl.study import plan_study, run_study
+    from automl.study import create_or_resume, plan_study, queue_run, work
+    from automl.training import resolve_device
 
     path = Path(args.study_file)
     plan = plan_study(load_study_file(path), path, registry(), args.storage)
@@ -32,14 +37,50 @@ def _run(args: argparse.Namespace) -> None:
               f"{plan.config.data.dataset} ({task.kind}, input {list(task.input_shape)}, "
               f"{task.num_classes} classes), objectives {', '.join(plan.config.search.objectives)}, "
               f"storage {redact(plan.storage_url)}")
-    if not args.no_progress:
-        # One INFO line per trial would tear the progress bar apart; failures still warn.
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = run_study(plan, args.n_trials, args.timeout, show_progress_bar=not args.no_progress)
-    print_front(study)
     storage = redact(plan.storage_url)
+    study = create_or_resume(plan)
+    if not queue_run(study, args.n_trials or plan.config.n_trials):
+        ERR.print(f"resuming: {count(study, QUEUED)} trial(s) still queued from an earlier run; "
+                  "n_trials adds more once they are done")
+    if args.workers == 0:
+        ERR.print(f"queued; start workers anywhere: automl worker {path} --storage {storage}", soft_wrap=True)
+        return
+    failed_workers = []
+    if args.workers == 1:
+        if not args.no_progress:
+            # One INFO line per trial would tear the progress bar apart; failures still warn.
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = work(plan, args.timeout, show_progress_bar=not args.no_progress)
+    else:
+        gpus = visible_gpus(resolve_device(plan.config.train.accelerator))
+        codes = run_pool(path, plan.storage_url, args.workers, gpus, args.timeout)
+        failed_workers = [code for code in codes if code != 0]
+        study = load_study(plan.config.name, plan.storage_url)
+    print_front(study)
     ERR.print(f"inspect: automl show {study.study_name} --storage {storage}", soft_wrap=True)
     ERR.print(f"browse:  automl dashboard --storage {storage}", soft_wrap=True)
+    if failed_workers:
+        raise AutomlError(f"{len(failed_workers)} of {args.workers} workers failed (exit codes "
+                          f"{', '.join(map(str, failed_workers))}); their messages are above")
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from automl.queue import DONE, count
+    from automl.study import plan_study, work
+    from automl.worker import worker_name
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    path = Path(args.study_file)
+    plan = plan_study(load_study_file(path), path, registry(), args.storage)
+    ERR.print(f"worker {worker_name()}: study {plan.config.name!r} in {redact(plan.storage_url)}",
+              soft_wrap=True)
+    if not args.no_progress:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = work(plan, args.timeout, show_progress_bar=not args.no_progress, worker_tag=worker_name())
+    ERR.print(f"worker {worker_name()}: no trial left to run; {count(study, *DONE)} finished in the study")
 
 
 def _show(args: argparse.Namespace) -> None:
@@ -74,6 +115,10 @@ def _dashboard(args: argparse.Namespace) -> None:
     run_server(storage, host=args.host, port=args.port)
 
 
+STORAGE_HELP = (f"SQLAlchemy URL (default: ${STORAGE_ENV}, else the file's storage, else {DEFAULT_STORAGE}); "
+                "the variable keeps a password off the command line")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="automl", description=__doc__)
     parser.add_argument("--version", action="version", version=f"automl {__version__}")
@@ -82,21 +127,34 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run (or resume) the study a TOML study file describes")
     run.add_argument("study_file", metavar="STUDY.toml")
     run.add_argument("--n-trials", type=int, help="trials to add (default: the file's n_trials)")
-    run.add_argument("--storage", help=f"SQLAlchemy URL (default: the file's storage, else {DEFAULT_STORAGE})")
+    run.add_argument("--storage", default=storage_from_env(), help=STORAGE_HELP)
     run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="worker processes on this machine (default 1; 0 only queues the trials, "
+                          "for workers started elsewhere with `automl worker`)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
+    worker = commands.add_parser("worker", help="join a study's workers: run its queued trials, from any machine")
+    worker.add_argument("study_file", metavar="STUDY.toml")
+    worker.add_argument("--storage", default=storage_from_env(), help=STORAGE_HELP)
+    worker.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    worker.add_argument("--threads", type=int, metavar="T", help="CPU threads for training (default: torch's)")
+    worker.add_argument("--no-progress", action="store_true", help="no progress bar")
+    worker.set_defaults(handler=_worker)
+
     show = commands.add_parser("show", help="print a study's Pareto front with test accuracy")
     show.add_argument("study_name", metavar="STUDY_NAME")
-    show.add_argument("--storage", default=DEFAULT_STORAGE, help=f"SQLAlchemy URL (default {DEFAULT_STORAGE})")
+    show.add_argument("--storage", default=storage_from_env(DEFAULT_STORAGE),
+                      help=f"SQLAlchemy URL (default ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     show.set_defaults(handler=_show)
 
     plugins = commands.add_parser("plugins", help="list installed families and datasets and their plugins")
     plugins.set_defaults(handler=_plugins)
 
     dashboard = commands.add_parser("dashboard", help="open the studies in optuna-dashboard")
-    dashboard.add_argument("--storage", default=DEFAULT_STORAGE, help=f"SQLAlchemy URL (default {DEFAULT_STORAGE})")
+    dashboard.add_argument("--storage", default=storage_from_env(DEFAULT_STORAGE),
+                           help=f"SQLAlchemy URL (default ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     dashboard.set_defaults(handler=_dashboard)
@@ -107,10 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "n_trials", None) is not None and args.n_trials < 1:
         build_parser().error("--n-trials must be at least 1")
+    if getattr(args, "workers", 0) < 0 or (getattr(args, "threads", None) or 1) < 1:
+        build_parser().error("--workers must be at least 0 and --threads at least 1")
+    # The worker's own notes (waiting for other workers' trials) go to stderr like Optuna's.
+    log = logging.getLogger("automl")
+    log.setLevel(logging.INFO)
+    log.addHandler(logging.StreamHandler())
     try:
         args.handler(args)
     except AutomlError as exc:
         ERR.print(f"error: {exc}", markup=False, highlight=False)
+        return exc.exit_code
+    except Interrupted as exc:
+        ERR.print(f"interrupted ({exc}): the running trial is recorded as failed with reason "
+                  "'interrupted' and queued again; run again to resume")
         return exc.exit_code
     except KeyboardInterrupt:
         ERR.print("interrupted")

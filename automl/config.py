@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator,
+                      model_validator)
 
 from automl.errors import UsageError
 
@@ -72,6 +73,26 @@ class TrainConfig(_Section):
         return bounds
 
 
+class WorkersConfig(_Section):
+    """``[workers]``: how a study outlives dead workers and failing trials.
+
+    Every worker of a study should use the same values: whichever worker notices a stale trial
+    judges it by its own grace period.
+    """
+
+    heartbeat_interval: PositiveInt = 10
+    grace_period: PositiveInt = 60
+    max_retry: NonNegativeInt = 2
+    max_failures_in_row: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _grace_outlasts_heartbeat(self) -> WorkersConfig:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(f"grace_period ({self.grace_period} s) must be longer than heartbeat_interval "
+                             f"({self.heartbeat_interval} s), or live trials would be failed as stale")
+        return self
+
+
 class StudyConfig(_Section):
     """A whole study file."""
 
@@ -83,6 +104,7 @@ class StudyConfig(_Section):
     data: DataConfig = DataConfig()
     search: SearchConfig = SearchConfig()
     train: TrainConfig = TrainConfig()
+    workers: WorkersConfig = WorkersConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from automl.data import PreparedData, prepare
 from automl.errors import UsageError
 from automl.objective import DIRECTIONS, Objective
 from automl.plugins import Registry
+from automl.queue import QUEUED, QueueOnlyStorage, Requeue, count, queue_trials
 from automl.samplers import make_sampler
-from automl.storage import open_storage, redact
+from automl.storage import Heartbeat, open_storage, redact
+from automl.worker import TrialCallback, run_worker
 
 CONFIG_ATTR = "automl_config"
 TASK_ATTR = "automl_task"
@@ -95,18 +98,61 @@ def create_or_resume(plan: StudyPlan) -> optuna.Study:
     return study
 
 
-def run_study(plan: StudyPlan, n_trials: int | None = None, timeout: float | None = None,
-              show_progress_bar: bool = True) -> optuna.Study:
-    """Add ``n_trials`` trials (the study file's count by default) to the study."""
-    study = create_or_resume(plan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.optimize(
-            Objective(plan.config, plan.families, plan.data),
-            n_trials=n_trials or plan.config.n_trials,
-            timeout=timeout or plan.config.timeout,
-            catch=(Exception,),
-            show_progress_bar=show_progress_bar,
-            gc_after_trial=False,
-        )
+def queue_run(study: optuna.Study, n_trials: int) -> int:
+    """Queue ``n_trials`` trials, unless trials are still queued: then a run resumes those.
+
+    Returns how many were queued now. Trials stay queued when a run was interrupted, timed out or
+    stopped on failures, so the next run finishes what the last one set out to do.
+    """
+    if count(study, QUEUED):
+        return 0
+    queue_trials(study, n_trials)
+    return n_trials
+
+
+def sampler_seed(seed: int, started_trials: int, worker_tag: str) -> int:
+    """The study seed moved past earlier trials, and apart for each worker.
+
+    Workers that start together with one seed would sample the same parameters; the in-process
+    worker (tag "") keeps ``seed + started_trials``, so a one-process study is reproducible.
+    """
+    return seed + started_trials + (zlib.crc32(worker_tag.encode()) if worker_tag else 0)
+
+
+def join_study(plan: StudyPlan, worker_tag: str = "") -> tuple[optuna.Study, Requeue]:
+    """Load the stored study as a worker: heartbeats on, and only queued trials can run."""
+    config = plan.config
+    requeue = Requeue(config.workers.max_retry)
+    heartbeat = Heartbeat(config.workers.heartbeat_interval, config.workers.grace_period, requeue)
+    storage = open_storage(plan.storage_url, heartbeat, storage_class=QueueOnlyStorage)
+    try:
+        study_id = storage.get_study_id_from_name(config.name)
+    except KeyError:
+        raise UsageError(f"no study named {config.name!r} in {redact(plan.storage_url)}; create it and "
+                         "queue its trials first: automl run STUDY.toml --workers 0 "
+                         f"--storage {redact(plan.storage_url)}") from None
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    started = sum(t.state != QUEUED for t in trials)
+    study = optuna.load_study(study_name=config.name, storage=storage,
+                              sampler=make_sampler(config.search.sampler,
+                                                   sampler_seed(config.seed, started, worker_tag)))
+    _check_resumable(study, plan)
+    return study, requeue
+
+
+def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool = True,
+         callbacks: Sequence[TrialCallback] = (), worker_tag: str = "") -> optuna.Study:
+    """Run the study's queued trials in this process, as one of any number of workers."""
+    study, requeue = join_study(plan, worker_tag)
+    objective = Objective(plan.config, plan.families, plan.data)
+    run_worker(study, objective, plan.config.workers, requeue, objective.device,
+               timeout=timeout or plan.config.timeout, show_progress_bar=show_progress_bar,
+               callbacks=callbacks)
     return study
+
+
+def run_study(plan: StudyPlan, n_trials: int | None = None, timeout: float | None = None,
+              show_progress_bar: bool = True, callbacks: Sequence[TrialCallback] = ()) -> optuna.Study:
+    """Queue ``n_trials`` trials (the study file's count by default; see queue_run) and run them here."""
+    queue_run(create_or_resume(plan), n_trials or plan.config.n_trials)
+    return work(plan, timeout, show_progress_bar, callbacks)

@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from automl.batches import TensorBatches
 from automl.data import PreparedData
+from automl.failures import StopOnNonFiniteLoss
 
 EVAL_BATCH_SIZE = 1024
 
@@ -117,6 +118,7 @@ def trainer_kwargs(device: torch.device, precision: str, max_epochs: int) -> dic
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        callbacks=[StopOnNonFiniteLoss()],
     )
 
 

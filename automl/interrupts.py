@@ -1,0 +1,48 @@
+"""Ctrl-C and SIGTERM as one exception that reaches the worker through Lightning and Optuna."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+
+class Interrupted(BaseException):
+    """The worker got SIGINT or SIGTERM.
+
+    A BaseException on purpose: Lightning turns a KeyboardInterrupt into ``sys.exit(1)`` and
+    ignores further Ctrl-C, and Optuna's trial loop catches KeyboardInterrupt, while both let any
+    other BaseException pass. So the worker that owns the running trial is the one that records it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def raise_on_signals(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Within the block, the first of ``signals`` raises Interrupted; repeats wait for cleanup."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; the caller's own handling stays in force
+        return
+    received: list[int] = []
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if received:
+            return  # a second Ctrl-C must not cut short recording the first one
+        received.append(signum)
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handle) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

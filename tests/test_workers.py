@@ -1,0 +1,199 @@
+"""Many workers on one study: real worker processes, a real PostgreSQL server, a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.config import load_study_file
+from automl.plugins import registry
+from automl.queue import QUEUED
+from automl.storage import STORAGE_ENV
+from automl.study import create_or_resume, plan_study, queue_run
+from conftest import AUTOML, has_study, run_cli, write_study
+
+COMPLETE, FAIL, RUNNING = TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING
+NAME = "workers"
+
+
+def _study_file(directory: Path, n_trials: int, storage: str | None = None, max_epochs: int = 1) -> Path:
+    """An mlp-only digits study with one-second heartbeats; the storage may come from the environment."""
+    return write_study(directory, f"""
+        name = "{NAME}"
+        n_trials = {n_trials}
+        {f'storage = "{storage}"' if storage else ''}
+        [search]
+        families = ["mlp"]
+        [train]
+        max_epochs = {max_epochs}
+        batch_size = [128]
+        [workers]
+        heartbeat_interval = 1
+        grace_period = 3
+    """)
+
+
+def _trials(url: str) -> list[FrozenTrial]:
+    return optuna.load_study(study_name=NAME, storage=url).get_trials(deepcopy=False)
+
+
+def _states(trials: list[FrozenTrial]) -> dict[TrialState, int]:
+    return {state: sum(t.state == state for t in trials) for state in TrialState if any(t.state == state for t in trials)}
+
+
+def _start_worker(study: Path, url: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, STORAGE_ENV: url, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([*AUTOML, "worker", str(study), "--no-progress", "--threads", "1"], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _running_trial_with_heartbeat(url: str, timeout: float = 120) -> FrozenTrial:
+    """The first trial seen running with a recorded heartbeat (so Optuna can tell when it stops)."""
+    engine = sqlalchemy.create_engine(url)
+    query = sqlalchemy.text(
+        "SELECT t.number FROM trials t JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+        "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND t.state = 'RUNNING'")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                with engine.connect() as connection:
+                    numbers = set(connection.execute(query, {"name": NAME}).scalars())
+                running = [t for t in _trials(url) if t.number in numbers and "worker" in t.user_attrs]
+            except (sqlalchemy.exc.DBAPIError, KeyError):
+                running = []  # the run has not created its tables or study yet
+            if running:
+                return running[0]
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"no trial was running within {timeout} s")
+
+
+def _queue(study: Path, url: str) -> None:
+    plan = plan_study(load_study_file(study), study, registry(), url)
+    queue_run(create_or_resume(plan), plan.config.n_trials)
+
+
+def test_four_workers_on_postgres_run_exactly_n_trials(postgres_url: str, tmp_path: Path) -> None:
+    password = sqlalchemy.engine.make_url(postgres_url).password
+    study = _study_file(tmp_path, n_trials=10)
+    run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "4", "--no-progress"], cwd=tmp_path,
+                           env={**os.environ, STORAGE_ENV: postgres_url, "NO_COLOR": "1"},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command_lines = []
+    while run.poll() is None:  # what `ps` shows while the workers run
+        command_lines += subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+        time.sleep(0.5)
+    stdout, stderr = run.communicate()
+    assert run.returncode == 0, stderr
+    trials = _trials(postgres_url)
+    assert _states(trials) == {COMPLETE: 10}, [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials]
+    assert sorted(t.number for t in trials) == list(range(10))
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2, "the trials were not shared out"
+    assert "Pareto front of 'workers' (10 trials)" in stdout
+    assert "Traceback" not in stderr and "error" not in stderr.lower()
+    assert sum(" automl worker " in line for line in command_lines) >= 4
+    assert not [line for line in command_lines + [stdout, stderr] if password in line]
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+def test_killed_worker_trial_is_retried_by_the_survivor(storage: str, tmp_path: Path,
+                                                        request: pytest.FixtureRequest) -> None:
+    url = (request.getfixturevalue("postgres_url") if storage == "postgresql"
+           else f"sqlite:///{tmp_path / 'kill.db'}")
+    study = _study_file(tmp_path, n_trials=3, max_epochs=3)
+    _queue(study, url)
+    workers = [_start_worker(study, url, tmp_path) for _ in range(2)]
+    try:
+        victim = _running_trial_with_heartbeat(url)
+        victim_pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+        os.kill(victim_pid, signal.SIGKILL)
+        killed = next(w for w in workers if w.pid == victim_pid)
+        survivor = next(w for w in workers if w.pid != victim_pid)
+        output, _ = survivor.communicate(timeout=240)
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert killed.wait() == -signal.SIGKILL
+    assert survivor.returncode == 0, output
+    trials = {t.number: t for t in _trials(url)}
+    assert _states(list(trials.values())) == {COMPLETE: 3, FAIL: 1}
+    assert trials[victim.number].state == FAIL
+    retries = [t for t in trials.values() if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None]
+    assert len(retries) == 1 and retries[0].state == COMPLETE
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retries[0]) == victim.number
+    assert victim.params.items() <= retries[0].params.items(), "the retry did not keep the parameters"
+    assert "fail_reason" not in retries[0].user_attrs
+
+
+def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = _study_file(tmp_path, n_trials=8, storage=url)
+    run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "2", "--no-progress"], cwd=tmp_path,
+                           env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    reads, errors = [0], []
+
+    def read_like_the_dashboard() -> None:
+        # optuna-dashboard reads through a plain RDBStorage: no WAL or busy-timeout set up by us.
+        # It starts once `automl run` has created the study, as a user would start it.
+        while not has_study(tmp_path / "shared.db") and run.poll() is None:
+            time.sleep(0.05)
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        while run.poll() is None:
+            try:
+                for summary in storage.get_all_studies():
+                    storage.get_all_trials(summary._study_id, deepcopy=False)
+                reads[0] += 1
+            except Exception as exc:  # every failure counts, "database is locked" above all
+                errors.append(repr(exc))
+            time.sleep(0.01)
+
+    reader = threading.Thread(target=read_like_the_dashboard)
+    reader.start()
+    stdout, stderr = run.communicate(timeout=300)
+    reader.join()
+    assert run.returncode == 0, stderr
+    assert errors == []
+    assert reads[0] > 20, "the reader hardly read while the workers ran"
+    assert "locked" not in stderr
+    trials = _trials(url)
+    assert _states(trials) == {COMPLETE: 8}
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+def test_sigterm_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    study = _study_file(tmp_path, n_trials=2, storage=url, max_epochs=3)
+    run = subprocess.Popen([*AUTOML, "run", str(study), "--no-progress"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        interrupted = _running_trial_with_heartbeat(url)
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 128 + signal.SIGTERM, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    trials = {t.number: t for t in _trials(url)}
+    assert trials[interrupted.number].state == FAIL
+    assert trials[interrupted.number].user_attrs["fail_reason"] == "interrupted"
+    assert RUNNING not in _states(list(trials.values()))
+    retry = [t for t in trials.values() if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None]
+    assert len(retry) == 1 and retry[0].state == QUEUED
+
+    rerun = run_cli("run", str(study), "--no-progress", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming" in rerun.stderr
+    assert _states(_trials(url)) == {COMPLETE: 2, FAIL: 1}
