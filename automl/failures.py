@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from typing import Any
 
-import lightning as L
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
@@ -20,25 +18,10 @@ class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite; nothing after it can be trusted."""
 
 
-class StopOnNonFiniteLoss(L.Callback):
-    """Fails training at the first step whose loss is not finite.
-
-    Lightning's own guards either check once per validation (EarlyStopping's check_finite) or
-    slow every step down a lot (detect_anomaly); one finiteness test per step is all this needs.
-    """
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_index: int) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
-            raise NonFiniteLoss(f"non-finite training loss {float(loss):g} at epoch "
-                                f"{trainer.current_epoch}, step {batch_index}")
-
-
 def free_memory(device: torch.device) -> None:
     """Collect the garbage of the finished trial and give cached GPU blocks back to the driver.
 
-    Lightning's module and trainer reference each other, so a trial's model, and the tensors of a
+    Lightning objects reference each other, so a trial's model, and the tensors of a
     trial that ran out of memory, live on until the cyclic collector happens to run, which it
     does on Python allocations, not on GPU memory; the next trial would run out too.
     """

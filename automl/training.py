@@ -1,86 +1,41 @@
-"""Training one model with Lightning: a generic classifier module around any backbone."""
+"""The lean training loop for trials: Lightning Fabric driving the Classifier, no per-step syncs.
+
+Lightning's Trainer runs a hook chain, a result collection and a closure on every step: over a
+tiny model on in-memory data that costs more than the step itself. Fabric keeps what a trial
+needs (device placement, precision and autocast, gradient scaling) and the loop stays plain.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
+from automl.augment import random_crop_flip
 from automl.batches import TensorBatches
-from automl.data import PreparedData
-from automl.failures import StopOnNonFiniteLoss
+from automl.classifier import Classifier, TrainingParams
+from automl.data import PreparedData, Split
+from automl.failures import NonFiniteLoss
 
 EVAL_BATCH_SIZE = 1024
+AUGMENT_PADDING = 2
 
 for _name in ("lightning.pytorch", "lightning.fabric"):
-    # Lightning announces the accelerator on every Trainer; one per trial drowns the progress bar.
+    # Lightning announces the accelerator on every start; one line per trial drowns the progress bar.
     logging.getLogger(_name).setLevel(logging.WARNING)
 # Lightning's own use of a torch API deprecated in newer releases; nothing a user can change.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
+__all__ = ["TrainResult", "TrainingParams", "resolve_device", "resolve_precision", "train"]
 
-@dataclass(frozen=True)
-class TrainingParams:
-    """The training hyperparameters sampled for one trial."""
-
-    optimizer: str
-    lr: float
-    weight_decay: float
-    batch_size: int
-
-
-class Classifier(L.LightningModule):
-    """Cross-entropy training and accuracy for a backbone mapping ``[B, ...]`` to logits."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int, params: TrainingParams) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.params = params
-        self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
-        self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
-        self.val_curve: list[float] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
-        x, y = batch
-        loss = F.cross_entropy(self.backbone(x), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
-        return loss
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
-        x, y = batch
-        self.val_accuracy.update(self.backbone(x), y)
-
-    def on_validation_epoch_end(self) -> None:
-        accuracy = self.val_accuracy.compute()
-        self.val_accuracy.reset()
-        self.log("val_accuracy", accuracy)
-        self.val_curve.append(float(accuracy))
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
-        x, y = batch
-        self.test_accuracy.update(self.backbone(x), y)
-
-    def on_test_epoch_end(self) -> None:
-        self.log("test_accuracy", self.test_accuracy.compute())
-        self.test_accuracy.reset()
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        p = self.params
-        if p.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=p.lr, momentum=0.9, nesterov=True,
-                                   weight_decay=p.weight_decay)
-        optimizer = torch.optim.AdamW if p.optimizer == "adamw" else torch.optim.Adam
-        return optimizer(self.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+EpochCallback = Callable[[int, float], None]
 
 
 @dataclass
@@ -89,6 +44,9 @@ class TrainResult:
     test_accuracy: float
     epochs: int
     val_curve: list[float] = field(default_factory=list)
+    train_loss_curve: list[float] = field(default_factory=list)
+    train_s: float = 0.0
+    validate_s: float = 0.0
 
 
 def resolve_device(accelerator: str) -> torch.device:
@@ -106,38 +64,78 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "32-true"
 
 
-def trainer_kwargs(device: torch.device, precision: str, max_epochs: int) -> dict[str, Any]:
-    """A Trainer that spends nothing per step beyond the step itself."""
-    return dict(
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=1,
-        precision=resolve_precision(precision, device),
-        max_epochs=max_epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[StopOnNonFiniteLoss()],
-    )
+@functools.lru_cache(maxsize=4)
+def on_device(data: PreparedData, device: torch.device) -> tuple[Split, Split, Split]:
+    """The splits on ``device``, copied once per process and reused by every trial."""
+    return data.train.to(device), data.val.to(device), data.test.to(device)
+
+
+def _accuracy(fabric: L.Fabric, module: Classifier, split: Split, step: Callable, metric) -> float:
+    module.eval()
+    with torch.inference_mode(), fabric.autocast():
+        for index, batch in enumerate(TensorBatches(split.x, split.y, EVAL_BATCH_SIZE, shuffle=False)):
+            step(batch, index)
+    value = float(metric.compute())  # the one host sync of an evaluation
+    metric.reset()
+    return value
+
+
+def _prepare_inputs(x: torch.Tensor, augment: bool, channels_last: bool) -> torch.Tensor:
+    if augment:
+        x = random_crop_flip(x, AUGMENT_PADDING)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: torch.device,
-          precision: str, max_epochs: int, seed: int) -> TrainResult:
-    """Train ``model`` on ``data.train``, validate every epoch, and test the final weights once."""
-    train_split, val_split, test_split = (s.to(device) for s in (data.train, data.val, data.test))
+          precision: str, max_epochs: int, seed: int, augment: bool = False, compile: bool = False,
+          on_epoch_end: EpochCallback | None = None) -> TrainResult:
+    """Train ``model`` on ``data.train``, validate each epoch, test the final weights once.
+
+    ``on_epoch_end(epoch, val_accuracy)`` may raise (a pruner does) to stop the trial there.
+    """
+    fabric = L.Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1,
+                      precision=resolve_precision(precision, device), loggers=[])
+    images = data.task.kind == "image"
+    channels_last = images and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes per trial: autotuning pays off
+    if compile:
+        model.compile()  # in place: the state_dict keeps its keys for export
     module = Classifier(model, data.task.num_classes, params)
-    trainer = L.Trainer(**trainer_kwargs(device, precision, max_epochs))
-    trainer.fit(
-        module,
-        train_dataloaders=TensorBatches(train_split.x, train_split.y, params.batch_size, True, seed),
-        val_dataloaders=TensorBatches(val_split.x, val_split.y, EVAL_BATCH_SIZE, False),
-    )
-    tested = trainer.test(module, TensorBatches(test_split.x, test_split.y, EVAL_BATCH_SIZE, False),
-                          verbose=False)
-    return TrainResult(
-        val_accuracy=module.val_curve[-1],
-        test_accuracy=float(tested[0]["test_accuracy"]),
-        epochs=trainer.current_epoch,
-        val_curve=list(module.val_curve),
-    )
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    optimizer = module.configure_optimizers()
+    module, optimizer = fabric.setup(module, optimizer)
+    train_split, val_split, test_split = on_device(data, fabric.device)
+    batches = TensorBatches(train_split.x, train_split.y, params.batch_size, shuffle=True, seed=seed)
+    classifier: Classifier = module.module
+    result = TrainResult(0.0, 0.0, 0)
+    check_every_step = fabric.device.type == "cpu"  # a finiteness test is a host sync on a GPU
+    for epoch in range(max_epochs):
+        started = time.perf_counter()
+        module.train()
+        loss_sum = torch.zeros((), device=fabric.device)
+        for index, (x, y) in enumerate(batches):
+            loss = module.training_step((_prepare_inputs(x, augment and images, channels_last), y), index)
+            if check_every_step and not torch.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite training loss {loss.item():g} at epoch {epoch}, step {index}")
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            optimizer.step()
+            loss_sum += loss.detach()
+        mean_loss = float(loss_sum) / len(batches)
+        if not check_every_step and not torch.isfinite(torch.tensor(mean_loss)):
+            raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}")
+        validating = time.perf_counter()
+        result.train_s += validating - started
+        accuracy = _accuracy(fabric, classifier, val_split, classifier.validation_step, classifier.val_accuracy)
+        result.validate_s += time.perf_counter() - validating
+        result.val_curve.append(accuracy)
+        result.train_loss_curve.append(mean_loss)
+        result.epochs = epoch + 1
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, accuracy)
+    result.val_accuracy = result.val_curve[-1]
+    result.test_accuracy = _accuracy(fabric, classifier, test_split, classifier.test_step,
+                                     classifier.test_accuracy)
+    return result

@@ -15,7 +15,8 @@ from automl.data import PreparedData, Split, prepare
 from automl.efficiency import flops_per_sample
 from automl.plugins import registry
 from automl.space import sample_params
-from automl.training import TrainingParams, train
+from automl.failures import NonFiniteLoss
+from automl.training import TrainingParams, on_device, train
 
 PARAMS = TrainingParams(optimizer="adam", lr=3e-3, weight_decay=0.0, batch_size=64)
 
@@ -46,23 +47,68 @@ def test_one_epoch_trains_every_family(family_name: str, kind: str) -> None:
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_one_epoch_matches_a_plain_loop() -> None:
-    """Same seed, same batches: the Lightning path ends at the weights a plain loop reaches."""
+def test_fast_path_follows_the_plain_loop_trajectory() -> None:
+    """Same seed, same batches: per-epoch losses and final weights match a plain PyTorch loop."""
     data = _small(prepare(DataConfig(), registry(), 0), count=512)
     torch.manual_seed(0)
     reference = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
                                     torch.nn.Linear(32, 10))
     model = copy.deepcopy(reference)
     optimizer = torch.optim.Adam(reference.parameters(), lr=PARAMS.lr)
-    losses = []
-    for x, y in TensorBatches(data.train.x, data.train.y, PARAMS.batch_size, shuffle=True, seed=7):
-        loss = torch.nn.functional.cross_entropy(reference(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    result = train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=1, seed=7)
+    batches = TensorBatches(data.train.x, data.train.y, PARAMS.batch_size, shuffle=True, seed=7)
+    plain_curve = []
+    for _ in range(3):
+        losses = []
+        for x, y in batches:
+            loss = torch.nn.functional.cross_entropy(reference(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        plain_curve.append(sum(losses) / len(losses))
+    result = train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=7)
+    assert result.train_loss_curve == pytest.approx(plain_curve, rel=1e-5)
     for ours, theirs in zip(model.parameters(), reference.parameters()):
         assert torch.allclose(ours, theirs, atol=1e-5)
-    assert losses[-1] < losses[0] and math.isfinite(losses[-1])
-    assert result.val_accuracy > 0.25  # chance is 0.1; eight steps are a start, not a model
+    assert plain_curve[-1] < plain_curve[0] and math.isfinite(plain_curve[-1])
+    assert result.val_accuracy > 0.5 and len(result.val_curve) == 3
+    assert result.train_s > 0 and result.validate_s > 0
+
+
+def test_splits_move_to_the_device_once_per_process() -> None:
+    data = prepare(DataConfig(), registry(), 0)
+    assert on_device(data, torch.device("cpu")) is on_device(data, torch.device("cpu"))
+
+
+def test_non_finite_loss_stops_training_at_once() -> None:
+    data = _small(prepare(DataConfig(), registry(), 0))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        model[1].weight.fill_(float("inf"))
+    epochs = []
+    with pytest.raises(NonFiniteLoss, match="epoch 0, step 0"):
+        train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=0,
+              on_epoch_end=lambda epoch, accuracy: epochs.append(epoch))
+    assert epochs == []
+
+
+def test_epoch_callback_sees_every_epoch_and_can_stop_training() -> None:
+    data = _small(prepare(DataConfig(), registry(), 0))
+    seen = []
+
+    def stop_after_two(epoch: int, accuracy: float) -> None:
+        seen.append((epoch, accuracy))
+        if epoch == 1:
+            raise StopIteration("pruned")
+
+    with pytest.raises(StopIteration):
+        train(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), data, PARAMS,
+              torch.device("cpu"), "32-true", max_epochs=5, seed=0, on_epoch_end=stop_after_two)
+    assert [epoch for epoch, _ in seen] == [0, 1] and all(0 <= a <= 1 for _, a in seen)
+
+
+def test_augmented_training_runs_on_images() -> None:
+    data = _small(prepare(DataConfig(), registry(), 0))
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(256, 10))
+    result = train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=2, seed=0, augment=True)
+    assert result.epochs == 2 and all(math.isfinite(v) for v in result.train_loss_curve)
