@@ -57,7 +57,8 @@ class TransformerClassifier(nn.Module):
     def forward(self, inputs: Tensor) -> Tensor:
         tokens = self.tokenize(inputs)
         if self.cls_token is not None:
-            tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
+            # shape[0], not len(): exporters (torch.export, ONNX) keep a size symbolic, not a Python int.
+            tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         encoded = self.encoder(tokens + self.position)
         return self.head(encoded[:, 0] if self.cls_token is not None else encoded.mean(dim=1))
 
