@@ -39,7 +39,8 @@ def front_rows(study: optuna.Study) -> list[FrontRow]:
     return sorted(rows, key=lambda row: -(row.val_accuracy or 0.0))
 
 
-def _si(value: float | None) -> str:
+def si(value: float | None) -> str:
+    """A count with an SI suffix (1.02M, 25.9k), or "-"."""
     if value is None:
         return "-"
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -48,7 +49,8 @@ def _si(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
+    """A hyperparameter value in a few characters."""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
@@ -62,8 +64,8 @@ def front_table(study: optuna.Study) -> Table:
     for row in front_rows(study):
         accuracy = [f"{v:.4f}" if v is not None else "-" for v in (row.val_accuracy, row.test_accuracy)]
         latency = f"{row.latency_ms:.3f}" if row.latency_ms is not None else "-"
-        table.add_row(str(row.number), row.family, *accuracy, _si(row.flops), _si(row.n_params), latency,
-                      " ".join(f"{k}={_short(v)}" for k, v in row.hyperparameters.items()))
+        table.add_row(str(row.number), row.family, *accuracy, si(row.flops), si(row.n_params), latency,
+                      " ".join(f"{k}={short(v)}" for k, v in row.hyperparameters.items()))
     return table
 
 

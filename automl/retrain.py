@@ -1,0 +1,43 @@
+"""Training a stored trial's config again: as the trial did, or on train+validation for a final model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from automl.data import PreparedData, Split
+from automl.stored import StoredTrial
+from automl.training import resolve_device, train
+
+
+@dataclass(frozen=True)
+class Retrained:
+    model: nn.Module
+    epochs: int
+    train_samples: int
+    test_accuracy: float
+
+
+def _merged(data: PreparedData) -> PreparedData:
+    """Train on train+validation. The loop still validates each epoch; on the validation split,
+    now part of the training data, so nothing selects on those numbers and they are not reported."""
+    train_split = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+    return PreparedData(data.task, train_split, data.val, data.test)
+
+
+def retrain(stored: StoredTrial, data: PreparedData, epochs: int | None = None,
+            with_validation: bool = True) -> Retrained:
+    """Train the trial's model from its initial weights for ``epochs`` (default: as many as the trial).
+
+    ``with_validation`` adds the validation split to the training data; without it the trial's
+    own training is repeated, with its seed.
+    """
+    epochs = epochs or int(stored.trial.user_attrs.get("epochs") or stored.config.train.max_epochs)
+    data = _merged(data) if with_validation else data
+    train_config = stored.config.train
+    model = stored.build()
+    result = train(model, data, stored.training, resolve_device(train_config.accelerator), train_config.precision,
+                   epochs, stored.seed, augment=train_config.augment)
+    return Retrained(model.cpu().eval(), result.epochs, len(data.train.y), result.test_accuracy)
