@@ -9,11 +9,12 @@ from pathlib import Path
 
 import optuna
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from automl import __version__
 from automl.config import DEFAULT_STORAGE, load_study_file
-from automl.errors import AutomlError
+from automl.errors import AutomlError, UsageError
 from automl.plugins import registry
 from automl.interrupts import Interrupted
 from automl.storage import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
@@ -27,10 +28,12 @@ def _run(args: argparse.Namespace) -> None:
     from automl.results import print_front
     from automl.study import create_or_resume, plan_study, queue_run, work
     from automl.training import resolve_device
+    from automl.warm_start import load_warm_start
 
     path = Path(args.study_file)
     plan = plan_study(load_study_file(path), path, registry(), args.storage)
-    for note in plan.notes:
+    warm_start = load_warm_start(plan, args.warm_start)
+    for note in [*plan.notes, *warm_start.notes]:
         ERR.print(f"note: {note}")
     task = plan.data.task
     ERR.print(f"study {plan.config.name!r}: {len(plan.families)} families ({', '.join(plan.families)}) on "
@@ -39,7 +42,10 @@ def _run(args: argparse.Namespace) -> None:
               f"storage {redact(plan.storage_url)}")
     storage = redact(plan.storage_url)
     study = create_or_resume(plan)
-    if not queue_run(study, args.n_trials or plan.config.n_trials):
+    first = warm_start.for_study(study)
+    if first:
+        ERR.print(f"warm start: {len(first)} known config(s) run before the sampled trials")
+    if not queue_run(study, args.n_trials or plan.config.n_trials, first):
         ERR.print(f"resuming: {count(study, QUEUED)} trial(s) still queued from an earlier run; "
                   "n_trials adds more once they are done")
     if args.workers == 0:
@@ -107,16 +113,94 @@ def _plugins(args: argparse.Namespace) -> None:
     Console().print(datasets)
 
 
+def _check_plugins(args: argparse.Namespace) -> None:
+    from automl.conformance import run_checks
+
+    families = registry().families
+    names = args.names or list(families)
+    unknown = [name for name in names if name not in families]
+    if unknown:
+        raise UsageError(f"unknown family {', '.join(map(repr, unknown))}; installed families: "
+                         f"{', '.join(families)}")
+    table = Table(title="Conformance checks")
+    for column in ("family", "task kind", "check", "result"):
+        table.add_column(column)
+    failures = 0
+    for name in names:
+        for result in run_checks(families[name].obj):
+            failures += not result.passed
+            verdict = "[green]PASS[/]" if result.passed else f"[red]FAIL[/] {escape(result.error)}"
+            table.add_row(name, result.kind, result.check, verdict)
+    Console().print(table)
+    if failures:
+        raise AutomlError(f"{failures} check(s) failed; see the table above")
+
+
 def _dashboard(args: argparse.Namespace) -> None:
     from optuna_dashboard import run_server
 
+    from automl.artifacts import artifact_dir, open_store
+
     storage = open_storage(args.storage)
-    ERR.print(f"serving {redact(args.storage)} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    run_server(storage, host=args.host, port=args.port)
+    folder = artifact_dir(args.storage, args.artifacts)
+    ERR.print(f"serving {redact(args.storage)} on http://{args.host}:{args.port}/ with artifacts from "
+              f"{folder} (Ctrl-C stops)", soft_wrap=True)
+    run_server(storage, host=args.host, port=args.port, artifact_store=open_store(folder))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from automl.report import write_report
+
+    path = write_report(load_study(args.study_name, args.storage), args.storage, Path(args.out))
+    ERR.print(f"report: {path} (figures as PNGs beside it)", soft_wrap=True)
+
+
+def _stored(args: argparse.Namespace):  # -> automl.stored.StoredTrial
+    from automl.stored import load_stored_trial
+
+    return load_stored_trial(load_study(args.study_name, args.storage), args.trial, args.storage, registry())
+
+
+def _export(args: argparse.Namespace) -> None:
+    from automl.artifacts import artifact_dir, open_store
+    from automl.export import export_model, trained_model
+
+    stored = _stored(args)
+    store = open_store(artifact_dir(args.storage, args.artifacts))
+    model, weights = trained_model(stored, store, registry(), lambda note: ERR.print(f"note: {note}"))
+    exported = export_model(stored, model, args.format, Path(args.out), weights)
+    ERR.print(f"{stored.label} ({stored.family.name}) as {args.format}: {exported.path}, described in "
+              f"{exported.json_path}; outputs match PyTorch on a batch of {exported.check_batch} "
+              f"(max abs difference {exported.max_abs_diff:.2g})", soft_wrap=True)
+    if exported.fixed_batch:
+        ERR.print(f"note: the model fixes its batch size, so the export takes batches of {exported.fixed_batch}")
+
+
+def _retrain(args: argparse.Namespace) -> None:
+    from automl.retrain import retrain
+
+    stored = _stored(args)
+    ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
+    result = retrain(stored, stored.data(registry()), args.epochs)
+    before = stored.trial.user_attrs.get("test_accuracy")
+    print(f"trial {stored.trial.number} ({stored.family.name}) retrained on train+validation "
+          f"({result.train_samples} samples, {result.epochs} epochs): test accuracy {result.test_accuracy:.4f}"
+          + (f" (trained on train alone: {before:.4f})" if before is not None else ""))
 
 
 STORAGE_HELP = (f"SQLAlchemy URL (default: ${STORAGE_ENV}, else the file's storage, else {DEFAULT_STORAGE}); "
                 "the variable keeps a password off the command line")
+ARTIFACTS_HELP = ("folder of the trials' artifacts (default: NAME-artifacts beside an SQLite file NAME.db, "
+                  "else ./automl-artifacts; a study file sets it with artifacts = ...)")
+
+
+def _study_command(commands: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """A command on one stored study: STUDY_NAME and --storage."""
+    command = commands.add_parser(name, help=help)
+    command.add_argument("study_name", metavar="STUDY_NAME")
+    command.add_argument("--storage", default=storage_from_env(DEFAULT_STORAGE),
+                         help=f"SQLAlchemy URL (default ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="worker processes on this machine (default 1; 0 only queues the trials, "
                           "for workers started elsewhere with `automl worker`)")
+    run.add_argument("--warm-start", action="append", default=[], metavar="SOURCE",
+                     help="a new study first runs these configs: study:NAME (its Pareto front), "
+                          "study:NAME@URL, or a JSON file; repeatable, added to the file's [search] warm_start")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
@@ -143,21 +230,39 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--no-progress", action="store_true", help="no progress bar")
     worker.set_defaults(handler=_worker)
 
-    show = commands.add_parser("show", help="print a study's Pareto front with test accuracy")
-    show.add_argument("study_name", metavar="STUDY_NAME")
-    show.add_argument("--storage", default=storage_from_env(DEFAULT_STORAGE),
-                      help=f"SQLAlchemy URL (default ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
+    show = _study_command(commands, "show", "print a study's Pareto front with test accuracy")
     show.set_defaults(handler=_show)
 
     plugins = commands.add_parser("plugins", help="list installed families and datasets and their plugins")
     plugins.set_defaults(handler=_plugins)
+    plugin_commands = plugins.add_subparsers(dest="plugins_command", metavar="check")
+    check = plugin_commands.add_parser("check", help="run quick conformance checks on installed families")
+    check.add_argument("names", nargs="*", metavar="NAME", help="families to check (default: all)")
+    check.set_defaults(handler=_check_plugins)
 
     dashboard = commands.add_parser("dashboard", help="open the studies in optuna-dashboard")
     dashboard.add_argument("--storage", default=storage_from_env(DEFAULT_STORAGE),
                            help=f"SQLAlchemy URL (default ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    dashboard.add_argument("--artifacts", metavar="DIR", help=ARTIFACTS_HELP)
     dashboard.set_defaults(handler=_dashboard)
+
+    report = _study_command(commands, "report", "write an HTML report with figures of a study")
+    report.add_argument("--out", required=True, metavar="DIR", help="folder for report.html and its PNGs")
+    report.set_defaults(handler=_report)
+
+    export = _study_command(commands, "export", "export a trial's trained model, checked against PyTorch")
+    export.add_argument("--trial", type=int, required=True, metavar="N", help="trial number (see `automl show`)")
+    export.add_argument("--format", required=True, choices=["onnx", "torchscript", "state_dict"])
+    export.add_argument("--out", required=True, metavar="DIR", help="folder for the model and its JSON")
+    export.add_argument("--artifacts", metavar="DIR", help=ARTIFACTS_HELP)
+    export.set_defaults(handler=_export)
+
+    retrain = _study_command(commands, "retrain", "train a trial's config on train+validation, report test accuracy")
+    retrain.add_argument("--trial", type=int, required=True, metavar="N", help="trial number (see `automl show`)")
+    retrain.add_argument("--epochs", type=int, metavar="E", help="epochs (default: as many as the trial ran)")
+    retrain.set_defaults(handler=_retrain)
     return parser
 
 
@@ -167,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--n-trials must be at least 1")
     if getattr(args, "workers", 0) < 0 or (getattr(args, "threads", None) or 1) < 1:
         build_parser().error("--workers must be at least 0 and --threads at least 1")
+    if getattr(args, "epochs", None) is not None and args.epochs < 1:
+        build_parser().error("--epochs must be at least 1")
     # The worker's own notes (waiting for other workers' trials) go to stderr like Optuna's.
     log = logging.getLogger("automl")
     log.setLevel(logging.INFO)

@@ -44,6 +44,13 @@ class SearchConfig(_Section):
     objectives: list[ObjectiveName] = Field(["val_accuracy", "flops"], min_length=1)
     sampler: Literal["tpe", "nsgaii", "random", "gp"] = "tpe"
     latency_batch_size: PositiveInt = 1
+    # Configs a new study runs first: "study:NAME" (its Pareto front), "study:NAME@URL", or a JSON file.
+    warm_start: list[str] = []
+
+    @field_validator("warm_start", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("families", "objectives")
     @classmethod
@@ -63,6 +70,8 @@ class TrainConfig(_Section):
     weight_decay: tuple[float, float] = (1e-6, 1e-2)
     batch_size: list[PositiveInt] = Field([32, 64, 128], min_length=1)
     optimizer: list[OptimizerName] = Field(["adam", "adamw"], min_length=1)
+    augment: bool = False  # random crop and flip for image tasks, done on the device
+    compile: bool = False  # torch.compile each model: pays off for long trials on a GPU
 
     @field_validator("lr", "weight_decay")
     @classmethod
@@ -100,6 +109,8 @@ class StudyConfig(_Section):
     n_trials: PositiveInt = 30
     timeout: float | None = Field(None, gt=0)
     storage: str | None = None
+    # Folder of the trials' artifacts (automl.artifacts); default: derived from the storage URL.
+    artifacts: str | None = None
     seed: int = 0
     data: DataConfig = DataConfig()
     search: SearchConfig = SearchConfig()

@@ -10,6 +10,7 @@ import optuna
 import torch
 from torch import nn
 
+from automl.artifacts import FileSystemArtifactStore, save_trial_artifacts
 from automl.config import StudyConfig, TrainConfig
 from automl.data import PreparedData
 from automl.efficiency import Efficiency, measure
@@ -56,8 +57,10 @@ def objective_values(objectives: list[str], efficiency: Efficiency, result: Trai
 class Objective:
     """Callable handed to ``study.optimize``; one call is one trial."""
 
-    def __init__(self, config: StudyConfig, families: dict[str, Any], data: PreparedData) -> None:
+    def __init__(self, config: StudyConfig, families: dict[str, Any], data: PreparedData,
+                 artifacts: FileSystemArtifactStore | None = None) -> None:
         self.config = config
+        self.artifacts = artifacts
         self.families = families
         self.data = data
         self.device = resolve_device(config.train.accelerator)
@@ -78,20 +81,34 @@ class Objective:
 
     def _run(self, trial: optuna.Trial, family: Any) -> list[float]:
         task, config = self.data.task, self.config
+        started = time.perf_counter()
         params = sample_params(family, trial, task)
         training = sample_training(trial, config.train)
         seed = config.seed + trial.number
         L.seed_everything(seed, verbose=False)
         model = build_model(family, params, task, self.data.train.x[:2])
+        measuring = time.perf_counter()
         efficiency = measure(model, self.data.train.x[:1], self.device,
                              config.search.latency_batch_size)
+        training_started = time.perf_counter()
         trial.set_user_attr("n_params", efficiency.n_params)
         trial.set_user_attr("flops", efficiency.flops)
         trial.set_user_attr("latency_ms", round(efficiency.latency_ms, 4))
         result = train(model, self.data, training, self.device, config.train.precision,
-                       config.train.max_epochs, seed)
+                       config.train.max_epochs, seed, augment=config.train.augment,
+                       compile=config.train.compile)
+        finished = time.perf_counter()
         trial.set_user_attr("epochs", result.epochs)
         trial.set_user_attr("val_accuracy", result.val_accuracy)
         trial.set_user_attr("test_accuracy", result.test_accuracy)
         trial.set_user_attr("val_curve", [round(v, 5) for v in result.val_curve])
-        return objective_values(list(config.search.objectives), efficiency, result)
+        # Where the trial's time went, so framework overhead shows next to the training itself.
+        phases = {"build": measuring - started, "measure": training_started - measuring,
+                  "train": result.train_s, "validate": result.validate_s,
+                  "other": finished - training_started - result.train_s - result.validate_s}
+        for phase, seconds in phases.items():
+            trial.set_user_attr(f"time_{phase}_s", round(seconds, 4))
+        values = objective_values(list(config.search.objectives), efficiency, result)
+        if self.artifacts is not None:
+            save_trial_artifacts(self.artifacts, trial, model, result, values)
+        return values

@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 
+from automl.artifacts import artifact_dir, open_store
 from automl.config import DEFAULT_STORAGE, StudyConfig
 from automl.data import PreparedData, prepare
 from automl.errors import UsageError
@@ -18,6 +19,7 @@ from automl.plugins import Registry
 from automl.queue import QUEUED, QueueOnlyStorage, Requeue, count, queue_trials
 from automl.samplers import make_sampler
 from automl.storage import Heartbeat, open_storage, redact
+from automl.warm_start import load_warm_start
 from automl.worker import TrialCallback, run_worker
 
 CONFIG_ATTR = "automl_config"
@@ -98,16 +100,19 @@ def create_or_resume(plan: StudyPlan) -> optuna.Study:
     return study
 
 
-def queue_run(study: optuna.Study, n_trials: int) -> int:
+def queue_run(study: optuna.Study, n_trials: int, warm_start: Sequence[dict[str, Any]] = ()) -> int:
     """Queue ``n_trials`` trials, unless trials are still queued: then a run resumes those.
 
     Returns how many were queued now. Trials stay queued when a run was interrupted, timed out or
-    stopped on failures, so the next run finishes what the last one set out to do.
+    stopped on failures, so the next run finishes what the last one set out to do. The
+    ``warm_start`` configs (automl.warm_start) are queued first, in addition to ``n_trials``.
     """
     if count(study, QUEUED):
         return 0
+    for params in warm_start:
+        study.enqueue_trial(params)
     queue_trials(study, n_trials)
-    return n_trials
+    return len(warm_start) + n_trials
 
 
 def sampler_seed(seed: int, started_trials: int, worker_tag: str) -> int:
@@ -144,7 +149,8 @@ def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool 
          callbacks: Sequence[TrialCallback] = (), worker_tag: str = "") -> optuna.Study:
     """Run the study's queued trials in this process, as one of any number of workers."""
     study, requeue = join_study(plan, worker_tag)
-    objective = Objective(plan.config, plan.families, plan.data)
+    artifacts = open_store(artifact_dir(plan.storage_url, plan.config.artifacts))
+    objective = Objective(plan.config, plan.families, plan.data, artifacts)
     run_worker(study, objective, plan.config.workers, requeue, objective.device,
                timeout=timeout or plan.config.timeout, show_progress_bar=show_progress_bar,
                callbacks=callbacks)
@@ -154,5 +160,7 @@ def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool 
 def run_study(plan: StudyPlan, n_trials: int | None = None, timeout: float | None = None,
               show_progress_bar: bool = True, callbacks: Sequence[TrialCallback] = ()) -> optuna.Study:
     """Queue ``n_trials`` trials (the study file's count by default; see queue_run) and run them here."""
-    queue_run(create_or_resume(plan), n_trials or plan.config.n_trials)
+    warm_start = load_warm_start(plan)
+    study = create_or_resume(plan)
+    queue_run(study, n_trials or plan.config.n_trials, warm_start.for_study(study))
     return work(plan, timeout, show_progress_bar, callbacks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import contextlib
 import os
 import sqlite3
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,42 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+# One small, fixed MLP config; the two warm-start configs differ only in learning rate, so the
+# slow one has the same FLOPs and (after one epoch at lr 1e-4) lower accuracy: it is dominated
+# when it finishes and stores no weights.
+MLP_CONFIG = {"family": "mlp", "mlp.depth": 1, "mlp.width": 64, "mlp.activation": "relu", "mlp.norm": "none",
+              "mlp.dropout": 0.0, "train.optimizer": "adam", "train.weight_decay": 1e-6,
+              "train.batch_size": 64}
+FAST, SLOW = {**MLP_CONFIG, "train.lr": 1e-2}, {**MLP_CONFIG, "train.lr": 1e-4}
+
+
+@dataclass(frozen=True)
+class SearchedStudy:
+    name: str
+    url: str
+    folder: Path
+    run: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def searched_study(tmp_path_factory: pytest.TempPathFactory) -> SearchedStudy:
+    """A study run by `automl run` on a real SQLite file: the FAST and SLOW configs by warm start
+    (from a JSON file given with --warm-start), then one sampled MLP; one epoch each."""
+    folder = tmp_path_factory.mktemp("searched")
+    (folder / "configs.json").write_text(json.dumps([FAST, SLOW]))
+    url = f"sqlite:///{folder / 'results.db'}"
+    study_file = write_study(folder, f"""
+        name = "results"
+        n_trials = 1
+        storage = "{url}"
+        [search]
+        families = ["mlp"]
+        [train]
+        max_epochs = 1
+        batch_size = [64]
+    """)
+    run = run_cli("run", str(study_file), "--warm-start", "configs.json", "--no-progress", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    return SearchedStudy("results", url, folder, run)
