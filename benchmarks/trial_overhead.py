@@ -115,14 +115,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 6)")
     parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, quick 2)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); "
+                        "1 keeps the ratio steadier on a busy machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     epochs = args.epochs or (6 if args.quick else 20)
     repeats = args.repeats or (2 if args.quick else 3)
     device = resolve_device(args.accelerator)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tasks = {"digits": prepare(DataConfig(dataset="digits"), registry(), SEED), "digits28": digits_28(SEED),
              "waveforms": prepare(DataConfig(dataset="waveforms"), registry(), SEED)}
-    print(f"device {device}, {epochs} epochs, batch {BATCH_SIZE}, median of {repeats} runs per path")
+    print(f"device {device}, {torch.get_num_threads()} CPU threads, {epochs} epochs, batch {BATCH_SIZE}, median of {repeats} runs per path")
     print(f"{'task':<10} {'family':<12} {'params':>9} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
           f"{'plain acc':>9} {'automl acc':>10}")
     ratios, gaps = [], []
