@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 import logging
 import sys
 from pathlib import Path
@@ -267,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Heartbeats, metric names and retries are Optuna features marked experimental; the warning
+    # tells a user of automl nothing they can act on.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     args = build_parser().parse_args(argv)
     if getattr(args, "n_trials", None) is not None and args.n_trials < 1:
         build_parser().error("--n-trials must be at least 1")
