@@ -76,23 +76,20 @@ def _check_resumable(study: optuna.Study, plan: StudyPlan) -> None:
 
 
 def create_or_resume(plan: StudyPlan) -> optuna.Study:
-    """Create the study, or load it to add trials; the sampler is reseeded past earlier trials."""
+    """Create the study, or load it to queue more trials.
+
+    The study returned only queues trials; workers sample them through join_study's sampler.
+    """
     config = plan.config
     storage = open_storage(plan.storage_url)
     directions = [DIRECTIONS[name] for name in config.search.objectives]
     try:
-        study_id = storage.get_study_id_from_name(config.name)
-        earlier_trials = len(storage.get_all_trials(study_id, deepcopy=False))
-    except KeyError:
-        earlier_trials = 0
-    try:
-        study = optuna.create_study(
-            study_name=config.name, storage=storage, directions=directions, load_if_exists=True,
-            sampler=make_sampler(config.search.sampler, config.seed + earlier_trials))
+        study = optuna.create_study(study_name=config.name, storage=storage, directions=directions,
+                                    load_if_exists=True)
     except ValueError as exc:
         raise UsageError(f"study {config.name!r} in {redact(plan.storage_url)} cannot be resumed: {exc}") from None
     _check_resumable(study, plan)
-    if earlier_trials == 0 and CONFIG_ATTR not in study.user_attrs:
+    if CONFIG_ATTR not in study.user_attrs:
         study.set_metric_names(list(config.search.objectives))
         study.set_user_attr(CONFIG_ATTR, {**config.to_dict(), "families": list(plan.families),
                                           "objectives": list(config.search.objectives)})
