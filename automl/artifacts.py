@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 from torch import nn
 
+from automl.budget import is_feasible
 from automl.errors import UsageError
 from automl.sqlite import is_file_sqlite
 
@@ -78,9 +79,9 @@ def dominated(values: Sequence[float], others: Sequence[Sequence[float]],
 
 
 def on_front_now(trial: optuna.Trial, values: Sequence[float]) -> bool:
-    """Whether ``values`` would be on the front of the trials completed so far."""
+    """Whether ``values`` would be on the front of the within-budget trials completed so far."""
     done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return not dominated(values, [t.values for t in done], trial.study.directions)
+    return not dominated(values, [t.values for t in done if is_feasible(t)], trial.study.directions)
 
 
 def architecture_summary(trial: optuna.Trial, model: nn.Module) -> str:

@@ -24,6 +24,7 @@ ERR = Console(stderr=True)
 
 
 def _run(args: argparse.Namespace) -> None:
+    from automl.budget import survey_space
     from automl.pool import run_pool, visible_gpus
     from automl.queue import QUEUED, count
     from automl.results import print_front
@@ -36,6 +37,10 @@ def _run(args: argparse.Namespace) -> None:
     warm_start = load_warm_start(plan, args.warm_start)
     for note in [*plan.notes, *warm_start.notes]:
         ERR.print(f"note: {note}")
+    survey = survey_space(plan.families, plan.data.task, plan.data.train.x, plan.config.budget,
+                          seed=plan.config.seed)
+    for warning in survey.warnings():
+        ERR.print(f"warning: {path}: {warning}", soft_wrap=True)
     task = plan.data.task
     ERR.print(f"study {plan.config.name!r}: {len(plan.families)} families ({', '.join(plan.families)}) on "
               f"{plan.config.data.dataset} ({task.kind}, input {list(task.input_shape)}, "

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
+                      field_validator, model_validator)
 
 from automl.errors import UsageError
 
 ObjectiveName = Literal["val_accuracy", "flops", "params", "latency_ms"]
 OptimizerName = Literal["adam", "adamw", "sgd"]
+PrunerName = Literal["none", "median", "sha", "hyperband", "moasha"]
+# Optuna's pruners read trial.report(), which multi-objective studies refuse.
+SINGLE_OBJECTIVE_PRUNERS = ("median", "sha", "hyperband")
 
 DEFAULT_STORAGE = "sqlite:///automl.db"
 
@@ -43,7 +46,13 @@ class SearchConfig(_Section):
     families: list[str] | None = Field(None, min_length=1)
     objectives: list[ObjectiveName] = Field(["val_accuracy", "flops"], min_length=1)
     sampler: Literal["tpe", "nsgaii", "random", "gp"] = "tpe"
+    # Early stopping at rungs min_epochs * reduction_factor**k (automl.pruning).
+    pruner: PrunerName = "moasha"
+    reduction_factor: int = Field(3, ge=2)
+    min_epochs: PositiveInt = 1
     latency_batch_size: PositiveInt = 1
+    # Where latency is timed: the training device, or the CPU when models will be served there.
+    latency_device: Literal["train", "cpu"] = "train"
     # Configs a new study runs first: "study:NAME" (its Pareto front), "study:NAME@URL", or a JSON file.
     warm_start: list[str] = []
 
@@ -58,6 +67,27 @@ class SearchConfig(_Section):
         if values and len(set(values)) != len(values):
             raise ValueError(f"a name is listed twice: {values}")
         return values
+
+    @model_validator(mode="after")
+    def _pruner_fits_objectives(self) -> SearchConfig:
+        if self.pruner in SINGLE_OBJECTIVE_PRUNERS and len(self.objectives) > 1:
+            raise ValueError(f"pruner = {self.pruner!r} needs a single-objective study "
+                             f"(Optuna's pruners cannot rank trials on several objectives), but "
+                             f"objectives = {list(self.objectives)}; use pruner = \"moasha\" (or \"none\"), "
+                             "or keep only \"val_accuracy\" in objectives")
+        return self
+
+
+class BudgetConfig(_Section):
+    """``[budget]``: limits a config must meet to be trained at all; unset means no limit."""
+
+    max_params: PositiveInt | None = None
+    max_flops: PositiveFloat | None = None  # forward FLOPs per sample
+    max_latency_ms: PositiveFloat | None = None  # at [search] latency_batch_size
+
+    def limits(self) -> dict[str, float]:
+        """The budget keys that are set, with their limits."""
+        return {key: float(value) for key, value in self.model_dump().items() if value is not None}
 
 
 class TrainConfig(_Section):
@@ -114,6 +144,7 @@ class StudyConfig(_Section):
     seed: int = 0
     data: DataConfig = DataConfig()
     search: SearchConfig = SearchConfig()
+    budget: BudgetConfig = BudgetConfig()
     train: TrainConfig = TrainConfig()
     workers: WorkersConfig = WorkersConfig()
 

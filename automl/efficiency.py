@@ -91,6 +91,28 @@ def latency_ms(model: nn.Module, example: torch.Tensor, batch_size: int = 1, war
     return statistics.median(timings)
 
 
+def peak_memory_mb(model: nn.Module, example: torch.Tensor, batch_size: int) -> float | None:
+    """Peak GPU memory of one training step at ``batch_size`` (weights, activations, gradients), in MiB.
+
+    ``model`` and ``example`` must be on the device. None on a CPU, where no allocator keeps a peak;
+    the optimizer's state is left out (it is created later and depends on the optimizer).
+    """
+    if not example.is_cuda:
+        return None
+    batch = example[:1].expand(batch_size, *example.shape[1:]).contiguous()
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    try:
+        model(batch).float().sum().backward()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before + weights
+    finally:
+        model.zero_grad(set_to_none=True)
+    return peak / 2**20
+
+
 @dataclass(frozen=True)
 class Efficiency:
     """What a model costs, measured once before it trains."""

@@ -17,6 +17,8 @@ from optuna._hypervolume import compute_hypervolume
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.budget import is_feasible
+
 # Costs are compared on a log scale, scaled to [0, 1] over the study; the reference point sits
 # just beyond the costliest trial so that it still adds volume.
 COST_REFERENCE = 1.1
@@ -52,9 +54,10 @@ def _minimized(trials: list[FrozenTrial], names: list[str], directions: list[Stu
 
 
 def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
-    """The hypervolume of the completed trials' front after each completion, in completion order."""
+    """The hypervolume of the completed, within-budget trials' front after each completion, in order."""
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.values and all(math.isfinite(v) for v in t.values) and t.datetime_complete]
+              if t.values and all(math.isfinite(v) for v in t.values) and t.datetime_complete
+              and is_feasible(t)]
     trials.sort(key=lambda t: (t.datetime_complete, t.number))
     names = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
     explanation = ("Accuracy enters as error rate 1 - accuracy (reference 1), each cost as its log10 "

@@ -11,16 +11,21 @@ import torch
 from torch import nn
 
 from automl.artifacts import FileSystemArtifactStore, save_trial_artifacts
+from automl.budget import screen
 from automl.config import StudyConfig, TrainConfig
 from automl.data import PreparedData
-from automl.efficiency import Efficiency, measure
+from automl.efficiency import Efficiency, measure, peak_memory_mb
 from automl.errors import PluginError
+from automl.pruners import EpochPruning
 from automl.space import sample_params
 from automl.task import Task
 from automl.training import TrainingParams, TrainResult, resolve_device, train
 
 DIRECTIONS = {"val_accuracy": "maximize", "flops": "minimize", "params": "minimize",
               "latency_ms": "minimize"}
+# The accuracy objective of a config rejected over budget: it never trained, so it is worst-case.
+# The trial is infeasible, so no front shows it; the value only lets samplers read it as COMPLETE.
+UNTRAINED_ACCURACY = 0.0
 
 
 def sample_training(trial: optuna.trial.BaseTrial, config: TrainConfig) -> TrainingParams:
@@ -48,8 +53,8 @@ def build_model(family: Any, params: dict[str, Any], task: Task, example: torch.
     return model.train()
 
 
-def objective_values(objectives: list[str], efficiency: Efficiency, result: TrainResult) -> list[float]:
-    available = {"val_accuracy": result.val_accuracy, "flops": float(efficiency.flops),
+def objective_values(objectives: list[str], efficiency: Efficiency, val_accuracy: float) -> list[float]:
+    available = {"val_accuracy": val_accuracy, "flops": float(efficiency.flops),
                  "params": float(efficiency.n_params), "latency_ms": efficiency.latency_ms}
     return [available[name] for name in objectives]
 
@@ -64,6 +69,7 @@ class Objective:
         self.families = families
         self.data = data
         self.device = resolve_device(config.train.accelerator)
+        self.serving_device = torch.device("cpu") if config.search.latency_device == "cpu" else self.device
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         started = time.perf_counter()
@@ -72,6 +78,8 @@ class Objective:
         trial.set_user_attr("device", str(self.device))
         try:
             values = self._run(trial, family)
+        except optuna.TrialPruned:
+            raise
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
             raise
@@ -88,27 +96,34 @@ class Objective:
         L.seed_everything(seed, verbose=False)
         model = build_model(family, params, task, self.data.train.x[:2])
         measuring = time.perf_counter()
-        efficiency = measure(model, self.data.train.x[:1], self.device,
-                             config.search.latency_batch_size)
-        training_started = time.perf_counter()
+        example = self.data.train.x[:1]
+        efficiency = measure(model, example, self.serving_device, config.search.latency_batch_size)
         trial.set_user_attr("n_params", efficiency.n_params)
         trial.set_user_attr("flops", efficiency.flops)
         trial.set_user_attr("latency_ms", round(efficiency.latency_ms, 4))
+        objectives = list(config.search.objectives)
+        if screen(trial, config.budget, efficiency):
+            trial.set_user_attr("epochs", 0)
+            trial.set_user_attr("time_measure_s", round(time.perf_counter() - measuring, 4))
+            return objective_values(objectives, efficiency, UNTRAINED_ACCURACY)
+        memory = peak_memory_mb(model.to(self.device), example.to(self.device), training.batch_size)
+        if memory is not None:
+            trial.set_user_attr("peak_memory_mb", round(memory, 2))
+        training_started = time.perf_counter()
         result = train(model, self.data, training, self.device, config.train.precision,
                        config.train.max_epochs, seed, augment=config.train.augment,
-                       compile=config.train.compile)
+                       compile=config.train.compile, callbacks=[EpochPruning(trial)])
         finished = time.perf_counter()
         trial.set_user_attr("epochs", result.epochs)
         trial.set_user_attr("val_accuracy", result.val_accuracy)
         trial.set_user_attr("test_accuracy", result.test_accuracy)
-        trial.set_user_attr("val_curve", [round(v, 5) for v in result.val_curve])
         # Where the trial's time went, so framework overhead shows next to the training itself.
         phases = {"build": measuring - started, "measure": training_started - measuring,
                   "train": result.train_s, "validate": result.validate_s,
                   "other": finished - training_started - result.train_s - result.validate_s}
         for phase, seconds in phases.items():
             trial.set_user_attr(f"time_{phase}_s", round(seconds, 4))
-        values = objective_values(list(config.search.objectives), efficiency, result)
+        values = objective_values(objectives, efficiency, result.val_accuracy)
         if self.artifacts is not None:
             save_trial_artifacts(self.artifacts, trial, model, result, values)
         return values

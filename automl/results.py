@@ -72,8 +72,15 @@ def front_table(study: optuna.Study) -> Table:
 def print_front(study: optuna.Study, console: Console | None = None) -> None:
     # Piped output has no width to respect; give the hyperparameters room instead of 80 columns.
     console = console or (Console() if Console().is_terminal else Console(width=160))
-    states = [trial.state for trial in study.get_trials(deepcopy=False)]
-    failed = states.count(optuna.trial.TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False)
+    failed = sum(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    over_budget = sum("over_budget" in t.user_attrs for t in trials)
     console.print(front_table(study))
     if failed:
         console.print(f"{failed} trial(s) failed; the reason is in each trial's 'fail_reason' user attr.")
+    if pruned:
+        console.print(f"{pruned} trial(s) stopped early by the pruner ('pruned_at_epoch' user attr).")
+    if over_budget:
+        console.print(f"{over_budget} of {len(trials)} trial(s) were over budget and never trained "
+                      "('over_budget' user attr); raise the [budget] limits if that is most of them.")

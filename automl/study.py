@@ -16,6 +16,7 @@ from automl.data import PreparedData, prepare
 from automl.errors import UsageError
 from automl.objective import DIRECTIONS, Objective
 from automl.plugins import Registry
+from automl.pruners import make_pruner
 from automl.queue import QUEUED, QueueOnlyStorage, Requeue, count, queue_trials
 from automl.samplers import make_sampler
 from automl.storage import Heartbeat, open_storage, redact
@@ -137,7 +138,8 @@ def join_study(plan: StudyPlan, worker_tag: str = "") -> tuple[optuna.Study, Req
     started = sum(t.state != QUEUED for t in trials)
     study = optuna.load_study(study_name=config.name, storage=storage,
                               sampler=make_sampler(config.search.sampler,
-                                                   sampler_seed(config.seed, started, worker_tag)))
+                                                   sampler_seed(config.seed, started, worker_tag)),
+                              pruner=make_pruner(config.search, config.train.max_epochs))
     _check_resumable(study, plan)
     return study, requeue
 

@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -34,9 +34,6 @@ for _name in ("lightning.pytorch", "lightning.fabric"):
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 __all__ = ["TrainResult", "TrainingParams", "resolve_device", "resolve_precision", "train"]
-
-EpochCallback = Callable[[int, float], None]
-
 
 @dataclass
 class TrainResult:
@@ -88,13 +85,14 @@ def _prepare_inputs(x: torch.Tensor, augment: bool, channels_last: bool) -> torc
 
 def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: torch.device,
           precision: str, max_epochs: int, seed: int, augment: bool = False, compile: bool = False,
-          on_epoch_end: EpochCallback | None = None) -> TrainResult:
+          callbacks: Sequence[object] = ()) -> TrainResult:
     """Train ``model`` on ``data.train``, validate each epoch, test the final weights once.
 
-    ``on_epoch_end(epoch, val_accuracy)`` may raise (a pruner does) to stop the trial there.
+    ``callbacks`` are Fabric callbacks; ``on_validation_epoch_end(epoch, val_accuracy)`` is called
+    after each validation and may raise (a pruner does) to stop the trial there.
     """
     fabric = L.Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1,
-                      precision=resolve_precision(precision, device), loggers=[])
+                      precision=resolve_precision(precision, device), loggers=[], callbacks=list(callbacks))
     images = data.task.kind == "image"
     channels_last = images and device.type == "cuda"
     if device.type == "cuda":
@@ -133,8 +131,7 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
         result.val_curve.append(accuracy)
         result.train_loss_curve.append(mean_loss)
         result.epochs = epoch + 1
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, accuracy)
+        fabric.call("on_validation_epoch_end", epoch=epoch, val_accuracy=accuracy)
     result.val_accuracy = result.val_curve[-1]
     result.test_accuracy = _accuracy(fabric, classifier, test_split, classifier.test_step,
                                      classifier.test_accuracy)

@@ -85,25 +85,32 @@ def test_non_finite_loss_stops_training_at_once() -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     with torch.no_grad():
         model[1].weight.fill_(float("inf"))
-    epochs = []
+    recorder = EpochRecorder()
     with pytest.raises(NonFiniteLoss, match="epoch 0, step 0"):
-        train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=0,
-              on_epoch_end=lambda epoch, accuracy: epochs.append(epoch))
-    assert epochs == []
+        train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=0, callbacks=[recorder])
+    assert recorder.seen == []
+
+
+class EpochRecorder:
+    """A Fabric callback that records each validation and raises after ``stop_at`` epochs."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.seen: list[tuple[int, float]] = []
+        self.stop_at = stop_at
+
+    def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
+        self.seen.append((epoch, val_accuracy))
+        if len(self.seen) == self.stop_at:
+            raise StopIteration("pruned")
 
 
 def test_epoch_callback_sees_every_epoch_and_can_stop_training() -> None:
     data = _small(prepare(DataConfig(), registry(), 0))
-    seen = []
-
-    def stop_after_two(epoch: int, accuracy: float) -> None:
-        seen.append((epoch, accuracy))
-        if epoch == 1:
-            raise StopIteration("pruned")
-
+    recorder = EpochRecorder(stop_at=2)
     with pytest.raises(StopIteration):
         train(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), data, PARAMS,
-              torch.device("cpu"), "32-true", max_epochs=5, seed=0, on_epoch_end=stop_after_two)
+              torch.device("cpu"), "32-true", max_epochs=5, seed=0, callbacks=[recorder])
+    seen = recorder.seen
     assert [epoch for epoch, _ in seen] == [0, 1] and all(0 <= a <= 1 for _, a in seen)
 
 

@@ -1,0 +1,119 @@
+"""Early stopping for multi-objective studies, after MO-ASHA (Schmucker et al., 2021).
+
+Optuna's pruners rank one reported value and multi-objective trials cannot report; here a trial's
+per-epoch validation accuracy lives in its ``val_curve`` user attr and its cost in the user attrs
+measured before training, so any trial in storage (running ones included) can be ranked.
+
+At each rung (epochs r, r*eta, r*eta**2, ... below max_epochs) a trial goes on when its point
+(validation accuracy at the rung, log10 of each cost objective) is among the best ceil(n / eta)
+of the n trials that have reached the rung, ranked by non-dominated sorting with crowding distance
+breaking ties inside the last front that fits. As in asynchronous successive halving, the decision
+is taken at once with the trials seen so far; while fewer than eta have reached a rung, all go on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import TrialState
+
+CURVE_ATTR = "val_curve"
+# Objective name -> the user attr holding that cost, measured before the first epoch.
+COST_ATTRS = {"flops": "flops", "params": "n_params", "latency_ms": "latency_ms"}
+RANKED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+def rungs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
+    """Epoch counts at which trials are compared: min_epochs * reduction_factor**k < max_epochs."""
+    found, epochs = [], min_epochs
+    while epochs < max_epochs:
+        found.append(epochs)
+        epochs *= reduction_factor
+    return found
+
+
+def non_dominated_fronts(losses: np.ndarray) -> list[np.ndarray]:
+    """Indices of the rows of ``losses`` (minimized), front by front, best front first."""
+    remaining = np.arange(len(losses))
+    fronts = []
+    while remaining.size:
+        points = losses[remaining]
+        # Row i is dominated when some row is <= in every column and < in one.
+        no_worse = (points[None, :, :] <= points[:, None, :]).all(axis=2)
+        better = (points[None, :, :] < points[:, None, :]).any(axis=2)
+        dominated = (no_worse & better).any(axis=1)
+        fronts.append(remaining[~dominated])
+        remaining = remaining[dominated]
+    return fronts
+
+
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance: how much room a point has among its front's neighbours."""
+    distance = np.zeros(len(points))
+    for column in points.T:
+        order = np.argsort(column, kind="stable")
+        span = column[order[-1]] - column[order[0]]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if span > 0 and len(points) > 2:
+            distance[order[1:-1]] += (column[order[2:]] - column[order[:-2]]) / span
+    return distance
+
+
+def select_best(losses: np.ndarray, keep: int) -> set[int]:
+    """The ``keep`` rows that survive: whole fronts first, the widest-spread of the last front."""
+    chosen: list[int] = []
+    for front in non_dominated_fronts(losses):
+        if len(chosen) + len(front) <= keep:
+            chosen.extend(front.tolist())
+            continue
+        spread = crowding_distance(losses[front])
+        # Stable on ties: among equals the lower index (the earlier trial) goes on.
+        order = np.argsort(-spread, kind="stable")
+        chosen.extend(front[order[: keep - len(chosen)]].tolist())
+        break
+    return set(chosen)
+
+
+class MOASHAPruner(BasePruner):
+    """Stops a trial at a rung unless it ranks in the top 1/eta of the trials that reached it.
+
+    ``cost_objectives`` are the study's cost objectives (flops, params, latency_ms); with none the
+    ranking is on accuracy alone, which is plain asynchronous successive halving.
+    """
+
+    def __init__(self, cost_objectives: Sequence[str], max_epochs: int, min_epochs: int = 1,
+                 reduction_factor: int = 3) -> None:
+        self.cost_attrs = [COST_ATTRS[name] for name in cost_objectives]
+        self.reduction_factor = reduction_factor
+        self.rungs = rungs(min_epochs, reduction_factor, max_epochs)
+
+    def point(self, user_attrs: dict[str, Any], epochs: int) -> list[float] | None:
+        """(1 - accuracy after ``epochs``, log10 costs...), or None if the trial has not got there."""
+        curve = user_attrs.get(CURVE_ATTR) or []
+        if len(curve) < epochs or any(user_attrs.get(attr) is None for attr in self.cost_attrs):
+            return None
+        return [1.0 - curve[epochs - 1],
+                *(math.log10(max(float(user_attrs[attr]), 1e-12)) for attr in self.cost_attrs)]
+
+    def prune(self, study: optuna.Study, trial: Any) -> bool:
+        """Whether ``trial`` (a FrozenTrial or a running optuna.Trial) stops at its current epoch."""
+        epochs = len(trial.user_attrs.get(CURVE_ATTR) or [])
+        if epochs not in self.rungs:
+            return False
+        mine = self.point(trial.user_attrs, epochs)
+        others = [self.point(t.user_attrs, epochs)
+                  for t in study.get_trials(deepcopy=False, states=RANKED_STATES) if t.number != trial.number]
+        reached = [*(p for p in others if p is not None), mine]
+        if mine is None or len(reached) < self.reduction_factor:
+            return False
+        keep = math.ceil(len(reached) / self.reduction_factor)
+        return len(reached) - 1 not in select_best(np.array(reached), keep)
+
+    def rung_of(self, epochs: int) -> int:
+        """The index of the rung at ``epochs``."""
+        return self.rungs.index(epochs)
