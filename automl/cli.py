@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> None:
     survey = survey_space(plan.families, plan.data.task, plan.data.train.x, plan.config.budget,
                           seed=plan.config.seed)
     for warning in survey.warnings():
-        ERR.print(f"warning: {path}: {warning}", soft_wrap=True)
+        ERR.print(escape(f"warning: {path}: {warning}"), soft_wrap=True)
     task = plan.data.task
     ERR.print(f"study {plan.config.name!r}: {len(plan.families)} families ({', '.join(plan.families)}) on "
               f"{plan.config.data.dataset} ({task.kind}, input {list(task.input_shape)}, "
