@@ -14,7 +14,7 @@ is taken at once with the trials seen so far; while fewer than eta have reached 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,19 +37,24 @@ def rungs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
     return found
 
 
-def non_dominated_fronts(losses: np.ndarray) -> list[np.ndarray]:
+def non_dominated_fronts(losses: np.ndarray) -> Iterator[np.ndarray]:
     """Indices of the rows of ``losses`` (minimized), front by front, best front first."""
-    remaining = np.arange(len(losses))
-    fronts = []
-    while remaining.size:
-        points = losses[remaining]
-        # Row i is dominated when some row is <= in every column and < in one.
-        no_worse = (points[None, :, :] <= points[:, None, :]).all(axis=2)
-        better = (points[None, :, :] < points[:, None, :]).any(axis=2)
-        dominated = (no_worse & better).any(axis=1)
-        fronts.append(remaining[~dominated])
-        remaining = remaining[dominated]
-    return fronts
+    # dominates[i, j]: row i is <= row j in every column and < in one. Built once, column by
+    # column (no n x n x k temporary), then fronts are peeled by counting each row's remaining
+    # dominators (Deb's fast non-dominated sort); callers stop once they have enough rows.
+    count = len(losses)
+    no_worse, better = np.ones((count, count), dtype=bool), np.zeros((count, count), dtype=bool)
+    for column in losses.T:
+        no_worse &= column[:, None] <= column[None, :]
+        better |= column[:, None] < column[None, :]
+    dominates = no_worse & better
+    dominators = dominates.sum(axis=0)
+    remaining = np.ones(count, dtype=bool)
+    while remaining.any():
+        front = np.flatnonzero(remaining & (dominators == 0))
+        yield front
+        remaining[front] = False
+        dominators -= dominates[front].sum(axis=0)
 
 
 def crowding_distance(points: np.ndarray) -> np.ndarray:
