@@ -70,11 +70,13 @@ class SearchConfig(_Section):
 
     @model_validator(mode="after")
     def _pruner_fits_objectives(self) -> SearchConfig:
-        if self.pruner in SINGLE_OBJECTIVE_PRUNERS and len(self.objectives) > 1:
-            raise ValueError(f"pruner = {self.pruner!r} needs a single-objective study "
-                             f"(Optuna's pruners cannot rank trials on several objectives), but "
-                             f"objectives = {list(self.objectives)}; use pruner = \"moasha\" (or \"none\"), "
-                             "or keep only \"val_accuracy\" in objectives")
+        # Optuna's pruners compare the one value each trial reports, its validation accuracy, in
+        # the study's direction; multi-objective studies cannot report at all.
+        if self.pruner in SINGLE_OBJECTIVE_PRUNERS and list(self.objectives) != ["val_accuracy"]:
+            raise ValueError(f"pruner = {self.pruner!r} needs objectives = [\"val_accuracy\"] "
+                             f"(Optuna's pruners rank one reported value, and multi-objective studies "
+                             f"cannot report), but objectives = {list(self.objectives)}; use "
+                             "pruner = \"moasha\" (or \"none\"), or search val_accuracy alone")
         return self
 
 

@@ -19,7 +19,7 @@ from automl.errors import PluginError
 from automl.pruners import EpochPruning
 from automl.space import sample_params
 from automl.task import Task
-from automl.training import TrainingParams, TrainResult, resolve_device, train
+from automl.training import TrainingParams, resolve_device, train
 
 DIRECTIONS = {"val_accuracy": "maximize", "flops": "minimize", "params": "minimize",
               "latency_ms": "minimize"}

@@ -67,9 +67,13 @@ def _check_resumable(study: optuna.Study, plan: StudyPlan) -> None:
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
         return
-    for key in ("objectives", "families"):
-        before, now = stored.get(key), (list(plan.config.search.objectives) if key == "objectives"
-                                       else list(plan.families))
+    # Samplers compare trials' constraints one by one (GP refuses trials with differing sets),
+    # so the budget keys that are set must stay; their limits may change.
+    budget_keys = sorted(key for key, limit in (stored.get("budget") or {}).items() if limit is not None)
+    settings = {"objectives": (stored.get("objectives"), list(plan.config.search.objectives)),
+                "families": (stored.get("families"), list(plan.families)),
+                "budget keys": (budget_keys, sorted(plan.config.budget.limits()))}
+    for key, (before, now) in settings.items():
         if before != now:
             raise UsageError(f"study {plan.config.name!r} in {redact(plan.storage_url)} was created with "
                              f"{key} {before}, the study file now gives {now}; use a new study name "

@@ -35,6 +35,7 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
 
 __all__ = ["TrainResult", "TrainingParams", "resolve_device", "resolve_precision", "train"]
 
+
 @dataclass
 class TrainResult:
     val_accuracy: float

@@ -12,10 +12,11 @@ from rich.console import Console
 
 from automl.budget import constraint_values, over_budget_reasons, survey_space
 from automl.config import BudgetConfig, load_study_file
+from automl.errors import UsageError
 from automl.hypervolume import hypervolume_history
 from automl.plugins import registry
 from automl.results import print_front
-from automl.study import plan_study, run_study
+from automl.study import create_or_resume, plan_study, run_study
 from conftest import run_cli, write_study
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -93,3 +94,15 @@ def test_cli_warns_before_queueing_a_study_mostly_over_budget(tmp_path: Path) ->
     result = run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"warning: {study_file}: [budget] max_params: 8 of 8 randomly drawn configs (100%)" in result.stderr
+
+
+def test_resuming_with_other_budget_keys_is_refused(tmp_path: Path) -> None:
+    def plan(budget: str):
+        path = write_study(tmp_path, f'name = "resume"\nstorage = "sqlite:///{tmp_path / "r.db"}"\n{budget}')
+        return plan_study(load_study_file(path), path, registry())
+
+    create_or_resume(plan("[budget]\nmax_flops = 1e6\n"))
+    create_or_resume(plan("[budget]\nmax_flops = 2e6\n"))  # another limit is fine
+    with pytest.raises(UsageError, match=r"created with budget keys \['max_flops'\], the study file now gives "
+                                         r"\['max_flops', 'max_params'\]"):
+        create_or_resume(plan("[budget]\nmax_flops = 1e6\nmax_params = 1000\n"))

@@ -44,7 +44,7 @@ def test_optuna_pruner_in_a_multi_objective_study_is_a_usage_error(tmp_path: Pat
         parse_study({"name": "bad", "search": {"objectives": ["val_accuracy", "flops"], "pruner": "median"}},
                     tmp_path / "bad.toml")
     message = str(error.value)
-    assert "bad.toml: key 'search': pruner = 'median' needs a single-objective study" in message
+    assert "bad.toml: key 'search': pruner = 'median' needs objectives = [\"val_accuracy\"]" in message
     assert "pruner = \"moasha\"" in message and "['val_accuracy', 'flops']" in message
     assert error.value.exit_code == 2
 
