@@ -41,7 +41,7 @@ class EpochPruning:
     def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
         trial = self.trial
         self.curve.append(round(val_accuracy, 5))
-        trial.set_user_attr(CURVE_ATTR, self.curve)
+        trial.set_user_attr(CURVE_ATTR, list(self.curve))  # a copy: the storage may keep the object
         epochs = len(self.curve)
         if len(trial.study.directions) == 1:
             trial.report(val_accuracy, epochs)

@@ -229,13 +229,14 @@ def bookkeeping_s(data: PreparedData, max_epochs: int, folder: Path, finished: i
 
 def figure(runs: dict[str, list[Run]], path: Path) -> None:
     fig = Figure(figsize=(6 * len(runs), 4), layout="constrained")
-    colors = dict(zip(BASELINES + ("ours",), ("tab:gray", "tab:blue", "tab:red")))
+    strategies = list(dict.fromkeys(run.strategy for dataset_runs in runs.values() for run in dataset_runs))
+    colors = dict(zip(strategies, matplotlib.colormaps["tab10"].colors))
     for axis, (dataset, dataset_runs) in zip(np.atleast_1d(fig.subplots(1, len(runs))), runs.items()):
         for run in dataset_runs:
             times = [0.0] + [t for t, _ in run.history if t <= run.budget_s] + [run.budget_s]
             values = [0.0] + [hv for t, hv in run.history if t <= run.budget_s] + [run.final]
             label = run.strategy if run.seed == dataset_runs[0].seed else None
-            axis.step(times, values, where="post", color=colors.get(run.strategy), alpha=0.8, label=label)
+            axis.step(times, values, where="post", color=colors[run.strategy], alpha=0.8, label=label)
         axis.set(title=f"{dataset}: hypervolume of (val accuracy, log10 FLOPs)", xlabel="seconds",
                  ylabel="hypervolume")
         axis.legend()
