@@ -65,6 +65,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 @functools.lru_cache(maxsize=4)
+def _fabric(accelerator: str, precision: str) -> L.Fabric:
+    # One per process: creating a Fabric scans the installed packages for callback entry points,
+    # which costs more than a whole epoch of a small model; setup() can be called for every trial.
+    return L.Fabric(accelerator=accelerator, devices=1, precision=precision, loggers=[])
+
+
+@functools.lru_cache(maxsize=4)
 def on_device(data: PreparedData, device: torch.device) -> tuple[Split, Split, Split]:
     """The splits on ``device``, copied once per process and reused by every trial."""
     return data.train.to(device), data.val.to(device), data.test.to(device)
@@ -93,8 +100,7 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
 
     ``on_epoch_end(epoch, val_accuracy)`` may raise (a pruner does) to stop the trial there.
     """
-    fabric = L.Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1,
-                      precision=resolve_precision(precision, device), loggers=[])
+    fabric = _fabric("cuda" if device.type == "cuda" else "cpu", resolve_precision(precision, device))
     images = data.task.kind == "image"
     channels_last = images and device.type == "cuda"
     if device.type == "cuda":
@@ -116,7 +122,10 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
         module.train()
         loss_sum = torch.zeros((), device=fabric.device)
         for index, (x, y) in enumerate(batches):
-            loss = module.training_step((_prepare_inputs(x, augment and images, channels_last), y), index)
+            # The step is called on the bare module inside Fabric's autocast: the wrapper would
+            # route it through forward() for strategies that hook forward, which one device has none of.
+            with fabric.autocast():
+                loss = classifier.training_step((_prepare_inputs(x, augment and images, channels_last), y), index)
             if check_every_step and not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite training loss {loss.item():g} at epoch {epoch}, step {index}")
             optimizer.zero_grad(set_to_none=True)
