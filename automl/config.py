@@ -93,6 +93,9 @@ class WorkersConfig(_Section):
     grace_period: PositiveInt = 60
     max_retry: NonNegativeInt = 2
     max_failures_in_row: PositiveInt = 10
+    # Small trials leave most of a GPU idle: `automl run` starts this many workers per GPU, and
+    # each worker may use that share of the GPU's memory.
+    trials_per_gpu: PositiveInt = 1
 
     @model_validator(mode="after")
     def _grace_outlasts_heartbeat(self) -> WorkersConfig:

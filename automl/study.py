@@ -16,6 +16,7 @@ from automl.data import PreparedData, prepare
 from automl.errors import UsageError
 from automl.objective import DIRECTIONS, Objective
 from automl.plugins import Registry
+from automl.pool import share_gpu
 from automl.queue import QUEUED, QueueOnlyStorage, Requeue, count, queue_trials
 from automl.samplers import make_sampler
 from automl.storage import Heartbeat, open_storage, redact
@@ -148,6 +149,7 @@ def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool 
     study, requeue = join_study(plan, worker_tag)
     artifacts = open_store(artifact_dir(plan.storage_url, plan.config.artifacts))
     objective = Objective(plan.config, plan.families, plan.data, artifacts)
+    share_gpu(objective.device, plan.config.workers.trials_per_gpu)
     run_worker(study, objective, plan.config.workers, requeue, objective.device,
                timeout=timeout or plan.config.timeout, show_progress_bar=show_progress_bar,
                callbacks=callbacks)
