@@ -72,6 +72,10 @@ class TrainConfig(_Section):
     optimizer: list[OptimizerName] = Field(["adam", "adamw"], min_length=1)
     augment: bool = False  # random crop and flip for image tasks, done on the device
     compile: bool = False  # torch.compile each model: pays off for long trials on a GPU
+    # Splits live on the device when they fit ("auto": under half the GPU's free memory);
+    # otherwise a DataLoader with this many worker processes streams them from host memory.
+    data_on_device: Literal["auto"] | bool = "auto"
+    loader_workers: NonNegativeInt = 2
 
     @field_validator("lr", "weight_decay")
     @classmethod

@@ -96,7 +96,8 @@ class Objective:
         trial.set_user_attr("latency_ms", round(efficiency.latency_ms, 4))
         result = train(model, self.data, training, self.device, config.train.precision,
                        config.train.max_epochs, seed, augment=config.train.augment,
-                       compile=config.train.compile)
+                       compile=config.train.compile,
+                       data_on_device=config.train.data_on_device, loader_workers=config.train.loader_workers)
         finished = time.perf_counter()
         trial.set_user_attr("epochs", result.epochs)
         trial.set_user_attr("val_accuracy", result.val_accuracy)

@@ -13,13 +13,14 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import lightning as L
 import torch
 from torch import nn
 
 from automl.augment import random_crop_flip
-from automl.batches import TensorBatches
+from automl.batches import LoaderBatches, TensorBatches
 from automl.classifier import Classifier, TrainingParams
 from automl.data import PreparedData, Split
 from automl.failures import NonFiniteLoss
@@ -36,6 +37,7 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
 __all__ = ["TrainResult", "TrainingParams", "resolve_device", "resolve_precision", "train"]
 
 EpochCallback = Callable[[int, float], None]
+Batches = TensorBatches | LoaderBatches
 
 
 @dataclass
@@ -77,10 +79,39 @@ def on_device(data: PreparedData, device: torch.device) -> tuple[Split, Split, S
     return data.train.to(device), data.val.to(device), data.test.to(device)
 
 
-def _accuracy(fabric: L.Fabric, module: Classifier, split: Split, step: Callable, metric) -> float:
+@functools.lru_cache(maxsize=4)
+def fits_on_device(data: PreparedData, device: torch.device) -> bool:
+    """Whether the splits take under half of the GPU's free memory; always on the CPU, where they are.
+
+    Decided once per process: once the splits are on the GPU, its free memory no longer shows it.
+    """
+    if device.type != "cuda":
+        return True
+    size = sum(t.element_size() * t.nelement()
+               for split in (data.train, data.val, data.test) for t in (split.x, split.y))
+    free, _ = torch.cuda.mem_get_info(device)
+    return size < free / 2
+
+
+def make_batches(data: PreparedData, batch_size: int, device: torch.device, seed: int,
+                 data_on_device: Literal["auto"] | bool = "auto", loader_workers: int = 2,
+                 ) -> tuple[Batches, Batches, Batches]:
+    """Training, validation and test batches: slices of the splits on the device when they fit
+    there (or ``data_on_device`` says so), else streamed to it by a DataLoader with workers."""
+    if fits_on_device(data, device) if data_on_device == "auto" else data_on_device:
+        train_split, val_split, test_split = on_device(data, device)
+        return (TensorBatches(train_split.x, train_split.y, batch_size, shuffle=True, seed=seed),
+                TensorBatches(val_split.x, val_split.y, EVAL_BATCH_SIZE, shuffle=False),
+                TensorBatches(test_split.x, test_split.y, EVAL_BATCH_SIZE, shuffle=False))
+    return (LoaderBatches(data.train.x, data.train.y, batch_size, True, device, loader_workers, seed),
+            LoaderBatches(data.val.x, data.val.y, EVAL_BATCH_SIZE, False, device, loader_workers),
+            LoaderBatches(data.test.x, data.test.y, EVAL_BATCH_SIZE, False, device, loader_workers))
+
+
+def _accuracy(fabric: L.Fabric, module: Classifier, batches: Batches, step: Callable, metric) -> float:
     module.eval()
     with torch.inference_mode(), fabric.autocast():
-        for index, batch in enumerate(TensorBatches(split.x, split.y, EVAL_BATCH_SIZE, shuffle=False)):
+        for index, batch in enumerate(batches):
             step(batch, index)
     value = float(metric.compute())  # the one host sync of an evaluation
     metric.reset()
@@ -95,10 +126,12 @@ def _prepare_inputs(x: torch.Tensor, augment: bool, channels_last: bool) -> torc
 
 def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: torch.device,
           precision: str, max_epochs: int, seed: int, augment: bool = False, compile: bool = False,
-          on_epoch_end: EpochCallback | None = None) -> TrainResult:
+          on_epoch_end: EpochCallback | None = None, data_on_device: Literal["auto"] | bool = "auto",
+          loader_workers: int = 2) -> TrainResult:
     """Train ``model`` on ``data.train``, validate each epoch, test the final weights once.
 
     ``on_epoch_end(epoch, val_accuracy)`` may raise (a pruner does) to stop the trial there.
+    ``data_on_device`` and ``loader_workers``: see make_batches.
     """
     fabric = _fabric("cuda" if device.type == "cuda" else "cpu", resolve_precision(precision, device))
     images = data.task.kind == "image"
@@ -112,8 +145,8 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
         module = module.to(memory_format=torch.channels_last)
     optimizer = module.configure_optimizers()
     module, optimizer = fabric.setup(module, optimizer)
-    train_split, val_split, test_split = on_device(data, fabric.device)
-    batches = TensorBatches(train_split.x, train_split.y, params.batch_size, shuffle=True, seed=seed)
+    batches, val_batches, test_batches = make_batches(data, params.batch_size, fabric.device, seed,
+                                                      data_on_device, loader_workers)
     classifier: Classifier = module.module
     result = TrainResult(0.0, 0.0, 0)
     check_every_step = fabric.device.type == "cpu"  # a finiteness test is a host sync on a GPU
@@ -137,7 +170,7 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
             raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}")
         validating = time.perf_counter()
         result.train_s += validating - started
-        accuracy = _accuracy(fabric, classifier, val_split, classifier.validation_step, classifier.val_accuracy)
+        accuracy = _accuracy(fabric, classifier, val_batches, classifier.validation_step, classifier.val_accuracy)
         result.validate_s += time.perf_counter() - validating
         result.val_curve.append(accuracy)
         result.train_loss_curve.append(mean_loss)
@@ -145,6 +178,6 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
         if on_epoch_end is not None:
             on_epoch_end(epoch, accuracy)
     result.val_accuracy = result.val_curve[-1]
-    result.test_accuracy = _accuracy(fabric, classifier, test_split, classifier.test_step,
+    result.test_accuracy = _accuracy(fabric, classifier, test_batches, classifier.test_step,
                                      classifier.test_accuracy)
     return result

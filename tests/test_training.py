@@ -9,14 +9,14 @@ import optuna
 import pytest
 import torch
 
-from automl.batches import TensorBatches
+from automl.batches import LoaderBatches, TensorBatches
 from automl.config import DataConfig
 from automl.data import PreparedData, Split, prepare
 from automl.efficiency import flops_per_sample
 from automl.plugins import registry
 from automl.space import sample_params
 from automl.failures import NonFiniteLoss
-from automl.training import TrainingParams, on_device, train
+from automl.training import TrainingParams, fits_on_device, on_device, train
 
 PARAMS = TrainingParams(optimizer="adam", lr=3e-3, weight_decay=0.0, batch_size=64)
 
@@ -47,15 +47,21 @@ def test_one_epoch_trains_every_family(family_name: str, kind: str) -> None:
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_fast_path_follows_the_plain_loop_trajectory() -> None:
-    """Same seed, same batches: per-epoch losses and final weights match a plain PyTorch loop."""
+@pytest.mark.parametrize("data_on_device", [True, False], ids=["device-slices", "dataloader"])
+def test_fast_path_follows_the_plain_loop_trajectory(data_on_device: bool) -> None:
+    """Same seed, same batches: per-epoch losses and final weights match a plain PyTorch loop.
+
+    Both batch sources are checked: slices of on-device tensors, and the DataLoader (with a
+    worker process) that streams splits too large for the device.
+    """
     data = _small(prepare(DataConfig(), registry(), 0), count=512)
     torch.manual_seed(0)
     reference = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
                                     torch.nn.Linear(32, 10))
     model = copy.deepcopy(reference)
     optimizer = torch.optim.Adam(reference.parameters(), lr=PARAMS.lr)
-    batches = TensorBatches(data.train.x, data.train.y, PARAMS.batch_size, shuffle=True, seed=7)
+    batches = (TensorBatches(data.train.x, data.train.y, PARAMS.batch_size, shuffle=True, seed=7) if data_on_device
+               else LoaderBatches(data.train.x, data.train.y, PARAMS.batch_size, True, torch.device("cpu"), 0, seed=7))
     plain_curve = []
     for _ in range(3):
         losses = []
@@ -66,7 +72,8 @@ def test_fast_path_follows_the_plain_loop_trajectory() -> None:
             optimizer.step()
             losses.append(loss.item())
         plain_curve.append(sum(losses) / len(losses))
-    result = train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=7)
+    result = train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=7,
+                   data_on_device=data_on_device, loader_workers=1)
     assert result.train_loss_curve == pytest.approx(plain_curve, rel=1e-5)
     for ours, theirs in zip(model.parameters(), reference.parameters()):
         assert torch.allclose(ours, theirs, atol=1e-5)
@@ -78,6 +85,7 @@ def test_fast_path_follows_the_plain_loop_trajectory() -> None:
 def test_splits_move_to_the_device_once_per_process() -> None:
     data = prepare(DataConfig(), registry(), 0)
     assert on_device(data, torch.device("cpu")) is on_device(data, torch.device("cpu"))
+    assert fits_on_device(data, torch.device("cpu")), "on the CPU the splits are in memory already"
 
 
 def test_non_finite_loss_stops_training_at_once() -> None:
