@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -64,13 +65,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "32-true"
-
-
-@functools.lru_cache(maxsize=4)
-def _fabric(accelerator: str, precision: str) -> L.Fabric:
-    # One per process: creating a Fabric scans the installed packages for callback entry points,
-    # which costs more than a whole epoch of a small model; setup() can be called for every trial.
-    return L.Fabric(accelerator=accelerator, devices=1, precision=precision, loggers=[])
 
 
 @functools.lru_cache(maxsize=4)
@@ -133,7 +127,10 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
     ``on_epoch_end(epoch, val_accuracy)`` may raise (a pruner does) to stop the trial there.
     ``data_on_device`` and ``loader_workers``: see make_batches.
     """
-    fabric = _fabric("cuda" if device.type == "cuda" else "cpu", resolve_precision(precision, device))
+    # A Fabric per trial: setup() registers the LightningModule as one of the Fabric's callbacks,
+    # so a Fabric kept for the next trial would keep every trial's model alive.
+    fabric = L.Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1,
+                      precision=resolve_precision(precision, device), loggers=[])
     images = data.task.kind == "image"
     channels_last = images and device.type == "cuda"
     if device.type == "cuda":
@@ -149,7 +146,6 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
                                                       data_on_device, loader_workers)
     classifier: Classifier = module.module
     result = TrainResult(0.0, 0.0, 0)
-    check_every_step = fabric.device.type == "cpu"  # a finiteness test is a host sync on a GPU
     for epoch in range(max_epochs):
         started = time.perf_counter()
         module.train()
@@ -159,14 +155,14 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
             # route it through forward() for strategies that hook forward, which one device has none of.
             with fabric.autocast():
                 loss = classifier.training_step((_prepare_inputs(x, augment and images, channels_last), y), index)
-            if check_every_step and not torch.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite training loss {loss.item():g} at epoch {epoch}, step {index}")
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer.step()
             loss_sum += loss.detach()
+        # Read once per epoch: a finiteness test per step would be a host sync per step. A loss
+        # that went NaN or infinite stays so in the sum, so a diverged trial ends within one epoch.
         mean_loss = float(loss_sum) / len(batches)
-        if not check_every_step and not torch.isfinite(torch.tensor(mean_loss)):
+        if not math.isfinite(mean_loss):
             raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}")
         validating = time.perf_counter()
         result.train_s += validating - started
