@@ -57,7 +57,10 @@ def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Pa
 
 def plan_study(config: StudyConfig, path: Path, registry: Registry, storage: str | None = None) -> StudyPlan:
     """Resolve data, task and families; raises UsageError before anything is written."""
-    data = prepare(config.data, registry, config.seed)
+    try:
+        data = prepare(config.data, registry, config.seed)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     families, notes = choose_families(config, registry, data.task.kind, path)
     return StudyPlan(config, storage or config.storage or DEFAULT_STORAGE, families, data, notes)
 
