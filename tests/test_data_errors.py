@@ -1,4 +1,5 @@
-"""Bad data: one clear error naming what and where, exit code 2, and no storage file written."""
+"""Bad data (and families that cannot build for it): one clear error naming what and where,
+exit code 2, and no storage file written."""
 
 from __future__ import annotations
 
@@ -84,3 +85,10 @@ def test_missing_torchvision_root_names_path_and_flag(tmp_path: Path, capsys) ->
     stderr = _reject(tmp_path, capsys, 'dataset = "cifar100"\npath = "root"')
     assert f"no cifar-100-python folder under [data] path {tmp_path / 'root'}" in stderr
     assert "download = true" in stderr
+
+
+def test_named_family_that_cannot_build_for_the_task(tmp_path: Path, capsys) -> None:
+    write_table(tmp_path / "t.csv", ["a", "label"], [[i, label] for i, label in enumerate(labels(2, 30))])
+    stderr = _reject(tmp_path, capsys, 'dataset = "csv"\npath = "t.csv"\n[search]\nfamilies = ["mlp", "rnn"]')
+    assert "key 'search.families': 'rnn' cannot build for tabular tasks" in stderr
+    assert "families that can: mlp" in stderr
