@@ -43,6 +43,9 @@ class LabeledArrays:
                              f"with shape {self.y.shape}")
         if not len(self.y):
             raise UsageError(f"{source}: the dataset has no samples")
+        if not 0 <= self.test_samples < len(self.y):
+            raise UsageError(f"{source}: test_samples={self.test_samples} must be at least 0 and "
+                             f"fewer than the {len(self.y)} samples")
         _check_labels(self.y, source)
         if self.kind == "tokens" and self.tokenizer is None:
             _check_token_ids(self.x, self.vocab_size, source)
