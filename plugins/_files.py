@@ -23,9 +23,12 @@ def data_path(config: DataConfig, expected: str) -> Path:
 
 def read_columns(path: Path) -> dict[str, list[str]]:
     """A CSV file (TSV when the name ends in .tsv) with a header row, as ``{column: values}``."""
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(newline="", encoding="utf-8") as file:
-        rows = list(csv.reader(file, delimiter=delimiter))
+    tsv = path.suffix.lower() == ".tsv"
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            rows = list(csv.reader(file, delimiter="\t" if tsv else ","))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"{path} is not a readable UTF-8 {'TSV' if tsv else 'CSV'} file: {exc}") from None
     if len(rows) < 2:
         raise UsageError(f"{path}: expected a header row and at least one data row")
     header, body = rows[0], rows[1:]
