@@ -21,16 +21,16 @@ SEED = 0
 
 
 def bars(rng: np.random.Generator, per_class: int = 200, side: int = 12) -> None:
-    images = rng.normal(40, 25, size=(3 * per_class, 1, side, side))
+    images = rng.normal(60, 45, size=(3 * per_class, 1, side, side))
     labels = np.repeat(np.arange(3), per_class)
     for image, label in zip(images, labels):
         offset = rng.integers(2, side - 2)
         if label == 0:
-            image[0, offset, :] += 150
+            image[0, offset, :] += 70
         elif label == 1:
-            image[0, :, offset] += 150
+            image[0, :, offset] += 70
         else:
-            image[0] += 150 * np.eye(side, k=int(offset) - side // 2)
+            image[0] += 70 * np.eye(side, k=int(offset) - side // 2)
     order = rng.permutation(len(labels))
     np.savez_compressed(HERE / "bars.npz", x=np.clip(images, 0, 255).astype(np.uint8)[order],
                         y=labels[order])
