@@ -12,7 +12,7 @@ from automl.config import DataConfig
 from automl.data import prepare
 from automl.errors import UsageError
 from automl.plugins import registry
-from automl.tokenizer import PAD, UNKNOWN
+from automl.tokenizer import PAD, UNKNOWN, Tokenizer
 from datafiles import labels, write_cifar, write_mnist, write_npz, write_pngs, write_table
 
 
@@ -111,3 +111,10 @@ def test_torchvision_root_missing_names_path_and_flag(tmp_path: Path, monkeypatc
     monkeypatch.setitem(sys.modules, "torchvision", None)  # as where torchvision is not installed
     with pytest.raises(UsageError, match=r"automl\[torchvision\]"):
         _prepare("cifar10", tmp_path, download=True)
+
+
+def test_rare_tokens_are_unknown_and_long_texts_keep_their_start() -> None:
+    vocabulary = Tokenizer("words", max_length=3, min_freq=2).fit(["To be or not to be", "TO go"])
+    assert vocabulary.ids == {"to": 2, "be": 3} and vocabulary.size == 4
+    assert vocabulary.encode(["be to", "to be or not", ""]).tolist() == [
+        [PAD, 3, 2], [2, 3, UNKNOWN], [PAD, PAD, PAD]]
