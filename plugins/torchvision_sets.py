@@ -60,7 +60,11 @@ class TorchvisionDataset:
                     f"dataset {self.name!r}: no {self.folder} folder under [data] path {root}; place "
                     f"torchvision's files there, or set [data] download = true to fetch them")
             self._download(root)
-        train, test = self.read(root / self.folder)
+        try:
+            train, test = self.read(root / self.folder)
+        except (OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+            raise UsageError(f"dataset {self.name!r}: cannot read {root / self.folder} "
+                             f"({type(exc).__name__}: {exc}); fetch the files again") from None
         x = np.concatenate([train.x, test.x]).astype(np.float32) / 255.0
         return LabeledArrays(x, np.concatenate([train.y, test.y]).astype(np.int64), "image",
                              class_names=train.class_names, test_samples=len(test.y))
@@ -78,8 +82,11 @@ class TorchvisionDataset:
             raise UsageError(f"dataset {self.name!r}: [data] download = true needs torchvision; "
                              "install automl[torchvision], or place torchvision's files under "
                              f"{root / self.folder}") from None
-        for train in (True, False):
-            getattr(torchvision.datasets, self.torchvision_class)(str(root), train=train, download=True)
+        try:
+            for train in (True, False):
+                getattr(torchvision.datasets, self.torchvision_class)(str(root), train=train, download=True)
+        except (OSError, RuntimeError) as exc:  # torchvision's own error when every mirror fails
+            raise UsageError(f"dataset {self.name!r}: downloading into {root} failed: {exc}") from None
 
     def read(self, folder: Path) -> tuple[LabeledArrays, LabeledArrays]:
         raise NotImplementedError

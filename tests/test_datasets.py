@@ -118,3 +118,10 @@ def test_rare_tokens_are_unknown_and_long_texts_keep_their_start() -> None:
     assert vocabulary.ids == {"to": 2, "be": 3} and vocabulary.size == 4
     assert vocabulary.encode(["be to", "to be or not", ""]).tolist() == [
         [PAD, 3, 2], [2, 3, UNKNOWN], [PAD, PAD, PAD]]
+
+
+def test_broken_torchvision_files_are_named(tmp_path: Path) -> None:
+    root = write_cifar(tmp_path / "c10")
+    (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(UsageError, match=r"cannot read .*cifar-10-batches-py \(UnpicklingError"):
+        _prepare("cifar10", root)
