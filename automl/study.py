@@ -39,26 +39,36 @@ class StudyPlan:
 
 
 def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The families that compete: those named (or all installed) that can build for ``kind``."""
-    requested = config.search.families or list(registry.families)
+    """The families that compete: those named (or all installed) that can build for ``kind``.
+
+    Installed families that cannot are left out with a note; a named one that cannot is an error.
+    """
+    named = config.search.families
+    requested = named or list(registry.families)
     unknown = [name for name in requested if name not in registry.families]
     if unknown:
         raise UsageError(f"{path}: key 'search.families': unknown family {', '.join(map(repr, unknown))}; "
                          f"installed families: {', '.join(registry.families) or 'none'} "
                          "(see `automl plugins`)")
-    chosen = [name for name in requested if kind in registry.family(name).task_kinds]
+    unable = [name for name in requested if kind not in registry.family(name).task_kinds]
+    if named and unable:
+        raise UsageError(f"{path}: key 'search.families': {', '.join(map(repr, unable))} cannot build "
+                         f"for {kind} tasks (see their task_kinds in `automl plugins`); families that "
+                         f"can: {', '.join(registry.families_for(kind)) or 'none'}")
     notes = [f"family {name!r} is left out: it does not build for {kind} tasks "
-             f"(task_kinds={tuple(registry.family(name).task_kinds)})"
-             for name in requested if name not in chosen]
+             f"(task_kinds={tuple(registry.family(name).task_kinds)})" for name in unable]
+    chosen = [name for name in requested if name not in unable]
     if not chosen:
-        raise UsageError(f"{path}: no family in 'search.families' builds for {kind} tasks; "
-                         f"families that do: {', '.join(registry.families_for(kind)) or 'none'}")
+        raise UsageError(f"{path}: no installed family builds for {kind} tasks")
     return {name: registry.family(name) for name in chosen}, notes
 
 
 def plan_study(config: StudyConfig, path: Path, registry: Registry, storage: str | None = None) -> StudyPlan:
     """Resolve data, task and families; raises UsageError before anything is written."""
-    data = prepare(config.data, registry, config.seed)
+    try:
+        data = prepare(config.data, registry, config.seed)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     families, notes = choose_families(config, registry, data.task.kind, path)
     return StudyPlan(config, storage or config.storage or DEFAULT_STORAGE, families, data, notes)
 

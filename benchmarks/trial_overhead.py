@@ -44,7 +44,7 @@ LR, BATCH_SIZE, WEIGHT_DECAY, SEED = 1e-3, 64, 1e-6, 0
 
 def digits_28(seed: int) -> PreparedData:
     """A few thousand 28x28 images: each digit upscaled twice, at two random sub-pixel shifts."""
-    digits = registry().datasets["digits"].obj.load(seed)
+    digits = registry().datasets["digits"].obj.load(seed, DataConfig())
     images = torch.from_numpy(digits.x)
     rng = np.random.default_rng(seed)
     copies = []
