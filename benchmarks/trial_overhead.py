@@ -40,6 +40,7 @@ from automl.training import resolve_device
 from automl.worker import run_worker
 
 LR, BATCH_SIZE, WEIGHT_DECAY, SEED = 1e-3, 64, 1e-6, 0
+LONG_RUN_S = 30.0
 
 
 def digits_28(seed: int) -> PreparedData:
@@ -156,8 +157,9 @@ def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
-    parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 6)")
-    parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, quick 2)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 4)")
+    parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, quick 2; "
+                        f"1 where a plain run takes over {LONG_RUN_S:.0f} s)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); "
                         "1 keeps the ratio steadier on a busy machine")
@@ -166,16 +168,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    epochs = args.epochs or (6 if args.quick else 20)
+    epochs = args.epochs or (4 if args.quick else 20)
     repeats = args.repeats or (2 if args.quick else 3)
-    # A typical trial is the median-sized model; --quick takes the lower quartile to stay short.
-    quantile = 0.25 if args.quick else 0.5
+    # A typical trial is the median-sized model; --quick takes the smallest sampled one to stay short.
+    quantile = 0.0 if args.quick else 0.5
     device = resolve_device(args.accelerator)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     tasks = {"digits": prepare(DataConfig(dataset="digits"), registry(), SEED), "digits28": digits_28(SEED),
              "waveforms": prepare(DataConfig(dataset="waveforms"), registry(), SEED)}
-    print(f"device {device}, {torch.get_num_threads()} CPU threads, {epochs} epochs, batch {BATCH_SIZE}, median of {repeats} runs per path")
+    print(f"device {device}, {torch.get_num_threads()} CPU threads, {epochs} epochs, batch {BATCH_SIZE}, "
+          f"median of {repeats} runs per path (1 for runs over {LONG_RUN_S:.0f} s)")
     print(f"{'task':<10} {'family':<12} {'params':>9} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
           f"{'plain acc':>9} {'automl acc':>10}")
     ratios, gaps = [], []
@@ -185,11 +188,13 @@ def main() -> None:
             if data.task.kind not in family.task_kinds or (args.case and f"{task_name}/{name}" not in args.case):
                 continue
             stored = typical_config(family, data, quantile)
-            plain_loop(family, stored, data, 1, device, SEED)  # warm-up
+            one_epoch_s, _ = plain_loop(family, stored, data, 1, device, SEED)  # also a warm-up
             runs = InterleavedRuns(name, family, data, epochs, args.accelerator,
                                    Path(tempfile.mkdtemp(prefix="automl-bench-")),
                                    lambda seed: plain_loop(family, stored, data, epochs, device, seed))
-            runs.run(stored, repeats)
+            # Where one run takes minutes, the fixed cost of a trial is far below the noise between
+            # runs: a second repeat would only add minutes.
+            runs.run(stored, 1 if one_epoch_s * epochs > LONG_RUN_S and not args.repeats else repeats)
             plain_runs, automl_runs = runs.plain_runs, runs.automl_runs
             plain_s = statistics.median(t for t, _ in plain_runs)
             automl_s = statistics.median(t for t, _ in automl_runs)
