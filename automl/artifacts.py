@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from torch import nn
 
 from automl.budget import is_feasible
+from automl.curve_image import draw_curve
 from automl.errors import UsageError
 from automl.sqlite import is_file_sqlite
 
@@ -99,24 +100,6 @@ def curve_record(result: TrainResult) -> dict[str, list[float]]:
             "train_loss": [round(loss, 5) for loss in result.train_loss_curve]}
 
 
-def plot_curve(curve: dict[str, list[float]], title: str, path: Path) -> None:
-    """Validation accuracy (and training loss, on its own axis) per epoch, as a PNG."""
-    # Figure, not pyplot: no global state and no GUI backend inside a worker.
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5, 3.2), layout="constrained")
-    accuracy_axis = figure.subplots()
-    accuracy_axis.plot(curve["epoch"], curve["val_accuracy"], marker="o", color="tab:blue")
-    accuracy_axis.set(xlabel="epoch", title=title)
-    accuracy_axis.set_ylabel("validation accuracy", color="tab:blue")
-    accuracy_axis.xaxis.get_major_locator().set_params(integer=True)
-    if curve["train_loss"]:
-        loss_axis = accuracy_axis.twinx()
-        loss_axis.plot(curve["epoch"], curve["train_loss"], marker=".", color="tab:orange")
-        loss_axis.set_ylabel("training loss", color="tab:orange")
-    figure.savefig(path, dpi=100)
-
-
 def save_trial_artifacts(store: FileSystemArtifactStore, trial: optuna.Trial, model: nn.Module,
                          result: TrainResult, values: Sequence[float]) -> None:
     """Upload summary and learning curve, and the weights when the trial is on the front now."""
@@ -125,7 +108,8 @@ def save_trial_artifacts(store: FileSystemArtifactStore, trial: optuna.Trial, mo
         paths[SUMMARY].write_text(architecture_summary(trial, model), encoding="utf-8")
         curve = curve_record(result)
         paths[CURVE_JSON].write_text(json.dumps(curve), encoding="utf-8")
-        plot_curve(curve, f"trial {trial.number} ({trial.user_attrs.get('family')})", paths[CURVE_PNG])
+        draw_curve(curve["val_accuracy"], curve["train_loss"],
+                   f"trial {trial.number} ({trial.user_attrs.get('family')})", paths[CURVE_PNG])
         uploads = [SUMMARY, CURVE_JSON, CURVE_PNG]
         if on_front_now(trial, values):
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, paths[WEIGHTS])

@@ -1,4 +1,4 @@
-"""Mini-batches cut from tensors that already live on the training device."""
+"""Mini-batches for the trial loop: cut from tensors on the device, or streamed by a DataLoader."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator
 
 import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
 
 class TensorBatches:
@@ -39,3 +40,31 @@ class TensorBatches:
         else:
             for start in range(0, count, self.batch_size):
                 yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+
+
+class LoaderBatches:
+    """Yields ``(x, y)`` mini-batches from host tensors through a DataLoader, moved to ``device``.
+
+    For splits that do not fit in the device's memory. The sampler hands the dataset a whole
+    batch of indices at a time, so a batch is one indexing op (no per-sample collation); the
+    loader's worker processes cut and pin the next batches while the device trains on this one.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool,
+                 device: torch.device, workers: int, seed: int = 0) -> None:
+        dataset = TensorDataset(x, y)
+        order = (RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if shuffle
+                 else SequentialSampler(dataset))
+        # As in TensorBatches: no one-sample training batch, which would break batch normalization.
+        drop_last = shuffle and len(y) % batch_size == 1
+        self.loader = DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last), batch_size=None,
+                                 num_workers=workers, pin_memory=device.type == "cuda",
+                                 persistent_workers=workers > 0)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

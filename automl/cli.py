@@ -25,7 +25,7 @@ ERR = Console(stderr=True)
 
 def _run(args: argparse.Namespace) -> None:
     from automl.budget import survey_space
-    from automl.pool import run_pool, visible_gpus
+    from automl.pool import default_workers, run_pool, visible_gpus
     from automl.queue import QUEUED, count
     from automl.results import print_front
     from automl.study import create_or_resume, plan_study, queue_run, work
@@ -54,25 +54,26 @@ def _run(args: argparse.Namespace) -> None:
     if not queue_run(study, args.n_trials or plan.config.n_trials, first):
         ERR.print(f"resuming: {count(study, QUEUED)} trial(s) still queued from an earlier run; "
                   "n_trials adds more once they are done")
-    if args.workers == 0:
+    gpus = visible_gpus(resolve_device(plan.config.train.accelerator))
+    workers = default_workers(gpus, plan.config.workers.trials_per_gpu) if args.workers is None else args.workers
+    if workers == 0:
         ERR.print(f"queued; start workers anywhere: automl worker {path} --storage {storage}", soft_wrap=True)
         return
     failed_workers = []
-    if args.workers == 1:
+    if workers == 1:
         if not args.no_progress:
             # One INFO line per trial would tear the progress bar apart; failures still warn.
             optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = work(plan, args.timeout, show_progress_bar=not args.no_progress)
     else:
-        gpus = visible_gpus(resolve_device(plan.config.train.accelerator))
-        codes = run_pool(path, plan.storage_url, args.workers, gpus, args.timeout)
+        codes = run_pool(path, plan.storage_url, workers, gpus, args.timeout)
         failed_workers = [code for code in codes if code != 0]
         study = load_study(plan.config.name, plan.storage_url)
     print_front(study)
     ERR.print(f"inspect: automl show {study.study_name} --storage {storage}", soft_wrap=True)
     ERR.print(f"browse:  automl dashboard --storage {storage}", soft_wrap=True)
     if failed_workers:
-        raise AutomlError(f"{len(failed_workers)} of {args.workers} workers failed (exit codes "
+        raise AutomlError(f"{len(failed_workers)} of {workers} workers failed (exit codes "
                           f"{', '.join(map(str, failed_workers))}); their messages are above")
 
 
@@ -219,9 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-trials", type=int, help="trials to add (default: the file's n_trials)")
     run.add_argument("--storage", default=storage_from_env(), help=STORAGE_HELP)
     run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    run.add_argument("--workers", type=int, default=1, metavar="N",
-                     help="worker processes on this machine (default 1; 0 only queues the trials, "
-                          "for workers started elsewhere with `automl worker`)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes on this machine (default 1, or [workers] trials_per_gpu "
+                          "per GPU; 0 only queues the trials, for workers started elsewhere with "
+                          "`automl worker`)")
     run.add_argument("--warm-start", action="append", default=[], metavar="SOURCE",
                      help="a new study first runs these configs: study:NAME (its Pareto front), "
                           "study:NAME@URL, or a JSON file; repeatable, added to the file's [search] warm_start")
@@ -279,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "n_trials", None) is not None and args.n_trials < 1:
         build_parser().error("--n-trials must be at least 1")
-    if getattr(args, "workers", 0) < 0 or (getattr(args, "threads", None) or 1) < 1:
+    if (getattr(args, "workers", None) or 0) < 0 or (getattr(args, "threads", None) or 1) < 1:
         build_parser().error("--workers must be at least 0 and --threads at least 1")
     if getattr(args, "epochs", None) is not None and args.epochs < 1:
         build_parser().error("--epochs must be at least 1")

@@ -11,6 +11,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
                       field_validator, model_validator)
 
 from automl.errors import UsageError
+from automl.task import TASK_KINDS
 
 ObjectiveName = Literal["val_accuracy", "flops", "params", "latency_ms"]
 OptimizerName = Literal["adam", "adamw", "sgd"]
@@ -26,11 +27,27 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """``[data]``: which dataset, and how it is split (stratified, fixed by the study seed)."""
+    """``[data]``: which dataset, its options, and how it is split (stratified, fixed by the study seed).
+
+    Every key but the split sizes is an option some datasets read; a dataset ignores the others.
+    """
 
     dataset: str = "digits"
     val_size: float = Field(0.15, gt=0, lt=1)
     test_size: float = Field(0.15, gt=0, lt=1)
+    # The data file or folder (a torchvision-style root for mnist, cifar10, ...); a relative path
+    # in a study file is relative to that file's folder.
+    path: str | None = None
+    # Fetch a torchvision dataset into ``path`` when it is not there (needs automl[torchvision]).
+    download: bool = False
+    # npz: the task kind when the shape of x does not say it (integer [N, T] is tokens only if asked).
+    kind: Literal[TASK_KINDS] | None = None
+    label: str = "label"  # csv and text: the label column
+    text: str = "text"  # text: the text column
+    tokenizer: Literal["chars", "words"] = "words"
+    max_length: PositiveInt = 64  # text: tokens per sample, padded or truncated
+    min_freq: PositiveInt = 1  # text: rarer tokens become the unknown token
+    image_size: PositiveInt | None = None  # imagefolder: resize to this square; default the first image's size
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> DataConfig:
@@ -104,6 +121,10 @@ class TrainConfig(_Section):
     optimizer: list[OptimizerName] = Field(["adam", "adamw"], min_length=1)
     augment: bool = False  # random crop and flip for image tasks, done on the device
     compile: bool = False  # torch.compile each model: pays off for long trials on a GPU
+    # Splits live on the device when they fit ("auto": under half the GPU's free memory);
+    # otherwise a DataLoader with this many worker processes streams them from host memory.
+    data_on_device: Literal["auto"] | bool = "auto"
+    loader_workers: NonNegativeInt = 2
 
     @field_validator("lr", "weight_decay")
     @classmethod
@@ -125,6 +146,9 @@ class WorkersConfig(_Section):
     grace_period: PositiveInt = 60
     max_retry: NonNegativeInt = 2
     max_failures_in_row: PositiveInt = 10
+    # Small trials leave most of a GPU idle: `automl run` starts this many workers per GPU, and
+    # each worker may use that share of the GPU's memory.
+    trials_per_gpu: PositiveInt = 1
 
     @model_validator(mode="after")
     def _grace_outlasts_heartbeat(self) -> WorkersConfig:
@@ -178,12 +202,20 @@ def _describe(error: Any, path: Path) -> str:
 
 
 def parse_study(data: dict[str, Any], path: Path) -> StudyConfig:
-    """Validate already-parsed TOML; every problem is named with file and key."""
+    """Validate already-parsed TOML; every problem is named with file and key.
+
+    A relative ``[data] path`` is made relative to the study file's folder, so a study runs the
+    same from any working directory (and its stored config still finds the data).
+    """
     try:
-        return StudyConfig.model_validate(data)
+        config = StudyConfig.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [_describe(error, path) for error in exc.errors()]
         raise UsageError("invalid study file:\n  " + "\n  ".join(problems)) from None
+    if config.data.path is None:
+        return config
+    resolved = str((path.parent / Path(config.data.path).expanduser()).resolve())
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": resolved})})
 
 
 def load_study_file(path: str | Path) -> StudyConfig:

@@ -48,25 +48,59 @@ def _to_split(x: np.ndarray, y: np.ndarray, kind: str) -> Split:
     return Split(inputs, torch.from_numpy(y.astype(np.int64)))
 
 
-def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> PreparedData:
-    """Stratified split fixed by ``seed``; normalization statistics come from the train split."""
+def _too_few_samples(arrays: LabeledArrays, config: DataConfig, reason: str) -> UsageError:
+    counts = np.bincount(arrays.y)
+    rarest = int(counts.argmin())
+    return UsageError(f"dataset {config.dataset!r} cannot be split with val_size={config.val_size} and "
+                      f"test_size={config.test_size}: class {arrays.class_label(rarest)} has "
+                      f"{counts[rarest]} sample(s) of {len(arrays.y)} ({reason}); use smaller "
+                      "val_size/test_size or more data")
+
+
+def split_indices(arrays: LabeledArrays, config: DataConfig, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, validation and test indices: stratified and fixed by ``seed``.
+
+    A dataset with its own test split keeps it; validation then takes ``val_size`` of the rest.
+    """
     indices = np.arange(len(arrays.y))
     try:
-        rest, test = train_test_split(indices, test_size=config.test_size, random_state=seed,
-                                      stratify=arrays.y)
-        train, val = train_test_split(rest, test_size=config.val_size / (1 - config.test_size),
-                                      random_state=seed, stratify=arrays.y[rest])
+        if arrays.test_samples:
+            rest, test = indices[:-arrays.test_samples], indices[-arrays.test_samples:]
+            val_fraction = config.val_size
+        else:
+            rest, test = train_test_split(indices, test_size=config.test_size, random_state=seed,
+                                          stratify=arrays.y)
+            val_fraction = config.val_size / (1 - config.test_size)
+        train, val = train_test_split(rest, test_size=val_fraction, random_state=seed,
+                                      stratify=arrays.y[rest])
     except ValueError as exc:
-        raise UsageError(f"dataset {config.dataset!r} cannot be split with val_size="
-                         f"{config.val_size} and test_size={config.test_size}: {exc}") from None
-    x = arrays.x
-    if arrays.kind != "tokens":
+        raise _too_few_samples(arrays, config, str(exc)) from None
+    for name, part in (("train", train), ("validation", val), ("test", test)):
+        missing = np.setdiff1d(np.arange(arrays.num_classes), arrays.y[part])
+        if len(missing):
+            raise UsageError(
+                f"dataset {config.dataset!r}: class {arrays.class_label(int(missing[0]))} has no "
+                f"samples in the {name} split ({np.count_nonzero(arrays.y == missing[0])} in the whole "
+                f"dataset); use smaller val_size/test_size or more data")
+    return train, val, test
+
+
+def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> PreparedData:
+    """Stratified split fixed by ``seed``; normalization statistics and a text vocabulary come
+    from the train split only."""
+    train, val, test = split_indices(arrays, config, seed)
+    x, vocab_size = arrays.x, arrays.vocab_size
+    if arrays.tokenizer is not None:
+        vocabulary = arrays.tokenizer.fit(x[train])
+        x, vocab_size = vocabulary.encode(x), vocabulary.size
+    elif arrays.kind != "tokens":
         x = x.astype(np.float32)
         axes = _normalization_axes(arrays.kind, x.ndim)
         mean = x[train].mean(axis=axes, keepdims=True)
         std = x[train].std(axis=axes, keepdims=True)
         x = (x - mean) / np.where(std > 1e-8, std, 1.0)
-    task = Task(arrays.kind, x.shape[1:], arrays.num_classes, arrays.vocab_size)
+    task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)
     return PreparedData(task, *(_to_split(x[part], arrays.y[part], arrays.kind)
                                 for part in (train, val, test)))
 
@@ -82,5 +116,7 @@ def prepare(config: DataConfig, registry: Registry, seed: int) -> PreparedData:
     if config.dataset not in registry.datasets:
         raise unknown_dataset_error(config.dataset, registry)
     registered = registry.datasets[config.dataset]
-    arrays = registered.obj.load(seed).checked(f"dataset {config.dataset!r} from {registered.source}")
+    where = f" at {config.path}" if config.path else ""
+    arrays = registered.obj.load(seed, config).checked(
+        f"dataset {config.dataset!r}{where} (from {registered.source})")
     return split_arrays(arrays, config, seed)

@@ -112,7 +112,8 @@ class Objective:
         training_started = time.perf_counter()
         result = train(model, self.data, training, self.device, config.train.precision,
                        config.train.max_epochs, seed, augment=config.train.augment,
-                       compile=config.train.compile, callbacks=[EpochPruning(trial)])
+                       compile=config.train.compile, callbacks=[EpochPruning(trial)],
+                       data_on_device=config.train.data_on_device, loader_workers=config.train.loader_workers)
         finished = time.perf_counter()
         trial.set_user_attr("epochs", result.epochs)
         trial.set_user_attr("val_accuracy", result.val_accuracy)

@@ -31,6 +31,21 @@ def visible_gpus(device: torch.device) -> int:
     return torch.cuda.device_count() if device.type == "cuda" else 0
 
 
+def default_workers(gpus: int, trials_per_gpu: int) -> int:
+    """Workers `automl run` starts without --workers: ``trials_per_gpu`` on each GPU, else one."""
+    return gpus * trials_per_gpu if gpus else 1
+
+
+def share_gpu(device: torch.device, trials_per_gpu: int) -> None:
+    """Cap this process at its share of the GPU, so one packed trial cannot starve the others.
+
+    A trial over its share fails with out-of-memory (and is replaced) instead of failing the
+    trials beside it.
+    """
+    if device.type == "cuda" and trials_per_gpu > 1:
+        torch.cuda.set_per_process_memory_fraction(1 / trials_per_gpu, device)
+
+
 def threads_per_worker(n_workers: int, cpus: int) -> int:
     """An even share of the cores: more threads than cores only makes workers wait on each other."""
     return max(1, cpus // n_workers)

@@ -39,5 +39,6 @@ def retrain(stored: StoredTrial, data: PreparedData, epochs: int | None = None,
     train_config = stored.config.train
     model = stored.build()
     result = train(model, data, stored.training, resolve_device(train_config.accelerator), train_config.precision,
-                   epochs, stored.seed, augment=train_config.augment)
+                   epochs, stored.seed, augment=train_config.augment, data_on_device=train_config.data_on_device,
+                   loader_workers=train_config.loader_workers)
     return Retrained(model.cpu().eval(), result.epochs, len(data.train.y), result.test_accuracy)

@@ -16,6 +16,7 @@ from automl.data import PreparedData, prepare
 from automl.errors import UsageError
 from automl.objective import DIRECTIONS, Objective
 from automl.plugins import Registry
+from automl.pool import share_gpu
 from automl.pruners import make_pruner
 from automl.queue import QUEUED, QueueOnlyStorage, Requeue, count, queue_trials
 from automl.samplers import make_sampler
@@ -39,26 +40,36 @@ class StudyPlan:
 
 
 def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The families that compete: those named (or all installed) that can build for ``kind``."""
-    requested = config.search.families or list(registry.families)
+    """The families that compete: those named (or all installed) that can build for ``kind``.
+
+    Installed families that cannot are left out with a note; a named one that cannot is an error.
+    """
+    named = config.search.families
+    requested = named or list(registry.families)
     unknown = [name for name in requested if name not in registry.families]
     if unknown:
         raise UsageError(f"{path}: key 'search.families': unknown family {', '.join(map(repr, unknown))}; "
                          f"installed families: {', '.join(registry.families) or 'none'} "
                          "(see `automl plugins`)")
-    chosen = [name for name in requested if kind in registry.family(name).task_kinds]
+    unable = [name for name in requested if kind not in registry.family(name).task_kinds]
+    if named and unable:
+        raise UsageError(f"{path}: key 'search.families': {', '.join(map(repr, unable))} cannot build "
+                         f"for {kind} tasks (see their task_kinds in `automl plugins`); families that "
+                         f"can: {', '.join(registry.families_for(kind)) or 'none'}")
     notes = [f"family {name!r} is left out: it does not build for {kind} tasks "
-             f"(task_kinds={tuple(registry.family(name).task_kinds)})"
-             for name in requested if name not in chosen]
+             f"(task_kinds={tuple(registry.family(name).task_kinds)})" for name in unable]
+    chosen = [name for name in requested if name not in unable]
     if not chosen:
-        raise UsageError(f"{path}: no family in 'search.families' builds for {kind} tasks; "
-                         f"families that do: {', '.join(registry.families_for(kind)) or 'none'}")
+        raise UsageError(f"{path}: no installed family builds for {kind} tasks")
     return {name: registry.family(name) for name in chosen}, notes
 
 
 def plan_study(config: StudyConfig, path: Path, registry: Registry, storage: str | None = None) -> StudyPlan:
     """Resolve data, task and families; raises UsageError before anything is written."""
-    data = prepare(config.data, registry, config.seed)
+    try:
+        data = prepare(config.data, registry, config.seed)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     families, notes = choose_families(config, registry, data.task.kind, path)
     return StudyPlan(config, storage or config.storage or DEFAULT_STORAGE, families, data, notes)
 
@@ -154,6 +165,7 @@ def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool 
     study, requeue = join_study(plan, worker_tag)
     artifacts = open_store(artifact_dir(plan.storage_url, plan.config.artifacts))
     objective = Objective(plan.config, plan.families, plan.data, artifacts)
+    share_gpu(objective.device, plan.config.workers.trials_per_gpu)
     run_worker(study, objective, plan.config.workers, requeue, objective.device,
                timeout=timeout or plan.config.timeout, show_progress_bar=show_progress_bar,
                callbacks=callbacks)

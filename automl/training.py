@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import lightning as L
 import torch
 from torch import nn
 
 from automl.augment import random_crop_flip
-from automl.batches import TensorBatches
+from automl.batches import LoaderBatches, TensorBatches
 from automl.classifier import Classifier, TrainingParams
 from automl.data import PreparedData, Split
 from automl.failures import NonFiniteLoss
@@ -34,6 +36,8 @@ for _name in ("lightning.pytorch", "lightning.fabric"):
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 __all__ = ["TrainResult", "TrainingParams", "resolve_device", "resolve_precision", "train"]
+
+Batches = TensorBatches | LoaderBatches
 
 
 @dataclass
@@ -68,10 +72,39 @@ def on_device(data: PreparedData, device: torch.device) -> tuple[Split, Split, S
     return data.train.to(device), data.val.to(device), data.test.to(device)
 
 
-def _accuracy(fabric: L.Fabric, module: Classifier, split: Split, step: Callable, metric) -> float:
+@functools.lru_cache(maxsize=4)
+def fits_on_device(data: PreparedData, device: torch.device) -> bool:
+    """Whether the splits take under half of the GPU's free memory; always on the CPU, where they are.
+
+    Decided once per process: once the splits are on the GPU, its free memory no longer shows it.
+    """
+    if device.type != "cuda":
+        return True
+    size = sum(t.element_size() * t.nelement()
+               for split in (data.train, data.val, data.test) for t in (split.x, split.y))
+    free, _ = torch.cuda.mem_get_info(device)
+    return size < free / 2
+
+
+def make_batches(data: PreparedData, batch_size: int, device: torch.device, seed: int,
+                 data_on_device: Literal["auto"] | bool = "auto", loader_workers: int = 2,
+                 ) -> tuple[Batches, Batches, Batches]:
+    """Training, validation and test batches: slices of the splits on the device when they fit
+    there (or ``data_on_device`` says so), else streamed to it by a DataLoader with workers."""
+    if fits_on_device(data, device) if data_on_device == "auto" else data_on_device:
+        train_split, val_split, test_split = on_device(data, device)
+        return (TensorBatches(train_split.x, train_split.y, batch_size, shuffle=True, seed=seed),
+                TensorBatches(val_split.x, val_split.y, EVAL_BATCH_SIZE, shuffle=False),
+                TensorBatches(test_split.x, test_split.y, EVAL_BATCH_SIZE, shuffle=False))
+    return (LoaderBatches(data.train.x, data.train.y, batch_size, True, device, loader_workers, seed),
+            LoaderBatches(data.val.x, data.val.y, EVAL_BATCH_SIZE, False, device, loader_workers),
+            LoaderBatches(data.test.x, data.test.y, EVAL_BATCH_SIZE, False, device, loader_workers))
+
+
+def _accuracy(fabric: L.Fabric, module: Classifier, batches: Batches, step: Callable, metric) -> float:
     module.eval()
     with torch.inference_mode(), fabric.autocast():
-        for index, batch in enumerate(TensorBatches(split.x, split.y, EVAL_BATCH_SIZE, shuffle=False)):
+        for index, batch in enumerate(batches):
             step(batch, index)
     value = float(metric.compute())  # the one host sync of an evaluation
     metric.reset()
@@ -86,12 +119,16 @@ def _prepare_inputs(x: torch.Tensor, augment: bool, channels_last: bool) -> torc
 
 def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: torch.device,
           precision: str, max_epochs: int, seed: int, augment: bool = False, compile: bool = False,
-          callbacks: Sequence[object] = ()) -> TrainResult:
+          callbacks: Sequence[object] = (), data_on_device: Literal["auto"] | bool = "auto",
+          loader_workers: int = 2) -> TrainResult:
     """Train ``model`` on ``data.train``, validate each epoch, test the final weights once.
 
     ``callbacks`` are Fabric callbacks; ``on_validation_epoch_end(epoch, val_accuracy)`` is called
     after each validation and may raise (a pruner does) to stop the trial there.
+    ``data_on_device`` and ``loader_workers``: see make_batches.
     """
+    # A Fabric per trial: setup() registers the LightningModule as one of the Fabric's callbacks,
+    # so a Fabric kept for the next trial would keep every trial's model alive.
     fabric = L.Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1,
                       precision=resolve_precision(precision, device), loggers=[], callbacks=list(callbacks))
     images = data.task.kind == "image"
@@ -105,35 +142,37 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
         module = module.to(memory_format=torch.channels_last)
     optimizer = module.configure_optimizers()
     module, optimizer = fabric.setup(module, optimizer)
-    train_split, val_split, test_split = on_device(data, fabric.device)
-    batches = TensorBatches(train_split.x, train_split.y, params.batch_size, shuffle=True, seed=seed)
+    batches, val_batches, test_batches = make_batches(data, params.batch_size, fabric.device, seed,
+                                                      data_on_device, loader_workers)
     classifier: Classifier = module.module
     result = TrainResult(0.0, 0.0, 0)
-    check_every_step = fabric.device.type == "cpu"  # a finiteness test is a host sync on a GPU
     for epoch in range(max_epochs):
         started = time.perf_counter()
         module.train()
         loss_sum = torch.zeros((), device=fabric.device)
         for index, (x, y) in enumerate(batches):
-            loss = module.training_step((_prepare_inputs(x, augment and images, channels_last), y), index)
-            if check_every_step and not torch.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite training loss {loss.item():g} at epoch {epoch}, step {index}")
+            # The step is called on the bare module inside Fabric's autocast: the wrapper would
+            # route it through forward() for strategies that hook forward, which one device has none of.
+            with fabric.autocast():
+                loss = classifier.training_step((_prepare_inputs(x, augment and images, channels_last), y), index)
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer.step()
             loss_sum += loss.detach()
+        # Read once per epoch: a finiteness test per step would be a host sync per step. A loss
+        # that went NaN or infinite stays so in the sum, so a diverged trial ends within one epoch.
         mean_loss = float(loss_sum) / len(batches)
-        if not check_every_step and not torch.isfinite(torch.tensor(mean_loss)):
+        if not math.isfinite(mean_loss):
             raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}")
         validating = time.perf_counter()
         result.train_s += validating - started
-        accuracy = _accuracy(fabric, classifier, val_split, classifier.validation_step, classifier.val_accuracy)
+        accuracy = _accuracy(fabric, classifier, val_batches, classifier.validation_step, classifier.val_accuracy)
         result.validate_s += time.perf_counter() - validating
         result.val_curve.append(accuracy)
         result.train_loss_curve.append(mean_loss)
         result.epochs = epoch + 1
         fabric.call("on_validation_epoch_end", epoch=epoch, val_accuracy=accuracy)
     result.val_accuracy = result.val_curve[-1]
-    result.test_accuracy = _accuracy(fabric, classifier, test_split, classifier.test_step,
+    result.test_accuracy = _accuracy(fabric, classifier, test_batches, classifier.test_step,
                                      classifier.test_accuracy)
     return result

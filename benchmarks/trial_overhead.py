@@ -2,10 +2,11 @@
 
 For every installed family on digits, on a generated 28x28 image set and on the waveform
 sequences, the same model (same params, seed, epochs, batch size, optimizer and learning rate) is
-trained twice in this process: once as a real automl trial (the objective `automl run` calls,
-FLOPs and latency measurement included) and once by a plain loop over the same in-memory tensors.
-Prints a table of wall times, their ratio and both validation accuracies; the last line is
-``max_ratio=<number>``.
+trained twice in this process: once as a real automl trial and once by a plain loop over the same
+in-memory tensors. The automl trial takes the path of `automl run`: queued in a study in an SQLite
+file, popped by a worker, sampled, built, measured (FLOPs, latency), trained, its user attributes
+and artifacts stored, told, and the worker's after-trial callbacks run. Prints a table of wall
+times, their ratio and both validation accuracies; the last line is ``max_ratio=<number>``.
 
     python benchmarks/trial_overhead.py --quick     # well under two minutes on 2 cores
 """
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -24,20 +28,24 @@ import torch
 import torch.nn.functional as F
 
 from automl.arrays import LabeledArrays
+from automl.artifacts import artifact_dir, open_store
 from automl.config import DataConfig, parse_study
 from automl.data import PreparedData, prepare, split_arrays
 from automl.efficiency import count_parameters
 from automl.objective import Objective
 from automl.plugins import registry
 from automl.space import sample_params
+from automl.study import StudyPlan, create_or_resume, join_study
 from automl.training import resolve_device
+from automl.worker import run_worker
 
 LR, BATCH_SIZE, WEIGHT_DECAY, SEED = 1e-3, 64, 1e-6, 0
+LONG_RUN_S = 30.0
 
 
 def digits_28(seed: int) -> PreparedData:
     """A few thousand 28x28 images: each digit upscaled twice, at two random sub-pixel shifts."""
-    digits = registry().datasets["digits"].obj.load(seed)
+    digits = registry().datasets["digits"].obj.load(seed, DataConfig())
     images = torch.from_numpy(digits.x)
     rng = np.random.default_rng(seed)
     copies = []
@@ -53,8 +61,8 @@ def digits_28(seed: int) -> PreparedData:
     return split_arrays(LabeledArrays(x, y, "image"), DataConfig(), seed)
 
 
-def median_config(family, data: PreparedData, candidates: int = 7) -> dict:
-    """The stored params of the median-sized model among a few sampled ones: a typical trial."""
+def typical_config(family, data: PreparedData, quantile: float, candidates: int = 7) -> dict:
+    """The stored params of the model at ``quantile`` of size among a few sampled ones."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=SEED))
     sampled = []
     for _ in range(candidates):
@@ -63,30 +71,67 @@ def median_config(family, data: PreparedData, candidates: int = 7) -> dict:
         sampled.append((count_parameters(family.build(params, data.task)), dict(trial.params)))
         study.tell(trial, 0.0)
     sampled.sort(key=lambda pair: pair[0])
-    return sampled[len(sampled) // 2][1]
+    return sampled[round(quantile * (len(sampled) - 1))][1]
 
 
-def automl_trial(objective: Objective, stored: dict) -> tuple[float, float]:
-    """One real trial of the objective `automl run` uses; returns (seconds, val accuracy)."""
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    study.enqueue_trial({**stored, "train.optimizer": "adam", "train.lr": LR,
-                         "train.weight_decay": WEIGHT_DECAY, "train.batch_size": BATCH_SIZE})
-    trial = study.ask()
-    started = time.perf_counter()
-    values = objective(trial)
-    return time.perf_counter() - started, values[0]
+class InterleavedRuns:
+    """A worker of a study in an SQLite file runs the queued trials; between them, the plain loop runs.
+
+    One worker runs ``1 + repeats`` queued trials in a row, as in `automl run`. The worker calls
+    back after each trial (after its result, attributes and artifacts are stored); the callback
+    runs the plain loop with that trial's seed, so the two paths alternate on the same machine
+    state. A trial's time runs from the end of the previous callback to its own callback: the pop
+    from the queue, sampling, building, measuring, training, storing and the worker's own
+    after-trial work. Trial 0 is a warm-up; its time includes the worker's start-up and is dropped.
+    """
+
+    def __init__(self, name: str, family, data: PreparedData, epochs: int, accelerator: str,
+                 folder: Path, plain: Callable[[int], tuple[float, float]]) -> None:
+        self.config = parse_study({
+            "name": "bench", "seed": SEED, "storage": f"sqlite:///{folder / 'bench.db'}",
+            "search": {"families": [name]},
+            "train": {"max_epochs": epochs, "accelerator": accelerator, "lr": [LR, LR],
+                      "weight_decay": [WEIGHT_DECAY, WEIGHT_DECAY], "batch_size": [BATCH_SIZE],
+                      "optimizer": ["adam"]},
+        }, Path("benchmark"))
+        self.plan = StudyPlan(self.config, self.config.storage, {name: family}, data)
+        self.plain = plain
+        self.automl_runs: list[tuple[float, float]] = []
+        self.plain_runs: list[tuple[float, float]] = []
+        self._resumed = 0.0
+
+    def _after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        finished = time.perf_counter()
+        if trial.state != optuna.trial.TrialState.COMPLETE:
+            raise RuntimeError(f"benchmark trial {trial.number} ended {trial.state.name}: "
+                               f"{trial.user_attrs.get('fail_reason')}")
+        if trial.number > 0:
+            self.automl_runs.append((finished - self._resumed, trial.values[0]))
+            self.plain_runs.append(self.plain(self.config.seed + trial.number))
+        self._resumed = time.perf_counter()
+
+    def run(self, stored: dict, repeats: int) -> None:
+        queue = create_or_resume(self.plan)
+        for _ in range(1 + repeats):
+            queue.enqueue_trial({**stored, "train.optimizer": "adam", "train.lr": LR,
+                                 "train.weight_decay": WEIGHT_DECAY, "train.batch_size": BATCH_SIZE})
+        study, requeue = join_study(self.plan)
+        objective = Objective(self.config, self.plan.families, self.plan.data,
+                              open_store(artifact_dir(self.plan.storage_url)))
+        run_worker(study, objective, self.config.workers, requeue, objective.device,
+                   callbacks=[self._after_trial])
 
 
-def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: torch.device
-               ) -> tuple[float, float]:
+def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: torch.device,
+               seed: int) -> tuple[float, float]:
     """The loop one writes by hand: shuffled index slices, Adam, accuracy each epoch and at the end."""
     started = time.perf_counter()
     params = {key.split(".", 1)[1]: value for key, value in stored.items() if key != "family"}
-    L.seed_everything(SEED, verbose=False)
+    L.seed_everything(seed, verbose=False)
     model = family.build(params, data.task).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     train_x, train_y = data.train.x.to(device), data.train.y.to(device)
-    generator = torch.Generator(device=device).manual_seed(SEED)
+    generator = torch.Generator(device=device).manual_seed(seed)
 
     def accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
         model.eval()
@@ -112,47 +157,45 @@ def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
-    parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 6)")
-    parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, quick 2)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 4)")
+    parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, quick 2; "
+                        f"1 where a plain run takes over {LONG_RUN_S:.0f} s)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); "
                         "1 keeps the ratio steadier on a busy machine")
+    parser.add_argument("--case", action="append", metavar="TASK/FAMILY",
+                        help="run only this case (repeatable), e.g. waveforms/mlp")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    epochs = args.epochs or (6 if args.quick else 20)
+    epochs = args.epochs or (4 if args.quick else 20)
     repeats = args.repeats or (2 if args.quick else 3)
+    # A typical trial is the median-sized model; --quick takes the smallest sampled one to stay short.
+    quantile = 0.0 if args.quick else 0.5
     device = resolve_device(args.accelerator)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     tasks = {"digits": prepare(DataConfig(dataset="digits"), registry(), SEED), "digits28": digits_28(SEED),
              "waveforms": prepare(DataConfig(dataset="waveforms"), registry(), SEED)}
-    print(f"device {device}, {torch.get_num_threads()} CPU threads, {epochs} epochs, batch {BATCH_SIZE}, median of {repeats} runs per path")
+    print(f"device {device}, {torch.get_num_threads()} CPU threads, {epochs} epochs, batch {BATCH_SIZE}, "
+          f"median of {repeats} runs per path (1 for runs over {LONG_RUN_S:.0f} s)")
     print(f"{'task':<10} {'family':<12} {'params':>9} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
           f"{'plain acc':>9} {'automl acc':>10}")
     ratios, gaps = [], []
     for task_name, data in tasks.items():
         for name, registered in registry().families.items():
             family = registered.obj
-            if data.task.kind not in family.task_kinds:
+            if data.task.kind not in family.task_kinds or (args.case and f"{task_name}/{name}" not in args.case):
                 continue
-            stored = median_config(family, data)
-            config = parse_study({
-                "name": "bench", "seed": SEED,
-                "search": {"families": [name]},
-                "train": {"max_epochs": epochs, "accelerator": args.accelerator, "lr": [LR, LR],
-                          "weight_decay": [WEIGHT_DECAY, WEIGHT_DECAY], "batch_size": [BATCH_SIZE],
-                          "optimizer": ["adam"]},
-            }, Path("benchmark"))
-            objective = Objective(config, {name: family}, data)
-            automl_trial(objective, stored)  # warm-up: first-call costs are not per-trial costs
-            plain_loop(family, stored, data, 1, device)
-            plain_runs, automl_runs = [], []
-            for repeat in range(repeats):
-                # Alternate the order so neither path always runs on a warmer machine.
-                pair = [lambda: plain_runs.append(plain_loop(family, stored, data, epochs, device)),
-                        lambda: automl_runs.append(automl_trial(objective, stored))]
-                for run in pair if repeat % 2 == 0 else reversed(pair):
-                    run()
+            stored = typical_config(family, data, quantile)
+            one_epoch_s, _ = plain_loop(family, stored, data, 1, device, SEED)  # also a warm-up
+            runs = InterleavedRuns(name, family, data, epochs, args.accelerator,
+                                   Path(tempfile.mkdtemp(prefix="automl-bench-")),
+                                   lambda seed: plain_loop(family, stored, data, epochs, device, seed))
+            # Where one run takes minutes, the fixed cost of a trial is far below the noise between
+            # runs: a second repeat would only add minutes.
+            runs.run(stored, 1 if one_epoch_s * epochs > LONG_RUN_S and not args.repeats else repeats)
+            plain_runs, automl_runs = runs.plain_runs, runs.automl_runs
             plain_s = statistics.median(t for t, _ in plain_runs)
             automl_s = statistics.median(t for t, _ in automl_runs)
             plain_acc, automl_acc = plain_runs[-1][1], automl_runs[-1][1]

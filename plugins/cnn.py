@@ -1,7 +1,7 @@
 """Convolutional network: conv blocks that double the channels, global average pooling, linear head.
 
 Images use 2-D convolutions; sequences ``[T, F]`` use 1-D convolutions over time with the ``F``
-features as channels.
+features as channels; tokens are embedded first, the embedding's features as channels.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from torch import Tensor, nn
 
 import automl
-from automl_plugins._layers import check_kind
+from automl_plugins._layers import check_kind, embedding, suggest_embedding
 
 BASE_CHANNELS = [8, 16, 32, 64, 128]
 # Doubling stops here: four blocks from 128 channels would otherwise reach 1024 and ~60M parameters.
@@ -33,12 +33,18 @@ class TimeAsLastAxis(nn.Module):
         return sequences.transpose(1, 2)
 
 
-def _channels_and_sides(task: automl.Task) -> tuple[int, tuple[int, ...]]:
+def _sides(task: automl.Task) -> tuple[int, ...]:
+    """The spatial sides convolutions slide over: ``(H, W)`` or ``(T,)``."""
+    return task.input_shape[1:] if task.kind == "image" else task.input_shape[:1]
+
+
+def _input_layers(task: automl.Task, params: dict[str, Any]) -> tuple[list[nn.Module], int]:
+    """Layers from ``task``'s inputs to what the first convolution reads, and its channels."""
     if task.kind == "image":
-        channels, height, width = task.input_shape
-        return channels, (height, width)
-    steps, features = task.input_shape
-    return features, (steps,)
+        return [], task.input_shape[0]
+    if task.kind == "tokens":
+        return [embedding(task, params["embedding"]), TimeAsLastAxis()], params["embedding"]
+    return [TimeAsLastAxis()], task.input_shape[1]
 
 
 def _poolings(blocks: int, sides: tuple[int, ...]) -> int:
@@ -54,27 +60,28 @@ class CNNFamily:
     """1 to 4 conv blocks of 8 to 256 channels: 170 to about four million parameters on the digits."""
 
     name = "cnn"
-    task_kinds = ("image", "sequence")
+    task_kinds = ("image", "sequence", "tokens")
 
     def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
         params = {
+            **suggest_embedding(trial, task),
             "blocks": trial.suggest_int("blocks", 1, 4),
             "channels": trial.suggest_categorical("channels", BASE_CHANNELS),
             "kernel": trial.suggest_categorical("kernel", [3, 5]),
             "norm": trial.suggest_categorical("norm", ["none", "batch"]),
         }
-        if _poolings(params["blocks"], _channels_and_sides(task)[1]):
+        if _poolings(params["blocks"], _sides(task)):
             params["pool"] = trial.suggest_categorical("pool", ["max", "avg"])
         return params
 
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
         check_kind(self, task)
-        in_channels, sides = _channels_and_sides(task)
+        sides = _sides(task)
+        layers, in_channels = _input_layers(task, params)
         conv, batch_norm, pools, global_pool = LAYERS_BY_RANK[len(sides)]
         poolings = _poolings(params["blocks"], sides)
         kernel, use_batch_norm = params["kernel"], params["norm"] == "batch"
-        layers: list[nn.Module] = [] if task.kind == "image" else [TimeAsLastAxis()]
         for block in range(params["blocks"]):
             out_channels = min(params["channels"] * 2**block, MAX_CHANNELS)
             # A bias right before batch norm is cancelled by its mean subtraction.

@@ -6,6 +6,7 @@ import numpy as np
 
 import automl
 from automl.arrays import LabeledArrays
+from automl.config import DataConfig
 
 
 class Digits:
@@ -13,7 +14,7 @@ class Digits:
 
     name = "digits"
 
-    def load(self, seed: int) -> LabeledArrays:
+    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
@@ -31,7 +32,7 @@ class Waveforms:
     samples_per_class = 400
     steps = 64
 
-    def load(self, seed: int) -> LabeledArrays:
+    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
         rng = np.random.default_rng(seed)
         n = 4 * self.samples_per_class
         labels = np.repeat(np.arange(4), self.samples_per_class)

@@ -1,4 +1,7 @@
-"""Multilayer perceptron: the flattened input through a stack of equally wide hidden layers."""
+"""Multilayer perceptron: the flattened input through a stack of equally wide hidden layers.
+
+Tokens enter as a bag of embeddings: the mean embedding of a sample's tokens, padding left out.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 from torch import nn
 
 import automl
-from automl_plugins._layers import activation, check_kind
+from automl_plugins._layers import BagOfEmbeddings, activation, check_kind, suggest_embedding
 
 WIDTHS = [16, 32, 64, 128, 256, 512, 1024]
 NORMALIZATIONS = {"none": None, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
@@ -18,11 +21,12 @@ class MLPFamily:
     """1 to 4 hidden layers of 16 to 1024 units, from about a thousand to three million parameters."""
 
     name = "mlp"
-    task_kinds = ("image", "sequence", "tabular")
+    task_kinds = ("image", "sequence", "tabular", "tokens")
 
     def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
         return {
+            **suggest_embedding(trial, task),
             "depth": trial.suggest_int("depth", 1, 4),
             "width": trial.suggest_categorical("width", WIDTHS),
             "activation": trial.suggest_categorical("activation", ["relu", "gelu"]),
@@ -33,8 +37,12 @@ class MLPFamily:
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
         check_kind(self, task)
         width, norm = params["width"], NORMALIZATIONS[params["norm"]]
-        layers: list[nn.Module] = [nn.Flatten()]
-        features = math.prod(task.input_shape)
+        if task.kind == "tokens":
+            layers: list[nn.Module] = [BagOfEmbeddings(task, params["embedding"])]
+            features = params["embedding"]
+        else:
+            layers = [nn.Flatten()]
+            features = math.prod(task.input_shape)
         for _ in range(params["depth"]):
             layers.append(nn.Linear(features, width))
             if norm is not None:

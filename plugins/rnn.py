@@ -1,6 +1,7 @@
 """Recurrent network: an LSTM or GRU over the steps, read out at the end or averaged, linear head.
 
-Images are read row by row, top to bottom: ``H`` steps of ``C * W`` features.
+Images are read row by row, top to bottom: ``H`` steps of ``C * W`` features; tokens are
+embedded (the embedding width is searched).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 import automl
-from automl_plugins._layers import as_sequence, check_kind
+from automl_plugins._layers import as_sequence, check_kind, suggest_embedding
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 # 512 units would put three bidirectional LSTM layers at ~15M parameters; 256 stops at ~3.7M.
@@ -42,11 +43,12 @@ class RNNFamily:
     """1 to 3 LSTM or GRU layers of 16 to 256 units, from about 1.4 thousand to 3.7 million parameters."""
 
     name = "rnn"
-    task_kinds = ("image", "sequence")
+    task_kinds = ("image", "sequence", "tokens")
 
     def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
         params = {
+            **suggest_embedding(trial, task),
             "cell": trial.suggest_categorical("cell", list(CELLS)),
             "hidden": trial.suggest_categorical("hidden", HIDDEN_SIZES),
             "layers": trial.suggest_int("layers", 1, 3),
@@ -60,7 +62,7 @@ class RNNFamily:
 
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
         check_kind(self, task)
-        to_sequence, _, features = as_sequence(task)
+        to_sequence, _, features = as_sequence(task, params.get("embedding"))
         rnn = CELLS[params["cell"]](
             features, params["hidden"], num_layers=params["layers"], batch_first=True,
             bidirectional=params["bidirectional"], dropout=params.get("dropout", 0.0))

@@ -1,7 +1,7 @@
 """Transformer encoder: tokens with learned positions, self-attention layers, mean or [CLS] readout.
 
 Images become tokens either row by row (``H`` tokens of ``C * W`` pixels) or as square patches;
-sequences become one token per step.
+sequences become one token per step; tokens are embedded straight to the model width.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 import automl
-from automl_plugins._layers import as_sequence, check_kind
+from automl_plugins._layers import as_sequence, check_kind, embedding
 
 D_MODELS = [16, 32, 64, 128, 256]
 HEADS = [1, 2, 4, 8]  # every width in D_MODELS is a multiple of 8, so every head count divides it
@@ -67,7 +67,7 @@ class TransformerFamily:
     """1 to 4 encoder layers 16 to 256 wide, from about two thousand to three million parameters."""
 
     name = "transformer"
-    task_kinds = ("image", "sequence")
+    task_kinds = ("image", "sequence", "tokens")
 
     def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
@@ -97,6 +97,8 @@ class TransformerFamily:
             side = params["patch_size"]
             tokenize: nn.Module = PatchTokens(channels, side, d_model)
             tokens = (height // side) * (width // side)
+        elif task.kind == "tokens":
+            tokenize, (tokens,) = embedding(task, d_model), task.input_shape
         else:
             to_sequence, tokens, features = as_sequence(task)
             tokenize = nn.Sequential(to_sequence, nn.Linear(features, d_model))

@@ -18,12 +18,10 @@ TASKS = [
     Task("image", (3, 32, 32), 10),
     Task("sequence", (12, 3), 5),
     Task("tabular", (20,), 3),
+    Task("tokens", (16,), 4, vocab_size=50),
 ]
 # One task of each kind, for checking that undeclared kinds are refused.
-TASK_PER_KIND = {
-    "image": TASKS[0], "sequence": TASKS[2], "tabular": TASKS[3],
-    "tokens": Task("tokens", (16,), 4, vocab_size=50),
-}
+TASK_PER_KIND = {task.kind: task for task in TASKS}
 CONFIGS_PER_TASK = 6
 SPAN_SAMPLES = 40
 MIN_SPAN = 100

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
-from automl.pool import threads_per_worker, worker_command, worker_environment
+from automl.pool import default_workers, share_gpu, threads_per_worker, worker_command, worker_environment
 from automl.queue import QueueEmpty, QueueOnlyStorage, Requeue, queue_trials
 from automl.storage import STORAGE_ENV, Heartbeat, open_storage
 
@@ -111,3 +112,12 @@ def test_workers_share_cores_and_gpus_and_get_the_url_from_the_environment() -> 
     assert env == {STORAGE_ENV: url, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "CUDA_VISIBLE_DEVICES": "1"}
     assert "CUDA_VISIBLE_DEVICES" not in worker_environment(0, 4, 8, 1, url)
     assert "s3cret" not in " ".join(worker_command(Path("study.toml"), 2, None))
+
+
+def test_trials_per_gpu_packs_workers_on_each_gpu() -> None:
+    assert default_workers(gpus=0, trials_per_gpu=4) == 1, "on the CPU the setting changes nothing"
+    assert default_workers(gpus=2, trials_per_gpu=3) == 6
+    # Round robin over the GPUs: each of the 2 GPUs gets 3 of the 6 workers.
+    placed = [worker_environment(i, 6, 12, 2, "sqlite:///x.db")["CUDA_VISIBLE_DEVICES"] for i in range(6)]
+    assert sorted(placed) == ["0", "0", "0", "1", "1", "1"]
+    share_gpu(torch.device("cpu"), 4)  # a CPU worker has no GPU memory to cap: nothing happens

@@ -134,7 +134,8 @@ def test_export_onnx_of_a_front_trial_reproduces_its_test_accuracy(searched_stud
     described = json.loads((tmp_path / f"trial{trial.number}.onnx.json").read_text())
     assert described["family"] == "mlp" and described["weights"] == "stored"
     assert described["stored_params"] == trial.params and described["params"]["width"] == 64
-    assert described["task"] == {"kind": "image", "input_shape": [1, 8, 8], "num_classes": 10, "vocab_size": None}
+    assert described["task"] == {"kind": "image", "input_shape": [1, 8, 8], "num_classes": 10, "vocab_size": None,
+                                 "class_names": None}
     assert described["metrics"] == dict(zip(["val_accuracy", "flops"], trial.values))
     # The exported file alone, in onnxruntime, scores what the trial scored on the test split.
     test = prepare(DataConfig(), registry(), 0).test

@@ -25,7 +25,7 @@ def test_run_then_resume_adds_trials_with_attrs(tiny_study: Path, tmp_path: Path
     assert study.metric_names == ["val_accuracy", "flops"]
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
     assert study.user_attrs[TASK_ATTR] == {"kind": "image", "input_shape": [1, 8, 8], "num_classes": 10,
-                                          "vocab_size": None}
+                                          "vocab_size": None, "class_names": None}
     for trial in study.trials:
         attrs = trial.user_attrs
         assert attrs["family"] == trial.params["family"]

@@ -1,4 +1,4 @@
-"""One real training epoch for every registered family, on real digits and waveform data."""
+"""One real training epoch for every registered family on every kind it declares, on real data."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import optuna
 import pytest
 import torch
 
-from automl.batches import TensorBatches
+from automl.batches import LoaderBatches, TensorBatches
 from automl.config import DataConfig
 from automl.data import PreparedData, Split, prepare
 from automl.efficiency import flops_per_sample
 from automl.plugins import registry
 from automl.space import sample_params
 from automl.failures import NonFiniteLoss
-from automl.training import TrainingParams, on_device, train
+from automl.training import TrainingParams, fits_on_device, on_device, train
+from conftest import REPO
 
 PARAMS = TrainingParams(optimizer="adam", lr=3e-3, weight_decay=0.0, batch_size=64)
 
@@ -27,14 +28,17 @@ def _small(data: PreparedData, count: int = 256) -> PreparedData:
     return PreparedData(data.task, cut(data.train), cut(data.val), cut(data.test))
 
 
-DATA = {"image": "digits", "sequence": "waveforms"}
+EXAMPLE_DATA = REPO / "examples" / "data"
+DATA = {"image": DataConfig(dataset="digits"), "sequence": DataConfig(dataset="waveforms"),
+        "tabular": DataConfig(dataset="csv", path=str(EXAMPLE_DATA / "wine.csv")),
+        "tokens": DataConfig(dataset="text", path=str(EXAMPLE_DATA / "reviews.tsv"), max_length=12)}
 CASES = [(family, kind) for family, registered in registry().families.items()
          for kind in DATA if kind in registered.obj.task_kinds]
 
 
 @pytest.mark.parametrize(("family_name", "kind"), CASES, ids=[f"{f}-{k}" for f, k in CASES])
 def test_one_epoch_trains_every_family(family_name: str, kind: str) -> None:
-    data = _small(prepare(DataConfig(dataset=DATA[kind]), registry(), 0))
+    data = _small(prepare(DATA[kind], registry(), 0))
     family = registry().family(family_name)
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
     model = family.build(sample_params(family, trial, data.task), data.task)
@@ -47,15 +51,21 @@ def test_one_epoch_trains_every_family(family_name: str, kind: str) -> None:
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_fast_path_follows_the_plain_loop_trajectory() -> None:
-    """Same seed, same batches: per-epoch losses and final weights match a plain PyTorch loop."""
+@pytest.mark.parametrize("data_on_device", [True, False], ids=["device-slices", "dataloader"])
+def test_fast_path_follows_the_plain_loop_trajectory(data_on_device: bool) -> None:
+    """Same seed, same batches: per-epoch losses and final weights match a plain PyTorch loop.
+
+    Both batch sources are checked: slices of on-device tensors, and the DataLoader (with a
+    worker process) that streams splits too large for the device.
+    """
     data = _small(prepare(DataConfig(), registry(), 0), count=512)
     torch.manual_seed(0)
     reference = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
                                     torch.nn.Linear(32, 10))
     model = copy.deepcopy(reference)
     optimizer = torch.optim.Adam(reference.parameters(), lr=PARAMS.lr)
-    batches = TensorBatches(data.train.x, data.train.y, PARAMS.batch_size, shuffle=True, seed=7)
+    batches = (TensorBatches(data.train.x, data.train.y, PARAMS.batch_size, shuffle=True, seed=7) if data_on_device
+               else LoaderBatches(data.train.x, data.train.y, PARAMS.batch_size, True, torch.device("cpu"), 0, seed=7))
     plain_curve = []
     for _ in range(3):
         losses = []
@@ -66,7 +76,8 @@ def test_fast_path_follows_the_plain_loop_trajectory() -> None:
             optimizer.step()
             losses.append(loss.item())
         plain_curve.append(sum(losses) / len(losses))
-    result = train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=7)
+    result = train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=7,
+                   data_on_device=data_on_device, loader_workers=1)
     assert result.train_loss_curve == pytest.approx(plain_curve, rel=1e-5)
     for ours, theirs in zip(model.parameters(), reference.parameters()):
         assert torch.allclose(ours, theirs, atol=1e-5)
@@ -78,6 +89,7 @@ def test_fast_path_follows_the_plain_loop_trajectory() -> None:
 def test_splits_move_to_the_device_once_per_process() -> None:
     data = prepare(DataConfig(), registry(), 0)
     assert on_device(data, torch.device("cpu")) is on_device(data, torch.device("cpu"))
+    assert fits_on_device(data, torch.device("cpu")), "on the CPU the splits are in memory already"
 
 
 def test_non_finite_loss_stops_training_at_once() -> None:
@@ -86,7 +98,7 @@ def test_non_finite_loss_stops_training_at_once() -> None:
     with torch.no_grad():
         model[1].weight.fill_(float("inf"))
     recorder = EpochRecorder()
-    with pytest.raises(NonFiniteLoss, match="epoch 0, step 0"):
+    with pytest.raises(NonFiniteLoss, match="in epoch 0"):
         train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=0, callbacks=[recorder])
     assert recorder.seen == []
 

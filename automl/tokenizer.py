@@ -1,0 +1,59 @@
+"""A simple text tokenizer: characters or whitespace words, a vocabulary fitted on the train split.
+
+Token id 0 pads and id 1 stands for any token outside the vocabulary; the vocabulary starts at 2.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+PAD, UNKNOWN = 0, 1
+RESERVED = 2
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """How texts become tokens: ``"chars"`` (every character) or ``"words"`` (lowercased,
+    split on whitespace), ``max_length`` tokens per text, tokens seen fewer than ``min_freq``
+    times in the train split count as unknown."""
+
+    unit: Literal["chars", "words"]
+    max_length: int
+    min_freq: int = 1
+
+    def tokens(self, text: str) -> list[str]:
+        return list(text) if self.unit == "chars" else text.lower().split()
+
+    def fit(self, texts: Iterable[str]) -> Vocabulary:
+        """The vocabulary of ``texts`` (the train split), most frequent first, ties alphabetical."""
+        counts = Counter(token for text in texts for token in self.tokens(text))
+        kept = sorted((token for token, n in counts.items() if n >= self.min_freq),
+                      key=lambda token: (-counts[token], token))
+        return Vocabulary(self, {token: RESERVED + index for index, token in enumerate(kept)})
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    tokenizer: Tokenizer
+    ids: dict[str, int]
+
+    @property
+    def size(self) -> int:
+        """Embedding rows a model needs: the tokens plus padding and unknown."""
+        return RESERVED + len(self.ids)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Token ids ``[N, max_length]``: the first ``max_length`` tokens of each text, padded on
+        the left, so that a recurrent model's last step is the text's last token."""
+        length = self.tokenizer.max_length
+        encoded = np.full((len(texts), length), PAD, dtype=np.int64)
+        for row, text in enumerate(texts):
+            ids = [self.ids.get(token, UNKNOWN) for token in self.tokenizer.tokens(text)[:length]]
+            if ids:
+                encoded[row, length - len(ids):] = ids
+        return encoded

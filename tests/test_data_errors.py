@@ -1,0 +1,94 @@
+"""Bad data (and families that cannot build for it): one clear error naming what and where,
+exit code 2, and no storage file written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from automl.cli import main
+from conftest import write_study
+from datafiles import labels, write_npz, write_table
+
+
+def _reject(tmp_path: Path, capsys: pytest.CaptureFixture, data: str) -> str:
+    """Run ``automl run`` (in this process, for speed) on a study with this ``[data]`` table."""
+    storage = tmp_path / "bad.db"
+    study = write_study(tmp_path, f'name = "bad"\nstorage = "sqlite:///{storage}"\n[data]\n{data}\n')
+    assert main(["run", str(study), "--no-progress"]) == 2
+    assert not storage.exists(), "storage was written for bad data"
+    stderr = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert str(study) in stderr, "the error names the study file"
+    return stderr
+
+
+def _npz(tmp_path: Path, x: np.ndarray, y: np.ndarray) -> str:
+    write_npz(tmp_path / "data.npz", x, y)
+    return 'dataset = "npz"\npath = "data.npz"'  # relative to the study file
+
+
+def test_mismatched_lengths(tmp_path: Path, capsys) -> None:
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, np.zeros((50, 3)), labels(2, 30)))
+    assert "data.npz" in stderr and "x has 50 samples but y has 60 labels" in stderr
+
+
+def test_labels_outside_0_to_k_minus_1_are_listed(tmp_path: Path, capsys) -> None:
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, np.zeros((60, 3)), labels(3, 20) * 5 + 1))
+    assert "data.npz" in stderr and "labels must be 0..K-1" in stderr
+    assert "[6, 11]" in stderr and "missing: [0, 2]" in stderr
+
+
+def test_nan_in_npz_names_the_index(tmp_path: Path, capsys) -> None:
+    x = np.zeros((60, 3), dtype=np.float32)
+    x[7, 2] = np.nan
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, x, labels(2, 30)))
+    assert "x[7, 2] (sample 7) is nan" in stderr
+
+
+def test_infinite_csv_value_names_the_column_and_line(tmp_path: Path, capsys) -> None:
+    rows = [[1.0, "inf" if i == 4 else 2.0, label] for i, label in enumerate(labels(2, 30))]
+    write_table(tmp_path / "t.csv", ["height", "weight", "label"], rows)
+    stderr = _reject(tmp_path, capsys, 'dataset = "csv"\npath = "t.csv"')
+    assert "column 'weight', line 6: 'inf' is not finite" in stderr
+
+
+def test_missing_label_column_lists_the_columns(tmp_path: Path, capsys) -> None:
+    write_table(tmp_path / "t.csv", ["a", "b"], [[1, 2]] * 10)
+    stderr = _reject(tmp_path, capsys, 'dataset = "csv"\npath = "t.csv"\nlabel = "class"')
+    assert "no column 'class' ([data] label); its columns: a, b" in stderr
+
+
+@pytest.mark.parametrize(("rare", "says"), [
+    (2, "class 2 has no samples in the validation split (2 in the whole dataset)"),
+    (1, "class 2 has 1 sample(s) of 81"),  # too few for a stratified split at all
+])
+def test_empty_class_in_a_split_names_the_class(tmp_path: Path, capsys, rare: int, says: str) -> None:
+    y = np.concatenate([np.zeros(40, dtype=int), np.ones(40, dtype=int), [2] * rare])
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, np.zeros((len(y), 3)), y))
+    assert says in stderr and "use smaller val_size/test_size or more data" in stderr
+
+
+def test_path_that_does_not_exist(tmp_path: Path, capsys) -> None:
+    stderr = _reject(tmp_path, capsys, 'dataset = "text"\npath = "absent.tsv"')
+    assert f"[data] path {tmp_path / 'absent.tsv'} does not exist" in stderr
+
+
+def test_unknown_dataset_lists_the_available_ones(tmp_path: Path, capsys) -> None:
+    stderr = _reject(tmp_path, capsys, 'dataset = "imagenet"')
+    for name in ("npz", "csv", "text", "imagefolder", "mnist", "cifar10"):
+        assert name in stderr
+
+
+def test_missing_torchvision_root_names_path_and_flag(tmp_path: Path, capsys) -> None:
+    stderr = _reject(tmp_path, capsys, 'dataset = "cifar100"\npath = "root"')
+    assert f"no cifar-100-python folder under [data] path {tmp_path / 'root'}" in stderr
+    assert "download = true" in stderr
+
+
+def test_named_family_that_cannot_build_for_the_task(tmp_path: Path, capsys) -> None:
+    write_table(tmp_path / "t.csv", ["a", "label"], [[i, label] for i, label in enumerate(labels(2, 30))])
+    stderr = _reject(tmp_path, capsys, 'dataset = "csv"\npath = "t.csv"\n[search]\nfamilies = ["mlp", "rnn"]')
+    assert "key 'search.families': 'rnn' cannot build for tabular tasks" in stderr
+    assert "families that can: mlp" in stderr
