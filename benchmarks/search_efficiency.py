@@ -55,9 +55,8 @@ from automl.storage import open_storage  # noqa: E402
 
 BASELINES = ("random", "tpe")
 OBJECTIVES = ["val_accuracy", "flops"]
-# Datasets tried after digits (MNIST, Fashion-MNIST, whatever their plugins call them); each is
-# used only where its plugin finds its local files.
-MNIST_LIKE = "mnist"
+# Datasets tried after digits, from a torchvision root folder, when their files are there.
+MNIST_LIKE = ("mnist", "fashion_mnist")
 
 
 class BudgetSpent(BaseException):
@@ -243,17 +242,17 @@ def figure(runs: dict[str, list[Run]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def load_datasets(quick: bool, seed: int) -> dict[str, PreparedData]:
+def load_datasets(quick: bool, seed: int, torchvision_root: str | None) -> dict[str, PreparedData]:
     datasets = {"digits": prepare(parse_study({"name": "d"}, Path("d")).data, registry(), seed)}
     if quick:
         return datasets
-    more = [name for name in registry().datasets if MNIST_LIKE in name.lower()]
-    if not more:
-        print(f"note: no {MNIST_LIKE} dataset plugin installed; digits only")
-    for name in more:
+    if torchvision_root is None:
+        print(f"note: digits only; --torchvision-root adds {', '.join(MNIST_LIKE)} from local files")
+        return datasets
+    for name in MNIST_LIKE:
         try:
-            datasets[name] = prepare(parse_study({"name": "d", "data": {"dataset": name}}, Path("d")).data,
-                                     registry(), seed)
+            data = parse_study({"name": "d", "data": {"dataset": name, "path": torchvision_root}}, Path("d")).data
+            datasets[name] = prepare(data, registry(), seed)
         except UsageError as exc:
             print(f"note: {name} skipped: {exc}")
     return datasets
@@ -271,6 +270,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 steadies a busy machine)")
     parser.add_argument("--bookkeeping-trials", type=int, default=1000)
     parser.add_argument("--png", default="search_efficiency.png")
+    parser.add_argument("--torchvision-root", help="a folder with MNIST/ and FashionMNIST/ raw files "
+                        "(as studies/mnist.toml reads them), to add those datasets")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -278,7 +279,7 @@ def main() -> None:
     budget_s = args.budget_s or (25.0 if args.quick else 60.0)
     strategies = [*BASELINES, "ours", *(f"ours-{name}" for name in filter(None, args.variants.split(",")))]
     seeds = list(range(args.seeds))
-    datasets = load_datasets(args.quick, 0)
+    datasets = load_datasets(args.quick, 0, args.torchvision_root)
     print(f"{len(seeds)} seeds x {len(strategies)} strategies x {budget_s:g} s on {', '.join(datasets)}; "
           f"max_epochs {args.max_epochs}, ours' budget max_flops {args.max_flops:g}, "
           f"{torch.get_num_threads()} torch thread(s)", flush=True)
