@@ -16,6 +16,7 @@ from automl.config import StudyConfig, TrainConfig
 from automl.data import PreparedData
 from automl.efficiency import Efficiency, measure, peak_memory_mb
 from automl.errors import PluginError
+from automl.moasha import CURVE_ATTR
 from automl.pruners import EpochPruning
 from automl.space import sample_params
 from automl.task import Task
@@ -118,6 +119,7 @@ class Objective:
         trial.set_user_attr("epochs", result.epochs)
         trial.set_user_attr("val_accuracy", result.val_accuracy)
         trial.set_user_attr("test_accuracy", result.test_accuracy)
+        trial.set_user_attr(CURVE_ATTR, [round(v, 5) for v in result.val_curve])
         # Where the trial's time went, so framework overhead shows next to the training itself.
         phases = {"build": measuring - started, "measure": training_started - measuring,
                   "train": result.train_s, "validate": result.validate_s,

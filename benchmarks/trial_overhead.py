@@ -89,7 +89,8 @@ class InterleavedRuns:
                  folder: Path, plain: Callable[[int], tuple[float, float]]) -> None:
         self.config = parse_study({
             "name": "bench", "seed": SEED, "storage": f"sqlite:///{folder / 'bench.db'}",
-            "search": {"families": [name]},
+            # The same model trains for every epoch on both paths: nothing may stop it early.
+            "search": {"families": [name], "pruner": "none"},
             "train": {"max_epochs": epochs, "accelerator": accelerator, "lr": [LR, LR],
                       "weight_decay": [WEIGHT_DECAY, WEIGHT_DECAY], "batch_size": [BATCH_SIZE],
                       "optimizer": ["adam"]},
