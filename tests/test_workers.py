@@ -27,13 +27,18 @@ NAME = "workers"
 
 
 def _study_file(directory: Path, n_trials: int, storage: str | None = None, max_epochs: int = 1) -> Path:
-    """An mlp-only digits study with one-second heartbeats; the storage may come from the environment."""
+    """An mlp-only digits study with one-second heartbeats; the storage may come from the environment.
+
+    No early stopping: which trial MO-ASHA stops depends on which worker reaches a rung first,
+    and these tests count finished trials by state.
+    """
     return write_study(directory, f"""
         name = "{NAME}"
         n_trials = {n_trials}
         {f'storage = "{storage}"' if storage else ''}
         [search]
         families = ["mlp"]
+        pruner = "none"
         [train]
         max_epochs = {max_epochs}
         batch_size = [128]
