@@ -1,8 +1,9 @@
 """A trial's learning curve as a small PNG, drawn with Pillow inside the trial.
 
-Matplotlib takes 150-300 ms for this one figure on a 2-core machine: longer than a whole trial of
-a small model, and every trial draws one. Pillow draws the two lines, the frame and a few labels
-in a few milliseconds; the report's figures, drawn once per study, stay with matplotlib.
+Matplotlib takes over a hundred milliseconds for this one figure, longer than a whole trial of a
+small model, and every trial draws one. Pillow draws the two lines, the frame and a few labels
+about 20x faster (benchmarks/trial_parts.py); the report's figures, drawn once per study, stay
+with matplotlib.
 """
 
 from __future__ import annotations
