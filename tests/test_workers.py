@@ -148,7 +148,8 @@ def test_killed_worker_trial_is_retried_by_the_survivor(storage: str, tmp_path: 
 
 def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    study = _study_file(tmp_path, n_trials=4, storage=url)
+    # Trials of about a second: one-epoch trials are over before the second worker has started.
+    study = _study_file(tmp_path, n_trials=6, storage=url, max_epochs=10)
     run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "2", "--no-progress"], cwd=tmp_path,
                            env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
@@ -178,7 +179,7 @@ def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> N
     assert reads[0] > 20, "the reader hardly read while the workers ran"
     assert "locked" not in stderr
     trials = _trials(url)
-    assert _states(trials) == {COMPLETE: 4}
+    assert _states(trials) == {COMPLETE: 6}
     assert len({t.user_attrs["worker"] for t in trials}) == 2
 
 
