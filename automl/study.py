@@ -18,7 +18,7 @@ from automl.objective import DIRECTIONS, Objective
 from automl.plugins import Registry
 from automl.pool import share_gpu
 from automl.pruners import make_pruner
-from automl.queue import QUEUED, QueueOnlyStorage, Requeue, count, queue_trials
+from automl.queue import QUEUED, Requeue, WorkerStorage, count, queue_trials
 from automl.samplers import make_sampler
 from automl.storage import Heartbeat, open_storage, redact
 from automl.warm_start import load_warm_start
@@ -142,7 +142,7 @@ def join_study(plan: StudyPlan, worker_tag: str = "") -> tuple[optuna.Study, Req
     config = plan.config
     requeue = Requeue(config.workers.max_retry)
     heartbeat = Heartbeat(config.workers.heartbeat_interval, config.workers.grace_period, requeue)
-    storage = open_storage(plan.storage_url, heartbeat, storage_class=QueueOnlyStorage)
+    storage = open_storage(plan.storage_url, heartbeat, storage_class=WorkerStorage)
     try:
         study_id = storage.get_study_id_from_name(config.name)
     except KeyError:

@@ -68,7 +68,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
                show_progress_bar: bool = False, callbacks: Sequence[TrialCallback] = ()) -> None:
     """Pop and run queued trials; then wait while other workers' trials run, to retry any that die.
 
-    ``study`` must sit on a QueueOnlyStorage with heartbeats (see automl.study.join_study).
+    ``study`` must sit on a WorkerStorage with heartbeats (see automl.study.join_study).
     Raises TooManyFailures when the study's last trials all failed, Interrupted on SIGINT/SIGTERM
     after recording the running trial as failed and queued again.
     """

@@ -49,6 +49,7 @@ from automl.errors import UsageError  # noqa: E402
 from automl.objective import DIRECTIONS, Objective, sample_training  # noqa: E402
 from automl.plugins import registry  # noqa: E402
 from automl.pruners import make_pruner  # noqa: E402
+from automl.queue import WorkerStorage  # noqa: E402
 from automl.samplers import make_sampler  # noqa: E402
 from automl.space import sample_params  # noqa: E402
 from automl.storage import open_storage  # noqa: E402
@@ -193,18 +194,20 @@ def bookkeeping_s(data: PreparedData, max_epochs: int, folder: Path, finished: i
     """Median seconds of sampler and storage work per new trial in an SQLite study of ``finished`` trials.
 
     Everything a real trial does besides building, measuring and training: pop it from the queue,
-    sample its parameters, write its attrs and per-epoch curve, consult the pruner, tell the result.
+    sample its parameters, write its attrs and per-epoch curve, consult the pruner, tell the result,
+    through the storage a worker of `automl run` uses.
     """
     config = study_config(strategy, "digits", max_epochs, 1e6)
     pruner = make_pruner(config.search, max_epochs)
-    storage = open_storage(f"sqlite:///{folder / f'{strategy}.db'}")
-    study = optuna.create_study(study_name="bookkeeping", storage=storage, pruner=pruner,
-                                directions=[DIRECTIONS[name] for name in OBJECTIVES],
-                                sampler=make_sampler(config.search.sampler, 0))
-    study.add_trials(synthetic_trials(data, finished, max_epochs, pruner, seed=0))
-    families = families_for(data)
+    url = f"sqlite:///{folder / f'{strategy}.db'}"
+    created = optuna.create_study(study_name="bookkeeping", storage=open_storage(url),
+                                  directions=[DIRECTIONS[name] for name in OBJECTIVES])
+    created.add_trials(synthetic_trials(data, finished, max_epochs, pruner, seed=0))
     for _ in range(new):
-        study.enqueue_trial({})
+        created.enqueue_trial({})
+    study = optuna.load_study(study_name="bookkeeping", storage=open_storage(url, storage_class=WorkerStorage),
+                              sampler=make_sampler(config.search.sampler, 0), pruner=pruner)
+    families = families_for(data)
     timings = []
     for _ in range(new):
         started = time.perf_counter()

@@ -4,6 +4,9 @@
   same figure drawn with matplotlib.
 - The optimizer step: the multi-tensor (foreach) Adam kernels automl uses on the CPU too, against
   PyTorch's CPU default (one tensor at a time), on each family's median-sized model for digits.
+- The training step (forward, backward, optimizer step on a batch of 64), on the same models:
+  automl's step (automl.training.step_function) against the same step through Fabric's autocast,
+  backward and optimizer wrappers.
 
 Prints milliseconds per call and the ratio (usual / automl) for each.
 
@@ -19,16 +22,19 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import optuna
 import torch
 from matplotlib.figure import Figure
 
+from automl.classifier import Classifier, TrainingParams
 from automl.config import DataConfig
 from automl.curve_image import draw_curve
 from automl.data import prepare
 from automl.efficiency import count_parameters
 from automl.plugins import registry
 from automl.space import sample_params
+from automl.training import step_function
 
 REPEATS = 7
 
@@ -67,6 +73,28 @@ def median_model(family, task) -> torch.nn.Module:
     return sorted(models, key=count_parameters)[len(models) // 2]
 
 
+def training_steps(model: torch.nn.Module, task, x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], None]]:
+    """A step through Fabric's wrappers (``usual``) and automl's step, on one set-up model."""
+    fabric = L.Fabric(accelerator="cpu", devices=1, precision="32-true", loggers=[])
+    module, optimizer = fabric.setup(*_module_and_optimizer(model, task))
+    classifier = module.module
+    automl_step = step_function(fabric, classifier, optimizer, "32-true")
+
+    def usual() -> None:
+        with fabric.autocast():
+            loss = classifier.training_step((x, y), 0)
+        optimizer.zero_grad(set_to_none=True)
+        fabric.backward(loss)
+        optimizer.step()
+
+    return {"usual": usual, "automl": lambda: automl_step((x, y), 0)}
+
+
+def _module_and_optimizer(model: torch.nn.Module, task) -> tuple[Classifier, torch.optim.Optimizer]:
+    module = Classifier(model, task.num_classes, TrainingParams("adam", 1e-3, 0.0, 64))
+    return module, module.configure_optimizers()
+
+
 def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -78,7 +106,9 @@ def main() -> None:
         usual = median_ms(lambda: matplotlib_curve(accuracy, loss, path))
         ours = median_ms(lambda: draw_curve(accuracy, loss, "trial 0 (mlp)", path))
     print(f"{'learning-curve PNG':<40} {usual:>9.2f} {ours:>10.2f} {usual / ours:>6.2f}")
-    task = prepare(DataConfig(), registry(), 0).task
+    data = prepare(DataConfig(), registry(), 0)
+    task = data.task
+    x, y = data.train.x[:64], data.train.y[:64]
     for name, registered in registry().families.items():
         model = median_model(registered.obj, task)
         for parameter in model.parameters():
@@ -87,6 +117,12 @@ def main() -> None:
                  for foreach in (False, True)}
         usual, ours = median_ms(steps[False], 50), median_ms(steps[True], 50)
         label = f"Adam step, {name} ({count_parameters(model):,} params)"
+        print(f"{label:<40} {usual:>9.3f} {ours:>10.3f} {usual / ours:>6.2f}")
+        # Alternated in rounds, so both see the same machine; the median round is kept.
+        steps = training_steps(model, task, x, y)
+        rounds = [(median_ms(steps["usual"], 30), median_ms(steps["automl"], 30)) for _ in range(REPEATS)]
+        usual, ours = (statistics.median(r[i] for r in rounds) for i in (0, 1))
+        label = f"training step, {name}"
         print(f"{label:<40} {usual:>9.3f} {ours:>10.3f} {usual / ours:>6.2f}")
 
 

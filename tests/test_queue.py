@@ -14,19 +14,19 @@ import torch
 from optuna.trial import TrialState
 
 from automl.pool import default_workers, share_gpu, threads_per_worker, worker_command, worker_environment
-from automl.queue import QueueEmpty, QueueOnlyStorage, Requeue, queue_trials
+from automl.queue import QueueEmpty, Requeue, WorkerStorage, queue_trials
 from automl.storage import STORAGE_ENV, Heartbeat, open_storage
 
 # A worker without training: pops queued trials as fast as it can, with heartbeats, until none is left.
 POPPER = textwrap.dedent("""
     import os, sys, warnings
     import optuna
-    from automl.queue import QueueEmpty, QueueOnlyStorage, Requeue
+    from automl.queue import QueueEmpty, Requeue, WorkerStorage
     from automl.storage import Heartbeat, open_storage
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(sys.argv[1], Heartbeat(1, 3, Requeue(0)), storage_class=QueueOnlyStorage)
+    storage = open_storage(sys.argv[1], Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
     study = optuna.load_study(study_name="pops", storage=storage, sampler=optuna.samplers.RandomSampler())
     def objective(trial):
         trial.set_user_attr("pid", os.getpid())
@@ -38,8 +38,8 @@ POPPER = textwrap.dedent("""
 """)
 
 
-def _worker_storage(url: str) -> QueueOnlyStorage:
-    return open_storage(url, Heartbeat(1, 3, Requeue(0)), storage_class=QueueOnlyStorage)
+def _worker_storage(url: str) -> WorkerStorage:
+    return open_storage(url, Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
 
 
 def test_two_processes_pop_each_queued_trial_once_beside_a_reader(tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""The worker's storage on a real SQLite file: held trial writes, and queued trials read once."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from automl.held_writes import HeldWritesStorage
+from automl.queue import Requeue, WorkerStorage, queue_trials
+from automl.storage import Heartbeat, open_storage
+
+STUDY = "held"
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    warnings.simplefilter("ignore")  # Optuna warns that heartbeats belong to Study.optimize
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _worker_study(url: str) -> optuna.Study:
+    storage = open_storage(url, Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
+    return optuna.load_study(study_name=STUDY, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def _backend(study: optuna.Study) -> WorkerStorage:
+    return study._storage._backend  # the RDBStorage inside the Study's _CachedStorage
+
+
+def _stored(url: str, number: int) -> optuna.trial.FrozenTrial:
+    """The trial as another process (a dashboard) reads it now."""
+    return optuna.load_study(study_name=STUDY, storage=open_storage(url)).trials[number]
+
+
+def _count_commits(storage: HeldWritesStorage) -> list[int]:
+    commits = [0]
+    sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.__setitem__(0, commits[0] + 1))
+    return commits
+
+
+def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 1)
+    study = _worker_study(url)
+    commits = _count_commits(_backend(study))
+    trial = study.ask()
+    before = commits[0]
+    for i in range(10):
+        trial.suggest_float(f"x{i}", 0, 1)
+    for i in range(20):
+        trial.set_user_attr(f"a{i}", i)
+    trial.set_user_attr("curve", [0.1])
+    trial.set_user_attr("curve", [0.1, 0.2])  # written twice while held: the last value is stored
+    assert commits[0] == before, "a held write reached the database"
+    assert _stored(url, 0).user_attrs == {}, "another process saw a held write"
+
+    # This process reads its own writes: a read commits what is held first, in one transaction.
+    read = study._storage.get_trial(trial._trial_id)
+    assert commits[0] == before + 2, "31 writes took more than one transaction (besides the read's own)"
+    assert read.user_attrs["a19"] == 19 and read.user_attrs["curve"] == [0.1, 0.2] and len(read.params) == 10
+    assert _stored(url, 0).user_attrs["curve"] == [0.1, 0.2]
+
+    trial.set_user_attr("wall_time_s", 1.5)
+    study.tell(trial, 0.5)
+    stored = _stored(url, 0)
+    assert stored.state == TrialState.COMPLETE and stored.user_attrs["wall_time_s"] == 1.5
+
+
+def test_the_heartbeat_commits_held_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 1)
+    study = _worker_study(url)
+    trial = study.ask()
+    trial.set_user_attr("flops", 1000)
+    assert "flops" not in _stored(url, 0).user_attrs
+    _backend(study).record_heartbeat(trial._trial_id)  # what the heartbeat thread calls every interval
+    assert _stored(url, 0).user_attrs["flops"] == 1000
+
+
+def test_a_param_that_contradicts_an_earlier_trial_fails_where_it_is_suggested(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
+    study = _worker_study(url)
+    first = study.ask()
+    first.suggest_int("layers", 1, 3)
+    study.tell(first, 0.5)
+    second = study.ask()
+    with pytest.raises(ValueError, match="different distribution kind"):
+        second.suggest_float("layers", 0.0, 1.0)
+
+
+def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 300)
+    study = _worker_study(url)
+    built: list[int] = []
+    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
+
+    def counting_build(self, model):
+        built.append(model.trial_id)
+        return build(self, model)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model", counting_build)
+    assert len(study.get_trials(deepcopy=False)) == 300
+    assert len(built) == 300
+    built.clear()
+    assert len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) == 300
+    assert built == [], "queued trials were loaded again although none changed"
+
+    # Another worker (here in this process) pops and finishes one; this one sees it finished,
+    # loading only that trial.
+    other = _worker_study(url)
+    popped = other.ask()
+    popped.set_user_attr("by", "other")
+    other.tell(popped, 0.9)
+    built.clear()  # the other worker's own reads
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials].count(TrialState.WAITING) == 299
+    finished = trials[popped.number]
+    assert finished.state == TrialState.COMPLETE and finished.user_attrs == {"by": "other"}
+    assert built == [popped._trial_id]
