@@ -6,7 +6,8 @@ trained twice in this process: once as a real automl trial and once by a plain l
 in-memory tensors. The automl trial takes the path of `automl run`: queued in a study in an SQLite
 file, popped by a worker, sampled, built, measured (FLOPs, latency), trained, its user attributes
 and artifacts stored, told, and the worker's after-trial callbacks run. Prints a table of wall
-times, their ratio and both validation accuracies; the last line is ``max_ratio=<number>``.
+times (median of each path), the median ratio of paired runs and both validation accuracies; the last
+line is ``max_ratio=<number>``.
 
     python benchmarks/trial_overhead.py --quick     # well under two minutes on 2 cores
 """
@@ -41,6 +42,7 @@ from automl.worker import run_worker
 
 LR, BATCH_SIZE, WEIGHT_DECAY, SEED = 1e-3, 64, 1e-6, 0
 LONG_RUN_S = 30.0
+SHORT_RUN_S, SHORT_REPEATS = 5.0, 15
 
 
 def digits_28(seed: int) -> PreparedData:
@@ -123,6 +125,18 @@ class InterleavedRuns:
                    callbacks=[self._after_trial])
 
 
+def repeats_for(run_s: float, default: int) -> int:
+    """Timed runs per path for a run of about ``run_s`` seconds.
+
+    Where one run takes minutes, the fixed cost of a trial is far below the noise between runs: a
+    second repeat would only add minutes. Runs of a second or two swing by 10-20% on a shared
+    machine, more than the fixed cost being measured: there more repeats cost little.
+    """
+    if run_s > LONG_RUN_S:
+        return 1
+    return max(default, SHORT_REPEATS) if run_s < SHORT_RUN_S else default
+
+
 def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: torch.device,
                seed: int) -> tuple[float, float]:
     """The loop one writes by hand: shuffled index slices, Adam, accuracy each epoch and at the end."""
@@ -160,7 +174,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 4)")
     parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, quick 2; "
-                        f"1 where a plain run takes over {LONG_RUN_S:.0f} s)")
+                        f"{SHORT_REPEATS} where a plain run takes under {SHORT_RUN_S:.0f} s, "
+                        f"1 where over {LONG_RUN_S:.0f} s)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); "
                         "1 keeps the ratio steadier on a busy machine")
@@ -179,7 +194,8 @@ def main() -> None:
     tasks = {"digits": prepare(DataConfig(dataset="digits"), registry(), SEED), "digits28": digits_28(SEED),
              "waveforms": prepare(DataConfig(dataset="waveforms"), registry(), SEED)}
     print(f"device {device}, {torch.get_num_threads()} CPU threads, {epochs} epochs, batch {BATCH_SIZE}, "
-          f"median of {repeats} runs per path (1 for runs over {LONG_RUN_S:.0f} s)")
+          f"median of {repeats} runs per path ({SHORT_REPEATS} for runs under {SHORT_RUN_S:.0f} s, "
+          f"1 for runs over {LONG_RUN_S:.0f} s)")
     print(f"{'task':<10} {'family':<12} {'params':>9} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
           f"{'plain acc':>9} {'automl acc':>10}")
     ratios, gaps = [], []
@@ -193,19 +209,20 @@ def main() -> None:
             runs = InterleavedRuns(name, family, data, epochs, args.accelerator,
                                    Path(tempfile.mkdtemp(prefix="automl-bench-")),
                                    lambda seed: plain_loop(family, stored, data, epochs, device, seed))
-            # Where one run takes minutes, the fixed cost of a trial is far below the noise between
-            # runs: a second repeat would only add minutes.
-            runs.run(stored, 1 if one_epoch_s * epochs > LONG_RUN_S and not args.repeats else repeats)
+            runs.run(stored, args.repeats or repeats_for(one_epoch_s * epochs, repeats))
             plain_runs, automl_runs = runs.plain_runs, runs.automl_runs
             plain_s = statistics.median(t for t, _ in plain_runs)
             automl_s = statistics.median(t for t, _ in automl_runs)
             plain_acc, automl_acc = plain_runs[-1][1], automl_runs[-1][1]
-            ratios.append(automl_s / plain_s)
+            # Each trial is paired with the plain run right after it: the machine's speed drifts by
+            # more than a trial's overhead over a minute, but little between two neighbouring runs.
+            ratio = statistics.median(a / p for (a, _), (p, _) in zip(automl_runs, plain_runs))
+            ratios.append(ratio)
             gaps.append(abs(plain_acc - automl_acc))
             n_params = count_parameters(family.build(
                 {k.split(".", 1)[1]: v for k, v in stored.items() if k != "family"}, data.task))
             print(f"{task_name:<10} {name:<12} {n_params:>9,} {plain_s:>8.3f} {automl_s:>9.3f} "
-                  f"{automl_s / plain_s:>6.3f} {plain_acc:>9.4f} {automl_acc:>10.4f}", flush=True)
+                  f"{ratio:>6.3f} {plain_acc:>9.4f} {automl_acc:>10.4f}", flush=True)
     print(f"accuracy gap (max |plain - automl|): {max(gaps):.4f}")
     print(f"max_ratio={max(ratios):.3f}")
 
