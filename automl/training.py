@@ -124,9 +124,10 @@ def step_function(fabric: L.Fabric, classifier: Classifier, optimizer: torch.opt
 
     ``optimizer`` is the one Fabric set up. The step is called on the bare module: the Fabric
     wrapper would route it through forward() for strategies that hook forward, which one device has
-    none of. Fabric's autocast, backward and optimizer wrappers cost about 50 us a step, 5% of a
-    small model's step (benchmarks/trial_parts.py); only mixed precision needs autocast, and only
-    16-mixed its gradient scaler, so other steps call torch directly.
+    none of. Only mixed precision needs Fabric's autocast, and only 16-mixed the gradient scaler
+    behind its backward and optimizer wrappers; other steps call torch directly, skipping a fixed
+    cost per step that shows only on the smallest models (on the median digits models
+    benchmarks/trial_parts.py finds the two steps level).
     """
     mixed = precision.endswith("-mixed")
     scaled = precision == "16-mixed"
