@@ -36,8 +36,9 @@ class HeldWritesStorage(optuna.storages.RDBStorage):
         super().__init__(*args, **kwargs)
         # (kind, trial_id, key) -> value; a key written again before the commit keeps its last value.
         self._held: dict[tuple[str, int, str], Any] = {}
-        # Reentrant: the heartbeat thread commits too, and a commit may run inside a held section.
-        self._held_lock = threading.RLock()
+        # The heartbeat thread commits too; the lock is held through the commit, so a later value
+        # of a key never reaches the database before an earlier one.
+        self._held_lock = threading.Lock()
 
     def commit_held(self) -> None:
         """Commit every held write in one transaction."""
@@ -60,12 +61,12 @@ class HeldWritesStorage(optuna.storages.RDBStorage):
 
         Optuna's per-attribute write looks the trial up and upserts, about 1 ms a time on SQLite.
         """
+        if not rows:
+            return
         insert = _UPSERTS.get(self.engine.name)
         if insert is None:
             for trial_id, key, value in rows:
                 self._set_trial_attr_without_commit(session, model, trial_id, key, value)
-            return
-        if not rows:
             return
         for trial_id in {trial_id for trial_id, _, _ in rows}:
             self.check_trial_is_updatable(trial_id, models.TrialModel.find_or_raise_by_id(trial_id, session).state)
@@ -86,12 +87,9 @@ class HeldWritesStorage(optuna.storages.RDBStorage):
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._hold("system", trial_id, key, value)
 
-    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
-                        distribution: BaseDistribution) -> None:
-        self._set_trial_param(trial_id, param_name, param_value_internal, distribution, None)
-
-    # The _CachedStorage around every Study calls this private twin, with the distribution it
-    # has seen for the name; a mismatch is refused now, where the trial suggests it.
+    # RDBStorage.set_trial_param and the _CachedStorage around every Study both write parameters
+    # through this private method, the latter with the distribution it has seen for the name; a
+    # mismatch with that one is refused now, where the trial suggests it.
     def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                          distribution: BaseDistribution, previous_distribution: BaseDistribution | None) -> None:
         if previous_distribution is not None:
