@@ -20,6 +20,7 @@ from PIL import Image
 from automl.artifacts import CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, artifact_dir, artifact_names, open_store
 from automl.cli import main
 from automl.config import DataConfig, load_study_file
+from automl.curve_image import PALETTE
 from automl.data import prepare
 from automl.errors import UsageError
 from automl.hypervolume import hypervolume_history
@@ -68,6 +69,8 @@ def test_warm_start_configs_run_first_and_artifacts_follow_the_front(searched_st
     assert len(curve["train_loss"]) == trials[0].user_attrs["epochs"] == 1
     with Image.open(folder / metas[CURVE_PNG].artifact_id) as image:
         assert image.format == "PNG" and image.width >= 400
+        colors = {rgb for _, rgb in image.convert("RGB").getcolors()}
+    assert set(PALETTE) <= colors  # both curves drawn, in their colours, with frame and labels
     summary = (folder / metas[SUMMARY].artifact_id).read_text()
     assert "family mlp" in summary and "Linear(in_features=64" in summary
 
