@@ -12,17 +12,20 @@ state changes. A worker killed meanwhile loses what it held, as it loses the tri
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Container
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution, check_distribution_compatibility
+import sqlalchemy
+from optuna.distributions import BaseDistribution, check_distribution_compatibility, distribution_to_json
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.dialects import postgresql, sqlite
 
+LOG = logging.getLogger(__name__)
 _PARAM = "param"
 _ATTR_MODELS = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
 # The dialects whose insert statement can update on conflict, as Optuna's own attribute writes do.
@@ -47,12 +50,28 @@ class HeldWritesStorage(optuna.storages.RDBStorage):
                 return
             held, self._held = self._held, {}
             with _create_scoped_session(self.scoped_session, True) as session:
+                states = {trial_id: models.TrialModel.find_or_raise_by_id(trial_id, session).state
+                          for trial_id in {trial_id for _, trial_id, _ in held}}
+                # Optuna's check would raise, and read the trial for its message: under this lock.
+                finished = {trial_id: state.name for trial_id, state in states.items() if state.is_finished()}
+                if finished:
+                    LOG.warning(f"writes to trial(s) {finished} dropped: another worker ended them "
+                                "(a heartbeat gone stale?) while this one was running them")
+                    held = {key: value for key, value in held.items() if key[1] not in finished}
+                params: list[dict[str, Any]] = []
                 attrs: dict[str, list[tuple[int, str, Any]]] = {kind: [] for kind in _ATTR_MODELS}
                 for (kind, trial_id, key), value in held.items():
-                    if kind == _PARAM:
+                    if kind != _PARAM:
+                        attrs[kind].append((trial_id, key, value))
+                    elif value[2] is None:
+                        # No earlier distribution known here: Optuna's write looks the study's up
+                        # and checks against it (once per name and worker).
                         self._set_trial_param_without_commit(session, trial_id, key, *value)
                     else:
-                        attrs[kind].append((trial_id, key, value))
+                        params.append({"trial_id": trial_id, "param_name": key, "param_value": value[0],
+                                       "distribution_json": distribution_to_json(value[1])})
+                if params:
+                    session.execute(sqlalchemy.insert(models.TrialParamModel), params)
                 for kind, rows in attrs.items():
                     self._upsert_attrs(session, _ATTR_MODELS[kind], rows)
 
@@ -68,8 +87,6 @@ class HeldWritesStorage(optuna.storages.RDBStorage):
             for trial_id, key, value in rows:
                 self._set_trial_attr_without_commit(session, model, trial_id, key, value)
             return
-        for trial_id in {trial_id for trial_id, _, _ in rows}:
-            self.check_trial_is_updatable(trial_id, models.TrialModel.find_or_raise_by_id(trial_id, session).state)
         statement = insert(model).values([{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
                                           for trial_id, key, value in rows])
         session.execute(statement.on_conflict_do_update(index_elements=[model.trial_id, model.key],
