@@ -1,4 +1,4 @@
-"""The worker's storage on a real SQLite file: held trial writes, and queued trials read once."""
+"""The worker's storage on a real SQLite file: held trial writes, and trials reloaded only when changed."""
 
 from __future__ import annotations
 
@@ -59,11 +59,13 @@ def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: 
     assert commits[0] == before, "a held write reached the database"
     assert _stored(url, 0).user_attrs == {}, "another process saw a held write"
 
-    # This process reads its own writes: a read commits what is held first, in one transaction.
+    # This process reads its own writes at once, from its copy of the trial.
     read = study._storage.get_trial(trial._trial_id)
-    assert commits[0] == before + 2, "31 writes took more than one transaction (besides the read's own)"
     assert read.user_attrs["a19"] == 19 and read.user_attrs["curve"] == [0.1, 0.2] and len(read.params) == 10
-    assert _stored(url, 0).user_attrs["curve"] == [0.1, 0.2]
+    assert commits[0] == before, "reading this process's own running trial committed"
+    _backend(study).commit_held()
+    assert commits[0] == before + 1, "31 writes took more than one transaction"
+    assert _stored(url, 0).user_attrs["curve"] == [0.1, 0.2] and len(_stored(url, 0).params) == 10
 
     trial.set_user_attr("wall_time_s", 1.5)
     study.tell(trial, 0.5)
@@ -125,3 +127,33 @@ def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_
     finished = trials[popped.number]
     assert finished.state == TrialState.COMPLETE and finished.user_attrs == {"by": "other"}
     assert built == [popped._trial_id]
+
+
+def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_worker_fails_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'running.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
+    study = _worker_study(url)
+    trial = study.ask()
+    built: list[int] = []
+    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model",
+                        lambda self, model: built.append(model.trial_id) or build(self, model))
+    study.get_trials(deepcopy=False)
+    built.clear()
+    trial.suggest_int("layers", 1, 3)
+    trial.set_user_attr("curve", [0.5])
+    trial.report(0.5, step=1)
+    trial.storage.set_trial_system_attr(trial._trial_id, "note", "x")
+    mine = study.get_trials(deepcopy=False)[trial.number]
+    assert built == [], "the study read loaded this process's running trial again"
+    assert (mine.state, mine.params, mine.user_attrs["curve"], mine.intermediate_values, mine.system_attrs["note"]) \
+        == (TrialState.RUNNING, {"layers": trial.params["layers"]}, [0.5], {1: 0.5}, "x")
+
+    # Another worker finds the trial's heartbeat stale and fails it: this worker's next read says so.
+    other = optuna.load_study(study_name=STUDY, storage=open_storage(url))
+    other._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    trial.set_user_attr("late", 1)  # held: it cannot land on a finished trial, and is dropped
+    assert study.get_trials(deepcopy=False)[trial.number].state == TrialState.FAIL
+    assert built == [trial._trial_id]
+    assert "late" not in _stored(url, 0).user_attrs
