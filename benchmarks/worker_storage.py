@@ -2,7 +2,8 @@
 
 - A read of the study, as the sampler, the pruner and the queue do several times per trial, while
   the rest of the run is queued: ``automl run`` queues all its trials up front.
-- A trial's storage work: popped from the queue, ten parameters and twenty attributes, its result.
+- A trial's storage work: popped from the queue, ten parameters and twenty attributes, its result;
+  and the same trial reading the study at three rungs, as the pruner does while the trial runs.
 
 Both storages run the same calls on the same file, alternated, median of the repeats. Prints
 milliseconds and the ratio (Optuna's / the worker's) for each.
@@ -53,13 +54,17 @@ def study_on(url: str, storage_class: type[optuna.storages.RDBStorage]) -> optun
                              sampler=optuna.samplers.RandomSampler(seed=0))
 
 
-def one_trial(study: optuna.Study) -> None:
-    """A trial's writes as a worker makes them, without training: pop, params, attributes, result."""
+def one_trial(study: optuna.Study, rungs: int = 0) -> None:
+    """A trial's storage work as a worker does it, without training: pop, params, attributes, a
+    read of the study at each of ``rungs`` rungs (with the curve so far written), result."""
     trial = study.ask()
     for i in range(10):
         trial.suggest_float(f"x{i}", 0, 1)
     for i in range(20):
         trial.set_user_attr(f"a{i}", i)
+    for rung in range(rungs):
+        trial.set_user_attr("val_curve", [0.5] * (rung + 1))
+        study.get_trials(deepcopy=False)
     study.tell(trial, [0.5, 1e5])
 
 
@@ -76,7 +81,7 @@ def main() -> None:
         created = optuna.create_study(study_name=STUDY, storage=open_storage(url),
                                       directions=["maximize", "minimize"])
         created.add_trials(finished_trials(args.finished))
-        queue_trials(created, args.queued + 2 * args.repeats)
+        queue_trials(created, args.queued + 4 * args.repeats)
         studies = {"optuna": study_on(url, optuna.storages.RDBStorage), "automl": study_on(url, WorkerStorage)}
         for study in studies.values():
             study.get_trials(deepcopy=False)  # the first read loads every trial, on both
@@ -86,6 +91,8 @@ def main() -> None:
             "read of the study": {name: (lambda s=study: s.get_trials(deepcopy=False))
                                   for name, study in studies.items()},
             "a trial: pop, 10 params, 20 attrs, tell": {name: (lambda s=study: one_trial(s))
+                                                       for name, study in studies.items()},
+            "the same, reading the study at 3 rungs": {name: (lambda s=study: one_trial(s, rungs=3))
                                                        for name, study in studies.items()},
         }
         for what, calls in rows.items():
