@@ -2,11 +2,13 @@
 
 Optuna's RDBStorage commits each parameter and attribute in a transaction of its own; a trial
 records about ten parameters and twenty attributes. Optuna has no batched write, so this storage
-holds those writes and commits them in one transaction when anything is about to read or finish a
-trial, and at each heartbeat (benchmarks/worker_storage.py times a trial's storage work against
-Optuna's). This process therefore always reads its own writes, other processes (other workers,
-the dashboard) see them within a heartbeat interval, and the trial's end commits them before its
-state changes. A worker killed meanwhile loses what it held, as it loses the trial.
+holds those writes and commits them in one transaction: before it reads trials from the database
+or changes a trial's state, at each heartbeat, and when asked (automl.objective does before a
+trial trains). benchmarks/worker_storage.py times a trial's storage work against Optuna's. This
+process always reads its own writes (automl.read_once applies them to its copy of a running
+trial), other processes (other workers, the dashboard) see them within a heartbeat interval, and
+a trial's end commits them before its state changes. A worker killed meanwhile loses what it
+held since the last commit, as it loses the trial.
 """
 
 from __future__ import annotations
@@ -148,3 +150,11 @@ class HeldWritesStorage(optuna.storages.RDBStorage):
     def get_trial_param(self, trial_id: int, param_name: str) -> float:
         self.commit_held()
         return super().get_trial_param(trial_id, param_name)
+
+
+def commit_trial_writes(study: optuna.Study) -> None:
+    """Commit what the study's worker storage holds now; nothing to do on any other storage."""
+    # Every Study wraps its storage in a _CachedStorage; the worker's storage is inside.
+    backend = getattr(study._storage, "_backend", study._storage)
+    if isinstance(backend, HeldWritesStorage):
+        backend.commit_held()

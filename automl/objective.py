@@ -16,6 +16,7 @@ from automl.config import StudyConfig, TrainConfig
 from automl.data import PreparedData
 from automl.efficiency import Efficiency, measure, peak_memory_mb
 from automl.errors import PluginError
+from automl.held_writes import commit_trial_writes
 from automl.moasha import CURVE_ATTR
 from automl.pruners import EpochPruning
 from automl.space import sample_params
@@ -110,6 +111,9 @@ class Objective:
         memory = peak_memory_mb(model.to(self.device), example.to(self.device), training.batch_size)
         if memory is not None:
             trial.set_user_attr("peak_memory_mb", round(memory, 2))
+        # The trial's parameters and cost reach the storage before it trains: a worker killed
+        # while training leaves a trial that names its worker, and a retry with its parameters.
+        commit_trial_writes(trial.study)
         training_started = time.perf_counter()
         result = train(model, self.data, training, self.device, config.train.precision,
                        config.train.max_epochs, seed, augment=config.train.augment,

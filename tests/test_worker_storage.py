@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from automl.held_writes import HeldWritesStorage
+from automl.held_writes import HeldWritesStorage, commit_trial_writes
 from automl.queue import Requeue, WorkerStorage, queue_trials
 from automl.storage import Heartbeat, open_storage
 
@@ -82,6 +82,19 @@ def test_the_heartbeat_commits_held_writes(tmp_path: Path) -> None:
     assert "flops" not in _stored(url, 0).user_attrs
     _backend(study).record_heartbeat(trial._trial_id)  # what the heartbeat thread calls every interval
     assert _stored(url, 0).user_attrs["flops"] == 1000
+
+
+def test_commit_trial_writes_commits_what_the_worker_holds_and_leaves_other_storages_alone(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    plain = optuna.create_study(study_name=STUDY, storage=open_storage(url))
+    queue_trials(plain, 1)
+    study = _worker_study(url)
+    trial = study.ask()
+    trial.set_user_attr("worker", "host:1")
+    commit_trial_writes(plain)  # not a worker's storage: nothing held there, nothing to do
+    assert "worker" not in _stored(url, 0).user_attrs
+    commit_trial_writes(study)
+    assert _stored(url, 0).user_attrs["worker"] == "host:1"
 
 
 def test_a_param_that_contradicts_an_earlier_trial_fails_where_it_is_suggested(tmp_path: Path) -> None:
