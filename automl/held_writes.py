@@ -42,8 +42,10 @@ class HeldWritesStorage(optuna.storages.RDBStorage):
         # (kind, trial_id, key) -> value; a key written again before the commit keeps its last value.
         self._held: dict[tuple[str, int, str], Any] = {}
         # The heartbeat thread commits too; the lock is held through the commit, so a later value
-        # of a key never reaches the database before an earlier one.
-        self._held_lock = threading.Lock()
+        # of a key never reaches the database before an earlier one. Reentrant: when a trial
+        # cannot be updated, Optuna's check inside the commit reads it through get_trial, which
+        # commits first (nothing is held by then).
+        self._held_lock = threading.RLock()
 
     def commit_held(self) -> None:
         """Commit every held write in one transaction."""
@@ -54,7 +56,8 @@ class HeldWritesStorage(optuna.storages.RDBStorage):
             with _create_scoped_session(self.scoped_session, True) as session:
                 states = {trial_id: models.TrialModel.find_or_raise_by_id(trial_id, session).state
                           for trial_id in {trial_id for _, trial_id, _ in held}}
-                # Optuna's check would raise, and read the trial for its message: under this lock.
+                # A trial another worker ended takes no more writes: drop them here rather than
+                # fail the whole commit, and with it whatever read or heartbeat asked for it.
                 finished = {trial_id: state.name for trial_id, state in states.items() if state.is_finished()}
                 if finished:
                     LOG.warning(f"writes to trial(s) {finished} dropped: another worker ended them "
