@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from automl.efficiency import peak_memory_mb
+from conftest import NEEDS_GPU
 
 
 def _model() -> torch.nn.Module:
@@ -16,7 +16,7 @@ def test_no_peak_memory_on_cpu() -> None:
     assert peak_memory_mb(_model(), torch.randn(1, 1, 8, 8), batch_size=32) is None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@NEEDS_GPU
 def test_peak_memory_counts_weights_gradients_and_activations_on_gpu() -> None:
     model = _model().cuda()
     weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20

@@ -17,7 +17,7 @@ from automl.plugins import registry
 from automl.space import sample_params
 from automl.failures import NonFiniteLoss
 from automl.training import TrainingParams, fits_on_device, on_device, train
-from conftest import REPO
+from conftest import DEVICES, REPO
 
 PARAMS = TrainingParams(optimizer="adam", lr=3e-3, weight_decay=0.0, batch_size=64)
 
@@ -51,8 +51,13 @@ def test_one_epoch_trains_every_family(family_name: str, kind: str) -> None:
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("data_on_device", [True, False], ids=["device-slices", "dataloader"])
-def test_fast_path_follows_the_plain_loop_trajectory(data_on_device: bool) -> None:
+TRAJECTORY_CASES = [pytest.param(on_device, *device.values, marks=device.marks,
+                                 id=f"{'device-slices' if on_device else 'dataloader'}-{device.id}")
+                    for device in DEVICES for on_device in (True, False)]
+
+
+@pytest.mark.parametrize(("data_on_device", "device"), TRAJECTORY_CASES)
+def test_fast_path_follows_the_plain_loop_trajectory(data_on_device: bool, device: torch.device) -> None:
     """Same seed, same batches: per-epoch losses and final weights match a plain PyTorch loop.
 
     Both batch sources are checked: slices of on-device tensors, and the DataLoader (with a
@@ -61,11 +66,11 @@ def test_fast_path_follows_the_plain_loop_trajectory(data_on_device: bool) -> No
     data = _small(prepare(DataConfig(), registry(), 0), count=512)
     torch.manual_seed(0)
     reference = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
-                                    torch.nn.Linear(32, 10))
+                                    torch.nn.Linear(32, 10)).to(device)
     model = copy.deepcopy(reference)
     optimizer = torch.optim.Adam(reference.parameters(), lr=PARAMS.lr)
-    batches = (TensorBatches(data.train.x, data.train.y, PARAMS.batch_size, shuffle=True, seed=7) if data_on_device
-               else LoaderBatches(data.train.x, data.train.y, PARAMS.batch_size, True, torch.device("cpu"), 0, seed=7))
+    batches = (TensorBatches(data.train.x.to(device), data.train.y.to(device), PARAMS.batch_size, shuffle=True, seed=7)
+               if data_on_device else LoaderBatches(data.train.x, data.train.y, PARAMS.batch_size, True, device, 0, seed=7))
     plain_curve = []
     for _ in range(3):
         losses = []
@@ -76,7 +81,7 @@ def test_fast_path_follows_the_plain_loop_trajectory(data_on_device: bool) -> No
             optimizer.step()
             losses.append(loss.item())
         plain_curve.append(sum(losses) / len(losses))
-    result = train(model, data, PARAMS, torch.device("cpu"), "32-true", max_epochs=3, seed=7,
+    result = train(model, data, PARAMS, device, "32-true", max_epochs=3, seed=7,
                    data_on_device=data_on_device, loader_workers=1)
     assert result.train_loss_curve == pytest.approx(plain_curve, rel=1e-5)
     for ours, theirs in zip(model.parameters(), reference.parameters()):
