@@ -43,7 +43,9 @@ def share_gpu(device: torch.device, trials_per_gpu: int) -> None:
     trials beside it.
     """
     if device.type == "cuda" and trials_per_gpu > 1:
-        torch.cuda.set_per_process_memory_fraction(1 / trials_per_gpu, device)
+        # The cap is per GPU and wants its index: a bare "cuda" device has none.
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        torch.cuda.set_per_process_memory_fraction(1 / trials_per_gpu, index)
 
 
 def threads_per_worker(n_workers: int, cpus: int) -> int:

@@ -114,10 +114,19 @@ def test_workers_share_cores_and_gpus_and_get_the_url_from_the_environment() -> 
     assert "s3cret" not in " ".join(worker_command(Path("study.toml"), 2, None))
 
 
-def test_trials_per_gpu_packs_workers_on_each_gpu() -> None:
+def test_trials_per_gpu_packs_workers_on_each_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_workers(gpus=0, trials_per_gpu=4) == 1, "on the CPU the setting changes nothing"
     assert default_workers(gpus=2, trials_per_gpu=3) == 6
     # Round robin over the GPUs: each of the 2 GPUs gets 3 of the 6 workers.
     placed = [worker_environment(i, 6, 12, 2, "sqlite:///x.db")["CUDA_VISIBLE_DEVICES"] for i in range(6)]
     assert sorted(placed) == ["0", "0", "0", "1", "1", "1"]
-    share_gpu(torch.device("cpu"), 4)  # a CPU worker has no GPU memory to cap: nothing happens
+    # The memory cap, recorded where torch would apply it (tests/test_gpu.py applies it on a GPU).
+    caps = []
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction",
+                        lambda fraction, device: caps.append((fraction, device)))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    share_gpu(torch.device("cpu"), 4)  # a CPU worker has no GPU memory to cap
+    share_gpu(torch.device("cuda"), 1)  # one worker per GPU: nothing to share
+    share_gpu(torch.device("cuda"), 4)
+    share_gpu(torch.device("cuda", 1), 2)
+    assert caps == [(0.25, 0), (0.5, 1)], "torch wants a GPU index, not a bare 'cuda' device"
