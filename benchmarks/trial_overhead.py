@@ -101,6 +101,7 @@ class InterleavedRuns:
         self.plain = plain
         self.automl_runs: list[tuple[float, float]] = []
         self.plain_runs: list[tuple[float, float]] = []
+        self.phases: list[dict[str, float]] = []
         self._resumed = 0.0
 
     def _after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -110,6 +111,7 @@ class InterleavedRuns:
                                f"{trial.user_attrs.get('fail_reason')}")
         if trial.number > 0:
             self.automl_runs.append((finished - self._resumed, trial.values[0]))
+            self.phases.append(phases(trial, finished - self._resumed))
             self.plain_runs.append(self.plain(self.config.seed + trial.number))
         self._resumed = time.perf_counter()
 
@@ -123,6 +125,16 @@ class InterleavedRuns:
                               open_store(artifact_dir(self.plan.storage_url)))
         run_worker(study, objective, self.config.workers, requeue, objective.device,
                    callbacks=[self._after_trial])
+
+
+PHASES = ("build", "measure", "train", "validate", "other")
+
+
+def phases(trial: optuna.trial.FrozenTrial, trial_s: float) -> dict[str, float]:
+    """The phase timings the trial stored, plus the time spent outside its objective (storage,
+    sampler, callbacks): where the difference from the plain loop comes from."""
+    attrs = trial.user_attrs
+    return {**{phase: attrs[f"time_{phase}_s"] for phase in PHASES}, "outside": trial_s - attrs["wall_time_s"]}
 
 
 def repeats_for(run_s: float, default: int) -> int:
@@ -198,7 +210,7 @@ def main() -> None:
           f"1 for runs over {LONG_RUN_S:.0f} s)")
     print(f"{'task':<10} {'family':<12} {'params':>9} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
           f"{'plain acc':>9} {'automl acc':>10}")
-    ratios, gaps = [], []
+    ratios, gaps, breakdown = [], [], []
     for task_name, data in tasks.items():
         for name, registered in registry().families.items():
             family = registered.obj
@@ -223,6 +235,13 @@ def main() -> None:
                 {k.split(".", 1)[1]: v for k, v in stored.items() if k != "family"}, data.task))
             print(f"{task_name:<10} {name:<12} {n_params:>9,} {plain_s:>8.3f} {automl_s:>9.3f} "
                   f"{ratio:>6.3f} {plain_acc:>9.4f} {automl_acc:>10.4f}", flush=True)
+            breakdown.append((task_name, name, {key: statistics.median(run[key] for run in runs.phases)
+                                                for key in runs.phases[0]}))
+    print("where an automl trial's time went (median s; other: set-up around training, outside: "
+          "storage, sampler and callbacks)")
+    print(f"{'task':<10} {'family':<12} " + " ".join(f"{key:>8}" for key in (*PHASES, "outside")))
+    for task_name, name, medians in breakdown:
+        print(f"{task_name:<10} {name:<12} " + " ".join(f"{value:>8.4f}" for value in medians.values()))
     print(f"accuracy gap (max |plain - automl|): {max(gaps):.4f}")
     print(f"max_ratio={max(ratios):.3f}")
 
