@@ -5,9 +5,10 @@ sequences, the same model (same params, seed, epochs, batch size, optimizer and 
 trained twice in this process: once as a real automl trial and once by a plain loop over the same
 in-memory tensors. The automl trial takes the path of `automl run`: queued in a study in an SQLite
 file, popped by a worker, sampled, built, measured (FLOPs, latency), trained, its user attributes
-and artifacts stored, told, and the worker's after-trial callbacks run. Prints a table of wall
-times (median of each path), the median ratio of paired runs and both validation accuracies; the last
-line is ``max_ratio=<number>``.
+and artifacts stored, told, and the worker's after-trial callbacks run. A case whose plain run
+would take over 30 s trains for fewer epochs (see epochs_for). Prints a table of epochs, wall times
+(median of each path), the median ratio of paired runs and both validation accuracies, then where
+the automl trials' time went; the last line is ``max_ratio=<number>``.
 
     python benchmarks/trial_overhead.py --quick     # well under two minutes on 2 cores
 """
@@ -41,7 +42,7 @@ from automl.training import resolve_device
 from automl.worker import run_worker
 
 LR, BATCH_SIZE, WEIGHT_DECAY, SEED = 1e-3, 64, 1e-6, 0
-LONG_RUN_S = 30.0
+MAX_RUN_S = 30.0
 SHORT_RUN_S, SHORT_REPEATS = 5.0, 15
 
 
@@ -137,15 +138,22 @@ def phases(trial: optuna.trial.FrozenTrial, trial_s: float) -> dict[str, float]:
     return {**{phase: attrs[f"time_{phase}_s"] for phase in PHASES}, "outside": trial_s - attrs["wall_time_s"]}
 
 
-def repeats_for(run_s: float, default: int) -> int:
-    """Timed runs per path for a run of about ``run_s`` seconds.
+def epochs_for(one_epoch_s: float, max_epochs: int) -> int:
+    """Epochs for a case whose plain epoch takes ``one_epoch_s``: up to about MAX_RUN_S a run.
 
-    Where one run takes minutes, the fixed cost of a trial is far below the noise between runs: a
-    second repeat would only add minutes. Runs of a second or two swing by 10-20% on a shared
-    machine, more than the fixed cost being measured: there more repeats cost little.
+    A run of minutes meets the machine's slow spells, which swing it by far more than a trial's
+    fixed cost, and allows too few pairs for a median to reject one. Fewer epochs make that fixed
+    cost a larger share of the run, so the ratio gets stricter, not looser.
     """
-    if run_s > LONG_RUN_S:
-        return 1
+    return max(1, min(max_epochs, int(MAX_RUN_S / one_epoch_s)))
+
+
+def repeats_for(run_s: float, default: int) -> int:
+    """Timed runs per path for a run of about ``run_s`` seconds: more where runs are short.
+
+    Runs of a second or two swing by 10-20% on a shared machine, more than the fixed cost being
+    measured: there more repeats cost little.
+    """
     return max(default, SHORT_REPEATS) if run_s < SHORT_RUN_S else default
 
 
@@ -184,10 +192,10 @@ def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
-    parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 4)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 4), fewer where "
+                        f"a plain run would take over {MAX_RUN_S:.0f} s")
     parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, quick 2; "
-                        f"{SHORT_REPEATS} where a plain run takes under {SHORT_RUN_S:.0f} s, "
-                        f"1 where over {LONG_RUN_S:.0f} s)")
+                        f"{SHORT_REPEATS} where a plain run takes under {SHORT_RUN_S:.0f} s)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); "
                         "1 keeps the ratio steadier on a busy machine")
@@ -205,10 +213,10 @@ def main() -> None:
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     tasks = {"digits": prepare(DataConfig(dataset="digits"), registry(), SEED), "digits28": digits_28(SEED),
              "waveforms": prepare(DataConfig(dataset="waveforms"), registry(), SEED)}
-    print(f"device {device}, {torch.get_num_threads()} CPU threads, {epochs} epochs, batch {BATCH_SIZE}, "
-          f"median of {repeats} runs per path ({SHORT_REPEATS} for runs under {SHORT_RUN_S:.0f} s, "
-          f"1 for runs over {LONG_RUN_S:.0f} s)")
-    print(f"{'task':<10} {'family':<12} {'params':>9} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
+    print(f"device {device}, {torch.get_num_threads()} CPU threads, up to {epochs} epochs (fewer where a "
+          f"run would take over {MAX_RUN_S:.0f} s), batch {BATCH_SIZE}, median of {repeats} runs per path "
+          f"({SHORT_REPEATS} for runs under {SHORT_RUN_S:.0f} s)")
+    print(f"{'task':<10} {'family':<12} {'params':>9} {'epochs':>6} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
           f"{'plain acc':>9} {'automl acc':>10}")
     ratios, gaps, breakdown = [], [], []
     for task_name, data in tasks.items():
@@ -218,10 +226,11 @@ def main() -> None:
                 continue
             stored = typical_config(family, data, quantile)
             one_epoch_s, _ = plain_loop(family, stored, data, 1, device, SEED)  # also a warm-up
-            runs = InterleavedRuns(name, family, data, epochs, args.accelerator,
+            case_epochs = epochs_for(one_epoch_s, epochs)
+            runs = InterleavedRuns(name, family, data, case_epochs, args.accelerator,
                                    Path(tempfile.mkdtemp(prefix="automl-bench-")),
-                                   lambda seed: plain_loop(family, stored, data, epochs, device, seed))
-            runs.run(stored, args.repeats or repeats_for(one_epoch_s * epochs, repeats))
+                                   lambda seed: plain_loop(family, stored, data, case_epochs, device, seed))
+            runs.run(stored, args.repeats or repeats_for(one_epoch_s * case_epochs, repeats))
             plain_runs, automl_runs = runs.plain_runs, runs.automl_runs
             plain_s = statistics.median(t for t, _ in plain_runs)
             automl_s = statistics.median(t for t, _ in automl_runs)
@@ -233,7 +242,7 @@ def main() -> None:
             gaps.append(abs(plain_acc - automl_acc))
             n_params = count_parameters(family.build(
                 {k.split(".", 1)[1]: v for k, v in stored.items() if k != "family"}, data.task))
-            print(f"{task_name:<10} {name:<12} {n_params:>9,} {plain_s:>8.3f} {automl_s:>9.3f} "
+            print(f"{task_name:<10} {name:<12} {n_params:>9,} {case_epochs:>6} {plain_s:>8.3f} {automl_s:>9.3f} "
                   f"{ratio:>6.3f} {plain_acc:>9.4f} {automl_acc:>10.4f}", flush=True)
             breakdown.append((task_name, name, {key: statistics.median(run[key] for run in runs.phases)
                                                 for key in runs.phases[0]}))
