@@ -84,6 +84,18 @@ def select_best(losses: np.ndarray, keep: int) -> set[int]:
     return set(chosen)
 
 
+def last_row_survives(losses: np.ndarray, keep: int) -> bool:
+    """Whether the last row of ``losses`` is among select_best(losses, keep).
+
+    Every row that dominates the last one lies in an earlier front, and whole fronts are taken
+    first: with ``keep`` or more such rows the last one cannot be reached. That settles most
+    rows that stop, in one pass, without the n x n sort.
+    """
+    mine = losses[-1]
+    dominators = np.count_nonzero((losses <= mine).all(axis=1) & (losses < mine).any(axis=1))
+    return dominators < keep and len(losses) - 1 in select_best(losses, keep)
+
+
 class MOASHAPruner(BasePruner):
     """Stops a trial at a rung unless it ranks in the top 1/eta of the trials that reached it.
 
@@ -119,8 +131,7 @@ class MOASHAPruner(BasePruner):
         reached = [*(p for p in others if p is not None), mine]
         if mine is None or len(reached) < self.reduction_factor:
             return False
-        keep = math.ceil(len(reached) / self.reduction_factor)
-        return len(reached) - 1 not in select_best(np.array(reached), keep)
+        return not last_row_survives(np.array(reached), math.ceil(len(reached) / self.reduction_factor))
 
     def _point_of(self, study: optuna.Study, trial: FrozenTrial, epochs: int) -> list[float] | None:
         if not trial.state.is_finished():

@@ -12,7 +12,8 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from automl.config import load_study_file
-from automl.moasha import MOASHAPruner, crowding_distance, non_dominated_fronts, rungs, select_best
+from automl.moasha import (MOASHAPruner, crowding_distance, last_row_survives, non_dominated_fronts, rungs,
+                           select_best)
 from automl.plugins import registry
 from automl.samplers import make_sampler
 from automl.study import plan_study, run_study
@@ -24,6 +25,19 @@ def test_rungs_are_geometric_and_below_max_epochs() -> None:
     assert rungs(1, 3, 9) == [1, 3]
     assert rungs(2, 2, 17) == [2, 4, 8, 16]
     assert rungs(5, 3, 5) == []
+
+
+def test_the_dominator_count_shortcut_decides_as_the_full_selection_does() -> None:
+    rng = np.random.default_rng(0)
+    shortcut_taken = 0
+    for _ in range(400):
+        count, columns = int(rng.integers(2, 40)), int(rng.integers(1, 4))
+        # Coarse values make ties and duplicate rows common.
+        losses = rng.integers(0, 6, size=(count, columns)).astype(float)
+        keep = int(rng.integers(1, count + 1))
+        assert last_row_survives(losses, keep) == (count - 1 in select_best(losses, keep))
+        shortcut_taken += int(np.count_nonzero((losses <= losses[-1]).all(1) & (losses < losses[-1]).any(1)) >= keep)
+    assert shortcut_taken > 50, "the cases the shortcut settles were not exercised"
 
 
 def test_non_dominated_fronts_peel_front_by_front() -> None:
