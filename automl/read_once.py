@@ -99,13 +99,34 @@ class ReadOnceStorage(optuna.storages.RDBStorage):
 
     # This process's writes to its running trials, applied to its copies as well.
 
+    # A state change this process makes also moves its copy along: a trial it pops from the queue
+    # becomes its running copy, and a running one it ends its finished copy, so neither is loaded
+    # again in full (Optuna's Trial and its tell each read the trial just changed).
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
-        self._running.pop(trial_id, None)
+        known = self._running.pop(trial_id, None) or self._queued.pop(trial_id, None)
         self._popped.discard(trial_id)
         changed = super().set_trial_state_values(trial_id, state, values)
-        if changed and state == TrialState.RUNNING:
+        if not changed:
+            return changed
+        if state == TrialState.RUNNING:
             self._popped.add(trial_id)
+        if known is not None and (state == TrialState.RUNNING or state.is_finished()):
+            self._keep(self._moved(known, state, values))
         return changed
+
+    def _moved(self, trial: FrozenTrial, state: TrialState, values: Any) -> FrozenTrial:
+        """``trial`` as it is stored now that it went to ``state`` with ``values``.
+
+        Optuna stamps the start and end times with the writing process's clock; they are read back
+        rather than guessed."""
+        with _create_scoped_session(self.scoped_session) as session:
+            row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
+            started, completed = row.datetime_start, row.datetime_complete
+        moved = copy.deepcopy(trial)
+        moved.state, moved.datetime_start, moved.datetime_complete = state, started, completed
+        if values is not None:
+            moved.values = [float(value) for value in values]
+        return moved
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         super().set_trial_user_attr(trial_id, key, value)

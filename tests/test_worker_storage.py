@@ -170,3 +170,30 @@ def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_wor
     assert study.get_trials(deepcopy=False)[trial.number].state == TrialState.FAIL
     assert built == [trial._trial_id]
     assert "late" not in _stored(url, 0).user_attrs
+
+
+def test_a_trial_this_worker_pops_and_tells_is_moved_along_in_memory_as_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'moved.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
+    study = _worker_study(url)
+    study.get_trials(deepcopy=False)  # the worker has read the queue, as its pop does
+    built: list[int] = []
+    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model",
+                        lambda self, model: built.append(model.trial_id) or build(self, model))
+    trial = study.ask()
+    trial.suggest_int("layers", 1, 3)
+    trial.set_user_attr("curve", [0.5])
+    running = study._storage.get_trial(trial._trial_id)
+    assert built == [], "the popped trial was loaded again in full"
+    _backend(study).commit_held()
+    assert running == _stored(url, 0) and running.datetime_start is not None
+
+    built.clear()
+    study.tell(trial, 0.5)
+    finished = study._storage.get_trial(trial._trial_id)
+    assert study.get_trials(deepcopy=False)[0] == finished
+    assert built == [], "the told trial was loaded again in full"
+    assert finished == _stored(url, 0) and finished.datetime_complete is not None
+    assert (finished.state, finished.values) == (TrialState.COMPLETE, [0.5])
