@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.pruners import BasePruner
+from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
 
 CURVE_ATTR = "val_curve"
@@ -37,24 +38,21 @@ def rungs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
     return found
 
 
-def non_dominated_fronts(losses: np.ndarray) -> Iterator[np.ndarray]:
-    """Indices of the rows of ``losses`` (minimized), front by front, best front first."""
-    # dominates[i, j]: row i is <= row j in every column and < in one. Built once, column by
-    # column (no n x n x k temporary), then fronts are peeled by counting each row's remaining
-    # dominators (Deb's fast non-dominated sort); callers stop once they have enough rows.
-    count = len(losses)
-    no_worse, better = np.ones((count, count), dtype=bool), np.zeros((count, count), dtype=bool)
-    for column in losses.T:
-        no_worse &= column[:, None] <= column[None, :]
-        better |= column[:, None] < column[None, :]
-    dominates = no_worse & better
-    dominators = dominates.sum(axis=0)
-    remaining = np.ones(count, dtype=bool)
-    while remaining.any():
-        front = np.flatnonzero(remaining & (dominators == 0))
-        yield front
-        remaining[front] = False
-        dominators -= dominates[front].sum(axis=0)
+def non_dominated_fronts(losses: np.ndarray, enough: int | None = None) -> Iterator[np.ndarray]:
+    """Indices of the rows of ``losses`` (minimized), front by front, best front first, until the
+    fronts yielded hold ``enough`` rows (all of them by default)."""
+    # Optuna's non-dominated sort (what its NSGA-II and TPE rank with) peels one front at a time,
+    # in O(n log n) for two objectives and O(n) memory, and stops once ``enough`` rows are ranked;
+    # the rows past that share one rank that is not a front, so it is never yielded.
+    ranks = _fast_non_domination_rank(losses, n_below=enough)
+    order = np.argsort(ranks, kind="stable")
+    bounds = np.searchsorted(ranks[order], np.arange(ranks.max(initial=-1) + 2))
+    taken = 0
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        if enough is not None and taken >= enough:
+            return
+        yield order[start:stop]
+        taken += stop - start
 
 
 def crowding_distance(points: np.ndarray) -> np.ndarray:
@@ -72,7 +70,7 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
 def select_best(losses: np.ndarray, keep: int) -> set[int]:
     """The ``keep`` rows that survive: whole fronts first, the widest-spread of the last front."""
     chosen: list[int] = []
-    for front in non_dominated_fronts(losses):
+    for front in non_dominated_fronts(losses, keep):
         if len(chosen) + len(front) <= keep:
             chosen.extend(front.tolist())
             continue
@@ -89,7 +87,7 @@ def last_row_survives(losses: np.ndarray, keep: int) -> bool:
 
     Every row that dominates the last one lies in an earlier front, and whole fronts are taken
     first: with ``keep`` or more such rows the last one cannot be reached. That settles most
-    rows that stop, in one pass, without the n x n sort.
+    rows that stop, in one pass, without sorting into fronts.
     """
     mine = losses[-1]
     dominators = np.count_nonzero((losses <= mine).all(axis=1) & (losses < mine).any(axis=1))

@@ -46,6 +46,32 @@ def test_non_dominated_fronts_peel_front_by_front() -> None:
     assert [front.tolist() for front in non_dominated_fronts(losses)] == [[0, 1], [2], [3]]
     # Identical points dominate neither each other.
     assert [f.tolist() for f in non_dominated_fronts(np.array([[1.0, 1.0], [1.0, 1.0]]))] == [[0, 1]]
+    # Asked for enough rows, it stops at the front that reaches them.
+    assert [front.tolist() for front in non_dominated_fronts(losses, enough=2)] == [[0, 1]]
+    assert [front.tolist() for front in non_dominated_fronts(losses, enough=3)] == [[0, 1], [2]]
+
+
+def _fronts_by_definition(losses: np.ndarray) -> list[list[int]]:
+    """Front after front: the remaining rows that no remaining row dominates."""
+    remaining, fronts = list(range(len(losses))), []
+    while remaining:
+        front = [i for i in remaining if not any((losses[j] <= losses[i]).all() and (losses[j] < losses[i]).any()
+                                                 for j in remaining)]
+        fronts.append(front)
+        remaining = [i for i in remaining if i not in front]
+    return fronts
+
+
+def test_non_dominated_fronts_match_the_definition_with_ties_and_any_column_count() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        count, columns = int(rng.integers(1, 30)), int(rng.integers(1, 4))
+        losses = rng.integers(0, 5, size=(count, columns)).astype(float)
+        expected = _fronts_by_definition(losses)
+        assert [sorted(front.tolist()) for front in non_dominated_fronts(losses)] == expected
+        enough = int(rng.integers(1, count + 1))
+        cut = [sorted(front.tolist()) for front in non_dominated_fronts(losses, enough)]
+        assert sum(map(len, cut[:-1])) < enough <= sum(map(len, cut)) and cut == expected[:len(cut)]
 
 
 def test_crowding_keeps_the_extremes_and_the_loneliest() -> None:
