@@ -186,6 +186,9 @@ def _export(args: argparse.Namespace) -> None:
 def _retrain(args: argparse.Namespace) -> None:
     from automl.retrain import retrain
 
+    if args.format and not args.out:
+        raise UsageError(f"retrain --format {args.format} says how to save the retrained model; add --out DIR "
+                         "to say where")
     stored = _stored(args)
     ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
     result = retrain(stored, stored.data(registry()), args.epochs)
@@ -193,6 +196,14 @@ def _retrain(args: argparse.Namespace) -> None:
     print(f"trial {stored.trial.number} ({stored.family.name}) retrained on train+validation "
           f"({result.train_samples} samples, {result.epochs} epochs): test accuracy {result.test_accuracy:.4f}"
           + (f" (trained on train alone: {before:.4f})" if before is not None else ""))
+    if args.out:
+        from automl.export import export_model
+
+        fmt = args.format or "state_dict"
+        exported = export_model(stored, result.model, fmt, Path(args.out),
+                                f"retrained on train+validation ({result.epochs} epochs)")
+        ERR.print(f"retrained model as {fmt}: {exported.path}, described in {exported.json_path}",
+                  soft_wrap=True)
 
 
 STORAGE_HELP = (f"SQLAlchemy URL (default: ${STORAGE_ENV}, else the file's storage, else {DEFAULT_STORAGE}); "
@@ -270,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     retrain = _study_command(commands, "retrain", "train a trial's config on train+validation, report test accuracy")
     retrain.add_argument("--trial", type=int, required=True, metavar="N", help="trial number (see `automl show`)")
     retrain.add_argument("--epochs", type=int, metavar="E", help="epochs (default: as many as the trial ran)")
+    retrain.add_argument("--out", metavar="DIR", help="save the retrained model there, checked against PyTorch, "
+                         "with its JSON (as export writes them)")
+    retrain.add_argument("--format", choices=["onnx", "torchscript", "state_dict"],
+                         help="format of the saved model (default state_dict; needs --out)")
     retrain.set_defaults(handler=_retrain)
     return parser
 

@@ -204,10 +204,10 @@ def test_export_and_retrain_name_the_trials_they_accept(searched_study: Searched
         trained_model(front, open_store(tmp_path / "elsewhere"), registry(), pytest.fail)
 
 
-def test_retrain_on_train_and_validation_reports_test_accuracy(searched_study: SearchedStudy,
-                                                               tmp_path: Path) -> None:
+def test_retrain_on_train_and_validation_reports_test_accuracy_and_saves_the_model(
+        searched_study: SearchedStudy, tmp_path: Path) -> None:
     result = run_cli("retrain", "results", "--storage", searched_study.url, "--trial", "0", "--epochs", "2",
-                     cwd=tmp_path)
+                     "--out", str(tmp_path / "final"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     found = re.search(r"retrained on train\+validation \((\d+) samples, 2 epochs\): test accuracy (0\.\d{4})",
                       result.stdout)
@@ -215,6 +215,19 @@ def test_retrain_on_train_and_validation_reports_test_accuracy(searched_study: S
     data = prepare(DataConfig(), registry(), 0)
     assert int(found[1]) == len(data.train.y) + len(data.val.y)
     assert float(found[2]) > 0.8  # two epochs of the fast config learn digits
+
+    # The saved state dict is the retrained model: rebuilt, it scores the accuracy just printed.
+    described = json.loads((tmp_path / "final" / "trial0.state_dict.pt.json").read_text())
+    assert described["weights"] == "retrained on train+validation (2 epochs)"
+    stored = load_stored_trial(_study(searched_study), 0, searched_study.url, registry())
+    rebuilt = stored.build()
+    rebuilt.load_state_dict(torch.load(tmp_path / "final" / "trial0.state_dict.pt", weights_only=True))
+    with torch.no_grad():
+        assert _accuracy(rebuilt.eval()(data.test.x).numpy(), data.test.y) == pytest.approx(float(found[2]), abs=1e-4)
+
+    usage = run_cli("retrain", "results", "--storage", searched_study.url, "--trial", "0", "--format", "onnx",
+                    cwd=tmp_path)
+    assert usage.returncode == 2 and "add --out DIR" in usage.stderr
 
 
 class PinsBatchSize(torch.nn.Module):
