@@ -1,17 +1,20 @@
 """Transformer encoder: tokens with learned positions, self-attention layers, mean or [CLS] readout.
 
 Images become tokens either row by row (``H`` tokens of ``C * W`` pixels) or as square patches;
-sequences become one token per step; tokens are embedded straight to the model width.
+sequences become one token per step; token ids are embedded straight to the model width, and their
+padding is masked out of attention and of the mean readout.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional
 
 import automl
+from automl.tokenizer import PAD
 from automl_plugins._layers import as_sequence, check_kind, embedding
 
 D_MODELS = [16, 32, 64, 128, 256]
@@ -45,9 +48,11 @@ class TransformerClassifier(nn.Module):
     """Tokens plus learned positions through an encoder, then the mean token or [CLS] to the head."""
 
     def __init__(self, tokenize: nn.Module, tokens: int, d_model: int, encoder: nn.Module,
-                 pooling: str, num_classes: int) -> None:
+                 pooling: str, num_classes: int, token_ids: bool = False) -> None:
         super().__init__()
         self.tokenize = tokenize
+        self.token_ids = token_ids  # inputs are token ids, whose padding is masked
+        self.pad_id = PAD  # an attribute, not the global: TorchScript cannot read imported globals
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model)) if pooling == "cls" else None
         self.position = nn.Parameter(torch.empty(1, tokens + (pooling == "cls"), d_model))
         nn.init.trunc_normal_(self.position, std=0.02)
@@ -56,11 +61,23 @@ class TransformerClassifier(nn.Module):
 
     def forward(self, inputs: Tensor) -> Tensor:
         tokens = self.tokenize(inputs)
+        padding: Optional[Tensor] = None
+        if self.token_ids:
+            pads = inputs == self.pad_id
+            # An empty text (all padding) attends over its padding rather than over nothing (NaN).
+            padding = pads & ~pads.all(dim=1, keepdim=True)
         if self.cls_token is not None:
             # shape[0], not len(): exporters (torch.export, ONNX) keep a size symbolic, not a Python int.
             tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        encoded = self.encoder(tokens + self.position)
-        return self.head(encoded[:, 0] if self.cls_token is not None else encoded.mean(dim=1))
+            if padding is not None:
+                padding = functional.pad(padding, (1, 0), value=False)
+        encoded = self.encoder(tokens + self.position, src_key_padding_mask=padding)
+        if self.cls_token is not None:
+            return self.head(encoded[:, 0])
+        if padding is None:
+            return self.head(encoded.mean(dim=1))
+        kept = (~padding).unsqueeze(-1).to(encoded.dtype)
+        return self.head((encoded * kept).sum(dim=1) / kept.sum(dim=1))
 
 
 class TransformerFamily:
@@ -111,7 +128,7 @@ class TransformerFamily:
                                         norm=nn.LayerNorm(d_model) if params["norm_first"] else None,
                                         enable_nested_tensor=False)
         return TransformerClassifier(tokenize, tokens, d_model, encoder, params["pooling"],
-                                     task.num_classes)
+                                     task.num_classes, token_ids=task.kind == "tokens")
 
 
 @automl.hookimpl

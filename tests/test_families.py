@@ -120,3 +120,31 @@ def test_builtin_extremes_bound_the_space(name):
     assert largest >= MIN_SPAN * smallest
     assert largest <= MAX_BUILTIN_PARAMETERS
     assert all(smallest <= size <= largest for size in _sampled_sizes(family, DIGITS))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TorchScript's
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_the_transformer_leaves_token_padding_out(pooling: str) -> None:
+    """Whatever sits at a padded position (here, its learned position vector) does not reach the
+    logits; a text that is all padding still gets finite logits; TorchScript (what `automl export
+    --format torchscript` scripts with) runs the mask as PyTorch does."""
+    import torch
+
+    task = TASK_PER_KIND["tokens"]
+    params = {"d_model": 16, "heads": 2, "layers": 2, "ff_multiplier": 2, "dropout": 0.0,
+              "norm_first": False, "pooling": pooling}
+    torch.manual_seed(0)
+    model = FAMILIES["transformer"].obj.build(params, task).eval()
+    texts = torch.randint(2, task.vocab_size, (3, 16))
+    texts[0, :5] = 0  # left padding, as the tokenizer pads
+    texts[1, :] = 0   # an empty text
+    with torch.no_grad():
+        before = model(texts)
+        first_real = 1 if pooling == "cls" else 0  # the [CLS] token takes position 0
+        model.position[:, first_real:first_real + 5] += 10.0
+        after = model(texts)
+    assert torch.isfinite(before).all()
+    assert torch.allclose(before[0], after[0], atol=1e-5), "padding reached the logits"
+    assert not torch.allclose(before[2], after[2]), "the real tokens' positions must matter"
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.script(model)(texts), after, atol=1e-5)
