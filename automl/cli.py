@@ -175,7 +175,8 @@ def _export(args: argparse.Namespace) -> None:
     stored = _stored(args)
     store = open_store(artifact_dir(args.storage, args.artifacts))
     model, weights = trained_model(stored, store, registry(), lambda note: ERR.print(f"note: {note}"))
-    exported = export_model(stored, model, args.format, Path(args.out), weights)
+    exported = export_model(stored, model, args.format, Path(args.out), weights,
+                            stored.data(registry()).preprocessing)
     ERR.print(f"{stored.label} ({stored.family.name}) as {args.format}: {exported.path}, described in "
               f"{exported.json_path}; outputs match PyTorch on a batch of {exported.check_batch} "
               f"(max abs difference {exported.max_abs_diff:.2g})", soft_wrap=True)
@@ -191,7 +192,8 @@ def _retrain(args: argparse.Namespace) -> None:
                          "to say where")
     stored = _stored(args)
     ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
-    result = retrain(stored, stored.data(registry()), args.epochs)
+    data = stored.data(registry())
+    result = retrain(stored, data, args.epochs)
     before = stored.trial.user_attrs.get("test_accuracy")
     print(f"trial {stored.trial.number} ({stored.family.name}) retrained on train+validation "
           f"({result.train_samples} samples, {result.epochs} epochs): test accuracy {result.test_accuracy:.4f}"
@@ -201,7 +203,7 @@ def _retrain(args: argparse.Namespace) -> None:
 
         fmt = args.format or "state_dict"
         exported = export_model(stored, result.model, fmt, Path(args.out),
-                                f"retrained on train+validation ({result.epochs} epochs)")
+                                f"retrained on train+validation ({result.epochs} epochs)", data.preprocessing)
         ERR.print(f"retrained model as {fmt}: {exported.path}, described in {exported.json_path}",
                   soft_wrap=True)
 

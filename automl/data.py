@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,10 @@ class PreparedData:
     train: Split
     val: Split
     test: Split
+    # What turned the dataset's raw inputs into the model's (see split_arrays), as JSON, for
+    # exports; None when the inputs are used as they are (token ids given by the dataset).
+    # Not part of the identity: the splits are, and the per-process caches key on it.
+    preprocessing: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 def _normalization_axes(kind: str, ndim: int) -> tuple[int, ...]:
@@ -90,19 +95,24 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
     """Stratified split fixed by ``seed``; normalization statistics and a text vocabulary come
     from the train split only."""
     train, val, test = split_indices(arrays, config, seed)
-    x, vocab_size = arrays.x, arrays.vocab_size
+    x, vocab_size, preprocessing = arrays.x, arrays.vocab_size, None
     if arrays.tokenizer is not None:
         vocabulary = arrays.tokenizer.fit(x[train])
         x, vocab_size = vocabulary.encode(x), vocabulary.size
+        preprocessing = {"tokenize": vocabulary.to_dict()}
     elif arrays.kind != "tokens":
         x = x.astype(np.float32)
         axes = _normalization_axes(arrays.kind, x.ndim)
         mean = x[train].mean(axis=axes, keepdims=True)
         std = x[train].std(axis=axes, keepdims=True)
-        x = (x - mean) / np.where(std > 1e-8, std, 1.0)
+        std = np.where(std > 1e-8, std, 1.0)
+        x = (x - mean) / std
+        preprocessing = {"standardize": {
+            "per": "channel" if arrays.kind == "image" else "feature", "formula": "(x - mean) / std",
+            "mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}
     task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)
     return PreparedData(task, *(_to_split(x[part], arrays.y[part], arrays.kind)
-                                for part in (train, val, test)))
+                                for part in (train, val, test)), preprocessing)
 
 
 def unknown_dataset_error(name: str, registry: Registry) -> UsageError:

@@ -94,8 +94,8 @@ def _state_dict(model: nn.Module, example: torch.Tensor, path: Path, stored: Sto
 EXPORTERS = {"onnx": _onnx, "torchscript": _torchscript, "state_dict": _state_dict}
 
 
-def description(stored: StoredTrial, fmt: str, path: Path, weights: str, max_abs_diff: float,
-                check_batch: int, fixed_batch: int | None) -> dict[str, Any]:
+def description(stored: StoredTrial, fmt: str, path: Path, weights: str, preprocessing: dict[str, Any] | None,
+                max_abs_diff: float, check_batch: int, fixed_batch: int | None) -> dict[str, Any]:
     """What goes in the JSON beside an export."""
     trial, task = stored.trial, stored.task
     objectives = stored.study.metric_names or [f"objective_{i}" for i in range(len(trial.values))]
@@ -110,7 +110,8 @@ def description(stored: StoredTrial, fmt: str, path: Path, weights: str, max_abs
         "input": {"name": "inputs", "shape": [fixed_batch or "batch", *task.input_shape],
                   "dtype": "int64" if task.kind == "tokens" else "float32",
                   "note": "token ids" if task.kind == "tokens" else
-                  "standardized with the mean and std of the study's training split"},
+                  "standardized with the mean and std of the study's training split (see preprocessing)"},
+        "preprocessing": preprocessing,
         "output": {"name": "logits", "shape": [fixed_batch or "batch", task.num_classes]},
         "check": {"runtime": {"onnx": "onnxruntime", "torchscript": "torch.jit.load",
                               "state_dict": "rebuilt module"}[fmt],
@@ -135,12 +136,14 @@ def _export_and_check(model: nn.Module, fmt: str, path: Path, stored: StoredTria
     return max_abs_diff, batch
 
 
-def export_model(stored: StoredTrial, model: nn.Module, fmt: str, out_dir: Path, weights: str) -> Exported:
+def export_model(stored: StoredTrial, model: nn.Module, fmt: str, out_dir: Path, weights: str,
+                 preprocessing: dict[str, Any] | None) -> Exported:
     """Write ``model`` in ``fmt`` to ``out_dir``, check it against PyTorch, and write its JSON.
 
     The batch size stays free where the model allows; a model that pins it somewhere (``len(x)``
     used as a number, say) is exported for one sample at a time. ``weights`` says where the
-    weights came from, for the JSON. Raises AutomlError when no export reproduces PyTorch.
+    weights came from and ``preprocessing`` how raw inputs become the model's (the study data's
+    PreparedData.preprocessing), for the JSON. Raises AutomlError when no export reproduces PyTorch.
     """
     output_dir(out_dir, "export folder")
     path = out_dir / f"trial{stored.trial.number}{SUFFIXES[fmt]}"
@@ -160,7 +163,7 @@ def export_model(stored: StoredTrial, model: nn.Module, fmt: str, out_dir: Path,
                                   f"free batch size: {dynamic_failure}); try another --format") from exc
             fixed_batch = 1
     json_path = path.with_name(path.name + ".json")
-    record = description(stored, fmt, path, weights, max_abs_diff, check_batch, fixed_batch)
+    record = description(stored, fmt, path, weights, preprocessing, max_abs_diff, check_batch, fixed_batch)
     json_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return Exported(path, json_path, max_abs_diff, check_batch, fixed_batch)
 

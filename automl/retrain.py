@@ -24,7 +24,7 @@ def _merged(data: PreparedData) -> PreparedData:
     """Train on train+validation. The loop still validates each epoch; on the validation split,
     now part of the training data, so nothing selects on those numbers and they are not reported."""
     train_split = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
-    return PreparedData(data.task, train_split, data.val, data.test)
+    return PreparedData(data.task, train_split, data.val, data.test, data.preprocessing)
 
 
 def retrain(stored: StoredTrial, data: PreparedData, epochs: int | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -46,6 +46,14 @@ class Vocabulary:
     def size(self) -> int:
         """Embedding rows a model needs: the tokens plus padding and unknown."""
         return RESERVED + len(self.ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What an application needs to encode texts as the model was trained on (JSON)."""
+        words = self.tokenizer.unit == "words"
+        return {"unit": self.tokenizer.unit, "lowercase": words,
+                "split": "on whitespace" if words else "into characters",
+                "max_length": self.tokenizer.max_length, "pad_id": PAD, "unknown_id": UNKNOWN,
+                "padding": "left", "truncation": "keep the first max_length tokens", "vocabulary": self.ids}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Token ids ``[N, max_length]``: the first ``max_length`` tokens of each text, padded on

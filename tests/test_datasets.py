@@ -68,6 +68,13 @@ def test_text_vocabulary_comes_from_the_train_split_only(tmp_path: Path, suffix:
     assert task.vocab_size == 2 + 4 + len(data.train.y)
     assert (data.test.x[:, 1] == UNKNOWN).all() and (data.train.x[:, 1] > UNKNOWN).all()
     assert (data.train.x[:, 0] == PAD).all(), "three tokens in four places: padded on the left"
+    # What an export records is enough to encode a text as the model saw it.
+    recorded = data.preprocessing["tokenize"]
+    assert (recorded["unit"], recorded["lowercase"], recorded["max_length"]) == ("words", True, 4)
+    vocabulary, text = recorded["vocabulary"], "Word0 GOOD great unseen"
+    ids = [vocabulary.get(token, recorded["unknown_id"]) for token in text.lower().split()][:recorded["max_length"]]
+    assert ids[1:3] == [vocabulary["good"], vocabulary["great"]] and ids[3] == UNKNOWN
+    assert len(vocabulary) + 2 == task.vocab_size and recorded["pad_id"] == PAD
 
 
 def test_text_characters_truncate_to_max_length(tmp_path: Path) -> None:

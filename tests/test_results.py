@@ -21,7 +21,7 @@ from automl.artifacts import CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, artifact_d
 from automl.cli import main
 from automl.config import DataConfig, load_study_file
 from automl.curve_image import PALETTE
-from automl.data import prepare
+from automl.data import prepare, split_indices
 from automl.errors import UsageError
 from automl.hypervolume import hypervolume_history
 from automl.plugins import registry
@@ -140,10 +140,18 @@ def test_export_onnx_of_a_front_trial_reproduces_its_test_accuracy(searched_stud
     assert described["task"] == {"kind": "image", "input_shape": [1, 8, 8], "num_classes": 10, "vocab_size": None,
                                  "class_names": None}
     assert described["metrics"] == dict(zip(["val_accuracy", "flops"], trial.values))
-    # The exported file alone, in onnxruntime, scores what the trial scored on the test split.
+    # The exported file alone, in onnxruntime, scores what the trial scored on the test split,
+    # fed the raw digits standardized as the JSON says.
+    arrays = registry().datasets["digits"].obj.load(0, DataConfig())
+    test_rows = split_indices(arrays, DataConfig(), 0)[2]
+    standardize = described["preprocessing"]["standardize"]
+    assert standardize["per"] == "channel" and len(standardize["mean"]) == len(standardize["std"]) == 1
+    mean, std = (np.array(standardize[key], dtype=np.float32).reshape(1, -1, 1, 1) for key in ("mean", "std"))
+    inputs = ((arrays.x[test_rows].astype(np.float32) - mean) / std).astype(np.float32)
     test = prepare(DataConfig(), registry(), 0).test
+    np.testing.assert_allclose(inputs, test.x.numpy(), atol=1e-5)
     session = onnxruntime.InferenceSession(str(tmp_path / f"trial{trial.number}.onnx"))
-    logits = session.run(None, {"inputs": test.x.numpy()})[0]
+    logits = session.run(None, {"inputs": inputs})[0]
     assert abs(_accuracy(logits, test.y) - trial.user_attrs["test_accuracy"]) <= 1 / len(test.y)
 
 
@@ -170,7 +178,7 @@ def test_export_state_dict_loads_into_the_rebuilt_model(searched_study: Searched
     study = _study(searched_study)
     stored = load_stored_trial(study, study.best_trials[0].number, searched_study.url, registry())
     model, weights = trained_model(stored, open_store(artifact_dir(searched_study.url)), registry(), pytest.fail)
-    exported = export_model(stored, model, "state_dict", tmp_path, weights)
+    exported = export_model(stored, model, "state_dict", tmp_path, weights, None)
     rebuilt = stored.build()
     rebuilt.load_state_dict(torch.load(exported.path, weights_only=True))
     test = prepare(DataConfig(), registry(), 0).test
@@ -253,7 +261,7 @@ def test_a_model_that_pins_its_batch_size_exports_for_one_sample(tmp_path: Path)
     stored = StoredTrial(study, study.trials[0], StudyConfig(name="pinned"), Task("image", (1, 8, 8), 10),
                          registry().family("mlp"), {}, TrainingParams("adam", 1e-3, 0.0, 64))
     model = PinsBatchSize()
-    exported = export_model(stored, model, "onnx", tmp_path, "stored")
+    exported = export_model(stored, model, "onnx", tmp_path, "stored", None)
     assert exported.fixed_batch == 1 and exported.check_batch == 1
     assert json.loads(exported.json_path.read_text())["input"]["shape"] == [1, 1, 8, 8]
     session = onnxruntime.InferenceSession(str(exported.path))
