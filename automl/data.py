@@ -108,6 +108,7 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
         std = np.where(std > 1e-8, std, 1.0)
         x = (x - mean) / std
         preprocessing = {"standardize": {
+            "of": f"the inputs as dataset {config.dataset!r} loads them",
             "per": "channel" if arrays.kind == "image" else "feature", "formula": "(x - mean) / std",
             "mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}
     task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)

@@ -146,6 +146,7 @@ def test_export_onnx_of_a_front_trial_reproduces_its_test_accuracy(searched_stud
     test_rows = split_indices(arrays, DataConfig(), 0)[2]
     standardize = described["preprocessing"]["standardize"]
     assert standardize["per"] == "channel" and len(standardize["mean"]) == len(standardize["std"]) == 1
+    assert standardize["of"] == "the inputs as dataset 'digits' loads them"
     mean, std = (np.array(standardize[key], dtype=np.float32).reshape(1, -1, 1, 1) for key in ("mean", "std"))
     inputs = ((arrays.x[test_rows].astype(np.float32) - mean) / std).astype(np.float32)
     test = prepare(DataConfig(), registry(), 0).test
