@@ -170,8 +170,9 @@ def _stored(args: argparse.Namespace):  # -> automl.stored.StoredTrial
 
 def _export(args: argparse.Namespace) -> None:
     from automl.artifacts import artifact_dir, open_store
-    from automl.export import export_model, trained_model
+    from automl.export import check_format_supported, export_model, trained_model
 
+    check_format_supported(args.format)
     stored = _stored(args)
     store = open_store(artifact_dir(args.storage, args.artifacts))
     model, weights = trained_model(stored, store, registry(), lambda note: ERR.print(f"note: {note}"))
@@ -185,11 +186,15 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _retrain(args: argparse.Namespace) -> None:
+    from automl.export import check_format_supported, export_model
     from automl.retrain import retrain
 
     if args.format and not args.out:
         raise UsageError(f"retrain --format {args.format} says how to save the retrained model; add --out DIR "
                          "to say where")
+    fmt = args.format or "state_dict"
+    if args.out:
+        check_format_supported(fmt)
     stored = _stored(args)
     ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
     data = stored.data(registry())
@@ -199,9 +204,6 @@ def _retrain(args: argparse.Namespace) -> None:
           f"({result.train_samples} samples, {result.epochs} epochs): test accuracy {result.test_accuracy:.4f}"
           + (f" (trained on train alone: {before:.4f})" if before is not None else ""))
     if args.out:
-        from automl.export import export_model
-
-        fmt = args.format or "state_dict"
         exported = export_model(stored, result.model, fmt, Path(args.out),
                                 f"retrained on train+validation ({result.epochs} epochs)", data.preprocessing)
         ERR.print(f"retrained model as {fmt}: {exported.path}, described in {exported.json_path}",

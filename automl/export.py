@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from automl.artifacts import FileSystemArtifactStore, load_weights, output_dir
-from automl.errors import AutomlError
+from automl.errors import AutomlError, UsageError
 from automl.plugins import Registry
 from automl.retrain import retrain
 from automl.stored import StoredTrial, example_inputs
@@ -55,6 +55,18 @@ def _quiet_exporters() -> Iterator[None]:
 
 class Mismatch(Exception):
     """An export whose logits differ from PyTorch's."""
+
+
+# torch.onnx.export(dynamo=True), the exporter that keeps the batch size free, came with torch 2.5.
+ONNX_MIN_TORCH = (2, 5)
+
+
+def check_format_supported(fmt: str) -> None:
+    """Raise UsageError when this torch cannot write ``fmt`` (before any training or exporting)."""
+    if fmt == "onnx" and torch.__version__ < ONNX_MIN_TORCH:
+        raise UsageError(f"--format onnx needs torch >= {'.'.join(map(str, ONNX_MIN_TORCH))} for its exporter; "
+                         f"this is torch {torch.__version__}: upgrade torch, or use --format torchscript or "
+                         "state_dict")
 
 
 def _onnx(model: nn.Module, example: torch.Tensor, path: Path, stored: StoredTrial, dynamic: bool) -> Runner:

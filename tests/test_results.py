@@ -213,6 +213,20 @@ def test_export_and_retrain_name_the_trials_they_accept(searched_study: Searched
         trained_model(front, open_store(tmp_path / "elsewhere"), registry(), pytest.fail)
 
 
+def test_onnx_on_a_torch_without_its_exporter_is_a_usage_error_before_any_work(
+        searched_study: SearchedStudy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from torch.torch_version import TorchVersion
+
+    monkeypatch.setattr(torch, "__version__", TorchVersion("2.4.1+cpu"))
+    for command in (["export", "--out", str(tmp_path)], ["retrain", "--out", str(tmp_path)]):
+        code = main([command[0], "results", "--storage", searched_study.url, "--trial", "0", "--format", "onnx",
+                     *command[1:]])
+        assert code == 2
+        assert "--format onnx needs torch >= 2.5" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_retrain_on_train_and_validation_reports_test_accuracy_and_saves_the_model(
         searched_study: SearchedStudy, tmp_path: Path) -> None:
     result = run_cli("retrain", "results", "--storage", searched_study.url, "--trial", "0", "--epochs", "2",
