@@ -57,8 +57,9 @@ class Mismatch(Exception):
     """An export whose logits differ from PyTorch's."""
 
 
-# torch.onnx.export(dynamo=True), the exporter that keeps the batch size free, came with torch 2.5.
-ONNX_MIN_TORCH = (2, 5)
+# torch.onnx.export(dynamo=True), the torch.export-based exporter that keeps the batch size free, is
+# documented for torch 2.6 and later.
+ONNX_MIN_TORCH = (2, 6)
 
 
 def check_format_supported(fmt: str) -> None:

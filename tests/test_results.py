@@ -218,12 +218,12 @@ def test_onnx_on_a_torch_without_its_exporter_is_a_usage_error_before_any_work(
         capsys: pytest.CaptureFixture[str]) -> None:
     from torch.torch_version import TorchVersion
 
-    monkeypatch.setattr(torch, "__version__", TorchVersion("2.4.1+cpu"))
+    monkeypatch.setattr(torch, "__version__", TorchVersion("2.5.1+cpu"))
     for command in (["export", "--out", str(tmp_path)], ["retrain", "--out", str(tmp_path)]):
         code = main([command[0], "results", "--storage", searched_study.url, "--trial", "0", "--format", "onnx",
                      *command[1:]])
         assert code == 2
-        assert "--format onnx needs torch >= 2.5" in capsys.readouterr().err
+        assert "--format onnx needs torch >= 2.6" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
