@@ -169,10 +169,12 @@ def _stored(args: argparse.Namespace):  # -> automl.stored.StoredTrial
 
 
 def _export(args: argparse.Namespace) -> None:
-    from automl.artifacts import artifact_dir, open_store
+    from automl.artifacts import artifact_dir, open_store, output_dir
     from automl.export import check_format_supported, export_model, trained_model
 
+    # Refused before anything is loaded or trained again.
     check_format_supported(args.format)
+    output_dir(Path(args.out), "export folder")
     stored = _stored(args)
     store = open_store(artifact_dir(args.storage, args.artifacts))
     model, weights = trained_model(stored, store, registry(), lambda note: ERR.print(f"note: {note}"))
@@ -186,6 +188,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _retrain(args: argparse.Namespace) -> None:
+    from automl.artifacts import output_dir
     from automl.export import check_format_supported, export_model
     from automl.retrain import retrain
 
@@ -193,8 +196,9 @@ def _retrain(args: argparse.Namespace) -> None:
         raise UsageError(f"retrain --format {args.format} says how to save the retrained model; add --out DIR "
                          "to say where")
     fmt = args.format or "state_dict"
-    if args.out:
+    if args.out:  # refused before the minutes of training
         check_format_supported(fmt)
+        output_dir(Path(args.out), "export folder")
     stored = _stored(args)
     ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
     data = stored.data(registry())

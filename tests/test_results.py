@@ -251,6 +251,13 @@ def test_retrain_on_train_and_validation_reports_test_accuracy_and_saves_the_mod
     usage = run_cli("retrain", "results", "--storage", searched_study.url, "--trial", "0", "--format", "onnx",
                     cwd=tmp_path)
     assert usage.returncode == 2 and "add --out DIR" in usage.stderr
+    # A folder that cannot be made is refused before the retraining, not after it.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    usage = run_cli("retrain", "results", "--storage", searched_study.url, "--trial", "0", "--out", str(blocker),
+                    cwd=tmp_path)
+    assert usage.returncode == 2 and f"cannot use {blocker} as export folder" in usage.stderr
+    assert "retraining" not in usage.stderr
 
 
 class PinsBatchSize(torch.nn.Module):
