@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,13 @@ class DataConfig(_Section):
     max_length: PositiveInt = 64  # text: tokens per sample, padded or truncated
     min_freq: PositiveInt = 1  # text: rarer tokens become the unknown token
     image_size: PositiveInt | None = None  # imagefolder: resize to this square; default the first image's size
+    # ``[data.options]``: keys for a dataset from another package, which reads and checks them
+    # itself (the keys above are the built-in datasets'; a typo there is still an error).
+    options: dict[str, Any] = {}
+
+    def __hash__(self) -> int:
+        # prepare() caches per config; a frozen model's default hash fails on the options dict.
+        return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True))
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> DataConfig:
@@ -194,7 +202,8 @@ def _describe(error: Any, path: Path) -> str:
         section = ".".join(str(part) for part in location[:-1])
         where = f"[{section}]" if section else "the top level"
         allowed = ", ".join(_allowed_keys(StudyConfig, location))
-        return f"{path}: unknown key '{key}'; allowed in {where}: {allowed}"
+        hint = "; a dataset from another package reads its own keys from [data.options]" if section == "data" else ""
+        return f"{path}: unknown key '{key}'; allowed in {where}: {allowed}{hint}"
     message = error["msg"].removeprefix("Value error, ")
     found = error.get("input")
     shown = "" if isinstance(found, dict) else f" (found {found!r})"

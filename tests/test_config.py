@@ -29,6 +29,11 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path: Path) -> None:
     assert "max_epochs" in stderr and "batch_size" in stderr
 
 
+def test_unknown_data_key_points_to_the_options_of_other_datasets(tmp_path: Path) -> None:
+    stderr = _reject(tmp_path, "[data]\ncenters = 4\n")
+    assert "unknown key 'data.centers'" in stderr and "[data.options]" in stderr
+
+
 def test_wrong_type_names_key_expected_and_found(tmp_path: Path) -> None:
     stderr = _reject(tmp_path, "[train]\nmax_epochs = \"many\"\n")
     assert "key 'train.max_epochs'" in stderr

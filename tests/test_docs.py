@@ -78,10 +78,18 @@ def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -
     assert shown.returncode == 0 and "Pareto front of 'widemlp-vs-cnn' (3 trials)" in shown.stdout
 
 
-def test_tutorial_dataset_is_searched(tutorial: Path) -> None:
+def test_tutorial_dataset_is_searched_with_its_own_option(tutorial: Path) -> None:
     study = tutorial / "blobs.toml"
-    study.write_text('name = "blobs"\nn_trials = 2\n[data]\ndataset = "blobs"\n'
-                     '[search]\nfamilies = ["mlp"]\n[train]\nmax_epochs = 2\n')
+    text = ('name = "blobs"\nn_trials = 2\n[data]\ndataset = "blobs"\n[data.options]\nclasses = {}\n'
+            '[search]\nfamilies = ["mlp"]\n[train]\nmax_epochs = 2\n')
+    study.write_text(text.format(4))
     result = run_cli("run", str(study), cwd=tutorial, env=with_path(tutorial / "site"))
     assert result.returncode == 0, result.stderr
-    assert "blobs (tabular, input [8], 3 classes)" in " ".join(result.stderr.split())
+    assert "blobs (tabular, input [8], 4 classes)" in " ".join(result.stderr.split())
+
+    study.write_text(text.format('"many"'))
+    refused = run_cli("run", str(study), "--storage", f"sqlite:///{tutorial / 'refused.db'}",
+                      cwd=tutorial, env=with_path(tutorial / "site"))
+    assert refused.returncode == 2
+    assert "[data.options] classes: expected an integer of at least 2, found 'many'" in refused.stderr
+    assert not (tutorial / "refused.db").exists()
