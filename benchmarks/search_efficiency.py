@@ -30,6 +30,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,7 +198,9 @@ class Setup:
     """What a worker's bookkeeping is timed with: ours' study for ``strategy``, parts swapped out."""
     label: str
     strategy: str = "ours"
-    sampler: optuna.samplers.BaseSampler | None = None  # None: the strategy's own
+    # Makes the sampler (called when timed: Optuna warns of experimental ones as they are made);
+    # None: the strategy's own.
+    sampler: Callable[[], optuna.samplers.BaseSampler] | None = None
     storage_class: type[optuna.storages.RDBStorage] = WorkerStorage
     prunes: bool = True
 
@@ -205,11 +208,11 @@ class Setup:
 # ours' TPE samples only the parameter groups a trial uses (automl.group_tpe); Optuna's grouped
 # TPE, which samples them all, is timed beside it on the same synthetic study.
 OPTUNA_TPE = Setup("ours, Optuna's grouped TPE",
-                   sampler=optuna.samplers.TPESampler(multivariate=True, group=True, seed=0))
+                   sampler=lambda: optuna.samplers.TPESampler(multivariate=True, group=True, seed=0))
 # The least any study on Optuna's SQL storage pays per trial for the same writes: no model to fit,
 # no pruner to consult, and the storage as Optuna ships it (on automl's SQLite settings).
 OPTUNA_FLOOR = Setup("Optuna alone: its RDBStorage, random sampler, no pruner",
-                     sampler=optuna.samplers.RandomSampler(seed=0), storage_class=optuna.storages.RDBStorage,
+                     sampler=lambda: optuna.samplers.RandomSampler(seed=0), storage_class=optuna.storages.RDBStorage,
                      prunes=False)
 
 
@@ -243,7 +246,8 @@ def bookkeeping(data: PreparedData, max_epochs: int, folder: Path, finished: int
     if not setup.prunes:
         pruner = optuna.pruners.NopPruner()
     study = optuna.load_study(study_name="bookkeeping", storage=open_storage(url, storage_class=setup.storage_class),
-                              sampler=setup.sampler or make_sampler(config.search.sampler, 0), pruner=pruner)
+                              sampler=setup.sampler() if setup.sampler else make_sampler(config.search.sampler, 0),
+                              pruner=pruner)
     families = families_for(data)
     rng = np.random.default_rng(1)
 
