@@ -170,16 +170,20 @@ def _stored(args: argparse.Namespace):  # -> automl.stored.StoredTrial
 
 def _export(args: argparse.Namespace) -> None:
     from automl.artifacts import artifact_dir, open_store, output_dir
-    from automl.export import check_format_supported, export_model, trained_model
+    from automl.export import check_format_supported, export_model, recorded_preprocessing, trained_model
 
     # Refused before anything is loaded or trained again.
     check_format_supported(args.format)
     output_dir(Path(args.out), "export folder")
     stored = _stored(args)
     store = open_store(artifact_dir(args.storage, args.artifacts))
-    model, weights = trained_model(stored, store, registry(), lambda note: ERR.print(f"note: {note}"))
+
+    def note(text: str) -> None:
+        ERR.print(f"note: {text}", soft_wrap=True)
+
+    model, weights = trained_model(stored, store, registry(), note)
     exported = export_model(stored, model, args.format, Path(args.out), weights,
-                            stored.data(registry()).preprocessing)
+                            recorded_preprocessing(stored, registry(), note))
     ERR.print(f"{stored.label} ({stored.family.name}) as {args.format}: {exported.path}, described in "
               f"{exported.json_path}; outputs match PyTorch on a batch of {exported.check_batch} "
               f"(max abs difference {exported.max_abs_diff:.2g})", soft_wrap=True)

@@ -196,3 +196,17 @@ def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry:
     note(f"{stored.label} stored no weights (only trials on the Pareto front when they finished do); "
          "training it again as it trained, with its seed and epochs, before exporting")
     return retrain(stored, stored.data(registry), with_validation=False).model, "retrained (none stored)"
+
+
+def recorded_preprocessing(stored: StoredTrial, registry: Registry,
+                           note: Callable[[str], None]) -> dict[str, Any] | None:
+    """How raw inputs become the model's (PreparedData.preprocessing), from the study's dataset.
+
+    A dataset that no longer loads (moved, deleted) does not stop an export of stored weights:
+    ``note`` says so, and the JSON records why the preprocessing is missing.
+    """
+    try:
+        return stored.data(registry).preprocessing
+    except UsageError as exc:
+        note(f"the export's JSON records no preprocessing: {exc}")
+        return {"unavailable": str(exc)}

@@ -29,6 +29,7 @@ from automl.stored import load_stored_trial
 from automl.study import CONFIG_ATTR, TASK_ATTR, plan_study
 from automl.warm_start import load_warm_start
 from conftest import FAST, SLOW, SearchedStudy, run_cli, write_study
+from datafiles import labels, write_table
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
@@ -291,3 +292,28 @@ def test_a_model_that_pins_its_batch_size_exports_for_one_sample(tmp_path: Path)
     with torch.no_grad():
         np.testing.assert_allclose(session.run(None, {"inputs": sample.numpy()})[0], model(sample).numpy(),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_export_of_stored_weights_goes_on_when_the_data_file_is_gone(tmp_path: Path) -> None:
+    features = np.random.default_rng(0).normal(size=(80, 3)).round(3)
+    y = labels(2, 40)
+    rows = [[*row, label] for row, label in zip(features + y[:, None], y)]
+    write_table(tmp_path / "table.csv", ["a", "b", "c", "label"], rows)
+    url = f"sqlite:///{tmp_path / 'moved.db'}"
+    study = write_study(tmp_path, f"""
+        name = "moved"
+        storage = "{url}"
+        n_trials = 1
+        data = {{ dataset = "csv", path = "table.csv" }}
+        search = {{ families = ["mlp"] }}
+        train = {{ max_epochs = 1 }}
+    """)
+    assert run_cli("run", str(study), "--no-progress", cwd=tmp_path).returncode == 0
+    (tmp_path / "table.csv").unlink()
+    result = run_cli("export", "moved", "--storage", url, "--trial", "0", "--format", "state_dict",
+                     "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "records no preprocessing" in result.stderr and "table.csv does not exist" in result.stderr
+    described = json.loads((tmp_path / "out" / "trial0.state_dict.pt.json").read_text())
+    assert described["weights"] == "stored"
+    assert "table.csv does not exist" in described["preprocessing"]["unavailable"]
