@@ -52,6 +52,15 @@ class QueueOnlyStorage(optuna.storages.RDBStorage):
             raise QueueEmpty()
         return super()._create_new_trial(study_id, template_trial)
 
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if state == TrialState.RUNNING and self.heartbeat_interval is not None:
+            # Beat before the pop. Optuna never takes a running trial without any heartbeat as
+            # stale, so a worker killed between the pop and its heartbeat thread's first beat
+            # would leave a trial running forever, and every other worker waiting for it. A
+            # heartbeat on a queued trial is harmless: only running ones are checked.
+            self.record_heartbeat(trial_id)
+        return super().set_trial_state_values(trial_id, state, values)
+
 
 class WorkerStorage(QueueOnlyStorage, ReadOnceStorage, HeldWritesStorage):
     """A worker's storage: pops queued trials only, reloads only trials that may have changed

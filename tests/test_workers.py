@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -208,3 +210,33 @@ def test_sigterm_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> 
     plan = plan_study(load_study_file(study), study, registry())
     assert queue_run(create_or_resume(plan), 2) == 0, "a rerun must resume the queued trials, not add"
     assert _states(work(plan, show_progress_bar=False).trials) == {COMPLETE: 2, FAIL: 1}
+
+
+def test_worker_killed_between_the_pop_and_its_first_heartbeat_has_its_trial_retried(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pop.db'}"
+    study = _study_file(tmp_path, n_trials=2)
+    _queue(study, url)
+    # Pops a queued trial as a worker does, then dies before any heartbeat thread could start.
+    victim = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from automl.config import load_study_file
+        from automl.plugins import registry
+        from automl.study import join_study, plan_study
+        plan = plan_study(load_study_file({str(study)!r}), Path({str(study)!r}), registry(), {url!r})
+        study, _ = join_study(plan)
+        study.ask()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert victim.returncode == -signal.SIGKILL, victim.stderr
+    assert _states(_trials(url)) == {QUEUED: 1, RUNNING: 1}
+    survivor = _start_worker(study, url, tmp_path)
+    try:
+        output, _ = survivor.communicate(timeout=120)  # waits for the dead worker's trial for ever without the beat
+    finally:
+        survivor.kill()
+    assert survivor.returncode == 0, output
+    trials = _trials(url)
+    assert _states(trials) == {COMPLETE: 2, FAIL: 1}
+    retried = [RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials]
+    assert retried.count(next(t.number for t in trials if t.state == FAIL)) == 1
