@@ -121,12 +121,25 @@ def unknown_dataset_error(name: str, registry: Registry) -> UsageError:
                       f"{', '.join(registry.datasets) or 'none'}")
 
 
+def _check_options(config: DataConfig, dataset: Any, source: str) -> None:
+    """Refuse ``[data.options]`` keys that the dataset says (by its optional ``option_keys``) it never reads."""
+    accepted = getattr(dataset, "option_keys", None)
+    if accepted is None:
+        return  # the dataset checks every key itself
+    unknown = sorted(set(config.options) - set(accepted))
+    if unknown:
+        reads = f"reads only {', '.join(accepted)}" if accepted else "reads no options"
+        raise UsageError(f"[data.options] {', '.join(unknown)}: dataset {config.dataset!r} (from {source}) "
+                         f"{reads} there; remove or correct the key(s)")
+
+
 @functools.lru_cache(maxsize=4)
 def prepare(config: DataConfig, registry: Registry, seed: int) -> PreparedData:
     """Load the configured dataset through its plugin and split it; cached per process."""
     if config.dataset not in registry.datasets:
         raise unknown_dataset_error(config.dataset, registry)
     registered = registry.datasets[config.dataset]
+    _check_options(config, registered.obj, registered.source)
     where = f" at {config.path}" if config.path else ""
     arrays = registered.obj.load(seed, config).checked(
         f"dataset {config.dataset!r}{where} (from {registered.source})")

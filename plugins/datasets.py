@@ -13,6 +13,7 @@ class Digits:
     """8x8 images of handwritten digits that ship with scikit-learn (1,797 samples, 10 classes)."""
 
     name = "digits"
+    option_keys = ()
 
     def load(self, seed: int, config: DataConfig) -> LabeledArrays:
         from sklearn.datasets import load_digits
@@ -29,6 +30,7 @@ class Waveforms:
     """
 
     name = "waveforms"
+    option_keys = ()
     samples_per_class = 400
     steps = 64
 

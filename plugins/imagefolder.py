@@ -35,6 +35,7 @@ def _class_images(root: Path) -> dict[str, list[Path]]:
 
 class ImageFolder:
     name = "imagefolder"
+    option_keys = ()
 
     def load(self, seed: int, config: DataConfig) -> LabeledArrays:
         from PIL import Image

@@ -22,6 +22,7 @@ RANK_BY_KIND = {"image": 4, "sequence": 3, "tabular": 2, "tokens": 2}
 
 class NpzFile:
     name = "npz"
+    option_keys = ()
 
     def load(self, seed: int, config: DataConfig) -> LabeledArrays:
         path = data_path(config, "an .npz file with arrays x and y")

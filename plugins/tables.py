@@ -28,6 +28,7 @@ def _numeric(values: list[str], name: str, where: str) -> np.ndarray:
 
 class CsvTable:
     name = "csv"
+    option_keys = ()
 
     def load(self, seed: int, config: DataConfig) -> LabeledArrays:
         path = data_path(config, "a CSV file with a header row, numeric features and a label column")

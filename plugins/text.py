@@ -17,6 +17,7 @@ from automl_plugins._files import column, data_path, encode_labels, read_columns
 
 class TextFile:
     name = "text"
+    option_keys = ()
 
     def load(self, seed: int, config: DataConfig) -> LabeledArrays:
         path = data_path(config, "a CSV or TSV file with a header row, a text and a label column")

@@ -49,6 +49,8 @@ def read_pickle(path: Path) -> dict:
 class TorchvisionDataset:
     """One torchvision dataset: its class there, its folder under the root, and how to read it."""
 
+    option_keys = ()
+
     def __init__(self, name: str, torchvision_class: str, folder: str) -> None:
         self.name, self.torchvision_class, self.folder = name, torchvision_class, folder
 

@@ -34,6 +34,11 @@ def test_unknown_data_key_points_to_the_options_of_other_datasets(tmp_path: Path
     assert "unknown key 'data.centers'" in stderr and "[data.options]" in stderr
 
 
+def test_options_for_a_builtin_dataset_are_refused(tmp_path: Path) -> None:
+    stderr = " ".join(_reject(tmp_path, "[data.options]\ncenters = 4\n").split())
+    assert "[data.options] centers: dataset 'digits'" in stderr and "reads no options there" in stderr
+
+
 def test_wrong_type_names_key_expected_and_found(tmp_path: Path) -> None:
     stderr = _reject(tmp_path, "[train]\nmax_epochs = \"many\"\n")
     assert "key 'train.max_epochs'" in stderr

@@ -79,17 +79,22 @@ def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -
 
 
 def test_tutorial_dataset_is_searched_with_its_own_option(tutorial: Path) -> None:
-    study = tutorial / "blobs.toml"
-    text = ('name = "blobs"\nn_trials = 2\n[data]\ndataset = "blobs"\n[data.options]\nclasses = {}\n'
-            '[search]\nfamilies = ["mlp"]\n[train]\nmax_epochs = 2\n')
-    study.write_text(text.format(4))
-    result = run_cli("run", str(study), cwd=tutorial, env=with_path(tutorial / "site"))
-    assert result.returncode == 0, result.stderr
-    assert "blobs (tabular, input [8], 4 classes)" in " ".join(result.stderr.split())
+    env = with_path(tutorial / "site")
 
-    study.write_text(text.format('"many"'))
-    refused = run_cli("run", str(study), "--storage", f"sqlite:///{tutorial / 'refused.db'}",
-                      cwd=tutorial, env=with_path(tutorial / "site"))
-    assert refused.returncode == 2
-    assert "[data.options] classes: expected an integer of at least 2, found 'many'" in refused.stderr
-    assert not (tutorial / "refused.db").exists()
+    def run(options: str, db: str) -> subprocess.CompletedProcess:
+        study = tutorial / "blobs.toml"
+        study.write_text(f'name = "blobs"\nn_trials = 2\nstorage = "sqlite:///{tutorial / db}"\n[data]\n'
+                         f'dataset = "blobs"\n[data.options]\n{options}\n[search]\nfamilies = ["mlp"]\n'
+                         '[train]\nmax_epochs = 2\n')
+        return run_cli("run", str(study), cwd=tutorial, env=env)
+
+    searched = run("classes = 4", "blobs.db")
+    assert searched.returncode == 0, searched.stderr
+    assert "blobs (tabular, input [8], 4 classes)" in " ".join(searched.stderr.split())
+
+    bad_value, typo = run('classes = "many"', "bad_value.db"), run("clases = 4", "typo.db")
+    assert bad_value.returncode == typo.returncode == 2
+    bad_value_error, typo_error = (" ".join(result.stderr.split()) for result in (bad_value, typo))
+    assert "[data.options] classes: expected an integer of at least 2, found 'many'" in bad_value_error
+    assert "[data.options] clases: dataset 'blobs'" in typo_error and "reads only classes there" in typo_error
+    assert not (tutorial / "bad_value.db").exists() and not (tutorial / "typo.db").exists()
