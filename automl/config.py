@@ -49,8 +49,9 @@ class DataConfig(_Section):
     max_length: PositiveInt = 64  # text: tokens per sample, padded or truncated
     min_freq: PositiveInt = 1  # text: rarer tokens become the unknown token
     image_size: PositiveInt | None = None  # imagefolder: resize to this square; default the first image's size
-    # ``[data.options]``: keys for a dataset from another package, which reads and checks them
-    # itself (the keys above are the built-in datasets'; a typo there is still an error).
+    # ``[data.options]``: keys for a dataset from another package, which checks their values; their
+    # names are checked when it lists its option_keys (automl.data). The keys above are the
+    # built-in datasets', where a typo is an error.
     options: dict[str, Any] = {}
 
     def __hash__(self) -> int:
