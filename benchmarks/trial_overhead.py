@@ -6,11 +6,11 @@ trained twice in this process: once as a real automl trial and once by a plain l
 in-memory tensors. The automl trial takes the path of `automl run`: queued in a study in an SQLite
 file, popped by a worker, sampled, built, measured (FLOPs, latency), trained, its user attributes
 and artifacts stored, told, and the worker's after-trial callbacks run. A case whose plain run
-would take over 30 s trains for fewer epochs (see epochs_for). Prints a table of epochs, wall times
-(median of each path), the median ratio of paired runs and both validation accuracies, then where
-the automl trials' time went; the last line is ``max_ratio=<number>``.
+would take over 30 s (1 s with --quick) trains for fewer epochs (see epochs_for). Prints a table
+of epochs, wall times (median of each path), the median ratio of paired runs and both validation
+accuracies, then where the automl trials' time went; the last line is ``max_ratio=<number>``.
 
-    python benchmarks/trial_overhead.py --quick     # well under two minutes on 2 cores
+    python benchmarks/trial_overhead.py --quick     # about a minute on 2 cores: a smoke run
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from automl.training import resolve_device
 from automl.worker import run_worker
 
 LR, BATCH_SIZE, WEIGHT_DECAY, SEED = 1e-3, 64, 1e-6, 0
-MAX_RUN_S = 30.0
+MAX_RUN_S, QUICK_MAX_RUN_S = 30.0, 1.0
 SHORT_RUN_S, SHORT_REPEATS = 5.0, 15
 
 
@@ -138,14 +138,14 @@ def phases(trial: optuna.trial.FrozenTrial, trial_s: float) -> dict[str, float]:
     return {**{phase: attrs[f"time_{phase}_s"] for phase in PHASES}, "outside": trial_s - attrs["wall_time_s"]}
 
 
-def epochs_for(one_epoch_s: float, max_epochs: int) -> int:
-    """Epochs for a case whose plain epoch takes ``one_epoch_s``: up to about MAX_RUN_S a run.
+def epochs_for(one_epoch_s: float, max_epochs: int, max_run_s: float) -> int:
+    """Epochs for a case whose plain epoch takes ``one_epoch_s``: up to about ``max_run_s`` a run.
 
     A run of minutes meets the machine's slow spells, which swing it by far more than a trial's
     fixed cost, and allows too few pairs for a median to reject one. Fewer epochs make that fixed
     cost a larger share of the run, so the ratio gets stricter, not looser.
     """
-    return max(1, min(max_epochs, int(MAX_RUN_S / one_epoch_s)))
+    return max(1, min(max_epochs, int(max_run_s / one_epoch_s)))
 
 
 def repeats_for(run_s: float, default: int) -> int:
@@ -191,11 +191,12 @@ def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: to
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
+    parser.add_argument("--quick", action="store_true", help="the smallest models, runs of about a second, "
+                        "two repeats: a smoke run in well under two minutes")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default 20, quick 4), fewer where "
-                        f"a plain run would take over {MAX_RUN_S:.0f} s")
-    parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, quick 2; "
-                        f"{SHORT_REPEATS} where a plain run takes under {SHORT_RUN_S:.0f} s)")
+                        f"a plain run would take over {MAX_RUN_S:.0f} s ({QUICK_MAX_RUN_S:.0f} s quick)")
+    parser.add_argument("--repeats", type=int, help="timed runs per path, median kept (default 3, and "
+                        f"{SHORT_REPEATS} where a plain run takes under {SHORT_RUN_S:.0f} s; quick 2)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); "
                         "1 keeps the ratio steadier on a busy machine")
@@ -206,6 +207,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     epochs = args.epochs or (4 if args.quick else 20)
     repeats = args.repeats or (2 if args.quick else 3)
+    max_run_s = QUICK_MAX_RUN_S if args.quick else MAX_RUN_S
     # A typical trial is the median-sized model; --quick takes the smallest sampled one to stay short.
     quantile = 0.0 if args.quick else 0.5
     device = resolve_device(args.accelerator)
@@ -214,8 +216,8 @@ def main() -> None:
     tasks = {"digits": prepare(DataConfig(dataset="digits"), registry(), SEED), "digits28": digits_28(SEED),
              "waveforms": prepare(DataConfig(dataset="waveforms"), registry(), SEED)}
     print(f"device {device}, {torch.get_num_threads()} CPU threads, up to {epochs} epochs (fewer where a "
-          f"run would take over {MAX_RUN_S:.0f} s), batch {BATCH_SIZE}, median of {repeats} runs per path "
-          f"({SHORT_REPEATS} for runs under {SHORT_RUN_S:.0f} s)")
+          f"run would take over {max_run_s:.0f} s), batch {BATCH_SIZE}, median of {repeats} runs per path"
+          + ("" if args.quick or args.repeats else f" ({SHORT_REPEATS} for runs under {SHORT_RUN_S:.0f} s)"))
     print(f"{'task':<10} {'family':<12} {'params':>9} {'epochs':>6} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
           f"{'plain acc':>9} {'automl acc':>10}")
     ratios, gaps, breakdown = [], [], []
@@ -226,11 +228,12 @@ def main() -> None:
                 continue
             stored = typical_config(family, data, quantile)
             one_epoch_s, _ = plain_loop(family, stored, data, 1, device, SEED)  # also a warm-up
-            case_epochs = epochs_for(one_epoch_s, epochs)
+            case_epochs = epochs_for(one_epoch_s, epochs, max_run_s)
             runs = InterleavedRuns(name, family, data, case_epochs, args.accelerator,
                                    Path(tempfile.mkdtemp(prefix="automl-bench-")),
                                    lambda seed: plain_loop(family, stored, data, case_epochs, device, seed))
-            runs.run(stored, args.repeats or repeats_for(one_epoch_s * case_epochs, repeats))
+            case_repeats = repeats if args.quick or args.repeats else repeats_for(one_epoch_s * case_epochs, repeats)
+            runs.run(stored, case_repeats)
             plain_runs, automl_runs = runs.plain_runs, runs.automl_runs
             plain_s = statistics.median(t for t, _ in plain_runs)
             automl_s = statistics.median(t for t, _ in automl_runs)
