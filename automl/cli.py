@@ -169,12 +169,10 @@ def _stored(args: argparse.Namespace):  # -> automl.stored.StoredTrial
 
 
 def _export(args: argparse.Namespace) -> None:
-    from automl.artifacts import artifact_dir, open_store, output_dir
-    from automl.export import check_format_supported, export_model, recorded_preprocessing, trained_model
+    from automl.artifacts import artifact_dir, open_store
+    from automl.export import check_destination, export_model, recorded_preprocessing, trained_model
 
-    # Refused before anything is loaded or trained again.
-    check_format_supported(args.format)
-    output_dir(Path(args.out), "export folder")
+    check_destination(args.format, Path(args.out))  # before anything is loaded or trained again
     stored = _stored(args)
     store = open_store(artifact_dir(args.storage, args.artifacts))
 
@@ -192,17 +190,15 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _retrain(args: argparse.Namespace) -> None:
-    from automl.artifacts import output_dir
-    from automl.export import check_format_supported, export_model
+    from automl.export import check_destination, export_model
     from automl.retrain import retrain
 
     if args.format and not args.out:
         raise UsageError(f"retrain --format {args.format} says how to save the retrained model; add --out DIR "
                          "to say where")
     fmt = args.format or "state_dict"
-    if args.out:  # refused before the minutes of training
-        check_format_supported(fmt)
-        output_dir(Path(args.out), "export folder")
+    if args.out:
+        check_destination(fmt, Path(args.out))  # before the minutes of training
     stored = _stored(args)
     ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
     data = stored.data(registry())

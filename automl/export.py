@@ -62,12 +62,14 @@ class Mismatch(Exception):
 ONNX_MIN_TORCH = (2, 6)
 
 
-def check_format_supported(fmt: str) -> None:
-    """Raise UsageError when this torch cannot write ``fmt`` (before any training or exporting)."""
+def check_destination(fmt: str, out_dir: Path) -> None:
+    """Raise UsageError when this torch cannot write ``fmt`` or ``out_dir`` cannot be made (which it
+    then is): callers check before any loading or training, export_model again before writing."""
     if fmt == "onnx" and torch.__version__ < ONNX_MIN_TORCH:
         raise UsageError(f"--format onnx needs torch >= {'.'.join(map(str, ONNX_MIN_TORCH))} for its exporter; "
                          f"this is torch {torch.__version__}: upgrade torch, or use --format torchscript or "
                          "state_dict")
+    output_dir(out_dir, "export folder")
 
 
 def _onnx(model: nn.Module, example: torch.Tensor, path: Path, stored: StoredTrial, dynamic: bool) -> Runner:
@@ -158,7 +160,7 @@ def export_model(stored: StoredTrial, model: nn.Module, fmt: str, out_dir: Path,
     weights came from and ``preprocessing`` how raw inputs become the model's (the study data's
     PreparedData.preprocessing), for the JSON. Raises AutomlError when no export reproduces PyTorch.
     """
-    output_dir(out_dir, "export folder")
+    check_destination(fmt, out_dir)
     path = out_dir / f"trial{stored.trial.number}{SUFFIXES[fmt]}"
     model = model.cpu().eval()
     fixed_batch = None
