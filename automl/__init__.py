@@ -1,8 +1,22 @@
-"""automl: architecture search over plugin families with Optuna and PyTorch Lightning."""
+"""automl: architecture search over plugin families with Optuna and PyTorch Lightning.
 
-from automl.hookspecs import hookimpl
-from automl.task import TASK_KINDS, Task
+A study file becomes a validated config (``automl.config``), the dataset plugin's arrays become
+splits and a task (``automl.data``), the search plans and runs trials (``automl.search``) whose
+objective builds a family's module (``automl.plugin``) and trains it (``automl.training``) in
+workers (``automl.workers``); trials are stored (``automl.storage``) and read back as fronts,
+reports and exports (``automl.results``). ``automl.cli`` sits on top.
+
+Imports go one way: a stage imports only from the stages listed before it in ``STAGES``
+(tests/test_architecture.py checks it). Plugin authors import from this module only, and from
+``automl.testing`` for the conformance suites.
+"""
+
+from automl.plugin.hookspecs import hookimpl
+from automl.plugin.task import TASK_KINDS, Task
 
 __version__ = "0.1.0"
+
+# The stages in import order; modules not in a stage (cli, conformance, testing) sit on top.
+STAGES = ("errors", "plugin", "storage", "config", "data", "training", "workers", "search", "results")
 
 __all__ = ["TASK_KINDS", "Task", "__version__", "hookimpl"]

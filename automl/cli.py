@@ -16,21 +16,22 @@ from rich.table import Table
 from automl import __version__
 from automl.config import DEFAULT_STORAGE, load_study_file
 from automl.errors import AutomlError, UsageError
-from automl.plugins import registry
-from automl.interrupts import Interrupted
-from automl.storage import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
+from automl.plugin.registry import registry
+from automl.workers.interrupts import Interrupted
+from automl.storage.urls import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
 
 ERR = Console(stderr=True)
 
 
 def _run(args: argparse.Namespace) -> None:
-    from automl.budget import survey_space
-    from automl.pool import default_workers, run_pool, visible_gpus
-    from automl.queue import QUEUED, count
-    from automl.results import print_front
-    from automl.study import create_or_resume, plan_study, queue_run, work
-    from automl.training import resolve_device
-    from automl.warm_start import load_warm_start
+    from automl.search.budget import survey_space
+    from automl.workers.pool import default_workers, run_pool, visible_gpus
+    from automl.storage.trial_queue import QUEUED, count
+    from automl.results.front import print_front
+    from automl.search.plan import plan_study
+    from automl.search.study import create_or_resume, queue_run, work
+    from automl.training.device import resolve_device
+    from automl.search.warm_start import load_warm_start
 
     path = Path(args.study_file)
     plan = plan_study(load_study_file(path), path, registry(), args.storage)
@@ -78,9 +79,10 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from automl.queue import DONE, count
-    from automl.study import plan_study, work
-    from automl.worker import worker_name
+    from automl.storage.trial_queue import DONE, count
+    from automl.search.plan import plan_study
+    from automl.search.study import work
+    from automl.workers.worker import worker_name
 
     if args.threads:
         import torch
@@ -97,7 +99,7 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _show(args: argparse.Namespace) -> None:
-    from automl.results import print_front
+    from automl.results.front import print_front
 
     print_front(load_study(args.study_name, args.storage))
 
@@ -146,7 +148,7 @@ def _check_plugins(args: argparse.Namespace) -> None:
 def _dashboard(args: argparse.Namespace) -> None:
     from optuna_dashboard import run_server
 
-    from automl.artifacts import artifact_dir, open_store
+    from automl.storage.artifacts import artifact_dir, open_store
 
     storage = open_storage(args.storage)
     folder = artifact_dir(args.storage, args.artifacts)
@@ -156,21 +158,21 @@ def _dashboard(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from automl.report import write_report
+    from automl.results.report import write_report
 
     path = write_report(load_study(args.study_name, args.storage), args.storage, Path(args.out))
     ERR.print(f"report: {path} (figures as PNGs beside it)", soft_wrap=True)
 
 
-def _stored(args: argparse.Namespace):  # -> automl.stored.StoredTrial
-    from automl.stored import load_stored_trial
+def _stored(args: argparse.Namespace):  # -> automl.results.stored.StoredTrial
+    from automl.results.stored import load_stored_trial
 
     return load_stored_trial(load_study(args.study_name, args.storage), args.trial, args.storage, registry())
 
 
 def _export(args: argparse.Namespace) -> None:
-    from automl.artifacts import artifact_dir, open_store
-    from automl.export import check_destination, export_model, recorded_preprocessing, trained_model
+    from automl.storage.artifacts import artifact_dir, open_store
+    from automl.results.export import check_destination, export_model, recorded_preprocessing, trained_model
 
     check_destination(args.format, Path(args.out))  # before anything is loaded or trained again
     stored = _stored(args)
@@ -190,8 +192,8 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _retrain(args: argparse.Namespace) -> None:
-    from automl.export import check_destination, export_model
-    from automl.retrain import retrain
+    from automl.results.export import check_destination, export_model
+    from automl.results.retrain import retrain
 
     if args.format and not args.out:
         raise UsageError(f"retrain --format {args.format} says how to save the retrained model; add --out DIR "

@@ -12,7 +12,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloa
                       field_validator, model_validator)
 
 from automl.errors import UsageError
-from automl.task import TASK_KINDS
+from automl.plugin.task import TASK_KINDS
 
 ObjectiveName = Literal["val_accuracy", "flops", "params", "latency_ms"]
 OptimizerName = Literal["adam", "adamw", "sgd"]
@@ -50,7 +50,7 @@ class DataConfig(_Section):
     min_freq: PositiveInt = 1  # text: rarer tokens become the unknown token
     image_size: PositiveInt | None = None  # imagefolder: resize to this square; default the first image's size
     # ``[data.options]``: keys for a dataset from another package, which checks their values; their
-    # names are checked when it lists its option_keys (automl.data). The keys above are the
+    # names are checked when it lists its option_keys (automl.data.prepare). The keys above are the
     # built-in datasets', where a typo is an error.
     options: dict[str, Any] = {}
 
@@ -174,7 +174,7 @@ class StudyConfig(_Section):
     n_trials: PositiveInt = 30
     timeout: float | None = Field(None, gt=0)
     storage: str | None = None
-    # Folder of the trials' artifacts (automl.artifacts); default: derived from the storage URL.
+    # Folder of the trials' artifacts (automl.storage.artifacts); default: derived from the storage URL.
     artifacts: str | None = None
     seed: int = 0
     data: DataConfig = DataConfig()

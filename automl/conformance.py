@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from automl.efficiency import count_parameters, flops_per_sample
+from automl.training.efficiency import count_parameters, flops_per_sample
 from automl.errors import PluginError
-from automl.plugins import FAMILY_ATTRIBUTES
-from automl.space import replay_params, sample_params
-from automl.task import TASK_KINDS, Task
+from automl.plugin.registry import FAMILY_ATTRIBUTES
+from automl.plugin.space import replay_params, sample_params
+from automl.plugin.task import TASK_KINDS, Task
 
 # One small task per kind; families are checked on every kind they declare.
 DEFAULT_TASKS = {

@@ -19,7 +19,7 @@ import pytest
 
 from automl import conformance
 from automl.conformance import DEFAULT_TASKS, Config
-from automl.task import Task
+from automl.plugin.task import Task
 
 
 class FamilyConformance:

@@ -45,18 +45,18 @@ from optuna._hypervolume import compute_hypervolume  # noqa: E402
 from optuna.exceptions import ExperimentalWarning  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState, create_trial  # noqa: E402
 
-from automl.budget import is_feasible  # noqa: E402
+from automl.storage.schema import is_feasible  # noqa: E402
 from automl.config import StudyConfig, parse_study  # noqa: E402
-from automl.data import PreparedData, prepare  # noqa: E402
+from automl.data.prepare import PreparedData, prepare  # noqa: E402
 from automl.errors import UsageError  # noqa: E402
-from automl.moasha import CURVE_ATTR  # noqa: E402
-from automl.objective import DIRECTIONS, Objective, sample_training  # noqa: E402
-from automl.plugins import registry  # noqa: E402
-from automl.pruners import make_pruner  # noqa: E402
-from automl.queue import WorkerStorage  # noqa: E402
-from automl.samplers import make_sampler  # noqa: E402
-from automl.space import sample_params  # noqa: E402
-from automl.storage import open_storage  # noqa: E402
+from automl.storage.schema import CURVE_ATTR  # noqa: E402
+from automl.search.objective import DIRECTIONS, Objective, sample_training  # noqa: E402
+from automl.plugin.registry import registry  # noqa: E402
+from automl.search.pruners import make_pruner  # noqa: E402
+from automl.storage.worker_storage import WorkerStorage  # noqa: E402
+from automl.search.samplers import make_sampler  # noqa: E402
+from automl.plugin.space import sample_params  # noqa: E402
+from automl.storage.urls import open_storage  # noqa: E402
 
 BASELINES = ("random", "tpe")
 OBJECTIVES = ["val_accuracy", "flops"]
@@ -205,7 +205,7 @@ class Setup:
     prunes: bool = True
 
 
-# ours' TPE samples only the parameter groups a trial uses (automl.group_tpe); Optuna's grouped
+# ours' TPE samples only the parameter groups a trial uses (automl.search.group_tpe); Optuna's grouped
 # TPE, which samples them all, is timed beside it on the same synthetic study.
 OPTUNA_TPE = Setup("ours, Optuna's grouped TPE",
                    sampler=lambda: optuna.samplers.TPESampler(multivariate=True, group=True, seed=0))

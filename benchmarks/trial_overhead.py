@@ -29,17 +29,18 @@ import optuna
 import torch
 import torch.nn.functional as F
 
-from automl.arrays import LabeledArrays
-from automl.artifacts import artifact_dir, open_store
+from automl.plugin.arrays import LabeledArrays
+from automl.storage.artifacts import artifact_dir, open_store
 from automl.config import DataConfig, parse_study
-from automl.data import PreparedData, prepare, split_arrays
-from automl.efficiency import count_parameters
-from automl.objective import Objective
-from automl.plugins import registry
-from automl.space import sample_params
-from automl.study import StudyPlan, create_or_resume, join_study
-from automl.training import resolve_device
-from automl.worker import run_worker
+from automl.data.prepare import PreparedData, prepare, split_arrays
+from automl.training.efficiency import count_parameters
+from automl.search.objective import Objective
+from automl.plugin.registry import registry
+from automl.plugin.space import sample_params
+from automl.search.plan import StudyPlan
+from automl.search.study import create_or_resume, join_study
+from automl.training.device import resolve_device
+from automl.workers.worker import run_worker
 
 LR, BATCH_SIZE, WEIGHT_DECAY, SEED = 1e-3, 64, 1e-6, 0
 MAX_RUN_S, QUICK_MAX_RUN_S = 30.0, 1.0

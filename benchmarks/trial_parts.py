@@ -1,11 +1,11 @@
 """Two choices inside a trial, each timed side by side against the usual way in one run.
 
-- The learning-curve PNG every trial uploads: drawn with Pillow (automl.curve_image) against the
+- The learning-curve PNG every trial uploads: drawn with Pillow (automl.storage.curve_image) against the
   same figure drawn with matplotlib.
 - The optimizer step: the multi-tensor (foreach) Adam kernels automl uses on the CPU too, against
   PyTorch's CPU default (one tensor at a time), on each family's median-sized model for digits.
 - The training step (forward, backward, optimizer step on a batch of 64), on the same models:
-  automl's step (automl.training.step_function) against the same step through Fabric's autocast,
+  automl's step (automl.training.loop.step_function) against the same step through Fabric's autocast,
   backward and optimizer wrappers.
 
 Prints milliseconds per call and the ratio (usual / automl) for each.
@@ -27,14 +27,14 @@ import optuna
 import torch
 from matplotlib.figure import Figure
 
-from automl.classifier import Classifier, TrainingParams
+from automl.training.classifier import Classifier, TrainingParams
 from automl.config import DataConfig
-from automl.curve_image import draw_curve
-from automl.data import prepare
-from automl.efficiency import count_parameters
-from automl.plugins import registry
-from automl.space import sample_params
-from automl.training import step_function
+from automl.storage.curve_image import draw_curve
+from automl.data.prepare import prepare
+from automl.training.efficiency import count_parameters
+from automl.plugin.registry import registry
+from automl.plugin.space import sample_params
+from automl.training.loop import step_function
 
 REPEATS = 7
 

@@ -25,8 +25,10 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from automl.queue import WorkerStorage, queue_trials
-from automl.storage import open_storage
+from automl.storage.trial_queue import queue_trials
+
+from automl.storage.worker_storage import WorkerStorage
+from automl.storage.urls import open_storage
 
 STUDY = "bench"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from automl import hookspecs
+from automl.plugin import hookspecs
 from conftest import REPO, make_distribution, run_cli, with_path
 
 DOC = (REPO / "docs" / "plugins.md").read_text()

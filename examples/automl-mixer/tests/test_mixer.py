@@ -6,8 +6,8 @@ import optuna
 import torch
 
 from automl import Task
-from automl.plugins import registry
-from automl.space import sample_params
+from automl.plugin.registry import registry
+from automl.plugin.space import sample_params
 from automl.testing import FamilyConformance
 from automl_mixer import MixerFamily
 

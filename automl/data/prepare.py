@@ -1,0 +1,146 @@
+"""From a dataset plugin to normalized train/validation/test tensors and the task they define."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from automl.plugin.arrays import LabeledArrays
+from automl.config import DataConfig
+from automl.errors import UsageError
+from automl.plugin.registry import Registry
+from automl.plugin.task import Task
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as tensors: float inputs (or integer tokens) and integer labels."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def to(self, device: torch.device) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    task: Task
+    train: Split
+    val: Split
+    test: Split
+    # What turned the dataset's raw inputs into the model's (see split_arrays), as JSON, for
+    # exports; None when the inputs are used as they are (token ids given by the dataset).
+    # Not part of the identity: the splits are, and the per-process caches key on it.
+    preprocessing: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+
+
+def _normalization_axes(kind: str, ndim: int) -> tuple[int, ...]:
+    # Statistics per channel for images, per feature for sequences and tables.
+    if kind == "image":
+        return (0,) + tuple(range(2, ndim))
+    return tuple(range(ndim - 1))
+
+
+def _to_split(x: np.ndarray, y: np.ndarray, kind: str) -> Split:
+    inputs = torch.from_numpy(np.ascontiguousarray(x))
+    inputs = inputs.long() if kind == "tokens" else inputs.float()
+    return Split(inputs, torch.from_numpy(y.astype(np.int64)))
+
+
+def _too_few_samples(arrays: LabeledArrays, config: DataConfig, reason: str) -> UsageError:
+    counts = np.bincount(arrays.y)
+    rarest = int(counts.argmin())
+    return UsageError(f"dataset {config.dataset!r} cannot be split with val_size={config.val_size} and "
+                      f"test_size={config.test_size}: class {arrays.class_label(rarest)} has "
+                      f"{counts[rarest]} sample(s) of {len(arrays.y)} ({reason}); use smaller "
+                      "val_size/test_size or more data")
+
+
+def split_indices(arrays: LabeledArrays, config: DataConfig, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, validation and test indices: stratified and fixed by ``seed``.
+
+    A dataset with its own test split keeps it; validation then takes ``val_size`` of the rest.
+    """
+    indices = np.arange(len(arrays.y))
+    try:
+        if arrays.test_samples:
+            rest, test = indices[:-arrays.test_samples], indices[-arrays.test_samples:]
+            val_fraction = config.val_size
+        else:
+            rest, test = train_test_split(indices, test_size=config.test_size, random_state=seed,
+                                          stratify=arrays.y)
+            val_fraction = config.val_size / (1 - config.test_size)
+        train, val = train_test_split(rest, test_size=val_fraction, random_state=seed,
+                                      stratify=arrays.y[rest])
+    except ValueError as exc:
+        raise _too_few_samples(arrays, config, str(exc)) from None
+    for name, part in (("train", train), ("validation", val), ("test", test)):
+        missing = np.setdiff1d(np.arange(arrays.num_classes), arrays.y[part])
+        if len(missing):
+            raise UsageError(
+                f"dataset {config.dataset!r}: class {arrays.class_label(int(missing[0]))} has no "
+                f"samples in the {name} split ({np.count_nonzero(arrays.y == missing[0])} in the whole "
+                f"dataset); use smaller val_size/test_size or more data")
+    return train, val, test
+
+
+def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> PreparedData:
+    """Stratified split fixed by ``seed``; normalization statistics and a text vocabulary come
+    from the train split only."""
+    train, val, test = split_indices(arrays, config, seed)
+    x, vocab_size, preprocessing = arrays.x, arrays.vocab_size, None
+    if arrays.tokenizer is not None:
+        vocabulary = arrays.tokenizer.fit(x[train])
+        x, vocab_size = vocabulary.encode(x), vocabulary.size
+        preprocessing = {"tokenize": vocabulary.to_dict()}
+    elif arrays.kind != "tokens":
+        x = x.astype(np.float32)
+        axes = _normalization_axes(arrays.kind, x.ndim)
+        mean = x[train].mean(axis=axes, keepdims=True)
+        std = x[train].std(axis=axes, keepdims=True)
+        std = np.where(std > 1e-8, std, 1.0)
+        x = (x - mean) / std
+        preprocessing = {"standardize": {
+            "of": f"the inputs as dataset {config.dataset!r} loads them",
+            "per": "channel" if arrays.kind == "image" else "feature", "formula": "(x - mean) / std",
+            "mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}
+    task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)
+    return PreparedData(task, *(_to_split(x[part], arrays.y[part], arrays.kind)
+                                for part in (train, val, test)), preprocessing)
+
+
+def unknown_dataset_error(name: str, registry: Registry) -> UsageError:
+    return UsageError(f"unknown dataset {name!r} in [data] dataset; installed datasets: "
+                      f"{', '.join(registry.datasets) or 'none'}")
+
+
+def _check_options(config: DataConfig, dataset: Any, source: str) -> None:
+    """Refuse ``[data.options]`` keys that the dataset says (by its optional ``option_keys``) it never reads."""
+    accepted = getattr(dataset, "option_keys", None)
+    if accepted is None:
+        return  # the dataset checks every key itself
+    unknown = sorted(set(config.options) - set(accepted))
+    if unknown:
+        reads = f"reads only {', '.join(accepted)}" if accepted else "reads no options"
+        raise UsageError(f"[data.options] {', '.join(unknown)}: dataset {config.dataset!r} (from {source}) "
+                         f"{reads} there; remove or correct the key(s)")
+
+
+@functools.lru_cache(maxsize=4)
+def prepare(config: DataConfig, registry: Registry, seed: int) -> PreparedData:
+    """Load the configured dataset through its plugin and split it; cached per process."""
+    if config.dataset not in registry.datasets:
+        raise unknown_dataset_error(config.dataset, registry)
+    registered = registry.datasets[config.dataset]
+    _check_options(config, registered.obj, registered.source)
+    where = f" at {config.path}" if config.path else ""
+    arrays = registered.obj.load(seed, config).checked(
+        f"dataset {config.dataset!r}{where} (from {registered.source})")
+    return split_arrays(arrays, config, seed)

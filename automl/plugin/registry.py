@@ -1,0 +1,184 @@
+"""The plugin manager: loads entry points, collects families and datasets, checks them."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from types import ModuleType
+from typing import Any, Callable
+
+import pluggy
+
+from automl.plugin import hookspecs
+from automl.errors import PluginError
+from automl.plugin.task import TASK_KINDS
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+# Comma-separated entry-point names to load besides the built-ins; set but empty: built-ins only.
+ALLOWLIST_ENV = "AUTOML_LOAD_PLUGINS"
+# Any non-empty value prints every hook call and its result to stderr.
+TRACE_ENV = "AUTOML_TRACE_HOOKS"
+CORE_DISTRIBUTION = "automl"
+
+FAMILY_ATTRIBUTES = ("name", "task_kinds", "search_space", "build")
+DATASET_ATTRIBUTES = ("name", "load")
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a registered object came from."""
+
+    entry_point: str
+    module: str
+    distribution: str
+    version: str
+
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == CORE_DISTRIBUTION
+
+    def __str__(self) -> str:
+        return f'plugin "{self.entry_point}" (module {self.module}, {self.distribution} {self.version})'
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A family or dataset together with the plugin that registered it."""
+
+    obj: Any
+    source: PluginSource
+
+    @property
+    def name(self) -> str:
+        return self.obj.name
+
+
+@dataclass(frozen=True, eq=False)
+class Registry:
+    """Everything the installed plugins registered, keyed by name."""
+
+    families: dict[str, Registered]
+    datasets: dict[str, Registered]
+
+    def family(self, name: str) -> Any:
+        return self.families[name].obj
+
+    def families_for(self, kind: str) -> list[str]:
+        """Names of the families that can build for tasks of ``kind``, sorted."""
+        return sorted(n for n, r in self.families.items() if kind in r.obj.task_kinds)
+
+
+def _allowed(entry_point: metadata.EntryPoint, allowlist: set[str] | None) -> bool:
+    if allowlist is None or entry_point.dist is None:
+        return True
+    return entry_point.dist.name == CORE_DISTRIBUTION or entry_point.name in allowlist
+
+
+def _read_allowlist() -> set[str] | None:
+    value = os.environ.get(ALLOWLIST_ENV)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def _load_entry_point(entry_point: metadata.EntryPoint) -> ModuleType:
+    # pluggy's load_setuptools_entrypoints lets import errors escape without naming the plugin.
+    try:
+        return entry_point.load()
+    except Exception as exc:
+        raise PluginError(
+            f'Error importing plugin "{entry_point.name}" (entry point '
+            f'{entry_point.group}:{entry_point.name} = {entry_point.value}): '
+            f"{type(exc).__name__}: {exc}. Fix or uninstall the plugin, or set "
+            f"{ALLOWLIST_ENV} to the plugins to load (empty: built-ins only)."
+        ) from exc
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    unique: dict[tuple[str, str], metadata.EntryPoint] = {}
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        unique.setdefault((entry_point.name, entry_point.value), entry_point)
+    return sorted(unique.values(), key=lambda ep: ep.name)
+
+
+def _check_attributes(obj: Any, required: tuple[str, ...], what: str, source: PluginSource) -> None:
+    missing = [attr for attr in required if not hasattr(obj, attr)]
+    if missing:
+        raise PluginError(
+            f"{source} registered a {what} ({type(obj).__name__}) without {', '.join(missing)}; "
+            f"a {what} needs {', '.join(required)}."
+        )
+    if not isinstance(obj.name, str) or not obj.name.isidentifier():
+        raise PluginError(f"{source} registered a {what} named {obj.name!r}; "
+                          "names must be identifiers such as 'mixer'.")
+
+
+def _check_family(family: Any, source: PluginSource) -> None:
+    _check_attributes(family, FAMILY_ATTRIBUTES, "family", source)
+    kinds = family.task_kinds
+    if isinstance(kinds, str) or not kinds or any(kind not in TASK_KINDS for kind in kinds):
+        raise PluginError(f"{source}: family {family.name!r} has task_kinds={kinds!r}; "
+                          f"expected a non-empty tuple drawn from {TASK_KINDS}.")
+
+
+def _collector(table: dict[str, Registered], check: Callable[[Any, PluginSource], None],
+               what: str, source: PluginSource) -> Callable[[Any], None]:
+    def register(obj: Any) -> None:
+        check(obj, source)
+        if obj.name in table:
+            raise PluginError(f"two {what} named {obj.name!r}: one from {table[obj.name].source}, "
+                              f"one from {source}. Uninstall one, or leave one out with "
+                              f"{ALLOWLIST_ENV}.")
+        table[obj.name] = Registered(obj, source)
+    return register
+
+
+def _call_per_plugin(manager: pluggy.PluginManager, hook: str, sources: dict[str, PluginSource],
+                     make_register: Callable[[PluginSource], Callable[[Any], None]]) -> None:
+    # One call per plugin, so every registration can be traced to the plugin that made it.
+    for name, source in sources.items():
+        others = [p for n, p in manager.list_name_plugin() if n != name]
+        manager.subset_hook_caller(hook, remove_plugins=others)(
+            register=make_register(source))
+
+
+def build_registry() -> Registry:
+    """Load every allowed plugin from the entry-point group and collect what it registers."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    if os.environ.get(TRACE_ENV):
+        manager.trace.root.setwriter(sys.stderr.write)
+        manager.enable_tracing()
+    allowlist = _read_allowlist()
+    sources: dict[str, PluginSource] = {}
+    for entry_point in _entry_points():
+        if not _allowed(entry_point, allowlist):
+            continue
+        module = _load_entry_point(entry_point)
+        dist = entry_point.dist
+        sources[entry_point.name] = PluginSource(
+            entry_point.name, module.__name__, dist.name if dist else "unknown",
+            dist.version if dist else "unknown")
+        manager.register(module, name=entry_point.name)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc}. Hook names are: register_families, register_datasets.") from exc
+    families: dict[str, Registered] = {}
+    datasets: dict[str, Registered] = {}
+    _call_per_plugin(manager, "register_families", sources,
+                     lambda source: _collector(families, _check_family, "families", source))
+    _call_per_plugin(manager, "register_datasets", sources,
+                     lambda source: _collector(
+                         datasets, lambda obj, src: _check_attributes(obj, DATASET_ATTRIBUTES, "dataset", src),
+                         "datasets", source))
+    return Registry(dict(sorted(families.items())), dict(sorted(datasets.items())))
+
+
+@functools.cache
+def registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    return build_registry()

@@ -1,0 +1,123 @@
+"""The report's figures, drawn with matplotlib from a study's completed trials.
+
+Each function returns a matplotlib Figure (no pyplot state of its own). The Pareto front, curves
+and family plots are drawn here because Optuna's plots cannot colour by family, label points with
+test accuracy, or put FLOPs on a log axis; importance comes from Optuna's own plot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, none used
+
+from matplotlib.figure import Figure  # noqa: E402
+
+from automl.results.hypervolume import HypervolumeHistory  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Point:
+    """One completed trial as the figures see it."""
+
+    number: int
+    family: str
+    val_accuracy: float
+    test_accuracy: float | None
+    flops: float
+    on_front: bool
+    val_curve: list[float] = field(default_factory=list)
+
+
+def family_colors(families: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """One colour per family, the same in every figure."""
+    palette = matplotlib.colormaps["tab10"]
+    return {name: palette(index % 10) for index, name in enumerate(sorted(set(families)))}
+
+
+def pareto_figure(points: Sequence[Point], objectives: Sequence[str]) -> Figure:
+    """Validation accuracy against FLOPs per sample, by family; front trials ringed and labelled."""
+    colors = family_colors([p.family for p in points])
+    figure = Figure(figsize=(8, 5.2), layout="constrained")
+    axis = figure.subplots()
+    for family, color in colors.items():
+        mine = [p for p in points if p.family == family]
+        axis.scatter([p.flops for p in mine], [p.val_accuracy for p in mine], color=color, label=family,
+                     alpha=0.75, s=36)
+    front = sorted((p for p in points if p.on_front), key=lambda p: p.flops)
+    axis.scatter([p.flops for p in front], [p.val_accuracy for p in front], facecolors="none",
+                 edgecolors="black", s=110, linewidths=1.4, label="Pareto front")
+    if list(objectives) == ["val_accuracy", "flops"]:
+        # The front of exactly these two objectives is a staircase in this plane.
+        axis.step([p.flops for p in front], [p.val_accuracy for p in front], where="post", color="black",
+                  linewidth=0.8, alpha=0.6)
+    for p in front:
+        label = f"#{p.number}" + (f"  test {p.test_accuracy:.3f}" if p.test_accuracy is not None else "")
+        axis.annotate(label, (p.flops, p.val_accuracy), textcoords="offset points", xytext=(6, -12),
+                      fontsize=8)
+    axis.set_xscale("log")
+    axis.set(xlabel="FLOPs per sample (log scale)", ylabel="validation accuracy",
+             title=f"Pareto front ({', '.join(objectives)}): ringed trials, labelled with test accuracy")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right", fontsize=8)
+    return figure
+
+
+def hypervolume_figure(history: HypervolumeHistory) -> Figure:
+    """Hypervolume after each completed trial, against trial count and against wall time."""
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    by_trial, by_time = figure.subplots(1, 2, sharey=True)
+    by_trial.step(range(1, len(history.values) + 1), history.values, where="post", marker=".")
+    by_trial.set(xlabel="completed trials", ylabel="hypervolume", title="Hypervolume over trials")
+    start: datetime | None = history.completed[0] if history.completed else None
+    minutes = [(moment - start).total_seconds() / 60 for moment in history.completed] if start else []
+    by_time.step(minutes, history.values, where="post", marker=".", color="tab:green")
+    by_time.set(xlabel="minutes since the first trial completed", title="Hypervolume over time")
+    for axis in (by_trial, by_time):
+        axis.grid(alpha=0.3)
+    return figure
+
+
+def curves_figure(points: Sequence[Point]) -> Figure:
+    """Validation accuracy per epoch of every completed trial; front trials drawn thick."""
+    colors = family_colors([p.family for p in points])
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axis = figure.subplots()
+    labelled: set[str] = set()
+    for p in sorted(points, key=lambda p: p.on_front):  # front trials on top
+        epochs = range(1, len(p.val_curve) + 1)
+        label = p.family if p.family not in labelled else None
+        labelled.add(p.family)
+        axis.plot(epochs, p.val_curve, color=colors[p.family], alpha=0.9 if p.on_front else 0.35,
+                  linewidth=2.2 if p.on_front else 0.9, marker="o" if p.on_front else None, markersize=3,
+                  label=label)
+    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.set(xlabel="epoch", ylabel="validation accuracy",
+             title="Learning curves (thick: Pareto front trials)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def families_figure(points: Sequence[Point]) -> Figure:
+    """Per family: the spread of validation accuracy and of FLOPs over its completed trials."""
+    colors = family_colors([p.family for p in points])
+    names = sorted(colors)
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    accuracy_axis, flops_axis = figure.subplots(1, 2)
+    for axis, values_of, label in ((accuracy_axis, lambda p: p.val_accuracy, "validation accuracy"),
+                                   (flops_axis, lambda p: p.flops, "FLOPs per sample")):
+        groups = [[values_of(p) for p in points if p.family == name] for name in names]
+        boxes = axis.boxplot(groups, tick_labels=names, patch_artist=True, widths=0.5)
+        for patch, name in zip(boxes["boxes"], names):
+            patch.set(facecolor=colors[name], alpha=0.45)
+        for position, group in enumerate(groups, start=1):
+            axis.scatter([position] * len(group), group, color="black", s=9, zorder=3)
+        axis.set(ylabel=label, title=f"{label} by family")
+        axis.grid(alpha=0.3, axis="y")
+    flops_axis.set_yscale("log")
+    return figure

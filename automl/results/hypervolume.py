@@ -1,0 +1,70 @@
+"""Hypervolume of a study's front as trials complete, on scales where the objectives compare.
+
+Optuna's plot_hypervolume_history takes raw values in trial-number order. Raw FLOPs span orders
+of magnitude and would drown accuracy, and a time axis needs completion order; so the objectives
+are rescaled here and the volume itself comes from Optuna's exact computation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import optuna
+from optuna._hypervolume import compute_hypervolume
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.storage.schema import is_feasible
+
+# Costs are compared on a log scale, scaled to [0, 1] over the study; the reference point sits
+# just beyond the costliest trial so that it still adds volume.
+COST_REFERENCE = 1.1
+# Objectives in [0, 1] that are maximized (accuracy) become error rates with reference 1.
+BOUNDED = {"val_accuracy"}
+
+
+@dataclass(frozen=True)
+class HypervolumeHistory:
+    trial_numbers: list[int]
+    completed: list[datetime]
+    values: list[float]
+    explanation: str
+
+
+def _minimized(trials: list[FrozenTrial], names: list[str], directions: list[StudyDirection]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Trial values as losses to minimize, and the reference point."""
+    raw = np.array([t.values for t in trials], dtype=float)
+    columns, reference = [], []
+    for index, (name, direction) in enumerate(zip(names, directions)):
+        column = raw[:, index]
+        if direction == StudyDirection.MAXIMIZE and name in BOUNDED:
+            columns.append(1.0 - column)
+            reference.append(1.0)
+            continue
+        # Costs (minimized) compare by orders of magnitude; any other maximized value linearly.
+        column = -column if direction == StudyDirection.MAXIMIZE else np.log10(np.maximum(column, 1e-12))
+        low, high = column.min(), column.max()
+        columns.append((column - low) / (high - low if high > low else 1.0))
+        reference.append(COST_REFERENCE)
+    return np.stack(columns, axis=1), np.array(reference)
+
+
+def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
+    """The hypervolume of the completed, within-budget trials' front after each completion, in order."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.values and all(math.isfinite(v) for v in t.values) and t.datetime_complete
+              and is_feasible(t)]
+    trials.sort(key=lambda t: (t.datetime_complete, t.number))
+    names = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
+    explanation = ("Accuracy enters as error rate 1 - accuracy (reference 1), each cost as its log10 "
+                   f"scaled to [0, 1] over the completed trials (reference {COST_REFERENCE}). Larger is better.")
+    if not trials:
+        return HypervolumeHistory([], [], [], explanation)
+    losses, reference = _minimized(trials, names, list(study.directions))
+    values = [float(compute_hypervolume(losses[: i + 1], reference)) for i in range(len(trials))]
+    return HypervolumeHistory([t.number for t in trials], [t.datetime_complete for t in trials], values,
+                              explanation)

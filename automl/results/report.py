@@ -1,0 +1,172 @@
+"""`automl report`: one self-contained HTML page (figures embedded) plus the same figures as PNGs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import statistics
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+import optuna
+from matplotlib.figure import Figure
+from optuna.importance import FanovaImportanceEvaluator
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.storage.artifacts import output_dir
+from automl.results.figures import Point, curves_figure, families_figure, hypervolume_figure, pareto_figure
+from automl.results.hypervolume import hypervolume_history
+from automl.results.front import front_rows, short, si
+from automl.storage.urls import redact
+
+REPORT_FILE = "report.html"
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    text: str = ""
+    image: str | None = None  # a PNG file name in the report folder
+    table: str = ""  # HTML
+
+
+def points(study: optuna.Study) -> list[Point]:
+    """The completed trials that have the numbers the figures need."""
+    front = {t.number for t in study.best_trials}
+    found = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        if attrs.get("val_accuracy") is None or not attrs.get("flops"):
+            continue
+        found.append(Point(trial.number, attrs.get("family") or str(trial.params.get("family")),
+                           attrs["val_accuracy"], attrs.get("test_accuracy"), float(attrs["flops"]),
+                           trial.number in front, list(attrs.get("val_curve") or [])))
+    return found
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def front_table(study: optuna.Study) -> str:
+    rows = [(r.number, r.family, _number(r.val_accuracy), _number(r.test_accuracy), si(r.flops), si(r.n_params),
+             _number(r.latency_ms, 3), " ".join(f"{k}={short(v)}" for k, v in r.hyperparameters.items()))
+            for r in front_rows(study)]
+    return _table(("trial", "family", "val acc", "test acc", "FLOPs", "params", "latency ms", "hyperparameters"),
+                  rows)
+
+
+def family_table(study: optuna.Study, completed: Sequence[Point]) -> str:
+    trials = study.get_trials(deepcopy=False)
+    family_of: Callable[[FrozenTrial], str] = lambda t: t.user_attrs.get("family") or str(t.params.get("family"))  # noqa: E731
+    rows = []
+    for family in sorted({family_of(t) for t in trials}):
+        mine = [t for t in trials if family_of(t) == family]
+        done = [p for p in completed if p.family == family]
+        accuracies = [p.val_accuracy for p in done]
+        rows.append((family, len(mine), len(done), sum(t.state == TrialState.FAIL for t in mine),
+                     sum(p.on_front for p in done), _number(max(accuracies, default=None)),
+                     _number(statistics.median(accuracies) if accuracies else None),
+                     si(statistics.median(p.flops for p in done) if done else None),
+                     _number(max((p.test_accuracy for p in done if p.on_front and p.test_accuracy is not None),
+                                 default=None))))
+    return _table(("family", "trials", "completed", "failed", "on front", "best val acc", "median val acc",
+                   "median FLOPs", "best test acc on front"), rows)
+
+
+def importance_figure(study: optuna.Study, index: int, name: str) -> Figure:
+    """Optuna's importance plot for objective ``index``, by fANOVA.
+
+    fANOVA splits the variance of the objective, so it reads the same for maximized and minimized
+    objectives (Optuna's default, PED-ANOVA, assumes lower is better), and a seed fixes it.
+    """
+    # Optuna's matplotlib plots switch the global style; keep that inside this figure.
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        axis = optuna.visualization.matplotlib.plot_param_importances(
+            study, evaluator=FanovaImportanceEvaluator(seed=0), target=lambda trial: trial.values[index],
+            target_name=name)
+    axis.set_title(f"Hyperparameter importance for {name}")
+    figure = axis.figure
+    figure.set_size_inches(8, 0.45 * len(axis.patches) + 1.6)
+    figure.set_layout_engine("constrained")
+    return figure
+
+
+def _save(figure: Figure, out_dir: Path, name: str) -> str:
+    figure.savefig(out_dir / name, dpi=110)
+    if hasattr(figure, "number"):  # made by pyplot, which keeps it until closed
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    return name
+
+
+def sections(study: optuna.Study, out_dir: Path) -> list[Section]:
+    completed = points(study)
+    objectives = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
+    if not completed:
+        return [Section("No completed trials", "The study has no completed trial with accuracy and FLOPs yet.")]
+    found = [Section("Pareto front", f"Front by {', '.join(objectives)}; validation accuracy selects, test "
+                                     "accuracy is only reported.",
+                     _save(pareto_figure(completed, objectives), out_dir, "pareto_front.png"), front_table(study))]
+    history = hypervolume_history(study)
+    found.append(Section("Hypervolume", history.explanation,
+                         _save(hypervolume_figure(history), out_dir, "hypervolume.png")))
+    found.append(Section("Learning curves", "Validation accuracy after each epoch.",
+                         _save(curves_figure(completed), out_dir, "learning_curves.png")))
+    for index, name in enumerate(objectives):
+        try:
+            image = _save(importance_figure(study, index, name), out_dir, f"importance_{name}.png")
+            found.append(Section(f"Hyperparameter importance for {name}",
+                                 "fANOVA over the parameters every completed trial has (with several families: the "
+                                 "family and the training parameters); with few trials, small values are noise.", image))
+        except (ValueError, RuntimeError) as exc:
+            found.append(Section(f"Hyperparameter importance for {name}", f"Not available: {exc}"))
+    found.append(Section("Families", "Every trial by family; spreads over the completed ones.",
+                         _save(families_figure(completed), out_dir, "families.png"), family_table(study, completed)))
+    return found
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:0.85em;margin:0.8em 0}td,th{border:1px solid #ccc;padding:3px 7px;
+text-align:right}td:nth-child(2),th:nth-child(2),td:last-child,th:last-child{text-align:left}img{max-width:100%}
+h2{margin-top:1.6em;border-bottom:1px solid #ddd}.meta{color:#555}"""
+
+
+def _embedded(out_dir: Path, name: str) -> str:
+    data = base64.b64encode((out_dir / name).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+
+
+def write_report(study: optuna.Study, storage_url: str, out_dir: Path) -> Path:
+    """Write report.html and its PNGs into ``out_dir``; returns the HTML path."""
+    output_dir(out_dir, "report folder")
+    trials = study.get_trials(deepcopy=False)
+    states = ", ".join(f"{sum(t.state == s for t in trials)} {s.name.lower()}" for s in TrialState
+                       if any(t.state == s for t in trials))
+    title = f"Study {study.study_name!r}"
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f'<p class="meta">{len(trials)} trials ({html.escape(states or "none")}); storage '
+             f"{html.escape(redact(storage_url))}; written {datetime.now():%Y-%m-%d %H:%M}</p>"]
+    for section in sections(study, out_dir):
+        parts.append(f"<h2>{html.escape(section.title)}</h2><p>{html.escape(section.text)}</p>")
+        if section.image:
+            parts.append(_embedded(out_dir, section.image))
+        parts.append(section.table)
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+    path = out_dir / REPORT_FILE
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,45 @@
+"""Training a stored trial's config again: as the trial did, or on train+validation for a final model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from automl.data.prepare import PreparedData, Split
+from automl.results.stored import StoredTrial
+from automl.training.device import resolve_device
+from automl.training.loop import train
+
+
+@dataclass(frozen=True)
+class Retrained:
+    model: nn.Module
+    epochs: int
+    train_samples: int
+    test_accuracy: float
+
+
+def _merged(data: PreparedData) -> PreparedData:
+    """Train on train+validation. The loop still validates each epoch; on the validation split,
+    now part of the training data, so nothing selects on those numbers and they are not reported."""
+    train_split = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+    return PreparedData(data.task, train_split, data.val, data.test, data.preprocessing)
+
+
+def retrain(stored: StoredTrial, data: PreparedData, epochs: int | None = None,
+            with_validation: bool = True) -> Retrained:
+    """Train the trial's model from its initial weights for ``epochs`` (default: as many as the trial).
+
+    ``with_validation`` adds the validation split to the training data; without it the trial's
+    own training is repeated, with its seed.
+    """
+    epochs = epochs or int(stored.trial.user_attrs.get("epochs") or stored.config.train.max_epochs)
+    data = _merged(data) if with_validation else data
+    train_config = stored.config.train
+    model = stored.build()
+    result = train(model, data, stored.training, resolve_device(train_config.accelerator), train_config.precision,
+                   epochs, stored.seed, augment=train_config.augment, data_on_device=train_config.data_on_device,
+                   loader_workers=train_config.loader_workers)
+    return Retrained(model.cpu().eval(), result.epochs, len(data.train.y), result.test_accuracy)

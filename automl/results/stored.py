@@ -1,0 +1,115 @@
+"""A stored trial, ready to rebuild: its family, build params, training params, task and config.
+
+Everything comes from storage: the study's ``automl_config`` and ``automl_task`` attrs and the
+trial's params, replayed through the family's space (automl.plugin.space.replay_params).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from torch import nn
+
+from automl.config import StudyConfig
+from automl.data.prepare import PreparedData, prepare
+from automl.errors import UsageError
+from automl.search.objective import build_model, sample_training
+from automl.plugin.registry import Registry
+from automl.plugin.space import replay_params
+from automl.storage.urls import redact
+from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
+from automl.plugin.task import Task
+from automl.training.loop import TrainingParams
+
+
+@dataclass(frozen=True)
+class StoredTrial:
+    study: optuna.Study
+    trial: FrozenTrial
+    config: StudyConfig
+    task: Task
+    family: Any
+    params: dict[str, Any]
+    training: TrainingParams
+
+    @property
+    def label(self) -> str:
+        return f"trial {self.trial.number} of study {self.study.study_name!r}"
+
+    @property
+    def seed(self) -> int:
+        # The seed the trial trained with (automl.search.objective): a retrained trial starts the same.
+        return self.config.seed + self.trial.number
+
+    def build(self) -> nn.Module:
+        """The family's module with the initial weights the trial had."""
+        L.seed_everything(self.seed, verbose=False)
+        example = example_inputs(self.task, 2)
+        return build_model(self.family, self.params, self.task, example)
+
+    def data(self, registry: Registry) -> PreparedData:
+        """The study's splits, made again from its dataset plugin and seed."""
+        return prepare(self.config.data, registry, self.config.seed)
+
+
+def example_inputs(task: Task, batch: int, seed: int = 0) -> torch.Tensor:
+    """Inputs of the task's shape: standard normal (data is standardized), or token ids."""
+    generator = torch.Generator().manual_seed(seed)
+    shape = (batch, *task.input_shape)
+    if task.kind == "tokens":
+        return torch.randint(0, task.vocab_size or 2, shape, generator=generator)
+    return torch.randn(shape, generator=generator)
+
+
+STATE_WORDS = {TrialState.FAIL: "failed", TrialState.PRUNED: "was pruned", TrialState.RUNNING: "is still running",
+               TrialState.WAITING: "is still queued"}
+
+
+def _valid_numbers(study: optuna.Study) -> str:
+    done = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return ", ".join(map(str, done)) or "none"
+
+
+def find_trial(study: optuna.Study, number: int, storage_url: str) -> FrozenTrial:
+    """The completed trial ``number``, or an error that lists the completed ones."""
+    where = f"study {study.study_name!r} in {redact(storage_url)}"
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is None:
+        raise UsageError(f"{where} has no trial {number}; completed trials: {_valid_numbers(study)}")
+    if trial.state != TrialState.COMPLETE:
+        reason = trial.user_attrs.get("fail_reason")
+        raise UsageError(f"trial {number} of {where} {STATE_WORDS.get(trial.state, trial.state.name.lower())}"
+                         f"{f' ({reason})' if reason else ''}: only a completed trial can be used; "
+                         f"completed trials: {_valid_numbers(study)}")
+    return trial
+
+
+def load_stored_trial(study: optuna.Study, number: int, storage_url: str, registry: Registry) -> StoredTrial:
+    """Everything needed to rebuild and retrain trial ``number``; UsageError names what is missing."""
+    where = f"study {study.study_name!r} in {redact(storage_url)}"
+    attrs = study.user_attrs
+    if CONFIG_ATTR not in attrs or TASK_ATTR not in attrs:
+        raise UsageError(f"{where} was not created by `automl run` (no {CONFIG_ATTR}/{TASK_ATTR} study attrs); "
+                         "its trials cannot be rebuilt")
+    trial = find_trial(study, number, storage_url)
+    # The stored config also lists the resolved families and objectives at its top level.
+    stored = {k: v for k, v in attrs[CONFIG_ATTR].items() if k not in ("families", "objectives")}
+    try:
+        config = StudyConfig.model_validate(stored)
+    except ValueError as exc:
+        raise UsageError(f"{where}: its stored config no longer validates ({exc}); was it created by "
+                         "another automl version?") from None
+    family_name = trial.params.get("family")
+    if family_name not in registry.families:
+        raise UsageError(f"trial {number} of {where} is a {family_name!r} model, but no installed plugin "
+                         f"provides that family; installed: {', '.join(registry.families)}")
+    task = Task.from_dict(attrs[TASK_ATTR])
+    family = registry.family(family_name)
+    fixed = optuna.trial.FixedTrial(trial.params)
+    return StoredTrial(study, trial, config, task, family, replay_params(family, trial.params, task),
+                       sample_training(fixed, config.train))

@@ -1,0 +1,97 @@
+"""Budgets: limits on a config's cost, checked before it trains and fed to the sampler as constraints.
+
+A config over budget is never trained. Its trial ends COMPLETE but infeasible: every sampler a
+study file can name learns from a COMPLETE trial's constraint values (NSGA-II and GP read no other
+state), and Optuna's ``best_trials`` leaves infeasible trials off the front.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+from automl.config import BudgetConfig
+from automl.training.efficiency import Efficiency, count_parameters, flops_per_sample
+from automl.plugin.space import sample_params
+from automl.plugin.task import Task
+
+# Each budget key and the Efficiency field (also the trial's user attr) it limits.
+LIMITED = {"max_params": "n_params", "max_flops": "flops", "max_latency_ms": "latency_ms"}
+# Budget keys a survey can check without timing anything.
+COUNTED = ("max_params", "max_flops")
+
+
+def constraint_values(costs: dict[str, float], limits: dict[str, float]) -> dict[str, float]:
+    """log10(cost / limit) per budget key: above 0 means over budget, by that many orders of magnitude.
+
+    A log ratio keeps FLOPs and milliseconds on one scale when a sampler sums the violations.
+    """
+    return {key: math.log10(max(costs[LIMITED[key]], 1e-12) / limit) for key, limit in limits.items()}
+
+
+def over_budget_reasons(costs: dict[str, float], limits: dict[str, float]) -> list[str]:
+    """One phrase per exceeded limit, naming the metric, its value and the budget key."""
+    return [f"{LIMITED[key]} {costs[LIMITED[key]]:.4g} > {key} {limit:.4g}"
+            for key, limit in limits.items() if costs[LIMITED[key]] > limit]
+
+
+def screen(trial: optuna.Trial, budget: BudgetConfig, efficiency: Efficiency) -> list[str]:
+    """Record the trial's constraint values; return why it is over budget (empty: within budget)."""
+    limits = budget.limits()
+    costs = {field: float(getattr(efficiency, field)) for field in LIMITED.values()}
+    for key, value in constraint_values(costs, limits).items():
+        trial.set_constraint(key, value)
+    reasons = over_budget_reasons(costs, limits)
+    if reasons:
+        trial.set_user_attr("over_budget", "; ".join(reasons))
+    return reasons
+
+
+@dataclass(frozen=True)
+class SpaceSurvey:
+    """How much of a search space a budget rules out, from configs drawn at random."""
+
+    sampled: int
+    over: dict[str, int]  # budget key -> configs over that limit
+
+    def warnings(self, threshold: float = 0.5) -> list[str]:
+        return [f"[budget] {key}: {count} of {self.sampled} randomly drawn configs "
+                f"({count / self.sampled:.0%}) are over budget; most trials would be rejected "
+                f"untrained. Raise {key}, or narrow [search] families to cheaper ones"
+                for key, count in self.over.items() if count > threshold * self.sampled]
+
+
+def survey_space(families: dict[str, Any], task: Task, example: torch.Tensor, budget: BudgetConfig,
+                 per_family: int = 8, seed: int = 0) -> SpaceSurvey:
+    """Draw ``per_family`` configs of each family, build them and count params and FLOPs.
+
+    Counting FLOPs takes tens of milliseconds per model, so a few draws per family keep the survey
+    near a second; latency is left out, timing every draw would take far longer.
+    """
+    limits = {key: limit for key, limit in budget.limits().items() if key in COUNTED}
+    over = dict.fromkeys(limits, 0)
+    sampled = 0
+    if not limits:
+        return SpaceSurvey(0, over)
+    task_example = example[:1].cpu()
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a throwaway study, not worth a log line
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    for family in families.values():
+        for _ in range(per_family):
+            trial = study.ask()
+            model = family.build(sample_params(family, trial, task), task)
+            for key, limit in limits.items():
+                cost = count_parameters(model) if key == "max_params" else flops_per_sample(model, task_example)
+                over[key] += cost > limit
+            sampled += 1
+            study.tell(trial, 0.0)
+    return SpaceSurvey(sampled, over)

@@ -1,0 +1,145 @@
+"""Early stopping for multi-objective studies, after MO-ASHA (Schmucker et al., 2021).
+
+Optuna's pruners rank one reported value and multi-objective trials cannot report; here a trial's
+per-epoch validation accuracy lives in its ``val_curve`` user attr and its cost in the user attrs
+measured before training, so any trial in storage (running ones included) can be ranked.
+
+At each rung (epochs r, r*eta, r*eta**2, ... below max_epochs) a trial goes on when its point
+(validation accuracy at the rung, log10 of each cost objective) is among the best ceil(n / eta)
+of the n trials that have reached the rung, ranked by non-dominated sorting with crowding distance
+breaking ties inside the last front that fits. As in asynchronous successive halving, the decision
+is taken at once with the trials seen so far; while fewer than eta have reached a rung, all go on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study._multi_objective import _fast_non_domination_rank
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.storage.schema import CURVE_ATTR
+
+# Objective name -> the user attr holding that cost, measured before the first epoch.
+COST_ATTRS = {"flops": "flops", "params": "n_params", "latency_ms": "latency_ms"}
+RANKED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+def rungs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
+    """Epoch counts at which trials are compared: min_epochs * reduction_factor**k < max_epochs."""
+    found, epochs = [], min_epochs
+    while epochs < max_epochs:
+        found.append(epochs)
+        epochs *= reduction_factor
+    return found
+
+
+def non_dominated_fronts(losses: np.ndarray, enough: int | None = None) -> Iterator[np.ndarray]:
+    """Indices of the rows of ``losses`` (minimized), front by front, best front first, until the
+    fronts yielded hold ``enough`` rows (all of them by default)."""
+    # Optuna's non-dominated sort (what its NSGA-II and TPE rank with) peels one front at a time,
+    # in O(n log n) for two objectives and O(n) memory, and stops once ``enough`` rows are ranked;
+    # the rows past that share one rank that is not a front, so it is never yielded.
+    ranks = _fast_non_domination_rank(losses, n_below=enough)
+    order = np.argsort(ranks, kind="stable")
+    bounds = np.searchsorted(ranks[order], np.arange(ranks.max(initial=-1) + 2))
+    taken = 0
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        if enough is not None and taken >= enough:
+            return
+        yield order[start:stop]
+        taken += stop - start
+
+
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance: how much room a point has among its front's neighbours."""
+    distance = np.zeros(len(points))
+    for column in points.T:
+        order = np.argsort(column, kind="stable")
+        span = column[order[-1]] - column[order[0]]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if span > 0 and len(points) > 2:
+            distance[order[1:-1]] += (column[order[2:]] - column[order[:-2]]) / span
+    return distance
+
+
+def select_best(losses: np.ndarray, keep: int) -> set[int]:
+    """The ``keep`` rows that survive: whole fronts first, the widest-spread of the last front."""
+    chosen: list[int] = []
+    for front in non_dominated_fronts(losses, keep):
+        if len(chosen) + len(front) <= keep:
+            chosen.extend(front.tolist())
+            continue
+        spread = crowding_distance(losses[front])
+        # Stable on ties: among equals the lower index (the earlier trial) goes on.
+        order = np.argsort(-spread, kind="stable")
+        chosen.extend(front[order[: keep - len(chosen)]].tolist())
+        break
+    return set(chosen)
+
+
+def last_row_survives(losses: np.ndarray, keep: int) -> bool:
+    """Whether the last row of ``losses`` is among select_best(losses, keep).
+
+    Every row that dominates the last one lies in an earlier front, and whole fronts are taken
+    first: with ``keep`` or more such rows the last one cannot be reached. That settles most
+    rows that stop, in one pass, without sorting into fronts.
+    """
+    mine = losses[-1]
+    dominators = np.count_nonzero((losses <= mine).all(axis=1) & (losses < mine).any(axis=1))
+    return dominators < keep and len(losses) - 1 in select_best(losses, keep)
+
+
+class MOASHAPruner(BasePruner):
+    """Stops a trial at a rung unless it ranks in the top 1/eta of the trials that reached it.
+
+    ``cost_objectives`` are the study's cost objectives (flops, params, latency_ms); with none the
+    ranking is on accuracy alone, which is plain asynchronous successive halving.
+    """
+
+    def __init__(self, cost_objectives: Sequence[str], max_epochs: int, min_epochs: int = 1,
+                 reduction_factor: int = 3) -> None:
+        self.cost_attrs = [COST_ATTRS[name] for name in cost_objectives]
+        self.reduction_factor = reduction_factor
+        self.rungs = rungs(min_epochs, reduction_factor, max_epochs)
+        # (study id, trial id, rung epochs) -> point of a finished trial, which no longer changes:
+        # at 1,000 trials, working the points out again at every rung was most of the pruner's time.
+        self._finished_points: dict[tuple[int, int, int], list[float] | None] = {}
+
+    def point(self, user_attrs: dict[str, Any], epochs: int) -> list[float] | None:
+        """(1 - accuracy after ``epochs``, log10 costs...), or None if the trial has not got there."""
+        curve = user_attrs.get(CURVE_ATTR) or []
+        if len(curve) < epochs or any(user_attrs.get(attr) is None for attr in self.cost_attrs):
+            return None
+        return [1.0 - curve[epochs - 1],
+                *(math.log10(max(float(user_attrs[attr]), 1e-12)) for attr in self.cost_attrs)]
+
+    def prune(self, study: optuna.Study, trial: Any) -> bool:
+        """Whether ``trial`` (a FrozenTrial or a running optuna.Trial) stops at its current epoch."""
+        epochs = len(trial.user_attrs.get(CURVE_ATTR) or [])
+        if epochs not in self.rungs:
+            return False
+        mine = self.point(trial.user_attrs, epochs)
+        others = [self._point_of(study, t, epochs)
+                  for t in study.get_trials(deepcopy=False, states=RANKED_STATES) if t.number != trial.number]
+        reached = [*(p for p in others if p is not None), mine]
+        if mine is None or len(reached) < self.reduction_factor:
+            return False
+        return not last_row_survives(np.array(reached), math.ceil(len(reached) / self.reduction_factor))
+
+    def _point_of(self, study: optuna.Study, trial: FrozenTrial, epochs: int) -> list[float] | None:
+        if not trial.state.is_finished():
+            return self.point(trial.user_attrs, epochs)
+        key = (study._study_id, trial._trial_id, epochs)
+        if key not in self._finished_points:
+            self._finished_points[key] = self.point(trial.user_attrs, epochs)
+        return self._finished_points[key]
+
+    def rung_of(self, epochs: int) -> int:
+        """The index of the rung at ``epochs``."""
+        return self.rungs.index(epochs)

@@ -1,0 +1,58 @@
+"""A study plan: a study file checked against the installed plugins and its data, before any storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automl.config import DEFAULT_STORAGE, StudyConfig
+from automl.data.prepare import PreparedData, prepare
+from automl.errors import UsageError
+from automl.plugin.registry import Registry
+
+
+@dataclass
+class StudyPlan:
+    """A study file checked against the installed plugins and its data, before any storage."""
+
+    config: StudyConfig
+    storage_url: str
+    families: dict[str, Any]
+    data: PreparedData
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The families that compete: those named (or all installed) that can build for ``kind``.
+
+    Installed families that cannot are left out with a note; a named one that cannot is an error.
+    """
+    named = config.search.families
+    requested = named or list(registry.families)
+    unknown = [name for name in requested if name not in registry.families]
+    if unknown:
+        raise UsageError(f"{path}: key 'search.families': unknown family {', '.join(map(repr, unknown))}; "
+                         f"installed families: {', '.join(registry.families) or 'none'} "
+                         "(see `automl plugins`)")
+    unable = [name for name in requested if kind not in registry.family(name).task_kinds]
+    if named and unable:
+        raise UsageError(f"{path}: key 'search.families': {', '.join(map(repr, unable))} cannot build "
+                         f"for {kind} tasks (see their task_kinds in `automl plugins`); families that "
+                         f"can: {', '.join(registry.families_for(kind)) or 'none'}")
+    notes = [f"family {name!r} is left out: it does not build for {kind} tasks "
+             f"(task_kinds={tuple(registry.family(name).task_kinds)})" for name in unable]
+    chosen = [name for name in requested if name not in unable]
+    if not chosen:
+        raise UsageError(f"{path}: no installed family builds for {kind} tasks")
+    return {name: registry.family(name) for name in chosen}, notes
+
+
+def plan_study(config: StudyConfig, path: Path, registry: Registry, storage: str | None = None) -> StudyPlan:
+    """Resolve data, task and families; raises UsageError before anything is written."""
+    try:
+        data = prepare(config.data, registry, config.seed)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    families, notes = choose_families(config, registry, data.task.kind, path)
+    return StudyPlan(config, storage or config.storage or DEFAULT_STORAGE, families, data, notes)

@@ -1,0 +1,62 @@
+"""The pruners a study file can name, and the Lightning Fabric callback that consults them each epoch."""
+
+from __future__ import annotations
+
+import optuna
+
+from automl.config import SearchConfig
+from automl.search.moasha import MOASHAPruner
+from automl.storage.schema import CURVE_ATTR
+
+
+def make_pruner(search: SearchConfig, max_epochs: int) -> optuna.pruners.BasePruner:
+    """``none``, Optuna's ``median``, ``sha`` or ``hyperband`` (single objective), or ``moasha``.
+
+    Steps are epochs done (1-based), so every pruner first judges a trial after ``min_epochs``.
+    """
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_warmup_steps=search.min_epochs)
+    if search.pruner == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=search.min_epochs,
+                                                      reduction_factor=search.reduction_factor)
+    if search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=search.min_epochs, max_resource=max_epochs,
+                                              reduction_factor=search.reduction_factor)
+    if search.pruner == "moasha":
+        costs = [name for name in search.objectives if name != "val_accuracy"]
+        return MOASHAPruner(costs, max_epochs, search.min_epochs, search.reduction_factor)
+    return optuna.pruners.NopPruner()
+
+
+class EpochPruning:
+    """A Fabric callback: after each validation, store the curve on the trial and ask the pruner.
+
+    With a pruner, the curve is written every epoch so that other workers' MO-ASHA, and the
+    dashboard, see running trials; multi-objective trials cannot ``report``, so their pruner reads
+    the curve instead. Without one, nothing reads it before the trial ends, and the objective
+    stores it then: a write per epoch would cost a small trial several percent of its time.
+    """
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.curve: list[float] = []
+
+    def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
+        trial = self.trial
+        self.curve.append(round(val_accuracy, 5))
+        if isinstance(trial.study.pruner, optuna.pruners.NopPruner):
+            return
+        trial.set_user_attr(CURVE_ATTR, list(self.curve))  # a copy: the storage may keep the object
+        epochs = len(self.curve)
+        if len(trial.study.directions) == 1:
+            trial.report(val_accuracy, epochs)
+            stop = trial.should_prune()
+        else:
+            stop = trial.study.pruner.prune(trial.study, trial)
+        if stop:
+            trial.set_user_attr("epochs", epochs)
+            trial.set_user_attr("pruned_at_epoch", epochs)
+            pruner = trial.study.pruner
+            if isinstance(pruner, MOASHAPruner):
+                trial.set_user_attr("rung", pruner.rung_of(epochs))
+            raise optuna.TrialPruned(f"pruned after epoch {epochs} with validation accuracy {val_accuracy:.4f}")

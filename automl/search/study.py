@@ -1,0 +1,129 @@
+"""Running a planned study: create or resume it in storage, queue its trials, and work on them."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+
+from automl.storage.artifacts import artifact_dir, open_store
+from automl.errors import UsageError
+from automl.search.objective import DIRECTIONS, Objective
+from automl.search.plan import StudyPlan
+from automl.workers.pool import share_gpu
+from automl.search.pruners import make_pruner
+from automl.storage.trial_queue import QUEUED, Requeue, count, queue_trials
+from automl.storage.worker_storage import WorkerStorage
+from automl.search.samplers import make_sampler
+from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
+from automl.storage.urls import Heartbeat, open_storage, redact
+from automl.search.warm_start import load_warm_start
+from automl.workers.worker import TrialCallback, run_worker
+
+def _check_resumable(study: optuna.Study, plan: StudyPlan) -> None:
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        return
+    # Samplers compare trials' constraints one by one (GP refuses trials with differing sets),
+    # so the budget keys that are set must stay; their limits may change.
+    budget_keys = sorted(key for key, limit in (stored.get("budget") or {}).items() if limit is not None)
+    settings = {"objectives": (stored.get("objectives"), list(plan.config.search.objectives)),
+                "families": (stored.get("families"), list(plan.families)),
+                "budget keys": (budget_keys, sorted(plan.config.budget.limits()))}
+    for key, (before, now) in settings.items():
+        if before != now:
+            raise UsageError(f"study {plan.config.name!r} in {redact(plan.storage_url)} was created with "
+                             f"{key} {before}, the study file now gives {now}; use a new study name "
+                             "or restore the old setting")
+
+
+def create_or_resume(plan: StudyPlan) -> optuna.Study:
+    """Create the study, or load it to queue more trials.
+
+    The study returned only queues trials; workers sample them through join_study's sampler.
+    """
+    config = plan.config
+    storage = open_storage(plan.storage_url)
+    directions = [DIRECTIONS[name] for name in config.search.objectives]
+    try:
+        study = optuna.create_study(study_name=config.name, storage=storage, directions=directions,
+                                    load_if_exists=True)
+    except ValueError as exc:
+        raise UsageError(f"study {config.name!r} in {redact(plan.storage_url)} cannot be resumed: {exc}") from None
+    _check_resumable(study, plan)
+    if CONFIG_ATTR not in study.user_attrs:
+        study.set_metric_names(list(config.search.objectives))
+        study.set_user_attr(CONFIG_ATTR, {**config.to_dict(), "families": list(plan.families),
+                                          "objectives": list(config.search.objectives)})
+        study.set_user_attr(TASK_ATTR, plan.data.task.to_dict())
+    return study
+
+
+def queue_run(study: optuna.Study, n_trials: int, warm_start: Sequence[dict[str, Any]] = ()) -> int:
+    """Queue ``n_trials`` trials, unless trials are still queued: then a run resumes those.
+
+    Returns how many were queued now. Trials stay queued when a run was interrupted, timed out or
+    stopped on failures, so the next run finishes what the last one set out to do. The
+    ``warm_start`` configs (automl.search.warm_start) are queued first, in addition to ``n_trials``.
+    """
+    if count(study, QUEUED):
+        return 0
+    for params in warm_start:
+        study.enqueue_trial(params)
+    queue_trials(study, n_trials)
+    return len(warm_start) + n_trials
+
+
+def sampler_seed(seed: int, started_trials: int, worker_tag: str) -> int:
+    """The study seed moved past earlier trials, and apart for each worker.
+
+    Workers that start together with one seed would sample the same parameters; the in-process
+    worker (tag "") keeps ``seed + started_trials``, so a one-process study is reproducible.
+    """
+    return seed + started_trials + (zlib.crc32(worker_tag.encode()) if worker_tag else 0)
+
+
+def join_study(plan: StudyPlan, worker_tag: str = "") -> tuple[optuna.Study, Requeue]:
+    """Load the stored study as a worker: heartbeats on, and only queued trials can run."""
+    config = plan.config
+    requeue = Requeue(config.workers.max_retry)
+    heartbeat = Heartbeat(config.workers.heartbeat_interval, config.workers.grace_period, requeue)
+    storage = open_storage(plan.storage_url, heartbeat, storage_class=WorkerStorage)
+    try:
+        study_id = storage.get_study_id_from_name(config.name)
+    except KeyError:
+        raise UsageError(f"no study named {config.name!r} in {redact(plan.storage_url)}; create it and "
+                         "queue its trials first: automl run STUDY.toml --workers 0 "
+                         f"--storage {redact(plan.storage_url)}") from None
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    started = sum(t.state != QUEUED for t in trials)
+    study = optuna.load_study(study_name=config.name, storage=storage,
+                              sampler=make_sampler(config.search.sampler,
+                                                   sampler_seed(config.seed, started, worker_tag)),
+                              pruner=make_pruner(config.search, config.train.max_epochs))
+    _check_resumable(study, plan)
+    return study, requeue
+
+
+def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool = True,
+         callbacks: Sequence[TrialCallback] = (), worker_tag: str = "") -> optuna.Study:
+    """Run the study's queued trials in this process, as one of any number of workers."""
+    study, requeue = join_study(plan, worker_tag)
+    artifacts = open_store(artifact_dir(plan.storage_url, plan.config.artifacts))
+    objective = Objective(plan.config, plan.families, plan.data, artifacts)
+    share_gpu(objective.device, plan.config.workers.trials_per_gpu)
+    run_worker(study, objective, plan.config.workers, requeue, objective.device,
+               timeout=timeout or plan.config.timeout, show_progress_bar=show_progress_bar,
+               callbacks=callbacks)
+    return study
+
+
+def run_study(plan: StudyPlan, n_trials: int | None = None, timeout: float | None = None,
+              show_progress_bar: bool = True, callbacks: Sequence[TrialCallback] = ()) -> optuna.Study:
+    """Queue ``n_trials`` trials (the study file's count by default; see queue_run) and run them here."""
+    warm_start = load_warm_start(plan)
+    study = create_or_resume(plan)
+    queue_run(study, n_trials or plan.config.n_trials, warm_start.for_study(study))
+    return work(plan, timeout, show_progress_bar, callbacks)

@@ -1,0 +1,106 @@
+"""Warm start: a new study first runs known configs, from another study's Pareto front or a file.
+
+A source is ``study:NAME`` (the front of study NAME in this study's storage), ``study:NAME@URL``
+(in another storage), or the path of a JSON file holding a list of stored params dicts
+(``{"family": "mlp", "mlp.depth": 2, "train.lr": 0.003, ...}``) or one JSON that ``automl export``
+wrote. Stored params carry the family and prefixed names, so a config goes back into
+``study.enqueue_trial`` as it is; each is replayed through its family's space first, so a config
+that no longer fits fails here, naming its source, and not as a trial.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from automl.errors import UsageError
+from automl.search.objective import sample_training
+from automl.plugin.space import replay_params
+from automl.search.plan import StudyPlan
+from automl.storage.urls import load_study, redact
+
+STUDY_PREFIX = "study:"
+
+
+def _from_study(source: str, storage_url: str) -> list[dict[str, Any]]:
+    name, _, url = source.removeprefix(STUDY_PREFIX).partition("@")
+    study = load_study(name, url or storage_url)
+    front = study.best_trials
+    if not front:
+        raise UsageError(f"warm start {STUDY_PREFIX}{name}: study {name!r} in {redact(url or storage_url)} "
+                         "has no completed trial to start from")
+    return [trial.params for trial in sorted(front, key=lambda t: t.number)]
+
+
+def _from_file(source: str) -> list[dict[str, Any]]:
+    path = Path(source)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"warm start file {path} does not exist; give a JSON file or "
+                         f"{STUDY_PREFIX}NAME for another study's Pareto front") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"warm start file {path} is not readable JSON: {exc}") from None
+    if isinstance(data, dict) and "stored_params" in data:  # the JSON `automl export` writes
+        data = [data["stored_params"]]
+    if not (isinstance(data, list) and all(isinstance(item, dict) for item in data)):
+        raise UsageError(f"warm start file {path}: expected a list of params objects like "
+                         '{"family": "mlp", "mlp.depth": 2, "train.lr": 0.003}')
+    return data
+
+
+def load_configs(source: str, storage_url: str) -> list[dict[str, Any]]:
+    """The stored params dicts a source names."""
+    if source.startswith(STUDY_PREFIX):
+        return _from_study(source, storage_url)
+    return _from_file(source)
+
+
+def checked(params: dict[str, Any], source: str, plan: StudyPlan) -> dict[str, Any]:
+    """``params`` reduced to what this study samples, after replaying it through the spaces."""
+    family_name = params.get("family")
+    fixed = optuna.trial.FixedTrial(params)
+    try:
+        replay_params(plan.families[family_name], params, plan.data.task)
+        sample_training(fixed, plan.config.train)
+    except ValueError as exc:
+        raise UsageError(f"warm start {source}: config {params} does not fit this study's space: {exc}") from None
+    return {key: value for key, value in params.items()
+            if key == "family" or key.startswith((f"{family_name}.", "train."))}
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Checked configs to queue before a new study's sampled trials, and notes on those left out."""
+
+    configs: list[dict[str, Any]]
+    notes: list[str]
+
+    def for_study(self, study: optuna.Study) -> list[dict[str, Any]]:
+        """The configs, if ``study`` has no trials yet: a resumed study was warm-started already."""
+        return [] if study.get_trials(deepcopy=False) else self.configs
+
+
+def load_warm_start(plan: StudyPlan, extra_sources: Sequence[str] = ()) -> WarmStart:
+    """Load and check the study file's warm-start sources and ``extra_sources`` (the CLI's).
+
+    Runs before anything is written, so a bad source stops the run early. Configs of families this
+    study does not search are left out with a note; duplicates are dropped.
+    """
+    configs: list[dict[str, Any]] = []
+    notes = []
+    for source in [*plan.config.search.warm_start, *extra_sources]:
+        for params in load_configs(source, plan.storage_url):
+            if params.get("family") not in plan.families:
+                notes.append(f"warm start {source}: left out a {params.get('family')} config; this study "
+                             f"searches {', '.join(plan.families)}")
+                continue
+            config = checked(params, source, plan)
+            if config not in configs:
+                configs.append(config)
+    return WarmStart(configs, notes)

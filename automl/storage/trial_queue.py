@@ -1,0 +1,93 @@
+"""The study's queue: workers run only queued trials, so N queued trials end as N finished ones.
+
+``automl run`` queues a study's trials as Optuna WAITING trials before any worker starts. Popping
+one is atomic in Optuna's storage (a row lock on PostgreSQL, the write lock on SQLite), so however
+many workers share a study, each queued trial runs exactly once. Every trial that ends in failure
+puts one trial back, which keeps "queued + running + finished" at the count that was asked for:
+
+- a trial whose worker died (heartbeat gone stale) or was interrupted is queued again with its
+  parameters, linked to the original through Optuna's RetryHeartbeatStaleTrialCallback
+  (``retried_trial_number``), up to ``max_retry`` times; after that a fresh trial replaces it;
+- a trial that failed by itself (exception, non-finite loss, out of memory) is replaced by a fresh
+  trial: its parameters would only fail again.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+
+QUEUED = TrialState.WAITING
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class QueueEmpty(Exception):
+    """No queued trial is left for this worker to pop."""
+
+
+class QueueOnlyStorage(optuna.storages.RDBStorage):
+    """An RDBStorage on which ``study.ask()`` pops queued trials and never creates new ones.
+
+    Optuna's ask() pops a WAITING trial or, when none is left, creates one. Workers that count the
+    finished trials before asking race each other and overshoot the study's count (so does Optuna's
+    MaxTrialsCallback); refusing the creation leaves the atomic pop as the only way to a trial.
+    Trials added from a template (queueing, retries) are created as usual.
+    """
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        if template_trial is None:
+            raise QueueEmpty()
+        return super().create_new_trial(study_id, template_trial)
+
+    # The _CachedStorage that every Study puts around an RDBStorage calls this private twin.
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> Any:
+        if template_trial is None:
+            raise QueueEmpty()
+        return super()._create_new_trial(study_id, template_trial)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if state == TrialState.RUNNING and self.heartbeat_interval is not None:
+            # Beat before the pop. Optuna never takes a running trial without any heartbeat as
+            # stale, so a worker killed between the pop and its heartbeat thread's first beat
+            # would leave a trial running forever, and every other worker waiting for it. A
+            # heartbeat on a queued trial is harmless: only running ones are checked.
+            self.record_heartbeat(trial_id)
+        return super().set_trial_state_values(trial_id, state, values)
+
+
+def count(study: optuna.Study, *states: TrialState) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def queue_trials(study: optuna.Study, n_trials: int) -> None:
+    """Queue ``n_trials`` fresh trials; the sampler picks their parameters when one is popped."""
+    for _ in range(n_trials):
+        study.enqueue_trial({})
+
+
+class Requeue:
+    """Puts a failed trial's replacement in the queue; also Optuna's stale-trial callback."""
+
+    def __init__(self, max_retry: int) -> None:
+        self.max_retry = max_retry
+        self._retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Retry ``trial`` with its parameters while retries are left, else queue a fresh one."""
+        if len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) >= self.max_retry:
+            queue_trials(study, 1)
+            return
+        template = copy.deepcopy(trial)
+        # The retry is a new attempt: the original's results and fail_reason would mislabel it.
+        template.user_attrs = {}
+        self._retry(study, template)
+
+    def replace(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """The after-trial callback: a trial that failed by itself gets a fresh replacement."""
+        if trial.state == TrialState.FAIL:
+            queue_trials(study, 1)

@@ -1,0 +1,85 @@
+"""Opening study storage from a SQLAlchemy URL, with errors that never show a password."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import optuna
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from automl.storage import sqlite
+from automl.errors import UsageError
+
+URL_EXAMPLES = "sqlite:///automl.db or postgresql+psycopg://user:password@host/dbname"
+# Where --storage is read from when not given: keeps a password off command lines and `ps`.
+STORAGE_ENV = "AUTOML_STORAGE"
+
+
+def storage_from_env(fallback: str | None = None) -> str | None:
+    """The URL in ``AUTOML_STORAGE``, else ``fallback``."""
+    return os.environ.get(STORAGE_ENV) or fallback
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Optuna's heartbeat for workers: a trial silent for ``grace_period`` s goes to ``on_stale``."""
+
+    interval: int
+    grace_period: int
+    on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+def redact(url: str) -> str:
+    """The URL with any password masked, safe to print or log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return "<unparsable storage URL>"
+
+
+def open_storage(url: str, heartbeat: Heartbeat | None = None,
+                 storage_class: type[optuna.storages.RDBStorage] = optuna.storages.RDBStorage,
+                 ) -> optuna.storages.RDBStorage:
+    """Connect to (and if needed create) the Optuna tables behind ``url``.
+
+    With ``heartbeat`` the storage is a worker's: running trials send heartbeats, and on SQLite
+    every transaction takes the write lock up front (see automl.storage.sqlite).
+    """
+    try:
+        make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        # Not parsable, so redact() cannot find the password in it: never echo the string.
+        raise UsageError(f"storage URL is not a SQLAlchemy URL; expected e.g. {URL_EXAMPLES}") from None
+    on_sqlite = sqlite.is_file_sqlite(url)
+    # A long-lived worker's pooled connection may have been dropped by the server since its last
+    # trial; pre-ping replaces it instead of failing the next query.
+    engine_kwargs: dict[str, Any] = sqlite.engine_kwargs() if on_sqlite else {"pool_pre_ping": True}
+    beats: dict[str, Any] = {}
+    if heartbeat is not None:
+        beats = dict(heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace_period,
+                     heartbeat_stale_trial_callback=heartbeat.on_stale)
+    try:
+        storage = storage_class(url, engine_kwargs=engine_kwargs, **beats)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise UsageError(f"cannot open storage {redact(url)}: {reason}") from None
+    if on_sqlite:
+        sqlite.configure_engine(storage.engine, immediate=heartbeat is not None)
+    return storage
+
+
+def existing_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
+
+
+def load_study(name: str, url: str) -> optuna.Study:
+    """Load a study by name, or say which studies the storage holds."""
+    storage = open_storage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = ", ".join(existing_study_names(storage)) or "none"
+        raise UsageError(f"no study named {name!r} in {redact(url)}; studies there: {names}") from None

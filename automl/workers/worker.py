@@ -1,0 +1,114 @@
+"""One worker: runs a study's queued trials until none is queued and none is running anywhere."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+import torch
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.config import WorkersConfig
+from automl.training.device import free_memory
+from automl.workers.failures import INTERRUPTED, FailureStreak, TooManyFailures
+from automl.workers.interrupts import Interrupted, raise_on_signals
+from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count
+
+LOG = logging.getLogger(__name__)
+TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+def worker_name() -> str:
+    """``host:pid``, stored on each trial so a trial can be traced to the process that ran it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Tracked:
+    """The objective, remembering the trial it runs so that an interrupt can record it."""
+
+    def __init__(self, objective: Callable[[optuna.Trial], Any]) -> None:
+        self.objective = objective
+        self.trial: optuna.Trial | None = None
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        self.trial = trial
+        trial.set_user_attr("worker", worker_name())
+        try:
+            result = self.objective(trial)
+        except Exception:
+            self.trial = None
+            raise
+        # Interrupted (a BaseException) leaves self.trial set on purpose.
+        self.trial = None
+        return result
+
+
+def _frozen(study: optuna.Study, number: int) -> FrozenTrial:
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+
+
+def _record_interrupt(study: optuna.Study, trial: optuna.Trial | None, requeue: Requeue) -> None:
+    """Fail the interrupted trial with reason ``interrupted`` and queue it again."""
+    if trial is None or _frozen(study, trial.number).state != TrialState.RUNNING:
+        return  # between trials, or the trial was told before the signal came
+    trial.set_user_attr("fail_reason", INTERRUPTED)
+    study.tell(trial, state=TrialState.FAIL)
+    requeue(study, _frozen(study, trial.number))
+
+
+def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], workers: WorkersConfig,
+               requeue: Requeue, device: torch.device, timeout: float | None = None,
+               show_progress_bar: bool = False, callbacks: Sequence[TrialCallback] = ()) -> None:
+    """Pop and run queued trials; then wait while other workers' trials run, to retry any that die.
+
+    ``study`` must sit on a WorkerStorage with heartbeats (see automl.search.study.join_study).
+    Raises TooManyFailures when the study's last trials all failed, Interrupted on SIGINT/SIGTERM
+    after recording the running trial as failed and queued again.
+    """
+    # What is alive now (modules, the data) lives as long as the worker: moved out of the
+    # collector's sight, the collection after each trial scans only what the trial left behind.
+    gc.collect()
+    gc.freeze()
+    tracked = _Tracked(objective)
+    streak = FailureStreak(workers.max_failures_in_row)
+    after_trial = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    announced_wait = False
+    with warnings.catch_warnings(), raise_on_signals():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        try:
+            while streak.summary is None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                queued = count(study, QUEUED)
+                if queued:
+                    try:
+                        study.optimize(tracked, n_trials=queued, timeout=remaining, catch=(Exception,),
+                                       callbacks=after_trial, show_progress_bar=show_progress_bar)
+                    except QueueEmpty:
+                        pass  # other workers popped the last queued trials first
+                    continue
+                running = count(study, TrialState.RUNNING)
+                if not running:
+                    break
+                if not announced_wait:
+                    LOG.info(
+                        f"queue empty; waiting for {running} running trial(s) of other workers, to "
+                        f"retry any whose worker dies (after {workers.grace_period} s without heartbeat)")
+                    announced_wait = True
+                time.sleep(workers.heartbeat_interval)
+                optuna.storages.fail_stale_trials(study)
+        except Interrupted:
+            _record_interrupt(study, tracked.trial, requeue)
+            raise
+    if streak.summary is not None:
+        raise TooManyFailures(streak.summary)

@@ -1,0 +1,64 @@
+"""Images in one folder per class (``PATH/cat/1.png``, ``PATH/dog/2.jpg``): an image task.
+
+Every image is resized to ``[data] image_size`` (a square) or to the size of the first image;
+grayscale images give one channel unless some image has colour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import automl
+from automl.plugin.arrays import LabeledArrays
+from automl.config import DataConfig
+from automl.errors import UsageError
+from automl_plugins._files import data_path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+GRAYSCALE_MODES = {"1", "L", "I", "I;16", "F"}
+
+
+def _class_images(root: Path) -> dict[str, list[Path]]:
+    folders = sorted(entry for entry in root.iterdir() if entry.is_dir())
+    if not folders:
+        raise UsageError(f"[data] path {root} has no class folders; expected {root}/CLASS/IMAGE.png")
+    images = {folder.name: sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+              for folder in folders}
+    empty = [name for name, paths in images.items() if not paths]
+    if empty:
+        raise UsageError(f"[data] path {root}: class folder(s) {', '.join(empty)} hold no images "
+                         f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return images
+
+
+class ImageFolder:
+    name = "imagefolder"
+    option_keys = ()
+
+    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
+        from PIL import Image
+
+        root = data_path(config, "a folder with one subfolder of images per class")
+        images = _class_images(root)
+        size = (config.image_size,) * 2 if config.image_size else None
+        pixels, labels, grayscale = [], [], True
+        for label, paths in enumerate(images.values()):
+            for path in paths:
+                try:
+                    with Image.open(path) as image:
+                        grayscale &= image.mode in GRAYSCALE_MODES
+                        size = size or image.size
+                        pixels.append(np.asarray(image.convert("RGB").resize(size)))
+                except OSError as exc:  # PIL's UnidentifiedImageError included
+                    raise UsageError(f"{path} is not a readable image: {exc}") from None
+                labels.append(label)
+        x = np.stack(pixels).transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # [N, 3, H, W]
+        return LabeledArrays(x[:, :1] if grayscale else x, np.array(labels), "image",
+                             class_names=tuple(images))
+
+
+@automl.hookimpl
+def register_datasets(register):
+    register(ImageFolder())

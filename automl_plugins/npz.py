@@ -1,0 +1,52 @@
+"""A NumPy ``.npz`` file with arrays ``x`` (samples) and ``y`` (labels); the shape of ``x`` says the kind.
+
+``[N, C, H, W]`` is an image task, ``[N, T, F]`` a sequence task, ``[N, F]`` a table, and integer
+``[N, T]`` token ids when ``[data] kind = "tokens"`` (0 pads, so real tokens start at 1).
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+
+import automl
+from automl.plugin.arrays import LabeledArrays
+from automl.config import DataConfig
+from automl.errors import UsageError
+from automl_plugins._files import data_path, encode_labels
+
+KIND_BY_RANK = {4: "image", 3: "sequence", 2: "tabular"}
+RANK_BY_KIND = {"image": 4, "sequence": 3, "tabular": 2, "tokens": 2}
+
+
+class NpzFile:
+    name = "npz"
+    option_keys = ()
+
+    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
+        path = data_path(config, "an .npz file with arrays x and y")
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                missing = [key for key in ("x", "y") if key not in arrays.files]
+                if missing:
+                    raise UsageError(f"{path} has no array {' or '.join(missing)}; it holds "
+                                     f"{', '.join(arrays.files) or 'nothing'}")
+                x, y = arrays["x"], arrays["y"]
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise UsageError(f"{path} is not a readable .npz file: {exc}") from None
+        kind = config.kind or KIND_BY_RANK.get(x.ndim)
+        if kind is None or x.ndim != RANK_BY_KIND[kind]:
+            raise UsageError(f"{path}: x has shape {list(x.shape)}; expected [N, C, H, W] (image), "
+                             "[N, T, F] (sequence), [N, F] (tabular) or integer [N, T] with [data] "
+                             f"kind = \"tokens\"{f', for kind {kind!r}' if kind else ''}")
+        class_names = None
+        if y.dtype.kind in "US":  # class names stored as strings
+            y, class_names = encode_labels(y)
+        vocab_size = int(x.max()) + 1 if kind == "tokens" and x.size else None
+        return LabeledArrays(x, y, kind, vocab_size=vocab_size, class_names=class_names)
+
+
+@automl.hookimpl
+def register_datasets(register):
+    register(NpzFile())

@@ -1,0 +1,46 @@
+"""A CSV table: one row per sample, numeric feature columns and a label column (a tabular task)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import automl
+from automl.plugin.arrays import LabeledArrays
+from automl.config import DataConfig
+from automl.errors import UsageError
+from automl_plugins._files import column, data_path, encode_labels, read_columns
+
+
+def _numeric(values: list[str], name: str, where: str) -> np.ndarray:
+    """One feature column as float64; the first bad cell is named by column and line."""
+    parsed = np.empty(len(values))
+    for row, value in enumerate(values):
+        try:
+            parsed[row] = float(value)
+        except ValueError:
+            raise UsageError(f"{where}, column {name!r}, line {row + 2}: {value!r} is not a number "
+                             "(features must be numeric)") from None
+        if not np.isfinite(parsed[row]):
+            raise UsageError(f"{where}, column {name!r}, line {row + 2}: {value!r} is not finite "
+                             "(features must be finite numbers)")
+    return parsed
+
+
+class CsvTable:
+    name = "csv"
+    option_keys = ()
+
+    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
+        path = data_path(config, "a CSV file with a header row, numeric features and a label column")
+        columns = read_columns(path)
+        y, class_names = encode_labels(column(columns, config.label, "label", path))
+        features = [name for name in columns if name != config.label]
+        if not features:
+            raise UsageError(f"{path} has no feature columns besides the label {config.label!r}")
+        x = np.stack([_numeric(columns[name], name, str(path)) for name in features], axis=1)
+        return LabeledArrays(x.astype(np.float32), y, "tabular", class_names=class_names)
+
+
+@automl.hookimpl
+def register_datasets(register):
+    register(CsvTable())

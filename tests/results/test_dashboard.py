@@ -1,0 +1,122 @@
+"""`automl dashboard` serves real studies over HTTP on 127.0.0.1, and a real browser renders them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from PIL import Image
+
+from automl.storage.artifacts import CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, artifact_dir
+from conftest import AUTOML, SearchedStudy
+
+# Debian's chromium, headless, on a machine without network (see .ci/run).
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+@contextlib.contextmanager
+def _dashboard(storage: str) -> Iterator[str]:
+    """`automl dashboard` on a free port; yields its base URL once it answers."""
+    port = _free_port()
+    server = subprocess.Popen([*AUTOML, "dashboard", "--storage", storage, "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get_json(f"{base}/api/studies")
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()
+                assert time.monotonic() < deadline, "dashboard did not start within 60 s"
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_dashboard_serves_the_study(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'dash.db'}"
+    study = optuna.create_study(study_name="dash-study", storage=storage, directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "flops"])
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 1000.0], params={}, distributions={}))
+    with _dashboard(storage) as base:
+        names = [s["study_name"] for s in _get_json(f"{base}/api/studies")["study_summaries"]]
+        assert names == ["dash-study"]
+        with urllib.request.urlopen(f"{base}/dashboard/", timeout=5) as response:
+            assert response.status == 200
+        port = base.rsplit(":", 1)[1]
+        listening = {conn.split()[3] for conn in subprocess.run(["ss", "-ltn"], capture_output=True,
+                                                                 text=True).stdout.splitlines()[1:]}
+        assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: .ci/run must install Debian's chromium")
+        pytest.skip("no chromium: apt-get install chromium")
+    return found
+
+
+def _render(browser: str, url: str, profile: Path, screenshot: Path) -> str:
+    """The DOM after the page's scripts ran, and a screenshot of it."""
+    for budget_ms in (15_000, 45_000):  # a second, longer try for a slow machine
+        page = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,900",
+                               f"--virtual-time-budget={budget_ms}", f"--screenshot={screenshot}", "--dump-dom", url],
+                              capture_output=True, text=True, timeout=180).stdout
+        if "optuna-loading" not in page or "MuiAppBar" in page:
+            return page
+    return page
+
+
+def test_chromium_renders_the_study_and_its_trial_artifacts(searched_study: SearchedStudy,
+                                                            tmp_path: Path) -> None:
+    browser = _chromium()
+    with _dashboard(searched_study.url) as base:
+        summary = next(s for s in _get_json(f"{base}/api/studies")["study_summaries"]
+                       if s["study_name"] == searched_study.name)
+        study_id = summary["study_id"]
+        page = _render(browser, f"{base}/dashboard/studies/{study_id}", tmp_path / "profile", tmp_path / "study.png")
+        assert f"{searched_study.name} (id={study_id})" in page  # the study's title bar
+        assert "val_accuracy" in page and "flops" in page  # the metric names on the Pareto front
+        with Image.open(tmp_path / "study.png") as image:
+            assert image.size == (1280, 900)
+
+        trials = _render(browser, f"{base}/dashboard/studies/{study_id}/trials", tmp_path / "profile",
+                         tmp_path / "trials.png")
+        for name in (SUMMARY, CURVE_PNG, CURVE_JSON, WEIGHTS):
+            assert name in trials, f"artifact {name} is not listed"
+        # The dashboard serves the artifact the trial uploaded, from the folder derived from the URL.
+        trial = optuna.load_study(study_name=searched_study.name, storage=searched_study.url).trials[0]
+        meta = next(m for m in optuna.artifacts.get_all_artifact_meta(
+            trial, storage=optuna.storages.RDBStorage(searched_study.url)) if m.filename == SUMMARY)
+        url = f"{base}/artifacts/{study_id}/{trial._trial_id}/{meta.artifact_id}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            served = response.read()
+        assert served == (artifact_dir(searched_study.url) / meta.artifact_id).read_bytes()

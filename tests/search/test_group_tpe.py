@@ -1,0 +1,87 @@
+"""The study's TPE sampler: Optuna's parameter groups, kept across trials, sampled on demand."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.search_space import _GroupDecomposedSearchSpace
+
+from automl.search.group_tpe import GroupTPESampler
+
+STARTUP = 10
+
+
+def objective(trial: optuna.Trial) -> tuple[float, float]:
+    """Three 'families' with their own parameters (one of them conditional) and a shared one."""
+    family = trial.suggest_categorical("family", ["a", "b", "c"])
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    if family == "a":
+        return (trial.suggest_float("a.x", -5, 5) - 2) ** 2 + trial.suggest_int("a.y", 1, 4), lr
+    if family == "b":
+        depth = trial.suggest_int("b.depth", 1, 3)
+        return sum(trial.suggest_float(f"b.w{i}", -1, 1) ** 2 for i in range(depth)), lr
+    return trial.suggest_float("c.z", 0, 3), lr
+
+
+def _study(sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    return optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+
+
+def test_groups_are_optunas_group_decomposition_kept_across_trials() -> None:
+    sampler = GroupTPESampler(seed=0, n_startup_trials=STARTUP)
+    study = _study(sampler)
+    for _ in range(40):
+        study.optimize(objective, n_trials=1)
+        mine = sampler._groups.update(study)
+        theirs = _GroupDecomposedSearchSpace(include_pruned=True).calculate(study).search_spaces
+        assert sorted(map(sorted, mine)) == sorted(map(sorted, theirs))
+    assert ["b.depth", "b.w0"] in map(sorted, mine), "b.w0 appears with every depth"
+
+
+def test_a_trial_samples_only_the_groups_it_asks_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    sampler = GroupTPESampler(seed=0, n_startup_trials=STARTUP)
+    study = _study(sampler)
+    study.optimize(objective, n_trials=30)
+    sampled: list[set[str]] = []
+    original = optuna.samplers.TPESampler.sample_relative
+    monkeypatch.setattr(optuna.samplers.TPESampler, "sample_relative",
+                        lambda self, study, trial, space: sampled.append(set(space)) or original(self, study, trial, space))
+    study.enqueue_trial({"family": "a"})
+    trial = study.ask()
+    objective(trial)
+    assert sampled == [{"family", "lr"}, {"a.x", "a.y"}], "b's and c's groups are not sampled"
+    assert "a.x" in trial.relative_params and trial.params["a.x"] == trial.relative_params["a.x"]
+    assert len(sampler._groups.groups) > 2
+
+
+def test_sampling_moves_to_where_the_objectives_are_good() -> None:
+    """After the random start-up, TPE leaves family a (its first objective is at least 1, the
+    others reach 0) and lowers lr (the second objective), where random search would not."""
+    study = _study(GroupTPESampler(seed=1, n_startup_trials=STARTUP))
+    study.optimize(objective, n_trials=90)
+    late = study.trials[-40:]
+    assert sum(t.params["family"] == "a" for t in late) < len(late) / 6  # random: 1/3
+    assert sum(math.log10(t.params["lr"]) for t in late) / len(late) < -3  # random: -2.5
+
+
+def test_models_are_fit_again_as_the_study_grows_by_five_percent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below 100 finished trials every sample fits TPE's model; after that a group's model is
+    reused until the study has grown by 5%, and trials drawn from one model still differ."""
+    sampler = GroupTPESampler(seed=0, n_startup_trials=STARTUP)
+    study = _study(sampler)
+    fits: list[int] = []  # finished trials at each fit of the {family, lr} model
+    original = optuna.samplers.TPESampler._build_parzen_estimator
+
+    def counting(self, study, search_space, trials, handle_below):  # noqa: ANN001, ANN202
+        if handle_below and set(search_space) == {"family", "lr"}:
+            fits.append(len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))))
+        return original(self, study, search_space, trials, handle_below)
+
+    monkeypatch.setattr(optuna.samplers.TPESampler, "_build_parzen_estimator", counting)
+    study.optimize(objective, n_trials=120)
+    assert fits[:3] == [STARTUP, STARTUP + 1, STARTUP + 2]
+    assert [n for n in fits if n >= 98] == [98, 99, 100, 105, 111, 117]
+    reused = [t.params["lr"] for t in study.trials[106:111]]  # drawn from the model fit at 105
+    assert len(set(reused)) == len(reused)

@@ -1,0 +1,134 @@
+"""The trial queue on a real SQLite file: atomic pops across processes, settings, the local pool."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from automl.workers.pool import default_workers, share_gpu, threads_per_worker, worker_command, worker_environment
+from automl.storage.trial_queue import QueueEmpty, Requeue, queue_trials
+from automl.storage.worker_storage import WorkerStorage
+from automl.storage.urls import STORAGE_ENV, Heartbeat, open_storage
+
+# A worker without training: pops queued trials as fast as it can, with heartbeats, until none is left.
+POPPER = textwrap.dedent("""
+    import os, sys, warnings
+    import optuna
+    from automl.storage.trial_queue import QueueEmpty, Requeue
+    from automl.storage.worker_storage import WorkerStorage
+    from automl.storage.urls import Heartbeat, open_storage
+
+    warnings.simplefilter("ignore")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(sys.argv[1], Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
+    study = optuna.load_study(study_name="pops", storage=storage, sampler=optuna.samplers.RandomSampler())
+    def objective(trial):
+        trial.set_user_attr("pid", os.getpid())
+        return trial.suggest_float("x", 0, 1)
+    try:
+        study.optimize(objective)
+    except QueueEmpty:
+        pass
+""")
+
+
+def _worker_storage(url: str) -> WorkerStorage:
+    return open_storage(url, Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
+
+
+def test_two_processes_pop_each_queued_trial_once_beside_a_reader(tmp_path: Path) -> None:
+    """Without BEGIN IMMEDIATE two SQLite workers pop the same trial and one crashes telling it."""
+    url = f"sqlite:///{tmp_path / 'pops.db'}"
+    queue_trials(optuna.create_study(study_name="pops", storage=open_storage(url)), 100)
+    errors: list[str] = []
+    reads = [0]
+    poppers = [subprocess.Popen([sys.executable, "-c", POPPER, url], stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+
+    def read_like_the_dashboard() -> None:
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        while any(popper.poll() is None for popper in poppers):
+            try:
+                storage.get_all_trials(storage.get_study_id_from_name("pops"), deepcopy=False)
+                reads[0] += 1
+            except Exception as exc:
+                errors.append(repr(exc))
+
+    reader = threading.Thread(target=read_like_the_dashboard)
+    reader.start()
+    outputs = [popper.communicate(timeout=240)[1] for popper in poppers]
+    reader.join()
+    assert [popper.returncode for popper in poppers] == [0, 0], outputs
+    assert errors == [] and reads[0] > 0
+    trials = optuna.load_study(study_name="pops", storage=url).trials
+    assert len(trials) == 100 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2, "one process did all the work"
+
+
+def test_an_empty_queue_refuses_new_trials(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.create_study(study_name="empty", storage=open_storage(url))
+    study = optuna.load_study(study_name="empty", storage=_worker_storage(url))
+    with pytest.raises(QueueEmpty):
+        study.ask()
+    queue_trials(study, 1)
+    assert study.ask().number == 0
+    with pytest.raises(QueueEmpty):
+        study.ask()
+
+
+def test_sqlite_workers_use_wal_and_wait_for_the_lock(tmp_path: Path) -> None:
+    storage = _worker_storage(f"sqlite:///{tmp_path / 'settings.db'}")
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
+
+
+def test_retries_keep_parameters_then_give_way_to_a_fresh_trial(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name="retry", storage=open_storage(f"sqlite:///{tmp_path / 'r.db'}"))
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=TrialState.FAIL)
+    requeue = Requeue(max_retry=1)
+    requeue(study, study.trials[0])
+    retry = study.trials[1]
+    assert retry.state == TrialState.WAITING and retry.params == study.trials[0].params
+    assert retry.user_attrs == {}, "the original's fail_reason would mislabel the retry"
+    requeue(study, retry)  # the retry failed too: no retries left, a fresh trial takes its place
+    assert study.trials[2].state == TrialState.WAITING and study.trials[2].params == {}
+
+
+def test_workers_share_cores_and_gpus_and_get_the_url_from_the_environment() -> None:
+    assert [threads_per_worker(n, 16) for n in (1, 2, 3, 32)] == [16, 8, 5, 1]
+    url = "postgresql+psycopg://bob:s3cret@db/automl"
+    env = worker_environment(index=3, n_workers=4, cpus=8, gpus=2, storage_url=url)
+    assert env == {STORAGE_ENV: url, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "CUDA_VISIBLE_DEVICES": "1"}
+    assert "CUDA_VISIBLE_DEVICES" not in worker_environment(0, 4, 8, 1, url)
+    assert "s3cret" not in " ".join(worker_command(Path("study.toml"), 2, None))
+
+
+def test_trials_per_gpu_packs_workers_on_each_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_workers(gpus=0, trials_per_gpu=4) == 1, "on the CPU the setting changes nothing"
+    assert default_workers(gpus=2, trials_per_gpu=3) == 6
+    # Round robin over the GPUs: each of the 2 GPUs gets 3 of the 6 workers.
+    placed = [worker_environment(i, 6, 12, 2, "sqlite:///x.db")["CUDA_VISIBLE_DEVICES"] for i in range(6)]
+    assert sorted(placed) == ["0", "0", "0", "1", "1", "1"]
+    # The memory cap, recorded where torch would apply it (tests/test_gpu.py applies it on a GPU).
+    caps = []
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction",
+                        lambda fraction, device: caps.append((fraction, device)))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    share_gpu(torch.device("cpu"), 4)  # a CPU worker has no GPU memory to cap
+    share_gpu(torch.device("cuda"), 1)  # one worker per GPU: nothing to share
+    share_gpu(torch.device("cuda"), 4)
+    share_gpu(torch.device("cuda", 1), 2)
+    assert caps == [(0.25, 0), (0.5, 1)], "torch wants a GPU index, not a bare 'cuda' device"

@@ -1,0 +1,200 @@
+"""The worker's storage on a real SQLite file: held trial writes, and trials reloaded only when changed."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from automl.storage.held_writes import HeldWritesStorage, commit_trial_writes
+from automl.storage.trial_queue import Requeue, queue_trials
+from automl.storage.worker_storage import WorkerStorage
+from automl.storage.urls import Heartbeat, open_storage
+
+STUDY = "held"
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    warnings.simplefilter("ignore")  # Optuna warns that heartbeats belong to Study.optimize
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _worker_study(url: str) -> optuna.Study:
+    storage = open_storage(url, Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
+    return optuna.load_study(study_name=STUDY, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def _backend(study: optuna.Study) -> WorkerStorage:
+    return study._storage._backend  # the RDBStorage inside the Study's _CachedStorage
+
+
+def _stored(url: str, number: int) -> optuna.trial.FrozenTrial:
+    """The trial as another process (a dashboard) reads it now."""
+    return optuna.load_study(study_name=STUDY, storage=open_storage(url)).trials[number]
+
+
+def _count_commits(storage: HeldWritesStorage) -> list[int]:
+    commits = [0]
+    sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.__setitem__(0, commits[0] + 1))
+    return commits
+
+
+def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 1)
+    study = _worker_study(url)
+    commits = _count_commits(_backend(study))
+    trial = study.ask()
+    before = commits[0]
+    for i in range(10):
+        trial.suggest_float(f"x{i}", 0, 1)
+    for i in range(20):
+        trial.set_user_attr(f"a{i}", i)
+    trial.set_user_attr("curve", [0.1])
+    trial.set_user_attr("curve", [0.1, 0.2])  # written twice while held: the last value is stored
+    assert commits[0] == before, "a held write reached the database"
+    assert _stored(url, 0).user_attrs == {}, "another process saw a held write"
+
+    # This process reads its own writes at once, from its copy of the trial.
+    read = study._storage.get_trial(trial._trial_id)
+    assert read.user_attrs["a19"] == 19 and read.user_attrs["curve"] == [0.1, 0.2] and len(read.params) == 10
+    assert commits[0] == before, "reading this process's own running trial committed"
+    _backend(study).commit_held()
+    assert commits[0] == before + 1, "31 writes took more than one transaction"
+    assert _stored(url, 0).user_attrs["curve"] == [0.1, 0.2] and len(_stored(url, 0).params) == 10
+
+    trial.set_user_attr("wall_time_s", 1.5)
+    study.tell(trial, 0.5)
+    stored = _stored(url, 0)
+    assert stored.state == TrialState.COMPLETE and stored.user_attrs["wall_time_s"] == 1.5
+
+
+def test_the_heartbeat_commits_held_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 1)
+    study = _worker_study(url)
+    trial = study.ask()
+    trial.set_user_attr("flops", 1000)
+    assert "flops" not in _stored(url, 0).user_attrs
+    _backend(study).record_heartbeat(trial._trial_id)  # what the heartbeat thread calls every interval
+    assert _stored(url, 0).user_attrs["flops"] == 1000
+
+
+def test_commit_trial_writes_commits_what_the_worker_holds_and_leaves_other_storages_alone(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    plain = optuna.create_study(study_name=STUDY, storage=open_storage(url))
+    queue_trials(plain, 1)
+    study = _worker_study(url)
+    trial = study.ask()
+    trial.set_user_attr("worker", "host:1")
+    commit_trial_writes(plain)  # not a worker's storage: nothing held there, nothing to do
+    assert "worker" not in _stored(url, 0).user_attrs
+    commit_trial_writes(study)
+    assert _stored(url, 0).user_attrs["worker"] == "host:1"
+
+
+def test_a_param_that_contradicts_an_earlier_trial_fails_where_it_is_suggested(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
+    study = _worker_study(url)
+    first = study.ask()
+    first.suggest_int("layers", 1, 3)
+    study.tell(first, 0.5)
+    second = study.ask()
+    with pytest.raises(ValueError, match="different distribution kind"):
+        second.suggest_float("layers", 0.0, 1.0)
+
+
+def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 300)
+    study = _worker_study(url)
+    built: list[int] = []
+    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
+
+    def counting_build(self, model):
+        built.append(model.trial_id)
+        return build(self, model)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model", counting_build)
+    assert len(study.get_trials(deepcopy=False)) == 300
+    assert len(built) == 300
+    built.clear()
+    assert len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) == 300
+    assert built == [], "queued trials were loaded again although none changed"
+
+    # Another worker (here in this process) pops and finishes one; this one sees it finished,
+    # loading only that trial.
+    other = _worker_study(url)
+    popped = other.ask()
+    popped.set_user_attr("by", "other")
+    other.tell(popped, 0.9)
+    built.clear()  # the other worker's own reads
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials].count(TrialState.WAITING) == 299
+    finished = trials[popped.number]
+    assert finished.state == TrialState.COMPLETE and finished.user_attrs == {"by": "other"}
+    assert built == [popped._trial_id]
+
+
+def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_worker_fails_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'running.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
+    study = _worker_study(url)
+    trial = study.ask()
+    built: list[int] = []
+    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model",
+                        lambda self, model: built.append(model.trial_id) or build(self, model))
+    study.get_trials(deepcopy=False)
+    built.clear()
+    trial.suggest_int("layers", 1, 3)
+    trial.set_user_attr("curve", [0.5])
+    trial.report(0.5, step=1)
+    trial.storage.set_trial_system_attr(trial._trial_id, "note", "x")
+    mine = study.get_trials(deepcopy=False)[trial.number]
+    assert built == [], "the study read loaded this process's running trial again"
+    assert (mine.state, mine.params, mine.user_attrs["curve"], mine.intermediate_values, mine.system_attrs["note"]) \
+        == (TrialState.RUNNING, {"layers": trial.params["layers"]}, [0.5], {1: 0.5}, "x")
+
+    # Another worker finds the trial's heartbeat stale and fails it: this worker's next read says so.
+    other = optuna.load_study(study_name=STUDY, storage=open_storage(url))
+    other._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    trial.set_user_attr("late", 1)  # held: it cannot land on a finished trial, and is dropped
+    assert study.get_trials(deepcopy=False)[trial.number].state == TrialState.FAIL
+    assert built == [trial._trial_id]
+    assert "late" not in _stored(url, 0).user_attrs
+
+
+def test_a_trial_this_worker_pops_and_tells_is_moved_along_in_memory_as_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'moved.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
+    study = _worker_study(url)
+    study.get_trials(deepcopy=False)  # the worker has read the queue, as its pop does
+    built: list[int] = []
+    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model",
+                        lambda self, model: built.append(model.trial_id) or build(self, model))
+    trial = study.ask()
+    trial.suggest_int("layers", 1, 3)
+    trial.set_user_attr("curve", [0.5])
+    running = study._storage.get_trial(trial._trial_id)
+    assert built == [], "the popped trial was loaded again in full"
+    _backend(study).commit_held()
+    assert running == _stored(url, 0) and running.datetime_start is not None
+
+    built.clear()
+    study.tell(trial, 0.5)
+    finished = study._storage.get_trial(trial._trial_id)
+    assert study.get_trials(deepcopy=False)[0] == finished
+    assert built == [], "the told trial was loaded again in full"
+    assert finished == _stored(url, 0) and finished.datetime_complete is not None
+    assert (finished.state, finished.values) == (TrialState.COMPLETE, [0.5])

@@ -1,0 +1,243 @@
+"""Trials that fail (exception, non-finite loss, out of memory), failure streaks, memory, Ctrl-C."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+from torch import nn
+
+from automl.training.batches import TensorBatches
+from automl.config import DataConfig, StudyConfig, load_study_file
+from automl.data.prepare import prepare
+from automl.training.loop import NonFiniteLoss
+from automl.workers.failures import TooManyFailures
+from automl.workers.interrupts import Interrupted
+from automl.plugin.registry import Registered, Registry, registry
+from automl.search.plan import plan_study
+from automl.search.study import create_or_resume, run_study, work
+from automl.plugin.task import Task
+from automl.training.loop import TrainingParams, train
+from conftest import has_study, write_study
+
+COMPLETE, FAIL, WAITING = TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING
+
+
+class _Family:
+    """A test family: one searched parameter, a model built by ``model()``."""
+
+    name = "base"
+    task_kinds = ("image",)
+
+    def search_space(self, trial, task: Task) -> dict:
+        return {"width": trial.suggest_int("width", 1, 4)}
+
+    def build(self, params: dict, task: Task) -> nn.Module:
+        return self.model()
+
+    def model(self) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+
+class _Scale(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+class NanFamily(_Family):
+    name = "nan"
+
+    def model(self) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 10), _Scale(float("nan")))
+
+
+class ExplodingFamily(_Family):
+    name = "exploding"
+
+    def model(self) -> nn.Module:
+        class Explodes(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                raise RuntimeError("kaboom in forward")
+        return Explodes()
+
+
+class _OutOfMemoryInTraining(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:  # the build check and the latency measurement run in eval mode
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return self.linear(x.flatten(1))
+
+
+class OutOfMemoryFamily(_Family):
+    """Runs out of memory in training; remembers how many of its models were still alive at each build."""
+
+    name = "oom"
+
+    def __init__(self) -> None:
+        self.models: list[weakref.ref] = []
+        self.alive_at_build: list[int] = []
+
+    def model(self) -> nn.Module:
+        self.alive_at_build.append(sum(ref() is not None for ref in self.models))
+        model = _OutOfMemoryInTraining()
+        self.models.append(weakref.ref(model))
+        return model
+
+
+def _registry(*families: _Family, mlp: bool = False) -> Registry:
+    real = registry()
+    source = real.families["mlp"].source
+    entries = {family.name: Registered(family, source) for family in families}
+    if mlp:
+        entries["mlp"] = real.families["mlp"]
+    return Registry(entries, real.datasets)
+
+
+def _config(study_file: Path, n_trials: int, max_failures_in_row: int) -> StudyConfig:
+    config = load_study_file(study_file)
+    workers = config.workers.model_copy(update={"max_failures_in_row": max_failures_in_row})
+    return config.model_copy(update={"n_trials": n_trials, "workers": workers})
+
+
+def test_failed_trials_are_recorded_and_the_study_goes_on(tiny_study: Path) -> None:
+    families = _registry(NanFamily(), ExplodingFamily(), OutOfMemoryFamily(), mlp=True)
+    plan = plan_study(_config(tiny_study, 1, max_failures_in_row=50), tiny_study, families)
+    study = create_or_resume(plan)
+    for family in ("nan", "exploding", "oom", "mlp"):
+        study.enqueue_trial({"family": family})
+    study = work(plan, show_progress_bar=False)
+    trials = study.trials
+    first = {t.params["family"]: t for t in trials[:4]}
+    assert first["nan"].user_attrs["fail_reason"] == "NonFiniteLoss: non-finite training loss in epoch 0"
+    assert first["exploding"].user_attrs["fail_reason"] == "RuntimeError: kaboom in forward"
+    assert first["oom"].user_attrs["fail_reason"].startswith("OutOfMemoryError: CUDA out of memory")
+    assert [first[f].state for f in ("nan", "exploding", "oom", "mlp")] == [FAIL, FAIL, FAIL, COMPLETE]
+    # Four queued trials end as four finished ones: every failure was replaced.
+    assert sum(t.state == COMPLETE for t in trials) == 4
+    assert all(t.state in (COMPLETE, FAIL) for t in trials)
+
+
+def test_failures_in_a_row_stop_the_study_with_a_summary(tiny_study: Path) -> None:
+    plan = plan_study(_config(tiny_study, 2, max_failures_in_row=3), tiny_study, _registry(ExplodingFamily()))
+    with pytest.raises(TooManyFailures) as stopped:
+        run_study(plan, show_progress_bar=False)
+    message = str(stopped.value)
+    assert "its last 3 trials failed in a row (trials 0, 1, 2)" in message
+    assert "3 x RuntimeError: kaboom in forward" in message
+    study = optuna.load_study(study_name="tiny", storage=plan.storage_url)
+    states = [t.state for t in study.trials]
+    assert states.count(FAIL) == 3 and states.count(WAITING) == 2, "the queue was not kept for a rerun"
+
+
+def test_a_trial_that_ran_out_of_memory_is_freed_before_the_next(tiny_study: Path) -> None:
+    family = OutOfMemoryFamily()
+    plan = plan_study(_config(tiny_study, 1, max_failures_in_row=3), tiny_study, _registry(family))
+    gc.disable()  # only the worker's own collection may free the failed trials' reference cycles
+    # pytest's log capture would keep each failure's traceback, and with it the model.
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with pytest.raises(TooManyFailures, match="OutOfMemoryError"):
+            run_study(plan, show_progress_bar=False)
+    finally:
+        gc.enable()
+        optuna.logging.set_verbosity(verbosity)
+    assert family.alive_at_build == [0, 0, 0]
+
+
+def test_training_stops_at_the_end_of_the_epoch_its_loss_turns_non_finite() -> None:
+    class NanFromThirdStep(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(64, 10)
+            self.training_calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.training:
+                self.training_calls += 1
+            logits = self.linear(x.flatten(1))
+            return logits * float("nan") if self.training_calls >= 3 else logits
+
+    data = prepare(DataConfig(), registry(), 0)
+    model = NanFromThirdStep()
+    params = TrainingParams(optimizer="adam", lr=1e-3, weight_decay=0.0, batch_size=64)
+    with pytest.raises(NonFiniteLoss, match="non-finite training loss in epoch 0"):
+        train(model, data, params, torch.device("cpu"), "32-true", max_epochs=3, seed=0)
+    # Checked once per epoch (a check per step would sync with the device per step): the steps
+    # of epoch 0 ran, epoch 1 did not start.
+    assert model.training_calls == len(TensorBatches(data.train.x, data.train.y, 64, shuffle=True))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_fifty_trials_in_one_worker_do_not_grow_memory(tiny_study: Path) -> None:
+    plan = plan_study(_config(tiny_study, 50, max_failures_in_row=10), tiny_study, _registry(_Family()))
+    rss: list[float] = []
+    run_study(plan, show_progress_bar=False, callbacks=[lambda study, trial: rss.append(_rss_mb())])
+    assert len(rss) == 50
+    # The first trials warm caches and allocators up; after that a leak grows with every trial.
+    growth = rss[-1] - rss[9]
+    assert growth < 20, f"RSS grew {growth:.1f} MB over 40 trials: {[round(r) for r in rss]}"
+
+
+def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
+    db = tmp_path / "ctrl_c.db"
+    url = f"sqlite:///{db}"
+    study_file = write_study(tmp_path, f"""
+        name = "ctrl-c"
+        n_trials = 2
+        storage = "{url}"
+        [search]
+        families = ["mlp"]
+        [train]
+        max_epochs = 30
+        batch_size = [128]
+    """)
+    plan = plan_study(load_study_file(study_file), study_file, registry())
+
+    def press_ctrl_c_mid_trial() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            trials = optuna.load_study(study_name="ctrl-c", storage=url).trials if has_study(db) else []
+            if any(t.state == TrialState.RUNNING and "n_params" in t.user_attrs for t in trials):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    presser = threading.Thread(target=press_ctrl_c_mid_trial)
+    presser.start()
+    with pytest.raises(Interrupted) as interrupted:
+        run_study(plan, show_progress_bar=False)
+    presser.join()
+    assert interrupted.value.exit_code == 130
+    trials = optuna.load_study(study_name="ctrl-c", storage=url).trials
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials[:1]] == [(FAIL, "interrupted")]
+    assert [t.state for t in trials[1:]] == [WAITING, WAITING]
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(trials[2]) == 0
+    assert trials[2].params == trials[0].params
+
+    quick = plan.config.model_copy(update={"train": plan.config.train.model_copy(update={"max_epochs": 1})})
+    resumed = run_study(plan_study(quick, study_file, registry()), show_progress_bar=False)
+    assert [t.state for t in resumed.trials] == [FAIL, COMPLETE, COMPLETE]
