@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test clean
+.PHONY: quickstart test lint clean
 
 $(BIN)/automl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ quickstart: $(BIN)/automl
 
 test: $(BIN)/automl
 	$(BIN)/python -m pytest
+
+# mypy reads its files and settings from pyproject.toml.
+lint: $(BIN)/automl
+	$(BIN)/ruff check automl automl_plugins
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -11,12 +11,17 @@ Imports go one way: a stage imports only from the stages listed before it in ``S
 ``automl.testing`` for the conformance suites.
 """
 
+from automl.errors import PluginError, UsageError
+from automl.plugin.contract import DataPath, Dataset, DatasetOptions, Family, LabeledArrays, Trial
 from automl.plugin.hookspecs import hookimpl
-from automl.plugin.task import TASK_KINDS, Task
+from automl.plugin.task import TASK_KINDS, Task, TaskKind
+from automl.plugin.tokenizer import PAD, UNKNOWN, Tokenizer
 
 __version__ = "0.1.0"
 
 # The stages in import order; modules not in a stage (cli, conformance, testing) sit on top.
 STAGES = ("errors", "plugin", "storage", "config", "data", "training", "workers", "search", "results")
 
-__all__ = ["TASK_KINDS", "Task", "__version__", "hookimpl"]
+# What a plugin author needs; automl.plugin.contract is the contract these names make up.
+__all__ = ["PAD", "TASK_KINDS", "UNKNOWN", "DataPath", "Dataset", "DatasetOptions", "Family", "LabeledArrays",
+           "PluginError", "Task", "TaskKind", "Tokenizer", "Trial", "UsageError", "__version__", "hookimpl"]

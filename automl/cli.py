@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import warnings
 import logging
 import sys
+import time
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from rich.console import Console
@@ -17,24 +19,32 @@ from automl import __version__
 from automl.config import DEFAULT_STORAGE, load_study_file
 from automl.errors import AutomlError, UsageError
 from automl.plugin.registry import registry
-from automl.workers.interrupts import Interrupted
 from automl.storage.urls import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
+from automl.workers.interrupts import Interrupted
+
+if TYPE_CHECKING:  # imported when a command needs it: `automl --help` stays quick
+    from automl.results.stored import StoredTrial
 
 ERR = Console(stderr=True)
 
 
 def _run(args: argparse.Namespace) -> None:
-    from automl.search.budget import survey_space
-    from automl.workers.pool import default_workers, run_pool, visible_gpus
-    from automl.storage.trial_queue import QUEUED, count
+    # The time budget covers the whole run: loading the libraries and the data, queueing.
+    started = time.time()
     from automl.results.front import print_front
+    from automl.search.budget import survey_space
     from automl.search.plan import plan_study
+    from automl.search.startup import first_configs
     from automl.search.study import create_or_resume, queue_run, work
-    from automl.training.device import resolve_device
+    from automl.search.time_budget import Deadline
     from automl.search.warm_start import load_warm_start
+    from automl.storage.trial_queue import QUEUED, count
+    from automl.training.device import resolve_device
+    from automl.workers.pool import default_workers, run_pool, visible_gpus
 
     path = Path(args.study_file)
     plan = plan_study(load_study_file(path), path, registry(), args.storage)
+    deadline = Deadline.after(args.timeout or plan.config.timeout, started)
     warm_start = load_warm_start(plan, args.warm_start)
     for note in [*plan.notes, *warm_start.notes]:
         ERR.print(f"note: {note}")
@@ -52,7 +62,7 @@ def _run(args: argparse.Namespace) -> None:
     first = warm_start.for_study(study)
     if first:
         ERR.print(f"warm start: {len(first)} known config(s) run before the sampled trials")
-    if not queue_run(study, args.n_trials or plan.config.n_trials, first):
+    if not queue_run(study, args.n_trials or plan.config.n_trials, first, first_configs(plan, study)):
         ERR.print(f"resuming: {count(study, QUEUED)} trial(s) still queued from an earlier run; "
                   "n_trials adds more once they are done")
     gpus = visible_gpus(resolve_device(plan.config.train.accelerator))
@@ -65,9 +75,9 @@ def _run(args: argparse.Namespace) -> None:
         if not args.no_progress:
             # One INFO line per trial would tear the progress bar apart; failures still warn.
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = work(plan, args.timeout, show_progress_bar=not args.no_progress)
+        study = work(plan, show_progress_bar=not args.no_progress, deadline=deadline)
     else:
-        codes = run_pool(path, plan.storage_url, workers, gpus, args.timeout)
+        codes = run_pool(path, plan.storage_url, workers, gpus, deadline.at if deadline else None)
         failed_workers = [code for code in codes if code != 0]
         study = load_study(plan.config.name, plan.storage_url)
     print_front(study)
@@ -79,9 +89,11 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from automl.storage.trial_queue import DONE, count
+    started = time.time()
     from automl.search.plan import plan_study
     from automl.search.study import work
+    from automl.search.time_budget import Deadline
+    from automl.storage.trial_queue import DONE, count
     from automl.workers.worker import worker_name
 
     if args.threads:
@@ -94,7 +106,9 @@ def _worker(args: argparse.Namespace) -> None:
               soft_wrap=True)
     if not args.no_progress:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = work(plan, args.timeout, show_progress_bar=not args.no_progress, worker_tag=worker_name())
+    timeout = args.timeout or plan.config.timeout
+    deadline = Deadline(args.deadline) if args.deadline else Deadline.after(timeout, started)
+    study = work(plan, show_progress_bar=not args.no_progress, worker_tag=worker_name(), deadline=deadline)
     ERR.print(f"worker {worker_name()}: no trial left to run; {count(study, *DONE)} finished in the study")
 
 
@@ -116,8 +130,8 @@ def _plugins(args: argparse.Namespace) -> None:
     datasets = Table(title="Installed datasets")
     for column in ("dataset", "plugin", "module", "distribution"):
         datasets.add_column(column)
-    for name, registered in registry().datasets.items():
-        source = registered.source
+    for name, dataset in registry().datasets.items():
+        source = dataset.source
         datasets.add_row(name, source.entry_point, source.module, f"{source.distribution} {source.version}")
     Console().print(datasets)
 
@@ -138,7 +152,7 @@ def _check_plugins(args: argparse.Namespace) -> None:
     for name in names:
         for result in run_checks(families[name].obj):
             failures += not result.passed
-            verdict = "[green]PASS[/]" if result.passed else f"[red]FAIL[/] {escape(result.error)}"
+            verdict = "[green]PASS[/]" if result.error is None else f"[red]FAIL[/] {escape(result.error)}"
             table.add_row(name, result.kind, result.check, verdict)
     Console().print(table)
     if failures:
@@ -164,15 +178,15 @@ def _report(args: argparse.Namespace) -> None:
     ERR.print(f"report: {path} (figures as PNGs beside it)", soft_wrap=True)
 
 
-def _stored(args: argparse.Namespace):  # -> automl.results.stored.StoredTrial
+def _stored(args: argparse.Namespace) -> StoredTrial:
     from automl.results.stored import load_stored_trial
 
     return load_stored_trial(load_study(args.study_name, args.storage), args.trial, args.storage, registry())
 
 
 def _export(args: argparse.Namespace) -> None:
-    from automl.storage.artifacts import artifact_dir, open_store
     from automl.results.export import check_destination, export_model, recorded_preprocessing, trained_model
+    from automl.storage.artifacts import artifact_dir, open_store
 
     check_destination(args.format, Path(args.out))  # before anything is loaded or trained again
     stored = _stored(args)
@@ -194,6 +208,7 @@ def _export(args: argparse.Namespace) -> None:
 def _retrain(args: argparse.Namespace) -> None:
     from automl.results.export import check_destination, export_model
     from automl.results.retrain import retrain
+    from automl.storage.schema import TrialAttr
 
     if args.format and not args.out:
         raise UsageError(f"retrain --format {args.format} says how to save the retrained model; add --out DIR "
@@ -205,7 +220,7 @@ def _retrain(args: argparse.Namespace) -> None:
     ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
     data = stored.data(registry())
     result = retrain(stored, data, args.epochs)
-    before = stored.trial.user_attrs.get("test_accuracy")
+    before = stored.trial.user_attrs.get(TrialAttr.TEST_ACCURACY)
     print(f"trial {stored.trial.number} ({stored.family.name}) retrained on train+validation "
           f"({result.train_samples} samples, {result.epochs} epochs): test accuracy {result.test_accuracy:.4f}"
           + (f" (trained on train alone: {before:.4f})" if before is not None else ""))
@@ -216,13 +231,16 @@ def _retrain(args: argparse.Namespace) -> None:
                   soft_wrap=True)
 
 
+TIMEOUT_HELP = ("the run's wall-clock budget in seconds (default: the file's timeout): no trial starts after "
+                "it, and the trials under way stop at their next training step with the epochs they validated")
 STORAGE_HELP = (f"SQLAlchemy URL (default: ${STORAGE_ENV}, else the file's storage, else {DEFAULT_STORAGE}); "
                 "the variable keeps a password off the command line")
 ARTIFACTS_HELP = ("folder of the trials' artifacts (default: NAME-artifacts beside an SQLite file NAME.db, "
                   "else ./automl-artifacts; a study file sets it with artifacts = ...)")
 
 
-def _study_command(commands: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+def _study_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                   help: str) -> argparse.ArgumentParser:
     """A command on one stored study: STUDY_NAME and --storage."""
     command = commands.add_parser(name, help=help)
     command.add_argument("study_name", metavar="STUDY_NAME")
@@ -240,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("study_file", metavar="STUDY.toml")
     run.add_argument("--n-trials", type=int, help="trials to add (default: the file's n_trials)")
     run.add_argument("--storage", default=storage_from_env(), help=STORAGE_HELP)
-    run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    run.add_argument("--timeout", type=float, metavar="S", help=TIMEOUT_HELP)
     run.add_argument("--workers", type=int, metavar="N",
                      help="worker processes on this machine (default 1, or [workers] trials_per_gpu "
                           "per GPU; 0 only queues the trials, for workers started elsewhere with "
@@ -254,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="join a study's workers: run its queued trials, from any machine")
     worker.add_argument("study_file", metavar="STUDY.toml")
     worker.add_argument("--storage", default=storage_from_env(), help=STORAGE_HELP)
-    worker.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    worker.add_argument("--timeout", type=float, metavar="S", help=TIMEOUT_HELP)
+    # The run's deadline (a time.time() value), from `automl run` to the workers it starts.
+    worker.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     worker.add_argument("--threads", type=int, metavar="T", help="CPU threads for training (default: torch's)")
     worker.add_argument("--no-progress", action="store_true", help="no progress bar")
     worker.set_defaults(handler=_worker)
@@ -310,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--workers must be at least 0 and --threads at least 1")
     if getattr(args, "epochs", None) is not None and args.epochs < 1:
         build_parser().error("--epochs must be at least 1")
+    # Lightning's own use of a torch API deprecated in newer releases; nothing a user can change.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        # Lightning announces the accelerator on every start; one line per trial drowns the progress bar.
+        logging.getLogger(name).setLevel(logging.WARNING)
     # The worker's own notes (waiting for other workers' trials) go to stderr like Optuna's.
     log = logging.getLogger("automl")
     log.setLevel(logging.INFO)

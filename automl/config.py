@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from automl.errors import UsageError
-from automl.plugin.task import TASK_KINDS
+from automl.plugin.contract import BASE_DIR, DatasetOptions
+from automl.plugin.registry import Registry
+from automl.plugin.registry import registry as installed_registry
+from automl.storage.schema import ACCURACY, FLOPS, OBJECTIVE_NAMES
 
-ObjectiveName = Literal["val_accuracy", "flops", "params", "latency_ms"]
+if TYPE_CHECKING:
+    ObjectiveName = str  # the objectives table's names are known only when it is built
+else:
+    # A Literal of the schema's objectives table: pydantic lists the allowed names when one is wrong.
+    ObjectiveName = Literal[OBJECTIVE_NAMES]
 OptimizerName = Literal["adam", "adamw", "sgd"]
 PrunerName = Literal["none", "median", "sha", "hyperband", "moasha"]
 # Optuna's pruners read trial.report(), which multi-objective studies refuse.
@@ -30,33 +46,36 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """``[data]``: which dataset, its options, and how it is split (stratified, fixed by the study seed).
 
-    Every key but the split sizes is an option some datasets read; a dataset ignores the others.
+    Every other key of ``[data]``, and every key of a ``[data.options]`` table, is an option of the
+    selected dataset, which declares them (its ``options`` model, automl.plugin.contract); they are
+    gathered in ``options``. ``parse_study`` validates them against the dataset, keeping them as
+    JSON with absolute paths, so a stored config replays the same data.
     """
 
     dataset: str = "digits"
     val_size: float = Field(0.15, gt=0, lt=1)
     test_size: float = Field(0.15, gt=0, lt=1)
-    # The data file or folder (a torchvision-style root for mnist, cifar10, ...); a relative path
-    # in a study file is relative to that file's folder.
-    path: str | None = None
-    # Fetch a torchvision dataset into ``path`` when it is not there (needs automl[torchvision]).
-    download: bool = False
-    # npz: the task kind when the shape of x does not say it (integer [N, T] is tokens only if asked).
-    kind: Literal[TASK_KINDS] | None = None
-    label: str = "label"  # csv and text: the label column
-    text: str = "text"  # text: the text column
-    tokenizer: Literal["chars", "words"] = "words"
-    max_length: PositiveInt = 64  # text: tokens per sample, padded or truncated
-    min_freq: PositiveInt = 1  # text: rarer tokens become the unknown token
-    image_size: PositiveInt | None = None  # imagefolder: resize to this square; default the first image's size
-    # ``[data.options]``: keys for a dataset from another package, which checks their values; their
-    # names are checked when it lists its option_keys (automl.data.prepare). The keys above are the
-    # built-in datasets', where a typo is an error.
     options: dict[str, Any] = {}
 
     def __hash__(self) -> int:
         # prepare() caches per config; a frozen model's default hash fails on the options dict.
         return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_options(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        keys = {key: value for key, value in values.items() if key not in cls.model_fields}
+        table = values.get("options", {})
+        if not keys or not isinstance(table, dict):
+            return values  # pydantic names a table that is no table
+        twice = sorted(set(keys) & set(table))
+        if twice:
+            raise ValueError(f"{', '.join(map(repr, twice))} given both in [data] and in [data.options]; "
+                             "give each key once")
+        own = {key: value for key, value in values.items() if key in cls.model_fields}
+        return {**own, "options": {**table, **keys}}
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> DataConfig:
@@ -70,7 +89,7 @@ class SearchConfig(_Section):
     """``[search]``: which families compete, for which objectives, with which sampler."""
 
     families: list[str] | None = Field(None, min_length=1)
-    objectives: list[ObjectiveName] = Field(["val_accuracy", "flops"], min_length=1)
+    objectives: list[ObjectiveName] = Field([ACCURACY.name, FLOPS.name], min_length=1)
     sampler: Literal["tpe", "nsgaii", "random", "gp"] = "tpe"
     # Early stopping at rungs min_epochs * reduction_factor**k (automl.pruning).
     pruner: PrunerName = "moasha"
@@ -98,11 +117,11 @@ class SearchConfig(_Section):
     def _pruner_fits_objectives(self) -> SearchConfig:
         # Optuna's pruners compare the one value each trial reports, its validation accuracy, in
         # the study's direction; multi-objective studies cannot report at all.
-        if self.pruner in SINGLE_OBJECTIVE_PRUNERS and list(self.objectives) != ["val_accuracy"]:
-            raise ValueError(f"pruner = {self.pruner!r} needs objectives = [\"val_accuracy\"] "
+        if self.pruner in SINGLE_OBJECTIVE_PRUNERS and list(self.objectives) != [ACCURACY.name]:
+            raise ValueError(f"pruner = {self.pruner!r} needs objectives = [\"{ACCURACY.name}\"] "
                              f"(Optuna's pruners rank one reported value, and multi-objective studies "
                              f"cannot report), but objectives = {list(self.objectives)}; use "
-                             "pruner = \"moasha\" (or \"none\"), or search val_accuracy alone")
+                             f"pruner = \"moasha\" (or \"none\"), or search {ACCURACY.name} alone")
         return self
 
 
@@ -196,6 +215,13 @@ def _allowed_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str
     return list(model.model_fields)
 
 
+def _wrong_value(key: str, error: Any) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    found = error.get("input")
+    shown = "" if isinstance(found, dict) else f" (found {found!r})"
+    return f"key '{key}': {message}{shown}"
+
+
 def _describe(error: Any, path: Path) -> str:
     location = tuple(error["loc"])
     key = ".".join(str(part) for part in location) or "(top level)"
@@ -203,33 +229,77 @@ def _describe(error: Any, path: Path) -> str:
         section = ".".join(str(part) for part in location[:-1])
         where = f"[{section}]" if section else "the top level"
         allowed = ", ".join(_allowed_keys(StudyConfig, location))
-        hint = "; a dataset from another package reads its own keys from [data.options]" if section == "data" else ""
-        return f"{path}: unknown key '{key}'; allowed in {where}: {allowed}{hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    found = error.get("input")
-    shown = "" if isinstance(found, dict) else f" (found {found!r})"
-    return f"{path}: key '{key}': {message}{shown}"
+        return f"{path}: unknown key '{key}'; allowed in {where}: {allowed}"
+    return f"{path}: {_wrong_value(key, error)}"
 
 
-def parse_study(data: dict[str, Any], path: Path) -> StudyConfig:
+def _describe_option(error: Any, dataset: str, model: type[DatasetOptions], table_keys: Collection[str]) -> str:
+    location = tuple(error["loc"])
+    section = "data.options" if location and location[0] in table_keys else "data"
+    key = ".".join((section, *map(str, location)))
+    if error["type"] == "extra_forbidden" and len(location) == 1:
+        allowed = [name for name in DataConfig.model_fields if name != "options"] + list(model.model_fields)
+        return f"unknown key '{key}'; allowed in [data] for dataset {dataset!r}: {', '.join(allowed)}"
+    if error["type"] == "missing" and len(location) == 1:
+        description = model.model_fields[location[0]].description
+        return f"dataset {dataset!r} needs key '{key}'{f': {description}' if description else ''}"
+    return _wrong_value(key, error)
+
+
+def check_options(data: DataConfig, registry: Registry, base_dir: Path | None = None,
+                  table_keys: Collection[str] = ()) -> tuple[DatasetOptions | None, list[str]]:
+    """``data.options`` as the selected dataset's options model, or else the problems with them.
+
+    A relative ``DataPath`` is made absolute against ``base_dir`` (the study file's folder). Each
+    problem is one line naming its key: ``data.KEY``, or ``data.options.KEY`` for the keys in
+    ``table_keys`` (those written in a ``[data.options]`` table); an unknown dataset is named with
+    the installed ones.
+    """
+    registered = registry.datasets.get(data.dataset)
+    if registered is None:
+        installed = ", ".join(registry.datasets) or "none"
+        problem = (f"key 'data.dataset': unknown dataset {data.dataset!r}; installed datasets: {installed} "
+                   "(see `automl plugins`)")
+        return None, [problem]
+    model = registered.obj.options
+    try:
+        return model.model_validate(data.options, context={BASE_DIR: base_dir}), []
+    except pydantic.ValidationError as exc:
+        return None, [_describe_option(error, data.dataset, model, table_keys) for error in exc.errors()]
+
+
+def parse_study(data: dict[str, Any], path: Path, registry: Registry | None = None) -> StudyConfig:
     """Validate already-parsed TOML; every problem is named with file and key.
 
-    A relative ``[data] path`` is made relative to the study file's folder, so a study runs the
-    same from any working directory (and its stored config still finds the data).
+    The ``[data]`` options are validated by the selected dataset among ``registry``'s (default: the
+    installed plugins). A relative path among them is made relative to the study file's folder, so
+    a study runs the same from any working directory (and its stored config still finds the data).
     """
+    section = data.get("data", {})
+    try:
+        data_config: DataConfig | None = DataConfig.model_validate(section)
+    except pydantic.ValidationError:
+        data_config = None  # StudyConfig's errors name it
+    problems: list[str] = []
+    options: DatasetOptions | None = None
     try:
         config = StudyConfig.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [_describe(error, path) for error in exc.errors()]
-        raise UsageError("invalid study file:\n  " + "\n  ".join(problems)) from None
-    if config.data.path is None:
-        return config
-    resolved = str((path.parent / Path(config.data.path).expanduser()).resolve())
-    return config.model_copy(update={"data": config.data.model_copy(update={"path": resolved})})
+    if data_config is not None:
+        table = section.get("options") if isinstance(section, dict) else None
+        options, wrong = check_options(data_config, registry or installed_registry(), path.parent,
+                                       table if isinstance(table, dict) else ())
+        problems += [f"{path}: {problem}" for problem in wrong]
+    if problems:
+        raise UsageError("invalid study file:\n  " + "\n  ".join(problems))
+    assert options is not None  # check_options returns options or problems
+    stored = config.data.model_copy(update={"options": options.model_dump(mode="json")})
+    return config.model_copy(update={"data": stored})
 
 
-def load_study_file(path: str | Path) -> StudyConfig:
-    """Read and validate a study file."""
+def load_study_file(path: str | Path, registry: Registry | None = None) -> StudyConfig:
+    """Read and validate a study file (see ``parse_study``)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -241,4 +311,4 @@ def load_study_file(path: str | Path) -> StudyConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
-    return parse_study(data, path)
+    return parse_study(data, path, registry)

@@ -7,17 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from automl.config import DataConfig
-from automl.errors import UsageError
+from automl import DataPath, DatasetOptions, UsageError
 
 
-def data_path(config: DataConfig, expected: str) -> Path:
-    """``[data] path``, which must name an existing ``expected`` (a phrase for the message)."""
-    if config.path is None:
-        raise UsageError(f"dataset {config.dataset!r} needs [data] path: {expected}")
-    path = Path(config.path)
+class FileOptions(DatasetOptions):
+    """Options of a dataset that reads a file or folder at ``path``; subclasses give the field a
+    description of what they read there, which ``data_path``'s message quotes."""
+
+    path: DataPath
+
+
+def data_path(options: FileOptions, dataset: str) -> Path:
+    """The ``path`` option, which must exist; the message says what ``dataset`` reads there (the
+    field's description)."""
+    path = options.path
     if not path.exists():
-        raise UsageError(f"[data] path {path} does not exist (dataset {config.dataset!r} reads {expected})")
+        expected = type(options).model_fields["path"].description
+        raise UsageError(f"[data] path {path} does not exist (dataset {dataset!r} reads {expected})")
     return path
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import automl
-from automl.plugin.tokenizer import PAD
 from torch import Tensor, nn
+
+import automl
+from automl import PAD
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 EMBEDDING_SIZES = [16, 32, 64, 128]
 
 
-def check_kind(family: object, task: automl.Task) -> None:
+def check_kind(family: automl.Family, task: automl.Task) -> None:
     """Raise ValueError unless ``family`` declares ``task.kind``."""
     if task.kind not in family.task_kinds:
         raise ValueError(f"family {family.name!r} builds for {', '.join(family.task_kinds)} tasks, "
@@ -32,7 +33,7 @@ class ImageRows(nn.Module):
         return images.permute(0, 2, 1, 3).reshape(batch, height, channels * width)
 
 
-def suggest_embedding(trial: Any, task: automl.Task) -> dict[str, Any]:
+def suggest_embedding(trial: automl.Trial, task: automl.Task) -> dict[str, Any]:
     """The searched embedding width, for tokens tasks only."""
     if task.kind != "tokens":
         return {}
@@ -41,6 +42,8 @@ def suggest_embedding(trial: Any, task: automl.Task) -> dict[str, Any]:
 
 def embedding(task: automl.Task, width: int) -> nn.Embedding:
     """Token ids to vectors; the padding id maps to a zero vector that training leaves at zero."""
+    if task.vocab_size is None:
+        raise ValueError(f"a {task.kind!r} task has no vocab_size: only tokens tasks are embedded.")
     return nn.Embedding(task.vocab_size, width, padding_idx=PAD)
 
 
@@ -60,9 +63,11 @@ class BagOfEmbeddings(nn.Module):
 def as_sequence(task: automl.Task, embedding_width: int | None = None) -> tuple[nn.Module, int, int]:
     """A module turning one batch of ``task`` inputs into ``[B, steps, features]``, and both sizes.
 
-    Tokens are embedded, ``embedding_width`` features per step.
+    Tokens are embedded, ``embedding_width`` features per step (required for them).
     """
     if task.kind == "tokens":
+        if embedding_width is None:
+            raise ValueError("a tokens task is read as a sequence through an embedding: give embedding_width.")
         (steps,) = task.input_shape
         return embedding(task, embedding_width), steps, embedding_width
     if task.kind == "image":

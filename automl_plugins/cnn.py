@@ -6,6 +6,7 @@ features as channels; tokens are embedded first, the embedding's features as cha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor, nn
@@ -20,7 +21,10 @@ MAX_CHANNELS = 256
 # below 2: the 8x8 digits get two poolings (8 -> 4 -> 2), 32x32 images three.
 MIN_SIDE_TO_POOL = 4
 
-LAYERS_BY_RANK = {
+Layer = Callable[..., nn.Module]
+
+# Per spatial rank: convolution, batch norm, the poolings between blocks by name, global pooling.
+LAYERS_BY_RANK: dict[int, tuple[Layer, Layer, dict[str, Layer], Layer]] = {
     2: (nn.Conv2d, nn.BatchNorm2d, {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}, nn.AdaptiveAvgPool2d),
     1: (nn.Conv1d, nn.BatchNorm1d, {"max": nn.MaxPool1d, "avg": nn.AvgPool1d}, nn.AdaptiveAvgPool1d),
 }
@@ -60,9 +64,9 @@ class CNNFamily:
     """1 to 4 conv blocks of 8 to 256 channels: 170 to about four million parameters on the digits."""
 
     name = "cnn"
-    task_kinds = ("image", "sequence", "tokens")
+    task_kinds: tuple[str, ...] = ("image", "sequence", "tokens")
 
-    def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
+    def search_space(self, trial: automl.Trial, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
         params = {
             **suggest_embedding(trial, task),
@@ -98,5 +102,5 @@ class CNNFamily:
 
 
 @automl.hookimpl
-def register_families(register):
+def register_families(register: Callable[[automl.Family], None]) -> None:
     register(CNNFamily())

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 import automl
-from automl.plugin.arrays import LabeledArrays
-from automl.config import DataConfig
+from automl import DatasetOptions, LabeledArrays
 
 
 class Digits:
     """8x8 images of handwritten digits that ship with scikit-learn (1,797 samples, 10 classes)."""
 
     name = "digits"
-    option_keys = ()
+    options = DatasetOptions
 
-    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
+    def load(self, seed: int, options: DatasetOptions) -> LabeledArrays:
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
@@ -30,11 +32,11 @@ class Waveforms:
     """
 
     name = "waveforms"
-    option_keys = ()
+    options = DatasetOptions
     samples_per_class = 400
     steps = 64
 
-    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
+    def load(self, seed: int, options: DatasetOptions) -> LabeledArrays:
         rng = np.random.default_rng(seed)
         n = 4 * self.samples_per_class
         labels = np.repeat(np.arange(4), self.samples_per_class)
@@ -60,6 +62,6 @@ class Waveforms:
 
 
 @automl.hookimpl
-def register_datasets(register):
+def register_datasets(register: Callable[[automl.Dataset[Any]], None]) -> None:
     register(Digits())
     register(Waveforms())

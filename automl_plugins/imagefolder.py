@@ -6,15 +6,16 @@ grayscale images give one channel unless some image has colour.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from pydantic import Field, PositiveInt
 
 import automl
-from automl.plugin.arrays import LabeledArrays
-from automl.config import DataConfig
-from automl.errors import UsageError
-from automl_plugins._files import data_path
+from automl import DataPath, LabeledArrays, UsageError
+from automl_plugins._files import FileOptions, data_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 GRAYSCALE_MODES = {"1", "L", "I", "I;16", "F"}
@@ -33,16 +34,21 @@ def _class_images(root: Path) -> dict[str, list[Path]]:
     return images
 
 
+class ImageFolderOptions(FileOptions):
+    path: DataPath = Field(description="a folder with one subfolder of images per class")
+    image_size: PositiveInt | None = None  # resize to this square; default: the first image's size
+
+
 class ImageFolder:
     name = "imagefolder"
-    option_keys = ()
+    options = ImageFolderOptions
 
-    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
+    def load(self, seed: int, options: ImageFolderOptions) -> LabeledArrays:
         from PIL import Image
 
-        root = data_path(config, "a folder with one subfolder of images per class")
+        root = data_path(options, self.name)
         images = _class_images(root)
-        size = (config.image_size,) * 2 if config.image_size else None
+        size = (options.image_size,) * 2 if options.image_size else None
         pixels, labels, grayscale = [], [], True
         for label, paths in enumerate(images.values()):
             for path in paths:
@@ -60,5 +66,5 @@ class ImageFolder:
 
 
 @automl.hookimpl
-def register_datasets(register):
+def register_datasets(register: Callable[[automl.Dataset[Any]], None]) -> None:
     register(ImageFolder())

@@ -6,6 +6,7 @@ Tokens enter as a bag of embeddings: the mean embedding of a sample's tokens, pa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -21,9 +22,9 @@ class MLPFamily:
     """1 to 4 hidden layers of 16 to 1024 units, from about a thousand to three million parameters."""
 
     name = "mlp"
-    task_kinds = ("image", "sequence", "tabular", "tokens")
+    task_kinds: tuple[str, ...] = ("image", "sequence", "tabular", "tokens")
 
-    def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
+    def search_space(self, trial: automl.Trial, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
         return {
             **suggest_embedding(trial, task),
@@ -56,5 +57,5 @@ class MLPFamily:
 
 
 @automl.hookimpl
-def register_families(register):
+def register_families(register: Callable[[automl.Family], None]) -> None:
     register(MLPFamily())

@@ -7,25 +7,32 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 import automl
-from automl.plugin.arrays import LabeledArrays
-from automl.config import DataConfig
-from automl.errors import UsageError
-from automl_plugins._files import data_path, encode_labels
+from automl import DataPath, LabeledArrays, TaskKind, UsageError
+from automl_plugins._files import FileOptions, data_path, encode_labels
 
 KIND_BY_RANK = {4: "image", 3: "sequence", 2: "tabular"}
 RANK_BY_KIND = {"image": 4, "sequence": 3, "tabular": 2, "tokens": 2}
 
 
+class NpzOptions(FileOptions):
+    path: DataPath = Field(description="an .npz file with arrays x and y")
+    # The task kind when the shape of x does not say it (integer [N, T] is tokens only if asked).
+    kind: TaskKind | None = None
+
+
 class NpzFile:
     name = "npz"
-    option_keys = ()
+    options = NpzOptions
 
-    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
-        path = data_path(config, "an .npz file with arrays x and y")
+    def load(self, seed: int, options: NpzOptions) -> LabeledArrays:
+        path = data_path(options, self.name)
         try:
             with np.load(path, allow_pickle=False) as arrays:
                 missing = [key for key in ("x", "y") if key not in arrays.files]
@@ -35,7 +42,7 @@ class NpzFile:
                 x, y = arrays["x"], arrays["y"]
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
             raise UsageError(f"{path} is not a readable .npz file: {exc}") from None
-        kind = config.kind or KIND_BY_RANK.get(x.ndim)
+        kind = options.kind or KIND_BY_RANK.get(x.ndim)
         if kind is None or x.ndim != RANK_BY_KIND[kind]:
             raise UsageError(f"{path}: x has shape {list(x.shape)}; expected [N, C, H, W] (image), "
                              "[N, T, F] (sequence), [N, F] (tabular) or integer [N, T] with [data] "
@@ -48,5 +55,5 @@ class NpzFile:
 
 
 @automl.hookimpl
-def register_datasets(register):
+def register_datasets(register: Callable[[automl.Dataset[Any]], None]) -> None:
     register(NpzFile())

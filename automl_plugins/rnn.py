@@ -6,6 +6,7 @@ embedded (the embedding width is searched).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,9 +44,9 @@ class RNNFamily:
     """1 to 3 LSTM or GRU layers of 16 to 256 units, from about 1.4 thousand to 3.7 million parameters."""
 
     name = "rnn"
-    task_kinds = ("image", "sequence", "tokens")
+    task_kinds: tuple[str, ...] = ("image", "sequence", "tokens")
 
-    def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
+    def search_space(self, trial: automl.Trial, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
         params = {
             **suggest_embedding(trial, task),
@@ -70,5 +71,5 @@ class RNNFamily:
 
 
 @automl.hookimpl
-def register_families(register):
+def register_families(register: Callable[[automl.Family], None]) -> None:
     register(RNNFamily())

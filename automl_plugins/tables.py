@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+from pydantic import Field
 
 import automl
-from automl.plugin.arrays import LabeledArrays
-from automl.config import DataConfig
-from automl.errors import UsageError
-from automl_plugins._files import column, data_path, encode_labels, read_columns
+from automl import DataPath, LabeledArrays, UsageError
+from automl_plugins._files import FileOptions, column, data_path, encode_labels, read_columns
 
 
 def _numeric(values: list[str], name: str, where: str) -> np.ndarray:
@@ -26,21 +28,26 @@ def _numeric(values: list[str], name: str, where: str) -> np.ndarray:
     return parsed
 
 
+class CsvOptions(FileOptions):
+    path: DataPath = Field(description="a CSV file with a header row, numeric features and a label column")
+    label: str = "label"  # the label column; every other column is a feature
+
+
 class CsvTable:
     name = "csv"
-    option_keys = ()
+    options = CsvOptions
 
-    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
-        path = data_path(config, "a CSV file with a header row, numeric features and a label column")
+    def load(self, seed: int, options: CsvOptions) -> LabeledArrays:
+        path = data_path(options, self.name)
         columns = read_columns(path)
-        y, class_names = encode_labels(column(columns, config.label, "label", path))
-        features = [name for name in columns if name != config.label]
+        y, class_names = encode_labels(column(columns, options.label, "label", path))
+        features = [name for name in columns if name != options.label]
         if not features:
-            raise UsageError(f"{path} has no feature columns besides the label {config.label!r}")
+            raise UsageError(f"{path} has no feature columns besides the label {options.label!r}")
         x = np.stack([_numeric(columns[name], name, str(path)) for name in features], axis=1)
         return LabeledArrays(x.astype(np.float32), y, "tabular", class_names=class_names)
 
 
 @automl.hookimpl
-def register_datasets(register):
+def register_datasets(register: Callable[[automl.Dataset[Any]], None]) -> None:
     register(CsvTable())

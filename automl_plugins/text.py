@@ -6,28 +6,40 @@ Texts are split into characters or words; the vocabulary is fitted on the train 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Literal
+
 import numpy as np
+from pydantic import Field, PositiveInt
 
 import automl
-from automl.plugin.arrays import LabeledArrays
-from automl.config import DataConfig
-from automl.plugin.tokenizer import Tokenizer
-from automl_plugins._files import column, data_path, encode_labels, read_columns
+from automl import DataPath, LabeledArrays, Tokenizer
+from automl_plugins._files import FileOptions, column, data_path, encode_labels, read_columns
+
+
+class TextOptions(FileOptions):
+    path: DataPath = Field(description="a CSV or TSV file with a header row, a text and a label column")
+    text: str = "text"  # the text column
+    label: str = "label"  # the label column
+    # "words": lowercased and split on whitespace; "chars": one token per character.
+    tokenizer: Literal["chars", "words"] = "words"
+    max_length: PositiveInt = 64  # tokens per sample, padded or truncated
+    min_freq: PositiveInt = 1  # rarer tokens become the unknown token
 
 
 class TextFile:
     name = "text"
-    option_keys = ()
+    options = TextOptions
 
-    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
-        path = data_path(config, "a CSV or TSV file with a header row, a text and a label column")
+    def load(self, seed: int, options: TextOptions) -> LabeledArrays:
+        path = data_path(options, self.name)
         columns = read_columns(path)
-        texts = np.array(column(columns, config.text, "text", path), dtype=object)
-        y, class_names = encode_labels(column(columns, config.label, "label", path))
-        tokenizer = Tokenizer(config.tokenizer, config.max_length, config.min_freq)
+        texts = np.array(column(columns, options.text, "text", path), dtype=object)
+        y, class_names = encode_labels(column(columns, options.label, "label", path))
+        tokenizer = Tokenizer(options.tokenizer, options.max_length, options.min_freq)
         return LabeledArrays(texts, y, "tokens", class_names=class_names, tokenizer=tokenizer)
 
 
 @automl.hookimpl
-def register_datasets(register):
+def register_datasets(register: Callable[[automl.Dataset[Any]], None]) -> None:
     register(TextFile())

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import gzip
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 import automl
-from automl.plugin.arrays import LabeledArrays
-from automl.config import DataConfig
-from automl.errors import UsageError
+from automl import DataPath, DatasetOptions, LabeledArrays, UsageError
 
 IDX_UINT8 = 0x08
 
@@ -41,23 +42,30 @@ def read_idx(path: Path) -> np.ndarray:
     return values.reshape(shape)
 
 
-def read_pickle(path: Path) -> dict:
+def read_pickle(path: Path) -> dict[str, Any]:
     # CIFAR ships as Python pickles; this reads the user's own copy, as torchvision itself does.
     return pickle.loads(_read_bytes(path), encoding="latin1")
+
+
+class TorchvisionOptions(DatasetOptions):
+    path: DataPath = Field(description="the torchvision root folder (holding MNIST/raw/, cifar-10-batches-py/ "
+                           "and the like); [data] download = true fetches the files into it")
+    # Fetch the files into ``path`` when they are not there (needs automl[torchvision]).
+    download: bool = False
 
 
 class TorchvisionDataset:
     """One torchvision dataset: its class there, its folder under the root, and how to read it."""
 
-    option_keys = ()
+    options = TorchvisionOptions
 
     def __init__(self, name: str, torchvision_class: str, folder: str) -> None:
         self.name, self.torchvision_class, self.folder = name, torchvision_class, folder
 
-    def load(self, seed: int, config: DataConfig) -> LabeledArrays:
-        root = self._root(config)
+    def load(self, seed: int, options: TorchvisionOptions) -> LabeledArrays:
+        root = options.path
         if not (root / self.folder).is_dir():
-            if not config.download:
+            if not options.download:
                 raise UsageError(
                     f"dataset {self.name!r}: no {self.folder} folder under [data] path {root}; place "
                     f"torchvision's files there, or set [data] download = true to fetch them")
@@ -70,12 +78,6 @@ class TorchvisionDataset:
         x = np.concatenate([train.x, test.x]).astype(np.float32) / 255.0
         return LabeledArrays(x, np.concatenate([train.y, test.y]).astype(np.int64), "image",
                              class_names=train.class_names, test_samples=len(test.y))
-
-    def _root(self, config: DataConfig) -> Path:
-        if config.path is None:
-            raise UsageError(f"dataset {self.name!r} needs [data] path: the torchvision root folder "
-                             f"(it holds {self.folder}/); [data] download = true fetches the files")
-        return Path(config.path)
 
     def _download(self, root: Path) -> None:
         try:
@@ -145,6 +147,6 @@ DATASETS = [
 
 
 @automl.hookimpl
-def register_datasets(register):
+def register_datasets(register: Callable[[automl.Dataset[Any]], None]) -> None:
     for dataset in DATASETS:
         register(dataset)

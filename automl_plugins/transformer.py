@@ -7,14 +7,15 @@ padding is masked out of attention and of the mean readout.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
 import automl
-from automl.plugin.tokenizer import PAD
+from automl import PAD
 from automl_plugins._layers import as_sequence, check_kind, embedding
 
 D_MODELS = [16, 32, 64, 128, 256]
@@ -61,7 +62,7 @@ class TransformerClassifier(nn.Module):
 
     def forward(self, inputs: Tensor) -> Tensor:
         tokens = self.tokenize(inputs)
-        padding: Optional[Tensor] = None
+        padding: Tensor | None = None
         if self.token_ids:
             pads = inputs == self.pad_id
             # An empty text (all padding) attends over its padding rather than over nothing (NaN).
@@ -84,9 +85,9 @@ class TransformerFamily:
     """1 to 4 encoder layers 16 to 256 wide, from about two thousand to three million parameters."""
 
     name = "transformer"
-    task_kinds = ("image", "sequence", "tokens")
+    task_kinds: tuple[str, ...] = ("image", "sequence", "tokens")
 
-    def search_space(self, trial: Any, task: automl.Task) -> dict[str, Any]:
+    def search_space(self, trial: automl.Trial, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
         params: dict[str, Any] = {}
         if task.kind == "image":
@@ -132,5 +133,5 @@ class TransformerFamily:
 
 
 @automl.hookimpl
-def register_families(register):
+def register_families(register: Callable[[automl.Family], None]) -> None:
     register(TransformerFamily())

@@ -45,12 +45,11 @@ from optuna._hypervolume import compute_hypervolume  # noqa: E402
 from optuna.exceptions import ExperimentalWarning  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState, create_trial  # noqa: E402
 
-from automl.storage.schema import is_feasible  # noqa: E402
+from automl.storage.schema import ACCURACY, FAMILY_PARAM, FLOPS, TrialAttr, is_feasible  # noqa: E402
 from automl.config import StudyConfig, parse_study  # noqa: E402
 from automl.data.prepare import PreparedData, prepare  # noqa: E402
 from automl.errors import UsageError  # noqa: E402
-from automl.storage.schema import CURVE_ATTR  # noqa: E402
-from automl.search.objective import DIRECTIONS, Objective, sample_training  # noqa: E402
+from automl.search.objective import Objective, sample_training  # noqa: E402
 from automl.plugin.registry import registry  # noqa: E402
 from automl.search.pruners import make_pruner  # noqa: E402
 from automl.storage.worker_storage import WorkerStorage  # noqa: E402
@@ -59,7 +58,7 @@ from automl.plugin.space import sample_params  # noqa: E402
 from automl.storage.urls import open_storage  # noqa: E402
 
 BASELINES = ("random", "tpe")
-OBJECTIVES = ["val_accuracy", "flops"]
+OBJECTIVES = (ACCURACY, FLOPS)
 # Datasets tried after digits, from a torchvision root folder, when their files are there.
 MNIST_LIKE = ("mnist", "fashion_mnist")
 
@@ -109,7 +108,7 @@ def families_for(data: PreparedData) -> dict[str, object]:
 
 def sample_config(trial: optuna.Trial, families: dict, data: PreparedData, config: StudyConfig) -> str:
     """Draw a family, its parameters and the training parameters, as the Objective does; the family name."""
-    family = families[trial.suggest_categorical("family", list(families))]
+    family = families[trial.suggest_categorical(FAMILY_PARAM, list(families))]
     sample_params(family, trial, data.task)
     sample_training(trial, config.train)
     return family.name
@@ -117,7 +116,7 @@ def sample_config(trial: optuna.Trial, families: dict, data: PreparedData, confi
 
 def study_config(strategy: str, dataset: str, max_epochs: int, max_flops: float) -> StudyConfig:
     """random and tpe: no budget, no pruner; ours: the defaults and the budget; ours-X: sampler X."""
-    search: dict[str, object] = {"objectives": OBJECTIVES}
+    search: dict[str, object] = {"objectives": [spec.name for spec in OBJECTIVES]}
     ours = strategy.startswith("ours")
     if not ours:
         search |= {"sampler": strategy, "pruner": "none"}
@@ -135,7 +134,7 @@ def run_strategy(strategy: str, seed: int, data: PreparedData, dataset: str, bud
     # (b) is Optuna's TPE as it ships; ours is the study default (multivariate, grouped).
     sampler = (optuna.samplers.TPESampler(seed=seed) if strategy == "tpe"
                else make_sampler(config.search.sampler, seed))
-    study = optuna.create_study(directions=[DIRECTIONS[name] for name in OBJECTIVES], sampler=sampler,
+    study = optuna.create_study(directions=[spec.direction for spec in OBJECTIVES], sampler=sampler,
                                 pruner=make_pruner(config.search, max_epochs))
     objective = Objective(config.model_copy(update={"seed": seed}), families, data)
     run = Run(strategy, seed, budget_s)
@@ -145,10 +144,10 @@ def run_strategy(strategy: str, seed: int, data: PreparedData, dataset: str, bud
 
     def record(study: optuna.Study, trial: FrozenTrial) -> None:
         attrs = trial.user_attrs
-        if attrs.get("epochs"):
-            run.trained_s.append(attrs["wall_time_s"])
-        if trial.state == TrialState.COMPLETE and is_feasible(trial) and "val_accuracy" in attrs:
-            points.append((attrs["val_accuracy"], math.log10(attrs["flops"])))
+        if attrs.get(TrialAttr.EPOCHS):
+            run.trained_s.append(attrs[TrialAttr.WALL_TIME_S])
+        if trial.state == TrialState.COMPLETE and is_feasible(trial) and TrialAttr.VAL_ACCURACY in attrs:
+            points.append((attrs[TrialAttr.VAL_ACCURACY], math.log10(attrs[TrialAttr.FLOPS])))
             run.history.append((time.perf_counter() - started, hypervolume(points, reference)))
 
     # A trial still training when the budget ends would overrun it by minutes (large models on
@@ -162,7 +161,7 @@ def run_strategy(strategy: str, seed: int, data: PreparedData, dataset: str, bud
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     for trial in study.trials:
-        kind = "over budget" if "over_budget" in trial.user_attrs else trial.state.name.lower()
+        kind = "over budget" if TrialAttr.OVER_BUDGET in trial.user_attrs else trial.state.name.lower()
         run.states[kind] = run.states.get(kind, 0) + 1
     return run
 
@@ -186,8 +185,9 @@ def synthetic_trials(data: PreparedData, count: int, max_epochs: int, pruner, se
             state=TrialState.COMPLETE if complete else TrialState.PRUNED,
             values=[curve[-1], flops] if complete else None, params=trial.params,
             distributions=trial.distributions,
-            user_attrs={"family": family, "flops": flops, "n_params": flops / 2, "latency_ms": 0.2,
-                        "val_curve": [float(v) for v in curve], "epochs": reached},
+            user_attrs={TrialAttr.FAMILY: family, TrialAttr.FLOPS: flops, TrialAttr.N_PARAMS: flops / 2,
+                        TrialAttr.LATENCY_MS: 0.2, TrialAttr.VAL_CURVE: [float(v) for v in curve],
+                        TrialAttr.EPOCHS: reached},
             system_attrs={"constraints:max_flops": math.log10(flops / 1e6)}))
         scratch.tell(trial, 0.0)
     return trials
@@ -239,7 +239,7 @@ def bookkeeping(data: PreparedData, max_epochs: int, folder: Path, finished: int
     pruner = make_pruner(config.search, max_epochs)
     url = f"sqlite:///{folder / 'bookkeeping.db'}"
     created = optuna.create_study(study_name="bookkeeping", storage=open_storage(url),
-                                  directions=[DIRECTIONS[name] for name in OBJECTIVES])
+                                  directions=[spec.direction for spec in OBJECTIVES])
     created.add_trials(synthetic_trials(data, finished, max_epochs, pruner, seed=0))
     for _ in range(3 * window):
         created.enqueue_trial({})
@@ -256,19 +256,19 @@ def bookkeeping(data: PreparedData, max_epochs: int, folder: Path, finished: int
         started = time.perf_counter()
         trial = study.ask()
         family = sample_config(trial, families, data, config)
-        for key, value in {"family": family, "device": "cpu", "n_params": flops / 2, "flops": flops,
-                           "latency_ms": 0.2, "worker": "host:1"}.items():
+        for key, value in {TrialAttr.FAMILY: family, TrialAttr.DEVICE: "cpu", TrialAttr.N_PARAMS: flops / 2,
+                           TrialAttr.FLOPS: flops, TrialAttr.LATENCY_MS: 0.2, TrialAttr.WORKER: "host:1"}.items():
             trial.set_user_attr(key, value)
         trial.set_constraint("max_flops", math.log10(flops / 1e6))
         state = TrialState.COMPLETE
         for epochs in range(1, max_epochs + 1):
-            trial.set_user_attr(CURVE_ATTR, curve[:epochs])
+            trial.set_user_attr(TrialAttr.VAL_CURVE, curve[:epochs])
             if pruner.prune(study, trial) and obey_pruner:
                 state = TrialState.PRUNED
-                for key in ("epochs", "pruned_at_epoch", "rung"):
+                for key in (TrialAttr.EPOCHS, TrialAttr.PRUNED_AT_EPOCH, TrialAttr.RUNG):
                     trial.set_user_attr(key, epochs)
                 break
-        for key in ("epochs", "val_accuracy", "test_accuracy", "wall_time_s"):
+        for key in (TrialAttr.EPOCHS, TrialAttr.VAL_ACCURACY, TrialAttr.TEST_ACCURACY, TrialAttr.WALL_TIME_S):
             trial.set_user_attr(key, 1.0)
         study.tell(trial, [curve[-1], flops] if state == TrialState.COMPLETE else None, state=state)
         return time.perf_counter() - started

@@ -39,6 +39,7 @@ from automl.plugin.registry import registry
 from automl.plugin.space import sample_params
 from automl.search.plan import StudyPlan
 from automl.search.study import create_or_resume, join_study
+from automl.storage.schema import FAMILY_PARAM, TrialAttr
 from automl.training.device import resolve_device
 from automl.workers.worker import run_worker
 
@@ -110,7 +111,7 @@ class InterleavedRuns:
         finished = time.perf_counter()
         if trial.state != optuna.trial.TrialState.COMPLETE:
             raise RuntimeError(f"benchmark trial {trial.number} ended {trial.state.name}: "
-                               f"{trial.user_attrs.get('fail_reason')}")
+                               f"{trial.user_attrs.get(TrialAttr.FAIL_REASON)}")
         if trial.number > 0:
             self.automl_runs.append((finished - self._resumed, trial.values[0]))
             self.phases.append(phases(trial, finished - self._resumed))
@@ -129,14 +130,16 @@ class InterleavedRuns:
                    callbacks=[self._after_trial])
 
 
-PHASES = ("build", "measure", "train", "validate", "other")
+# Each phase and the trial attr holding its seconds.
+PHASES = {"build": TrialAttr.TIME_BUILD_S, "measure": TrialAttr.TIME_MEASURE_S, "train": TrialAttr.TIME_TRAIN_S,
+          "validate": TrialAttr.TIME_VALIDATE_S, "other": TrialAttr.TIME_OTHER_S}
 
 
 def phases(trial: optuna.trial.FrozenTrial, trial_s: float) -> dict[str, float]:
     """The phase timings the trial stored, plus the time spent outside its objective (storage,
     sampler, callbacks): where the difference from the plain loop comes from."""
     attrs = trial.user_attrs
-    return {**{phase: attrs[f"time_{phase}_s"] for phase in PHASES}, "outside": trial_s - attrs["wall_time_s"]}
+    return {**{phase: attrs[attr] for phase, attr in PHASES.items()}, "outside": trial_s - attrs[TrialAttr.WALL_TIME_S]}
 
 
 def epochs_for(one_epoch_s: float, max_epochs: int, max_run_s: float) -> int:
@@ -162,7 +165,7 @@ def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: to
                seed: int) -> tuple[float, float]:
     """The loop one writes by hand: shuffled index slices, Adam, accuracy each epoch and at the end."""
     started = time.perf_counter()
-    params = {key.split(".", 1)[1]: value for key, value in stored.items() if key != "family"}
+    params = {key.split(".", 1)[1]: value for key, value in stored.items() if key != FAMILY_PARAM}
     L.seed_everything(seed, verbose=False)
     model = family.build(params, data.task).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
@@ -245,7 +248,7 @@ def main() -> None:
             ratios.append(ratio)
             gaps.append(abs(plain_acc - automl_acc))
             n_params = count_parameters(family.build(
-                {k.split(".", 1)[1]: v for k, v in stored.items() if k != "family"}, data.task))
+                {k.split(".", 1)[1]: v for k, v in stored.items() if k != FAMILY_PARAM}, data.task))
             print(f"{task_name:<10} {name:<12} {n_params:>9,} {case_epochs:>6} {plain_s:>8.3f} {automl_s:>9.3f} "
                   f"{ratio:>6.3f} {plain_acc:>9.4f} {automl_acc:>10.4f}", flush=True)
             breakdown.append((task_name, name, {key: statistics.median(run[key] for run in runs.phases)

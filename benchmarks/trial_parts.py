@@ -1,6 +1,6 @@
 """Two choices inside a trial, each timed side by side against the usual way in one run.
 
-- The learning-curve PNG every trial uploads: drawn with Pillow (automl.storage.curve_image) against the
+- The learning-curve PNG every trial uploads: drawn with Pillow (automl.search.curve_image) against the
   same figure drawn with matplotlib.
 - The optimizer step: the multi-tensor (foreach) Adam kernels automl uses on the CPU too, against
   PyTorch's CPU default (one tensor at a time), on each family's median-sized model for digits.
@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from automl.training.classifier import Classifier, TrainingParams
 from automl.config import DataConfig
-from automl.storage.curve_image import draw_curve
+from automl.search.curve_image import draw_curve
 from automl.data.prepare import prepare
 from automl.training.efficiency import count_parameters
 from automl.plugin.registry import registry

@@ -25,6 +25,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from automl.storage.schema import TrialAttr
 from automl.storage.trial_queue import queue_trials
 
 from automl.storage.worker_storage import WorkerStorage
@@ -65,7 +66,7 @@ def one_trial(study: optuna.Study, rungs: int = 0) -> None:
     for i in range(20):
         trial.set_user_attr(f"a{i}", i)
     for rung in range(rungs):
-        trial.set_user_attr("val_curve", [0.5] * (rung + 1))
+        trial.set_user_attr(TrialAttr.VAL_CURVE, [0.5] * (rung + 1))
         study.get_trials(deepcopy=False)
     study.tell(trial, [0.5, 1e5])
 

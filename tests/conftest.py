@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import configparser
 import contextlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -19,6 +20,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 AUTOML = [sys.executable, "-m", "automl"]
+ALLOWLIST_ENV = "AUTOML_LOAD_PLUGINS"
+# The suite sees the built-in plugins only, in this process and in every automl it starts: a
+# third-party plugin installed on the developer's machine must not fail (or change) automl's own
+# tests. A test that installs plugins allows them by name (with_path does it for a site folder).
+os.environ[ALLOWLIST_ENV] = ""
 
 NEEDS_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 # Tests of code that runs on either device take this parameter; the GPU case skips without one.
@@ -56,9 +62,20 @@ def make_distribution(site: Path, dist_name: str, modules: dict[str, str], entry
     return site
 
 
+def entry_point_names(site: Path) -> list[str]:
+    """The automl entry points of the distributions installed under ``site``."""
+    names = []
+    for path in sorted(site.glob("*.dist-info/entry_points.txt")):
+        parser = configparser.ConfigParser(delimiters=("=",))
+        parser.read(path)
+        names += list(parser["automl"]) if parser.has_section("automl") else []
+    return names
+
+
 def with_path(site: Path) -> dict[str, str]:
-    """Environment that puts ``site`` on the import path of a subprocess."""
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    """Environment that puts ``site`` on the import path of a subprocess and loads its plugins."""
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+            ALLOWLIST_ENV: ",".join(entry_point_names(site))}
 
 
 @pytest.fixture

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+import optuna
+
 from automl.config import load_study_file
+from automl.data.prepare import prepare
 from automl.errors import UsageError
-from conftest import run_cli, write_study
+from automl.plugin.registry import registry
+from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
+from conftest import make_distribution, run_cli, with_path, write_study
+from datafiles import labels, write_table
 
 
-def _reject(tmp_path: Path, body: str) -> str:
+def _reject(tmp_path: Path, body: str, env: dict[str, str] | None = None) -> str:
     study = write_study(tmp_path, f"""
         name = "bad"
         storage = "sqlite:///{tmp_path / 'bad.db'}"
     """ + body)
-    result = run_cli("run", str(study), cwd=tmp_path)
+    result = run_cli("run", str(study), cwd=tmp_path, env=env)
     assert result.returncode == 2, result.stderr
     assert not (tmp_path / "bad.db").exists(), "storage was written for a bad study file"
     assert str(study) in result.stderr
@@ -29,14 +36,113 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path: Path) -> None:
     assert "max_epochs" in stderr and "batch_size" in stderr
 
 
-def test_unknown_data_key_points_to_the_options_of_other_datasets(tmp_path: Path) -> None:
-    stderr = _reject(tmp_path, "[data]\ncenters = 4\n")
-    assert "unknown key 'data.centers'" in stderr and "[data.options]" in stderr
+def test_unknown_data_key_lists_the_keys_of_the_dataset(tmp_path: Path) -> None:
+    stderr = " ".join(_reject(tmp_path, "[data]\ndataset = \"text\"\npath = \"r.tsv\"\ncentres = 4\n").split())
+    assert ("unknown key 'data.centres'; allowed in [data] for dataset 'text': dataset, val_size, test_size, "
+            "path, text, label, tokenizer, max_length, min_freq") in stderr
 
 
-def test_options_for_a_builtin_dataset_are_refused(tmp_path: Path) -> None:
+def test_options_for_a_dataset_that_reads_none_are_refused(tmp_path: Path) -> None:
     stderr = " ".join(_reject(tmp_path, "[data.options]\ncenters = 4\n").split())
-    assert "[data.options] centers: dataset 'digits'" in stderr and "reads no options there" in stderr
+    assert ("unknown key 'data.options.centers'; allowed in [data] for dataset 'digits': dataset, val_size, "
+            "test_size") in stderr
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    ('dataset = "text"\npath = "r.tsv"\nmax_length = -1', "key 'data.max_length': Input should be greater than 0 (found -1)"),
+    ('dataset = "csv"', "dataset 'csv' needs key 'data.path': a CSV file with a header row"),
+    ('dataset = "csv"\npath = "a.csv"\n[data.options]\npath = "b.csv"', "'path' given both in [data] and in [data.options]"),
+], ids=["bad-value", "missing-path", "given-twice"])
+def test_dataset_options_are_checked_with_the_study_file(tmp_path: Path, data: str, says: str) -> None:
+    study = write_study(tmp_path, f'name = "x"\n[data]\n{data}\n')
+    with pytest.raises(UsageError, match=re.escape(f"{study}: ") + ".*" + re.escape(says)):
+        load_study_file(study)
+
+
+def test_options_table_sets_a_builtin_dataset_key(tmp_path: Path) -> None:
+    rows = [[f"w{i} {'good' if label else 'bad'}", label] for i, label in enumerate(labels(2, 30))]
+    write_table(tmp_path / "reviews.tsv", ["text", "label"], rows)
+    study = write_study(tmp_path, 'name = "t"\n[data]\ndataset = "text"\n[data.options]\n'
+                                  'path = "reviews.tsv"\nmax_length = 3\n')
+    data = load_study_file(study).data
+    assert data.options["max_length"] == 3 and data.options["path"] == str(tmp_path / "reviews.tsv")
+    assert prepare(data, registry(), 0).task.input_shape == (3,)
+
+
+def test_relative_path_is_relative_to_the_study_file(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "studies").mkdir()
+    study = write_study(tmp_path / "studies", 'name = "t"\n[data]\ndataset = "npz"\npath = "../data/x.npz"\n')
+    monkeypatch.chdir(tmp_path / "studies")
+    from_beside = load_study_file("study.toml").data.options["path"]
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert load_study_file(study).data.options["path"] == from_beside == str(tmp_path / "data" / "x.npz")
+
+
+def test_old_style_data_keys_run_from_another_folder(tmp_path: Path) -> None:
+    """A study file written before datasets declared their options: ``path`` and ``label`` at the
+    top of ``[data]``, the path relative to the study file, run through the CLI from elsewhere."""
+    (tmp_path / "study").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    rows = [[i % 7, (i * 3) % 5, ["no", "yes"][label]] for i, label in enumerate(labels(2, 30))]
+    write_table(tmp_path / "study" / "t.csv", ["a", "b", "answer"], rows)
+    database = tmp_path / "old.db"
+    study = write_study(tmp_path / "study", f"""
+        name = "old"
+        n_trials = 1
+        storage = "sqlite:///{database}"
+        [data]
+        dataset = "csv"
+        path = "t.csv"
+        label = "answer"
+        [search]
+        families = ["mlp"]
+        [train]
+        max_epochs = 1
+    """)
+    result = run_cli("run", str(study), "--no-progress", cwd=tmp_path / "elsewhere")
+    assert result.returncode == 0, result.stderr
+    attrs = optuna.load_study(study_name="old", storage=f"sqlite:///{database}").user_attrs
+    assert attrs[CONFIG_ATTR]["data"]["options"] == {"path": str(tmp_path / "study" / "t.csv"), "label": "answer"}
+    assert list(attrs[TASK_ATTR]["class_names"]) == ["no", "yes"]
+
+
+BLOBS = """
+    import numpy as np
+    from pydantic import PositiveInt
+
+    import automl
+    from automl import DatasetOptions, LabeledArrays
+
+
+    class BlobsOptions(DatasetOptions):
+        centers: PositiveInt = 3
+
+
+    class Blobs:
+        name = "blobs"
+        options = BlobsOptions
+
+        def load(self, seed, options):
+            rng = np.random.default_rng(seed)
+            y = np.repeat(np.arange(options.centers), 30)
+            return LabeledArrays(rng.normal(size=(len(y), 2)) + y[:, None], y, "tabular")
+
+
+    @automl.hookimpl
+    def register_datasets(register):
+        register(Blobs())
+"""
+
+
+def test_third_party_dataset_validates_its_own_options(tmp_path: Path) -> None:
+    site = make_distribution(tmp_path / "site", "automl-blobs", {"automl_blobs": BLOBS}, {"blobs": "automl_blobs"})
+    stderr = _reject(tmp_path, "[data]\ndataset = \"blobs\"\ncenters = 0\n", env=with_path(site))
+    assert "key 'data.centers': Input should be greater than 0 (found 0)" in stderr
+    stderr = " ".join(_reject(tmp_path, "[data]\ndataset = \"blobs\"\n[data.options]\ncentres = 4\n",
+                              env=with_path(site)).split())
+    assert "unknown key 'data.options.centres'; allowed in [data] for dataset 'blobs': dataset, val_size, " \
+           "test_size, centers" in stderr
 
 
 def test_wrong_type_names_key_expected_and_found(tmp_path: Path) -> None:

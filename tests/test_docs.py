@@ -1,7 +1,11 @@
-"""docs/plugins.md is followed literally: its files are written, installed, checked and searched."""
+"""docs/plugins.md is followed literally: its files are written, installed, checked and searched;
+what it, the README's plugin section, the example plugin and the built-in families import is the
+public API a plugin author gets from ``automl`` and ``automl.testing``."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
 import os
 import re
@@ -14,7 +18,13 @@ import pytest
 from automl.plugin import hookspecs
 from conftest import REPO, make_distribution, run_cli, with_path
 
+pytestmark = pytest.mark.slow  # pip installs the tutorial's packages and searches with them
+
 DOC = (REPO / "docs" / "plugins.md").read_text()
+README_CONTRACT = ((REPO / "README.md").read_text()
+                   .split("## Writing a family: the plugin contract")[1].split("\n## ")[0])
+# Where a plugin author imports automl from.
+AUTHOR_MODULES = ("automl", "automl.testing")
 HOOKS = {name: function for name, function in vars(hookspecs).items()
          if callable(function) and hasattr(function, f"{hookspecs.PROJECT_NAME}_spec")}
 
@@ -28,6 +38,54 @@ def doc_files() -> dict[str, str]:
         if first.startswith("# ") and first.endswith((".py", ".toml")):
             files[first[2:]] = block
     return files
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+def automl_imports(source: str) -> list[tuple[str, str]]:
+    """(module, name) of every automl import in ``source``, and ("automl", NAME) for every
+    ``automl.NAME`` it reads; the name is "" for a plain ``import module``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names if alias.name.split(".")[0] == "automl"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "automl":
+            found += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "automl":
+            found.append(("automl", node.attr))
+    return found
+
+
+def not_public(source: str) -> list[str]:
+    """What ``source`` takes from automl beyond the names ``automl`` and ``automl.testing`` export."""
+    return [f"{module}{'.' + name if name else ''}" for module, name in automl_imports(source)
+            if module not in AUTHOR_MODULES or name and name not in importlib.import_module(module).__all__]
+
+
+AUTHOR_SOURCES = {
+    "docs/plugins.md": python_blocks(DOC),
+    "README.md (plugin contract)": python_blocks(README_CONTRACT),
+    **{str(path.relative_to(REPO)): [path.read_text()]
+       for path in sorted((REPO / "examples" / "automl-mixer").rglob("*.py"))},
+    **{f"automl_plugins/{name}.py": [(REPO / "automl_plugins" / f"{name}.py").read_text()]
+       for name in ("mlp", "cnn", "rnn", "transformer", "_layers")},
+}
+
+
+@pytest.mark.parametrize("where", list(AUTHOR_SOURCES))
+def test_plugin_code_imports_only_what_automl_exports(where: str) -> None:
+    sources = AUTHOR_SOURCES[where]
+    assert sources and any(automl_imports(source) for source in sources), f"no automl import found in {where}"
+    for source in sources:
+        assert not not_public(source), f"{where} imports from automl's insides: {not_public(source)}"
+
+
+def test_the_import_check_sees_an_inside_import() -> None:
+    # Guard against a check that cannot fail.
+    assert not_public("from automl.plugin.space import sample_params\nimport automl\nautoml.registry") == [
+        "automl.plugin.space.sample_params", "automl.registry"]
 
 
 def test_every_hook_is_documented_with_its_exact_signature() -> None:
@@ -58,6 +116,13 @@ def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def run_suite(tests: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """pytest on a tutorial package's tests, as its author runs them."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+                          cwd=tests.parent.parent, capture_output=True, text=True, env={**os.environ, **env},
+                          timeout=300)
+
+
 def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -> None:
     env = with_path(tutorial / "site")
     listed = run_cli("plugins", cwd=tutorial, env=env)
@@ -67,9 +132,7 @@ def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -
     checked = run_cli("plugins", "check", "widemlp", cwd=tutorial, env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
-    suite = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            str(tutorial / "automl-widemlp" / "tests")], cwd=tutorial, capture_output=True,
-                           text=True, env={**os.environ, **env}, timeout=300)
+    suite = run_suite(tutorial / "automl-widemlp" / "tests", env)
     assert suite.returncode == 0, suite.stdout + suite.stderr
 
     searched = run_cli("run", "widemlp.toml", "--n-trials", "3", cwd=tutorial, env=env)
@@ -78,23 +141,26 @@ def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -
     assert shown.returncode == 0 and "Pareto front of 'widemlp-vs-cnn' (3 trials)" in shown.stdout
 
 
-def test_tutorial_dataset_is_searched_with_its_own_option(tutorial: Path) -> None:
+def test_tutorial_dataset_passes_its_suite_and_is_searched_with_its_own_option(tutorial: Path) -> None:
     env = with_path(tutorial / "site")
+    suite = run_suite(tutorial / "automl-blobs" / "tests", env)
+    assert suite.returncode == 0 and "5 passed" in suite.stdout, suite.stdout + suite.stderr
 
-    def run(options: str, db: str) -> subprocess.CompletedProcess:
+    def run(data: str, db: str) -> subprocess.CompletedProcess:
         study = tutorial / "blobs.toml"
-        study.write_text(f'name = "blobs"\nn_trials = 2\nstorage = "sqlite:///{tutorial / db}"\n[data]\n'
-                         f'dataset = "blobs"\n[data.options]\n{options}\n[search]\nfamilies = ["mlp"]\n'
-                         '[train]\nmax_epochs = 2\n')
+        study.write_text(f'name = "blobs"\nn_trials = 2\nstorage = "sqlite:///{tutorial / db}"\n'
+                         '[search]\nfamilies = ["mlp"]\n[train]\nmax_epochs = 2\n'
+                         f'[data]\ndataset = "blobs"\n{data}\n')
         return run_cli("run", str(study), cwd=tutorial, env=env)
 
     searched = run("classes = 4", "blobs.db")
     assert searched.returncode == 0, searched.stderr
     assert "blobs (tabular, input [8], 4 classes)" in " ".join(searched.stderr.split())
 
-    bad_value, typo = run('classes = "many"', "bad_value.db"), run("clases = 4", "typo.db")
-    assert bad_value.returncode == typo.returncode == 2
+    # The options model refuses a bad value given in a [data.options] table and a typo in [data].
+    bad_value, typo = run('[data.options]\nclasses = "many"', "bad_value.db"), run("clases = 4", "typo.db")
+    assert bad_value.returncode == typo.returncode == 2, bad_value.stderr + typo.stderr
     bad_value_error, typo_error = (" ".join(result.stderr.split()) for result in (bad_value, typo))
-    assert "[data.options] classes: expected an integer of at least 2, found 'many'" in bad_value_error
-    assert "[data.options] clases: dataset 'blobs'" in typo_error and "reads only classes there" in typo_error
+    assert "classes" in bad_value_error, bad_value_error
+    assert "clases" in typo_error and "classes" in typo_error, typo_error
     assert not (tutorial / "bad_value.db").exists() and not (tutorial / "typo.db").exists()

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from automl.plugin.arrays import LabeledArrays
-from automl.config import DataConfig
+from automl.config import DataConfig, check_options
 from automl.errors import UsageError
+from automl.plugin.arrays import LabeledArrays
 from automl.plugin.registry import Registry
 from automl.plugin.task import Task
 
@@ -112,35 +112,23 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
             "per": "channel" if arrays.kind == "image" else "feature", "formula": "(x - mean) / std",
             "mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}
     task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)
-    return PreparedData(task, *(_to_split(x[part], arrays.y[part], arrays.kind)
-                                for part in (train, val, test)), preprocessing)
-
-
-def unknown_dataset_error(name: str, registry: Registry) -> UsageError:
-    return UsageError(f"unknown dataset {name!r} in [data] dataset; installed datasets: "
-                      f"{', '.join(registry.datasets) or 'none'}")
-
-
-def _check_options(config: DataConfig, dataset: Any, source: str) -> None:
-    """Refuse ``[data.options]`` keys that the dataset says (by its optional ``option_keys``) it never reads."""
-    accepted = getattr(dataset, "option_keys", None)
-    if accepted is None:
-        return  # the dataset checks every key itself
-    unknown = sorted(set(config.options) - set(accepted))
-    if unknown:
-        reads = f"reads only {', '.join(accepted)}" if accepted else "reads no options"
-        raise UsageError(f"[data.options] {', '.join(unknown)}: dataset {config.dataset!r} (from {source}) "
-                         f"{reads} there; remove or correct the key(s)")
+    train_split, val_split, test_split = (_to_split(x[part], arrays.y[part], arrays.kind)
+                                          for part in (train, val, test))
+    return PreparedData(task, train_split, val_split, test_split, preprocessing)
 
 
 @functools.lru_cache(maxsize=4)
 def prepare(config: DataConfig, registry: Registry, seed: int) -> PreparedData:
-    """Load the configured dataset through its plugin and split it; cached per process."""
-    if config.dataset not in registry.datasets:
-        raise unknown_dataset_error(config.dataset, registry)
+    """Load the configured dataset through its plugin, with its options, and split it; cached per process.
+
+    Raises UsageError for an unknown dataset, options it refuses (each named by key) or bad data.
+    """
+    options, problems = check_options(config, registry)
+    if options is None:
+        raise UsageError("; ".join(problems))
     registered = registry.datasets[config.dataset]
-    _check_options(config, registered.obj, registered.source)
-    where = f" at {config.path}" if config.path else ""
-    arrays = registered.obj.load(seed, config).checked(
+    path = config.options.get("path")
+    where = f" at {path}" if path else ""
+    arrays = registered.obj.load(seed, options).checked(
         f"dataset {config.dataset!r}{where} (from {registered.source})")
     return split_arrays(arrays, config, seed)

@@ -1,20 +1,22 @@
-"""The plugin manager: loads entry points, collects families and datasets, checks them."""
+"""The plugin manager: loads entry points, collects families and datasets, checks each against the
+contract (automl.plugin.contract) as it is registered."""
 
 from __future__ import annotations
 
 import functools
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from automl.plugin import hookspecs
 from automl.errors import PluginError
-from automl.plugin.task import TASK_KINDS
+from automl.plugin import hookspecs
+from automl.plugin.contract import Dataset, Family, check_dataset, check_family
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 # Comma-separated entry-point names to load besides the built-ins; set but empty: built-ins only.
@@ -23,8 +25,8 @@ ALLOWLIST_ENV = "AUTOML_LOAD_PLUGINS"
 TRACE_ENV = "AUTOML_TRACE_HOOKS"
 CORE_DISTRIBUTION = "automl"
 
-FAMILY_ATTRIBUTES = ("name", "task_kinds", "search_space", "build")
-DATASET_ATTRIBUTES = ("name", "load")
+# What a plugin registers: a family or a dataset.
+Plugged = TypeVar("Plugged", bound=Family | Dataset[Any])
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,10 @@ class PluginSource:
 
 
 @dataclass(frozen=True)
-class Registered:
+class Registered(Generic[Plugged]):
     """A family or dataset together with the plugin that registered it."""
 
-    obj: Any
+    obj: Plugged
     source: PluginSource
 
     @property
@@ -60,10 +62,10 @@ class Registered:
 class Registry:
     """Everything the installed plugins registered, keyed by name."""
 
-    families: dict[str, Registered]
-    datasets: dict[str, Registered]
+    families: dict[str, Registered[Family]]
+    datasets: dict[str, Registered[Dataset[Any]]]
 
-    def family(self, name: str) -> Any:
+    def family(self, name: str) -> Family:
         return self.families[name].obj
 
     def families_for(self, kind: str) -> list[str]:
@@ -104,30 +106,10 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return sorted(unique.values(), key=lambda ep: ep.name)
 
 
-def _check_attributes(obj: Any, required: tuple[str, ...], what: str, source: PluginSource) -> None:
-    missing = [attr for attr in required if not hasattr(obj, attr)]
-    if missing:
-        raise PluginError(
-            f"{source} registered a {what} ({type(obj).__name__}) without {', '.join(missing)}; "
-            f"a {what} needs {', '.join(required)}."
-        )
-    if not isinstance(obj.name, str) or not obj.name.isidentifier():
-        raise PluginError(f"{source} registered a {what} named {obj.name!r}; "
-                          "names must be identifiers such as 'mixer'.")
-
-
-def _check_family(family: Any, source: PluginSource) -> None:
-    _check_attributes(family, FAMILY_ATTRIBUTES, "family", source)
-    kinds = family.task_kinds
-    if isinstance(kinds, str) or not kinds or any(kind not in TASK_KINDS for kind in kinds):
-        raise PluginError(f"{source}: family {family.name!r} has task_kinds={kinds!r}; "
-                          f"expected a non-empty tuple drawn from {TASK_KINDS}.")
-
-
-def _collector(table: dict[str, Registered], check: Callable[[Any, PluginSource], None],
-               what: str, source: PluginSource) -> Callable[[Any], None]:
-    def register(obj: Any) -> None:
-        check(obj, source)
+def _collector(table: dict[str, Registered[Plugged]], check: Callable[[Any, str], None],
+               what: str, source: PluginSource) -> Callable[[Plugged], None]:
+    def register(obj: Plugged) -> None:
+        check(obj, str(source))
         if obj.name in table:
             raise PluginError(f"two {what} named {obj.name!r}: one from {table[obj.name].source}, "
                               f"one from {source}. Uninstall one, or leave one out with "
@@ -167,14 +149,12 @@ def build_registry() -> Registry:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"{exc}. Hook names are: register_families, register_datasets.") from exc
-    families: dict[str, Registered] = {}
-    datasets: dict[str, Registered] = {}
+    families: dict[str, Registered[Family]] = {}
+    datasets: dict[str, Registered[Dataset[Any]]] = {}
     _call_per_plugin(manager, "register_families", sources,
-                     lambda source: _collector(families, _check_family, "families", source))
+                     lambda source: _collector(families, check_family, "families", source))
     _call_per_plugin(manager, "register_datasets", sources,
-                     lambda source: _collector(
-                         datasets, lambda obj, src: _check_attributes(obj, DATASET_ATTRIBUTES, "dataset", src),
-                         "datasets", source))
+                     lambda source: _collector(datasets, check_dataset, "datasets", source))
     return Registry(dict(sorted(families.items())), dict(sorted(datasets.items())))
 
 

@@ -7,11 +7,13 @@ from typing import Any
 import optuna
 
 from automl.errors import PluginError
+from automl.plugin.contract import Family
 from automl.plugin.task import Task
 
 
 class NamespacedTrial:
-    """A view of an Optuna trial that prefixes every parameter name with ``namespace.``.
+    """A view of an Optuna trial that prefixes every parameter name with ``namespace.``: the
+    ``automl.Trial`` a family's search space receives.
 
     Families call ``trial.suggest_int("depth", ...)``; the study stores ``cnn.depth``, so two
     families never clash over a name and an author never writes a prefix.
@@ -41,7 +43,7 @@ class NamespacedTrial:
                 if key.startswith(self._prefix)}
 
 
-def sample_params(family: Any, trial: optuna.trial.BaseTrial, task: Task) -> dict[str, Any]:
+def sample_params(family: Family, trial: optuna.trial.BaseTrial, task: Task) -> dict[str, Any]:
     """Run ``family.search_space`` on ``trial`` under the family's namespace."""
     params = family.search_space(NamespacedTrial(trial, family.name), task)
     if not isinstance(params, dict):
@@ -50,7 +52,7 @@ def sample_params(family: Any, trial: optuna.trial.BaseTrial, task: Task) -> dic
     return params
 
 
-def replay_params(family: Any, stored_params: dict[str, Any], task: Task) -> dict[str, Any]:
+def replay_params(family: Family, stored_params: dict[str, Any], task: Task) -> dict[str, Any]:
     """Rebuild the dict ``build`` received from a trial's stored (prefixed) params."""
     return sample_params(family, optuna.trial.FixedTrial(stored_params), task)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-TASK_KINDS = ("image", "sequence", "tabular", "tokens")
+# The task kinds as a type (a dataset option typed so lists them when a value is wrong) and as a tuple.
+TaskKind = Literal["image", "sequence", "tabular", "tokens"]
+TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Token id 0 pads and id 1 stands for any token outside the vocabulary; the vocabu
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,7 +55,7 @@ class Vocabulary:
                 "max_length": self.tokenizer.max_length, "pad_id": PAD, "unknown_id": UNKNOWN,
                 "padding": "left", "truncation": "keep the first max_length tokens", "vocabulary": self.ids}
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Collection[str]) -> np.ndarray:
         """Token ids ``[N, max_length]``: the first ``max_length`` tokens of each text, padded on
         the left, so that a recurrent model's last step is the text's last token."""
         length = self.tokenizer.max_length

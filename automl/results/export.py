@@ -19,18 +19,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from optuna.artifacts import FileSystemArtifactStore
 from torch import nn
 
-from automl.storage.artifacts import FileSystemArtifactStore, load_weights, output_dir
 from automl.errors import AutomlError, UsageError
+from automl.plugin.build import example_inputs
 from automl.plugin.registry import Registry
 from automl.results.retrain import retrain
-from automl.results.stored import StoredTrial, example_inputs
+from automl.results.stored import StoredTrial
+from automl.storage.artifacts import load_weights, output_dir
+from automl.storage.schema import TrialAttr
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "state_dict": ".state_dict.pt"}
 RTOL, ATOL = 1e-3, 1e-4
 EXPORT_BATCH, CHECK_BATCH = 2, 5  # different sizes, so a batch size baked into an export shows up
 Runner = Callable[[torch.Tensor], np.ndarray]
+# The trial attrs the JSON repeats under "measured".
+MEASURED = (TrialAttr.VAL_ACCURACY, TrialAttr.TEST_ACCURACY, TrialAttr.FLOPS, TrialAttr.N_PARAMS,
+            TrialAttr.LATENCY_MS, TrialAttr.EPOCHS)
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,15 @@ class Mismatch(Exception):
 
 # torch.onnx.export(dynamo=True), the torch.export-based exporter that keeps the batch size free, is
 # documented for torch 2.6 and later.
-ONNX_MIN_TORCH = (2, 6)
+ONNX_MIN_TORCH = "2.6"
 
 
 def check_destination(fmt: str, out_dir: Path) -> None:
     """Raise UsageError when this torch cannot write ``fmt`` or ``out_dir`` cannot be made (which it
     then is): callers check before any loading or training, export_model again before writing."""
+    # torch.__version__ is a TorchVersion: it compares with a string as a version ("2.13" > "2.6"), not as text.
     if fmt == "onnx" and torch.__version__ < ONNX_MIN_TORCH:
-        raise UsageError(f"--format onnx needs torch >= {'.'.join(map(str, ONNX_MIN_TORCH))} for its exporter; "
+        raise UsageError(f"--format onnx needs torch >= {ONNX_MIN_TORCH} for its exporter; "
                          f"this is torch {torch.__version__}: upgrade torch, or use --format torchscript or "
                          "state_dict")
     output_dir(out_dir, "export folder")
@@ -114,13 +121,12 @@ def description(stored: StoredTrial, fmt: str, path: Path, weights: str, preproc
     """What goes in the JSON beside an export."""
     trial, task = stored.trial, stored.task
     objectives = stored.study.metric_names or [f"objective_{i}" for i in range(len(trial.values))]
-    measured = ("val_accuracy", "test_accuracy", "flops", "n_params", "latency_ms", "epochs")
     return {
         "study": stored.study.study_name, "trial": trial.number, "family": stored.family.name,
         "params": stored.params, "training": dataclasses.asdict(stored.training), "stored_params": trial.params,
         "task": task.to_dict(),
-        "metrics": dict(zip(objectives, trial.values)),
-        "measured": {key: trial.user_attrs[key] for key in measured if key in trial.user_attrs},
+        "metrics": dict(zip(objectives, trial.values, strict=True)),
+        "measured": {key: trial.user_attrs[key] for key in MEASURED if key in trial.user_attrs},
         "format": fmt, "file": path.name, "weights": weights,
         "input": {"name": "inputs", "shape": [fixed_batch or "batch", *task.input_shape],
                   "dtype": "int64" if task.kind == "tokens" else "float32",

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import AutoLocator
 
-matplotlib.use("Agg")  # files only: no display needed, none used
-
-from matplotlib.figure import Figure  # noqa: E402
-
-from automl.results.hypervolume import HypervolumeHistory  # noqa: E402
+from automl.results.hypervolume import HypervolumeHistory
+from automl.storage.schema import ACCURACY, FLOPS
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def pareto_figure(points: Sequence[Point], objectives: Sequence[str]) -> Figure:
     front = sorted((p for p in points if p.on_front), key=lambda p: p.flops)
     axis.scatter([p.flops for p in front], [p.val_accuracy for p in front], facecolors="none",
                  edgecolors="black", s=110, linewidths=1.4, label="Pareto front")
-    if list(objectives) == ["val_accuracy", "flops"]:
+    if list(objectives) == [ACCURACY.name, FLOPS.name]:
         # The front of exactly these two objectives is a staircase in this plane.
         axis.step([p.flops for p in front], [p.val_accuracy for p in front], where="post", color="black",
                   linewidth=0.8, alpha=0.6)
@@ -95,7 +94,9 @@ def curves_figure(points: Sequence[Point]) -> Figure:
         axis.plot(epochs, p.val_curve, color=colors[p.family], alpha=0.9 if p.on_front else 0.35,
                   linewidth=2.2 if p.on_front else 0.9, marker="o" if p.on_front else None, markersize=3,
                   label=label)
-    axis.xaxis.get_major_locator().set_params(integer=True)
+    whole_epochs = AutoLocator()  # the default locator, ticking whole epochs only
+    whole_epochs.set_params(integer=True)
+    axis.xaxis.set_major_locator(whole_epochs)
     axis.set(xlabel="epoch", ylabel="validation accuracy",
              title="Learning curves (thick: Pareto front trials)")
     axis.grid(alpha=0.3)
@@ -113,7 +114,7 @@ def families_figure(points: Sequence[Point]) -> Figure:
                                    (flops_axis, lambda p: p.flops, "FLOPs per sample")):
         groups = [[values_of(p) for p in points if p.family == name] for name in names]
         boxes = axis.boxplot(groups, tick_labels=names, patch_artist=True, widths=0.5)
-        for patch, name in zip(boxes["boxes"], names):
+        for patch, name in zip(boxes["boxes"], names, strict=True):
             patch.set(facecolor=colors[name], alpha=0.45)
         for position, group in enumerate(groups, start=1):
             axis.scatter([position] * len(group), group, color="black", s=9, zorder=3)

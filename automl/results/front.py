@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from automl.plugin.space import family_params
+from automl.storage.schema import TrialAttr, family_of
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ def front_rows(study: optuna.Study) -> list[FrontRow]:
     rows = []
     for trial in study.best_trials:
         attrs = trial.user_attrs
-        family = attrs.get("family") or trial.params.get("family", "?")
+        family = family_of(trial) or "?"
         hyperparameters = {**family_params(trial.params, family), **family_params(trial.params, "train")}
-        rows.append(FrontRow(trial.number, family, attrs.get("val_accuracy"), attrs.get("test_accuracy"),
-                             attrs.get("flops"), attrs.get("n_params"), attrs.get("latency_ms"),
-                             hyperparameters))
+        rows.append(FrontRow(trial.number, family, attrs.get(TrialAttr.VAL_ACCURACY),
+                             attrs.get(TrialAttr.TEST_ACCURACY), attrs.get(TrialAttr.FLOPS),
+                             attrs.get(TrialAttr.N_PARAMS), attrs.get(TrialAttr.LATENCY_MS), hyperparameters))
     return sorted(rows, key=lambda row: -(row.val_accuracy or 0.0))
 
 
@@ -75,12 +76,12 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
     trials = study.get_trials(deepcopy=False)
     failed = sum(t.state == optuna.trial.TrialState.FAIL for t in trials)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
-    over_budget = sum("over_budget" in t.user_attrs for t in trials)
+    over_budget = sum(TrialAttr.OVER_BUDGET in t.user_attrs for t in trials)
     console.print(front_table(study))
     if failed:
-        console.print(f"{failed} trial(s) failed; the reason is in each trial's 'fail_reason' user attr.")
+        console.print(f"{failed} trial(s) failed; the reason is in each trial's '{TrialAttr.FAIL_REASON}' user attr.")
     if pruned:
-        console.print(f"{pruned} trial(s) stopped early by the pruner ('pruned_at_epoch' user attr).")
+        console.print(f"{pruned} trial(s) stopped early by the pruner ('{TrialAttr.PRUNED_AT_EPOCH}' user attr).")
     if over_budget:
         console.print(f"{over_budget} of {len(trials)} trial(s) were over budget and never trained "
-                      "('over_budget' user attr); raise the [budget] limits if that is most of them.")
+                      f"('{TrialAttr.OVER_BUDGET}' user attr); raise the [budget] limits if that is most of them.")

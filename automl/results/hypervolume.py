@@ -17,13 +17,14 @@ from optuna._hypervolume import compute_hypervolume
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage.schema import is_feasible
+from automl.storage.schema import OBJECTIVES, is_feasible
 
 # Costs are compared on a log scale, scaled to [0, 1] over the study; the reference point sits
 # just beyond the costliest trial so that it still adds volume.
 COST_REFERENCE = 1.1
-# Objectives in [0, 1] that are maximized (accuracy) become error rates with reference 1.
-BOUNDED = {"val_accuracy"}
+# Objectives in [0, 1] that are maximized (the accuracies: every objective that is no cost) become
+# error rates with reference 1.
+BOUNDED = {name for name, spec in OBJECTIVES.items() if not spec.is_cost}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def _minimized(trials: list[FrozenTrial], names: list[str], directions: list[Stu
     """Trial values as losses to minimize, and the reference point."""
     raw = np.array([t.values for t in trials], dtype=float)
     columns, reference = [], []
-    for index, (name, direction) in enumerate(zip(names, directions)):
+    for index, (name, direction) in enumerate(zip(names, directions, strict=True)):
         column = raw[:, index]
         if direction == StudyDirection.MAXIMIZE and name in BOUNDED:
             columns.append(1.0 - column)
@@ -55,10 +56,11 @@ def _minimized(trials: list[FrozenTrial], names: list[str], directions: list[Stu
 
 def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
     """The hypervolume of the completed, within-budget trials' front after each completion, in order."""
-    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.values and all(math.isfinite(v) for v in t.values) and t.datetime_complete
-              and is_feasible(t)]
-    trials.sort(key=lambda t: (t.datetime_complete, t.number))
+    dated = [(t.datetime_complete, t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+             if t.values and all(math.isfinite(v) for v in t.values) and t.datetime_complete is not None
+             and is_feasible(t)]
+    dated.sort(key=lambda pair: (pair[0], pair[1].number))
+    trials = [t for _, t in dated]
     names = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
     explanation = ("Accuracy enters as error rate 1 - accuracy (reference 1), each cost as its log10 "
                    f"scaled to [0, 1] over the completed trials (reference {COST_REFERENCE}). Larger is better.")
@@ -66,5 +68,4 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
         return HypervolumeHistory([], [], [], explanation)
     losses, reference = _minimized(trials, names, list(study.directions))
     values = [float(compute_hypervolume(losses[: i + 1], reference)) for i in range(len(trials))]
-    return HypervolumeHistory([t.number for t in trials], [t.datetime_complete for t in trials], values,
-                              explanation)
+    return HypervolumeHistory([t.number for t in trials], [completed for completed, _ in dated], values, explanation)

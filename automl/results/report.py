@@ -6,7 +6,7 @@ import base64
 import html
 import statistics
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,12 +15,13 @@ import matplotlib
 import optuna
 from matplotlib.figure import Figure
 from optuna.importance import FanovaImportanceEvaluator
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from automl.storage.artifacts import output_dir
 from automl.results.figures import Point, curves_figure, families_figure, hypervolume_figure, pareto_figure
-from automl.results.hypervolume import hypervolume_history
 from automl.results.front import front_rows, short, si
+from automl.results.hypervolume import hypervolume_history
+from automl.storage.artifacts import output_dir
+from automl.storage.schema import TrialAttr, family_of
 from automl.storage.urls import redact
 
 REPORT_FILE = "report.html"
@@ -40,11 +41,11 @@ def points(study: optuna.Study) -> list[Point]:
     found = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs
-        if attrs.get("val_accuracy") is None or not attrs.get("flops"):
+        if attrs.get(TrialAttr.VAL_ACCURACY) is None or not attrs.get(TrialAttr.FLOPS):
             continue
-        found.append(Point(trial.number, attrs.get("family") or str(trial.params.get("family")),
-                           attrs["val_accuracy"], attrs.get("test_accuracy"), float(attrs["flops"]),
-                           trial.number in front, list(attrs.get("val_curve") or [])))
+        found.append(Point(trial.number, str(family_of(trial)), attrs[TrialAttr.VAL_ACCURACY],
+                           attrs.get(TrialAttr.TEST_ACCURACY), float(attrs[TrialAttr.FLOPS]),
+                           trial.number in front, list(attrs.get(TrialAttr.VAL_CURVE) or [])))
     return found
 
 
@@ -69,10 +70,9 @@ def front_table(study: optuna.Study) -> str:
 
 def family_table(study: optuna.Study, completed: Sequence[Point]) -> str:
     trials = study.get_trials(deepcopy=False)
-    family_of: Callable[[FrozenTrial], str] = lambda t: t.user_attrs.get("family") or str(t.params.get("family"))  # noqa: E731
     rows = []
-    for family in sorted({family_of(t) for t in trials}):
-        mine = [t for t in trials if family_of(t) == family]
+    for family in sorted({str(family_of(t)) for t in trials}):
+        mine = [t for t in trials if str(family_of(t)) == family]
         done = [p for p in completed if p.family == family]
         accuracies = [p.val_accuracy for p in done]
         rows.append((family, len(mine), len(done), sum(t.state == TrialState.FAIL for t in mine),
@@ -99,6 +99,8 @@ def importance_figure(study: optuna.Study, index: int, name: str) -> Figure:
             target_name=name)
     axis.set_title(f"Hyperparameter importance for {name}")
     figure = axis.figure
+    if not isinstance(figure, Figure):  # Optuna draws on a pyplot figure of its own, never a subfigure
+        raise RuntimeError(f"Optuna drew the importance plot on a {type(figure).__name__}, expected a Figure")
     figure.set_size_inches(8, 0.45 * len(axis.patches) + 1.6)
     figure.set_layout_engine("constrained")
     return figure
@@ -131,7 +133,8 @@ def sections(study: optuna.Study, out_dir: Path) -> list[Section]:
             image = _save(importance_figure(study, index, name), out_dir, f"importance_{name}.png")
             found.append(Section(f"Hyperparameter importance for {name}",
                                  "fANOVA over the parameters every completed trial has (with several families: the "
-                                 "family and the training parameters); with few trials, small values are noise.", image))
+                                 "family and the training parameters); with few trials, small values are noise.",
+                                 image))
         except (ValueError, RuntimeError) as exc:
             found.append(Section(f"Hyperparameter importance for {name}", f"Not available: {exc}"))
     found.append(Section("Families", "Every trial by family; spreads over the completed ones.",

@@ -9,6 +9,7 @@ from torch import nn
 
 from automl.data.prepare import PreparedData, Split
 from automl.results.stored import StoredTrial
+from automl.storage.schema import TrialAttr
 from automl.training.device import resolve_device
 from automl.training.loop import train
 
@@ -35,7 +36,7 @@ def retrain(stored: StoredTrial, data: PreparedData, epochs: int | None = None,
     ``with_validation`` adds the validation split to the training data; without it the trial's
     own training is repeated, with its seed.
     """
-    epochs = epochs or int(stored.trial.user_attrs.get("epochs") or stored.config.train.max_epochs)
+    epochs = epochs or int(stored.trial.user_attrs.get(TrialAttr.EPOCHS) or stored.config.train.max_epochs)
     data = _merged(data) if with_validation else data
     train_config = stored.config.train
     model = stored.build()

@@ -11,19 +11,20 @@ from typing import Any
 
 import lightning as L
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from automl.config import StudyConfig
 from automl.data.prepare import PreparedData, prepare
 from automl.errors import UsageError
-from automl.search.objective import build_model, sample_training
+from automl.plugin.build import build_model, example_inputs
+from automl.plugin.contract import Family
 from automl.plugin.registry import Registry
 from automl.plugin.space import replay_params
-from automl.storage.urls import redact
-from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
 from automl.plugin.task import Task
+from automl.search.objective import sample_training
+from automl.storage.schema import CONFIG_ATTR, FAMILY_PARAM, TASK_ATTR, TrialAttr
+from automl.storage.urls import redact
 from automl.training.loop import TrainingParams
 
 
@@ -33,7 +34,7 @@ class StoredTrial:
     trial: FrozenTrial
     config: StudyConfig
     task: Task
-    family: Any
+    family: Family
     params: dict[str, Any]
     training: TrainingParams
 
@@ -57,15 +58,6 @@ class StoredTrial:
         return prepare(self.config.data, registry, self.config.seed)
 
 
-def example_inputs(task: Task, batch: int, seed: int = 0) -> torch.Tensor:
-    """Inputs of the task's shape: standard normal (data is standardized), or token ids."""
-    generator = torch.Generator().manual_seed(seed)
-    shape = (batch, *task.input_shape)
-    if task.kind == "tokens":
-        return torch.randint(0, task.vocab_size or 2, shape, generator=generator)
-    return torch.randn(shape, generator=generator)
-
-
 STATE_WORDS = {TrialState.FAIL: "failed", TrialState.PRUNED: "was pruned", TrialState.RUNNING: "is still running",
                TrialState.WAITING: "is still queued"}
 
@@ -82,11 +74,26 @@ def find_trial(study: optuna.Study, number: int, storage_url: str) -> FrozenTria
     if trial is None:
         raise UsageError(f"{where} has no trial {number}; completed trials: {_valid_numbers(study)}")
     if trial.state != TrialState.COMPLETE:
-        reason = trial.user_attrs.get("fail_reason")
+        reason = trial.user_attrs.get(TrialAttr.FAIL_REASON)
         raise UsageError(f"trial {number} of {where} {STATE_WORDS.get(trial.state, trial.state.name.lower())}"
                          f"{f' ({reason})' if reason else ''}: only a completed trial can be used; "
                          f"completed trials: {_valid_numbers(study)}")
     return trial
+
+
+# Studies stored before datasets declared their options hold every built-in dataset's key at the
+# top of their data config, set or not (a digits study has path = None, max_length = 64, ...).
+OLD_DATA_KEYS = ("path", "download", "kind", "label", "text", "tokenizer", "max_length", "min_freq", "image_size")
+
+
+def _data_of_old_layout(data: Any, registry: Registry) -> Any:
+    """A stored data config with only the old keys its dataset declares as options (which DataConfig
+    gathers into ``options``); one in today's layout, or of a dataset not installed, as it is."""
+    old = isinstance(data, dict) and set(OLD_DATA_KEYS) <= set(data)
+    if not old or data.get("dataset") not in registry.datasets:
+        return data
+    declared = registry.datasets[data["dataset"]].obj.options.model_fields
+    return {key: value for key, value in data.items() if key not in OLD_DATA_KEYS or key in declared}
 
 
 def load_stored_trial(study: optuna.Study, number: int, storage_url: str, registry: Registry) -> StoredTrial:
@@ -100,11 +107,11 @@ def load_stored_trial(study: optuna.Study, number: int, storage_url: str, regist
     # The stored config also lists the resolved families and objectives at its top level.
     stored = {k: v for k, v in attrs[CONFIG_ATTR].items() if k not in ("families", "objectives")}
     try:
-        config = StudyConfig.model_validate(stored)
+        config = StudyConfig.model_validate({**stored, "data": _data_of_old_layout(stored.get("data"), registry)})
     except ValueError as exc:
         raise UsageError(f"{where}: its stored config no longer validates ({exc}); was it created by "
                          "another automl version?") from None
-    family_name = trial.params.get("family")
+    family_name = trial.params.get(FAMILY_PARAM)
     if family_name not in registry.families:
         raise UsageError(f"trial {number} of {where} is a {family_name!r} model, but no installed plugin "
                          f"provides that family; installed: {', '.join(registry.families)}")

@@ -13,17 +13,17 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial
 
 from automl.config import BudgetConfig
-from automl.training.efficiency import Efficiency, count_parameters, flops_per_sample
 from automl.plugin.space import sample_params
 from automl.plugin.task import Task
+from automl.storage.schema import FLOPS, OBJECTIVES, PARAMS, TrialAttr
+from automl.training.efficiency import Efficiency, count_parameters, flops_per_sample
 
-# Each budget key and the Efficiency field (also the trial's user attr) it limits.
-LIMITED = {"max_params": "n_params", "max_flops": "flops", "max_latency_ms": "latency_ms"}
+# Each budget key and the trial user attr (also the Efficiency field) it limits.
+LIMITED = {spec.budget_key: spec.attr for spec in OBJECTIVES.values() if spec.budget_key}
 # Budget keys a survey can check without timing anything.
-COUNTED = ("max_params", "max_flops")
+COUNTED = (PARAMS.budget_key, FLOPS.budget_key)
 
 
 def constraint_values(costs: dict[str, float], limits: dict[str, float]) -> dict[str, float]:
@@ -43,12 +43,12 @@ def over_budget_reasons(costs: dict[str, float], limits: dict[str, float]) -> li
 def screen(trial: optuna.Trial, budget: BudgetConfig, efficiency: Efficiency) -> list[str]:
     """Record the trial's constraint values; return why it is over budget (empty: within budget)."""
     limits = budget.limits()
-    costs = {field: float(getattr(efficiency, field)) for field in LIMITED.values()}
+    costs: dict[str, float] = {field: float(getattr(efficiency, field)) for field in LIMITED.values()}
     for key, value in constraint_values(costs, limits).items():
         trial.set_constraint(key, value)
     reasons = over_budget_reasons(costs, limits)
     if reasons:
-        trial.set_user_attr("over_budget", "; ".join(reasons))
+        trial.set_user_attr(TrialAttr.OVER_BUDGET, "; ".join(reasons))
     return reasons
 
 
@@ -90,7 +90,7 @@ def survey_space(families: dict[str, Any], task: Task, example: torch.Tensor, bu
             trial = study.ask()
             model = family.build(sample_params(family, trial, task), task)
             for key, limit in limits.items():
-                cost = count_parameters(model) if key == "max_params" else flops_per_sample(model, task_example)
+                cost = count_parameters(model) if key == PARAMS.budget_key else flops_per_sample(model, task_example)
                 over[key] += cost > limit
             sampled += 1
             study.tell(trial, 0.0)

@@ -69,7 +69,7 @@ class ParamGroups:
         self.groups = refined + ([new] if new else [])
 
 
-class _SampledOnDemand(dict):
+class _SampledOnDemand(dict[str, Any]):
     """Relative params that fill in one group at a time: when the trial first asks for one of its
     names (Optuna's Trial only tests ``name in`` and reads ``[name]``)."""
 
@@ -86,7 +86,8 @@ class _SampledOnDemand(dict):
             self.update(self._sample(group))
 
     def __contains__(self, name: object) -> bool:
-        self._fill(name)  # type: ignore[arg-type]
+        if isinstance(name, str):
+            self._fill(name)
         return super().__contains__(name)
 
     def __getitem__(self, name: str) -> Any:
@@ -114,7 +115,7 @@ class GroupTPESampler(optuna.samplers.TPESampler):
         # group=False: this class does the grouping; TPE then samples the one group it is given.
         super().__init__(multivariate=True, group=False, seed=seed, **kwargs)
         self._groups = ParamGroups()
-        self._models: dict[tuple[int, frozenset], _Model] = {}
+        self._models: dict[tuple[int, frozenset[tuple[str, BaseDistribution]]], _Model] = {}
         self._fitted: list[Any] = []  # the estimators built by the fit in progress
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:

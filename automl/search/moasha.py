@@ -9,10 +9,18 @@ At each rung (epochs r, r*eta, r*eta**2, ... below max_epochs) a trial goes on w
 of the n trials that have reached the rung, ranked by non-dominated sorting with crowding distance
 breaking ties inside the last front that fits. As in asynchronous successive halving, the decision
 is taken at once with the trials seen so far; while fewer than eta have reached a rung, all go on.
+
+A trial is ranked among the trials of its own family only. Families learn at different paces: a
+CNN that ends better than every MLP can trail them all after one epoch, and ranked against them
+it would never be seen to the end (on digits, every CNN and Transformer of a quickstart was
+stopped at its first rung that way). Which family deserves more trials is the sampler's call,
+from the results trials reach; the pruner only stops the weaker configurations of a family. A
+family not yet heard from at a rung goes on there, by the rule above.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -23,10 +31,8 @@ from optuna.pruners import BasePruner
 from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage.schema import CURVE_ATTR
+from automl.storage.schema import OBJECTIVES, TrialAttr, family_of
 
-# Objective name -> the user attr holding that cost, measured before the first epoch.
-COST_ATTRS = {"flops": "flops", "params": "n_params", "latency_ms": "latency_ms"}
 RANKED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
@@ -49,7 +55,7 @@ def non_dominated_fronts(losses: np.ndarray, enough: int | None = None) -> Itera
     order = np.argsort(ranks, kind="stable")
     bounds = np.searchsorted(ranks[order], np.arange(ranks.max(initial=-1) + 2))
     taken = 0
-    for start, stop in zip(bounds[:-1], bounds[1:]):
+    for start, stop in itertools.pairwise(bounds):
         if enough is not None and taken >= enough:
             return
         yield order[start:stop]
@@ -92,7 +98,7 @@ def last_row_survives(losses: np.ndarray, keep: int) -> bool:
     """
     mine = losses[-1]
     dominators = np.count_nonzero((losses <= mine).all(axis=1) & (losses < mine).any(axis=1))
-    return dominators < keep and len(losses) - 1 in select_best(losses, keep)
+    return bool(dominators < keep) and len(losses) - 1 in select_best(losses, keep)
 
 
 class MOASHAPruner(BasePruner):
@@ -104,7 +110,8 @@ class MOASHAPruner(BasePruner):
 
     def __init__(self, cost_objectives: Sequence[str], max_epochs: int, min_epochs: int = 1,
                  reduction_factor: int = 3) -> None:
-        self.cost_attrs = [COST_ATTRS[name] for name in cost_objectives]
+        # The user attrs holding those costs, measured before the first epoch.
+        self.cost_attrs = [OBJECTIVES[name].attr for name in cost_objectives]
         self.reduction_factor = reduction_factor
         self.rungs = rungs(min_epochs, reduction_factor, max_epochs)
         # (study id, trial id, rung epochs) -> point of a finished trial, which no longer changes:
@@ -113,7 +120,7 @@ class MOASHAPruner(BasePruner):
 
     def point(self, user_attrs: dict[str, Any], epochs: int) -> list[float] | None:
         """(1 - accuracy after ``epochs``, log10 costs...), or None if the trial has not got there."""
-        curve = user_attrs.get(CURVE_ATTR) or []
+        curve = user_attrs.get(TrialAttr.VAL_CURVE) or []
         if len(curve) < epochs or any(user_attrs.get(attr) is None for attr in self.cost_attrs):
             return None
         return [1.0 - curve[epochs - 1],
@@ -121,12 +128,14 @@ class MOASHAPruner(BasePruner):
 
     def prune(self, study: optuna.Study, trial: Any) -> bool:
         """Whether ``trial`` (a FrozenTrial or a running optuna.Trial) stops at its current epoch."""
-        epochs = len(trial.user_attrs.get(CURVE_ATTR) or [])
+        epochs = len(trial.user_attrs.get(TrialAttr.VAL_CURVE) or [])
         if epochs not in self.rungs:
             return False
         mine = self.point(trial.user_attrs, epochs)
+        family = family_of(trial)
         others = [self._point_of(study, t, epochs)
-                  for t in study.get_trials(deepcopy=False, states=RANKED_STATES) if t.number != trial.number]
+                  for t in study.get_trials(deepcopy=False, states=RANKED_STATES)
+                  if t.number != trial.number and family_of(t) == family]
         reached = [*(p for p in others if p is not None), mine]
         if mine is None or len(reached) < self.reduction_factor:
             return False

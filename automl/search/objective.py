@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import lightning as L
 import optuna
 import torch
-from torch import nn
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
 
-from automl.storage.artifacts import FileSystemArtifactStore, save_trial_artifacts
-from automl.search.budget import screen
 from automl.config import StudyConfig, TrainConfig
 from automl.data.prepare import PreparedData
-from automl.training.efficiency import Efficiency, measure, peak_memory_mb
-from automl.errors import PluginError
-from automl.storage.held_writes import commit_trial_writes
-from automl.storage.schema import CURVE_ATTR
-from automl.search.pruners import EpochPruning
+from automl.plugin.build import build_model
+from automl.plugin.contract import Family
 from automl.plugin.space import sample_params
-from automl.plugin.task import Task
+from automl.search.budget import screen
+from automl.search.pruners import EpochPruning, first_decision_epochs
+from automl.search.time_budget import Deadline, EpochTimeGuard, OverTimeBudget, guard_trial
+from automl.search.trial_artifacts import load_checkpoint, save_checkpoint, save_trial_artifacts
+from automl.storage.held_writes import commit_trial_writes
+from automl.storage.schema import DEADLINE, FAMILY_PARAM, TrialAttr, objective_values
 from automl.training.device import resolve_device
+from automl.training.efficiency import Efficiency, measure, peak_memory_mb
 from automl.training.loop import TrainingParams, train
+from automl.training.progress import Checkpoint, Progress
 
-DIRECTIONS = {"val_accuracy": "maximize", "flops": "minimize", "params": "minimize",
-              "latency_ms": "minimize"}
 # The accuracy objective of a config rejected over budget: it never trained, so it is worst-case.
 # The trial is infeasible, so no front shows it; the value only lets samplers read it as COMPLETE.
 UNTRAINED_ACCURACY = 0.0
@@ -41,56 +42,61 @@ def sample_training(trial: optuna.trial.BaseTrial, config: TrainConfig) -> Train
     )
 
 
-def build_model(family: Any, params: dict[str, Any], task: Task, example: torch.Tensor) -> nn.Module:
-    """Build through the plugin and check the module and its output shape on ``example``."""
-    model = family.build(params, task)
-    if not isinstance(model, nn.Module):
-        raise PluginError(f"family {family.name}: build returned {type(model).__name__}, "
-                          "expected a torch.nn.Module")
-    with torch.no_grad():
-        logits = model.eval()(example)
-    expected = (len(example), task.num_classes)
-    if tuple(logits.shape) != expected:
-        raise PluginError(f"family {family.name}: expected logits [B, {task.num_classes}], got "
-                          f"[B, {', '.join(str(d) for d in logits.shape[1:])}] for params {params}")
-    return model.train()
+def measured(efficiency: Efficiency, val_accuracy: float) -> dict[str, float]:
+    """What a trial's objectives are read from (automl.storage.schema.objective_values), by trial attr."""
+    return {TrialAttr.VAL_ACCURACY: val_accuracy, TrialAttr.FLOPS: efficiency.flops,
+            TrialAttr.N_PARAMS: efficiency.n_params, TrialAttr.LATENCY_MS: efficiency.latency_ms}
 
 
-def objective_values(objectives: list[str], efficiency: Efficiency, val_accuracy: float) -> list[float]:
-    available = {"val_accuracy": val_accuracy, "flops": float(efficiency.flops),
-                 "params": float(efficiency.n_params), "latency_ms": efficiency.latency_ms}
-    return [available[name] for name in objectives]
+class DeadlineReached(Exception):
+    """The study's deadline came before the trial validated its first epoch: nothing to count."""
 
 
 class Objective:
-    """Callable handed to ``study.optimize``; one call is one trial."""
+    """Callable handed to ``study.optimize``; one call is one trial.
 
-    def __init__(self, config: StudyConfig, families: dict[str, Any], data: PreparedData,
-                 artifacts: FileSystemArtifactStore | None = None) -> None:
+    With a ``deadline`` (automl.search.time_budget) a trial whose configuration would take too much
+    of the time left is refused before it trains, and a training under way stops at the deadline
+    with the epochs it validated. A trial interrupted (Ctrl-C, SIGTERM) leaves its last validated
+    epoch in the artifact store, and its retry goes on from there.
+    """
+
+    def __init__(self, config: StudyConfig, families: dict[str, Family], data: PreparedData,
+                 artifacts: FileSystemArtifactStore | None = None, deadline: Deadline | None = None) -> None:
         self.config = config
         self.artifacts = artifacts
         self.families = families
         self.data = data
+        self.deadline = deadline
         self.device = resolve_device(config.train.accelerator)
         self.serving_device = torch.device("cpu") if config.search.latency_device == "cpu" else self.device
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         started = time.perf_counter()
-        family = self.families[trial.suggest_categorical("family", list(self.families))]
-        trial.set_user_attr("family", family.name)
-        trial.set_user_attr("device", str(self.device))
+        family = self.families[trial.suggest_categorical(FAMILY_PARAM, list(self.families))]
+        trial.set_user_attr(TrialAttr.FAMILY, family.name)
+        trial.set_user_attr(TrialAttr.DEVICE, str(self.device))
+        progress = Progress()
         try:
-            values = self._run(trial, family)
+            values = self._run(trial, family, progress)
         except optuna.TrialPruned:
             raise
+        except DeadlineReached:
+            trial.set_user_attr(TrialAttr.FAIL_REASON, DEADLINE)
+            raise
         except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
+            trial.set_user_attr(TrialAttr.FAIL_REASON, f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        except BaseException:
+            # Ctrl-C or SIGTERM (automl.workers.interrupts): what was validated is kept for the retry.
+            if progress.checkpoint is not None and self.artifacts is not None:
+                save_checkpoint(self.artifacts, trial, progress.checkpoint)
             raise
         finally:
-            trial.set_user_attr("wall_time_s", round(time.perf_counter() - started, 3))
+            trial.set_user_attr(TrialAttr.WALL_TIME_S, round(time.perf_counter() - started, 3))
         return values
 
-    def _run(self, trial: optuna.Trial, family: Any) -> list[float]:
+    def _run(self, trial: optuna.Trial, family: Family, progress: Progress) -> list[float]:
         task, config = self.data.task, self.config
         started = time.perf_counter()
         params = sample_params(family, trial, task)
@@ -101,37 +107,74 @@ class Objective:
         measuring = time.perf_counter()
         example = self.data.train.x[:1]
         efficiency = measure(model, example, self.serving_device, config.search.latency_batch_size)
-        trial.set_user_attr("n_params", efficiency.n_params)
-        trial.set_user_attr("flops", efficiency.flops)
-        trial.set_user_attr("latency_ms", round(efficiency.latency_ms, 4))
-        objectives = list(config.search.objectives)
+        trial.set_user_attr(TrialAttr.N_PARAMS, efficiency.n_params)
+        trial.set_user_attr(TrialAttr.FLOPS, efficiency.flops)
+        trial.set_user_attr(TrialAttr.LATENCY_MS, round(efficiency.latency_ms, 4))
+        guards: list[EpochTimeGuard] = []
+        if self.deadline is not None:
+            try:
+                guards.append(guard_trial(trial, self.deadline, family.name, efficiency.flops, len(self.data.train.y),
+                                          first_decision_epochs(config.search, config.train.max_epochs)))
+            except OverTimeBudget:
+                return self._untrained(trial, efficiency, measuring, guards)
         if screen(trial, config.budget, efficiency):
-            trial.set_user_attr("epochs", 0)
-            trial.set_user_attr("time_measure_s", round(time.perf_counter() - measuring, 4))
-            return objective_values(objectives, efficiency, UNTRAINED_ACCURACY)
+            return self._untrained(trial, efficiency, measuring, guards)
         memory = peak_memory_mb(model.to(self.device), example.to(self.device), training.batch_size)
         if memory is not None:
-            trial.set_user_attr("peak_memory_mb", round(memory, 2))
+            trial.set_user_attr(TrialAttr.PEAK_MEMORY_MB, round(memory, 2))
+        resume = self._resume_point(trial)
         # The trial's parameters and cost reach the storage before it trains: a worker killed
         # while training leaves a trial that names its worker, and a retry with its parameters.
         commit_trial_writes(trial.study)
         training_started = time.perf_counter()
-        result = train(model, self.data, training, self.device, config.train.precision,
-                       config.train.max_epochs, seed, augment=config.train.augment,
-                       compile=config.train.compile, callbacks=[EpochPruning(trial)],
-                       data_on_device=config.train.data_on_device, loader_workers=config.train.loader_workers)
+        pruning = EpochPruning(trial, resume.val_curve if resume else None)
+        try:
+            result = train(model, self.data, training, self.device, config.train.precision,
+                           config.train.max_epochs, seed, augment=config.train.augment,
+                           compile=config.train.compile, callbacks=[*guards, pruning],
+                           data_on_device=config.train.data_on_device, loader_workers=config.train.loader_workers,
+                           deadline=self.deadline.at if self.deadline else None, progress=progress, resume=resume)
+        except OverTimeBudget:
+            return self._untrained(trial, efficiency, measuring, guards)
         finished = time.perf_counter()
-        trial.set_user_attr("epochs", result.epochs)
-        trial.set_user_attr("val_accuracy", result.val_accuracy)
-        trial.set_user_attr("test_accuracy", result.test_accuracy)
-        trial.set_user_attr(CURVE_ATTR, [round(v, 5) for v in result.val_curve])
+        if result.stopped and not result.val_curve:
+            raise DeadlineReached("the study's deadline came before its first epoch was validated")
+        if result.stopped:
+            trial.set_user_attr(TrialAttr.STOPPED, result.stopped)
+        trial.set_user_attr(TrialAttr.EPOCHS, result.epochs)
+        trial.set_user_attr(TrialAttr.VAL_ACCURACY, result.val_accuracy)
+        trial.set_user_attr(TrialAttr.TEST_ACCURACY, result.test_accuracy)
+        trial.set_user_attr(TrialAttr.VAL_CURVE, [round(v, 5) for v in result.val_curve])
         # Where the trial's time went, so framework overhead shows next to the training itself.
-        phases = {"build": measuring - started, "measure": training_started - measuring,
-                  "train": result.train_s, "validate": result.validate_s,
-                  "other": finished - training_started - result.train_s - result.validate_s}
-        for phase, seconds in phases.items():
-            trial.set_user_attr(f"time_{phase}_s", round(seconds, 4))
-        values = objective_values(objectives, efficiency, result.val_accuracy)
+        phases = {TrialAttr.TIME_BUILD_S: measuring - started, TrialAttr.TIME_MEASURE_S: training_started - measuring,
+                  TrialAttr.TIME_TRAIN_S: result.train_s, TrialAttr.TIME_VALIDATE_S: result.validate_s,
+                  TrialAttr.TIME_OTHER_S: finished - training_started - result.train_s - result.validate_s}
+        for attr, seconds in phases.items():
+            trial.set_user_attr(attr, round(seconds, 4))
+        values = objective_values(list(config.search.objectives), measured(efficiency, result.val_accuracy))
         if self.artifacts is not None:
             save_trial_artifacts(self.artifacts, trial, model, result, values)
         return values
+
+    def _untrained(self, trial: optuna.Trial, efficiency: Efficiency, measuring: float,
+                   guards: list[EpochTimeGuard]) -> list[float]:
+        """The values of a config refused before training (over a [budget] limit or the time allowed)."""
+        for guard in guards:
+            guard.settle()
+        trial.set_user_attr(TrialAttr.EPOCHS, 0)
+        trial.set_user_attr(TrialAttr.TIME_MEASURE_S, round(time.perf_counter() - measuring, 4))
+        return objective_values(list(self.config.search.objectives), measured(efficiency, UNTRAINED_ACCURACY))
+
+    def _resume_point(self, trial: optuna.Trial) -> Checkpoint | None:
+        """The last validated epoch of the interrupted trial this one retries, if it left one."""
+        if self.artifacts is None:
+            return None
+        study = trial.study
+        frozen = next(t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                      if t.number == trial.number)
+        for number in reversed(RetryHeartbeatStaleTrialCallback.retry_history(frozen)):
+            checkpoint = load_checkpoint(self.artifacts, study, study.get_trials(deepcopy=False)[number])
+            if checkpoint is not None:
+                trial.set_user_attr(TrialAttr.RESUMED_FROM, number)
+                return checkpoint
+        return None

@@ -6,7 +6,7 @@ import optuna
 
 from automl.config import SearchConfig
 from automl.search.moasha import MOASHAPruner
-from automl.storage.schema import CURVE_ATTR
+from automl.storage.schema import OBJECTIVES, TrialAttr
 
 
 def make_pruner(search: SearchConfig, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -23,9 +23,14 @@ def make_pruner(search: SearchConfig, max_epochs: int) -> optuna.pruners.BasePru
         return optuna.pruners.HyperbandPruner(min_resource=search.min_epochs, max_resource=max_epochs,
                                               reduction_factor=search.reduction_factor)
     if search.pruner == "moasha":
-        costs = [name for name in search.objectives if name != "val_accuracy"]
+        costs = [name for name in search.objectives if OBJECTIVES[name].is_cost]
         return MOASHAPruner(costs, max_epochs, search.min_epochs, search.reduction_factor)
     return optuna.pruners.NopPruner()
+
+
+def first_decision_epochs(search: SearchConfig, max_epochs: int) -> int:
+    """The epochs after which a trial is first judged: the pruners' first step, else its whole training."""
+    return max_epochs if search.pruner == "none" else min(search.min_epochs, max_epochs)
 
 
 class EpochPruning:
@@ -37,26 +42,32 @@ class EpochPruning:
     stores it then: a write per epoch would cost a small trial several percent of its time.
     """
 
-    def __init__(self, trial: optuna.Trial) -> None:
+    def __init__(self, trial: optuna.Trial, curve: list[float] | None = None) -> None:
         self.trial = trial
-        self.curve: list[float] = []
+        # A resumed trial goes on from the curve it had validated.
+        self.curve: list[float] = [round(value, 5) for value in curve or []]
+        # A warm-start config is left alone before the epochs at which its source reached its accuracy.
+        self.protected = int(trial.user_attrs.get(TrialAttr.PROTECTED_EPOCHS) or 0)
 
     def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
         trial = self.trial
         self.curve.append(round(val_accuracy, 5))
         if isinstance(trial.study.pruner, optuna.pruners.NopPruner):
             return
-        trial.set_user_attr(CURVE_ATTR, list(self.curve))  # a copy: the storage may keep the object
+        trial.set_user_attr(TrialAttr.VAL_CURVE, list(self.curve))  # a copy: the storage may keep the object
         epochs = len(self.curve)
+        if epochs < self.protected:
+            return
         if len(trial.study.directions) == 1:
             trial.report(val_accuracy, epochs)
             stop = trial.should_prune()
         else:
-            stop = trial.study.pruner.prune(trial.study, trial)
+            # MO-ASHA reads a running optuna.Trial as it reads a FrozenTrial (its number and user attrs).
+            stop = trial.study.pruner.prune(trial.study, trial)  # type: ignore[arg-type]
         if stop:
-            trial.set_user_attr("epochs", epochs)
-            trial.set_user_attr("pruned_at_epoch", epochs)
+            trial.set_user_attr(TrialAttr.EPOCHS, epochs)
+            trial.set_user_attr(TrialAttr.PRUNED_AT_EPOCH, epochs)
             pruner = trial.study.pruner
             if isinstance(pruner, MOASHAPruner):
-                trial.set_user_attr("rung", pruner.rung_of(epochs))
+                trial.set_user_attr(TrialAttr.RUNG, pruner.rung_of(epochs))
             raise optuna.TrialPruned(f"pruned after epoch {epochs} with validation accuracy {val_accuracy:.4f}")

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import Any
 
 import optuna
 
-from automl.storage.artifacts import artifact_dir, open_store
 from automl.errors import UsageError
-from automl.search.objective import DIRECTIONS, Objective
+from automl.search.objective import Objective
 from automl.search.plan import StudyPlan
-from automl.workers.pool import share_gpu
 from automl.search.pruners import make_pruner
-from automl.storage.trial_queue import QUEUED, Requeue, count, queue_trials
-from automl.storage.worker_storage import WorkerStorage
 from automl.search.samplers import make_sampler
-from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
-from automl.storage.urls import Heartbeat, open_storage, redact
+from automl.search.startup import first_configs
+from automl.search.time_budget import Deadline
 from automl.search.warm_start import load_warm_start
+from automl.storage.artifacts import artifact_dir, open_store
+from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TASK_ATTR
+from automl.storage.trial_queue import QUEUED, Queued, Requeue, count, queue_configs, queue_trials
+from automl.storage.urls import Heartbeat, open_storage, redact
+from automl.storage.worker_storage import WorkerStorage
+from automl.workers.pool import share_gpu
 from automl.workers.worker import TrialCallback, run_worker
+
 
 def _check_resumable(study: optuna.Study, plan: StudyPlan) -> None:
     stored = study.user_attrs.get(CONFIG_ATTR)
@@ -46,7 +48,7 @@ def create_or_resume(plan: StudyPlan) -> optuna.Study:
     """
     config = plan.config
     storage = open_storage(plan.storage_url)
-    directions = [DIRECTIONS[name] for name in config.search.objectives]
+    directions = [OBJECTIVES[name].direction for name in config.search.objectives]
     try:
         study = optuna.create_study(study_name=config.name, storage=storage, directions=directions,
                                     load_if_exists=True)
@@ -61,19 +63,21 @@ def create_or_resume(plan: StudyPlan) -> optuna.Study:
     return study
 
 
-def queue_run(study: optuna.Study, n_trials: int, warm_start: Sequence[dict[str, Any]] = ()) -> int:
+def queue_run(study: optuna.Study, n_trials: int, warm_start: Sequence[Queued] = (),
+              startup: Sequence[Queued] = ()) -> int:
     """Queue ``n_trials`` trials, unless trials are still queued: then a run resumes those.
 
     Returns how many were queued now. Trials stay queued when a run was interrupted, timed out or
     stopped on failures, so the next run finishes what the last one set out to do. The
-    ``warm_start`` configs (automl.search.warm_start) are queued first, in addition to ``n_trials``.
+    ``warm_start`` configs (automl.search.warm_start) are queued first, in addition to ``n_trials``;
+    the ``startup`` configs (automl.search.startup) next, as the first of the ``n_trials``.
     """
     if count(study, QUEUED):
         return 0
-    for params in warm_start:
-        study.enqueue_trial(params)
-    queue_trials(study, n_trials)
-    return len(warm_start) + n_trials
+    first = [*warm_start, *startup[:n_trials]]
+    queue_configs(study, first)
+    queue_trials(study, n_trials - min(len(startup), n_trials))
+    return len(first) + n_trials - min(len(startup), n_trials)
 
 
 def sampler_seed(seed: int, started_trials: int, worker_tag: str) -> int:
@@ -108,14 +112,21 @@ def join_study(plan: StudyPlan, worker_tag: str = "") -> tuple[optuna.Study, Req
 
 
 def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool = True,
-         callbacks: Sequence[TrialCallback] = (), worker_tag: str = "") -> optuna.Study:
-    """Run the study's queued trials in this process, as one of any number of workers."""
+         callbacks: Sequence[TrialCallback] = (), worker_tag: str = "",
+         deadline: Deadline | None = None) -> optuna.Study:
+    """Run the study's queued trials in this process, as one of any number of workers.
+
+    The run ends by ``deadline``, else ``timeout`` seconds from now, else the study file's
+    ``timeout`` (automl.search.time_budget): no trial starts after it, and the one under way stops
+    at its next training step, counting the epochs it validated.
+    """
+    deadline = deadline or Deadline.after(timeout or plan.config.timeout)
     study, requeue = join_study(plan, worker_tag)
     artifacts = open_store(artifact_dir(plan.storage_url, plan.config.artifacts))
-    objective = Objective(plan.config, plan.families, plan.data, artifacts)
+    objective = Objective(plan.config, plan.families, plan.data, artifacts, deadline)
     share_gpu(objective.device, plan.config.workers.trials_per_gpu)
     run_worker(study, objective, plan.config.workers, requeue, objective.device,
-               timeout=timeout or plan.config.timeout, show_progress_bar=show_progress_bar,
+               deadline=deadline.at if deadline else None, show_progress_bar=show_progress_bar,
                callbacks=callbacks)
     return study
 
@@ -123,7 +134,8 @@ def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool 
 def run_study(plan: StudyPlan, n_trials: int | None = None, timeout: float | None = None,
               show_progress_bar: bool = True, callbacks: Sequence[TrialCallback] = ()) -> optuna.Study:
     """Queue ``n_trials`` trials (the study file's count by default; see queue_run) and run them here."""
+    deadline = Deadline.after(timeout or plan.config.timeout)
     warm_start = load_warm_start(plan)
     study = create_or_resume(plan)
-    queue_run(study, n_trials or plan.config.n_trials, warm_start.for_study(study))
-    return work(plan, timeout, show_progress_bar, callbacks)
+    queue_run(study, n_trials or plan.config.n_trials, warm_start.for_study(study), first_configs(plan, study))
+    return work(plan, show_progress_bar=show_progress_bar, callbacks=callbacks, deadline=deadline)

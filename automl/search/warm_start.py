@@ -12,29 +12,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from automl.errors import UsageError
-from automl.search.objective import sample_training
 from automl.plugin.space import replay_params
+from automl.search.objective import sample_training
 from automl.search.plan import StudyPlan
+from automl.storage.schema import FAMILY_PARAM, TrialAttr
+from automl.storage.trial_queue import Queued
 from automl.storage.urls import load_study, redact
 
 STUDY_PREFIX = "study:"
 
 
-def _from_study(source: str, storage_url: str) -> list[dict[str, Any]]:
+def reached_at(trial: FrozenTrial) -> int | None:
+    """The epoch (1-based) at which ``trial`` first reached its final validation accuracy."""
+    curve = trial.user_attrs.get(TrialAttr.VAL_CURVE) or []
+    return next((epoch for epoch, value in enumerate(curve, start=1) if value >= curve[-1]), None)
+
+
+def _from_study(source: str, storage_url: str) -> list[tuple[dict[str, Any], int | None]]:
     name, _, url = source.removeprefix(STUDY_PREFIX).partition("@")
     study = load_study(name, url or storage_url)
     front = study.best_trials
     if not front:
         raise UsageError(f"warm start {STUDY_PREFIX}{name}: study {name!r} in {redact(url or storage_url)} "
                          "has no completed trial to start from")
-    return [trial.params for trial in sorted(front, key=lambda t: t.number)]
+    return [(trial.params, reached_at(trial)) for trial in sorted(front, key=lambda t: t.number)]
 
 
 def _from_file(source: str) -> list[dict[str, Any]]:
@@ -54,16 +63,17 @@ def _from_file(source: str) -> list[dict[str, Any]]:
     return data
 
 
-def load_configs(source: str, storage_url: str) -> list[dict[str, Any]]:
-    """The stored params dicts a source names."""
+def load_configs(source: str, storage_url: str) -> list[tuple[dict[str, Any], int | None]]:
+    """The stored params dicts a source names, each with the epochs its source took to reach its
+    accuracy (None when the source does not say: a file)."""
     if source.startswith(STUDY_PREFIX):
         return _from_study(source, storage_url)
-    return _from_file(source)
+    return [(params, None) for params in _from_file(source)]
 
 
 def checked(params: dict[str, Any], source: str, plan: StudyPlan) -> dict[str, Any]:
     """``params`` reduced to what this study samples, after replaying it through the spaces."""
-    family_name = params.get("family")
+    family_name = str(params.get(FAMILY_PARAM))
     fixed = optuna.trial.FixedTrial(params)
     try:
         replay_params(plan.families[family_name], params, plan.data.task)
@@ -71,19 +81,27 @@ def checked(params: dict[str, Any], source: str, plan: StudyPlan) -> dict[str, A
     except ValueError as exc:
         raise UsageError(f"warm start {source}: config {params} does not fit this study's space: {exc}") from None
     return {key: value for key, value in params.items()
-            if key == "family" or key.startswith((f"{family_name}.", "train."))}
+            if key == FAMILY_PARAM or key.startswith((f"{family_name}.", "train."))}
 
 
 @dataclass(frozen=True)
 class WarmStart:
-    """Checked configs to queue before a new study's sampled trials, and notes on those left out."""
+    """Checked configs to queue before a new study's sampled trials, and notes on those left out.
+
+    ``protected``: per config, the epochs before which the pruner leaves it alone (where its
+    source reached its accuracy; None: no protection).
+    """
 
     configs: list[dict[str, Any]]
     notes: list[str]
+    protected: list[int | None] = field(default_factory=list)
 
-    def for_study(self, study: optuna.Study) -> list[dict[str, Any]]:
-        """The configs, if ``study`` has no trials yet: a resumed study was warm-started already."""
-        return [] if study.get_trials(deepcopy=False) else self.configs
+    def for_study(self, study: optuna.Study) -> list[Queued]:
+        """The configs to queue, if ``study`` has no trials yet: a resumed study was warm-started already."""
+        if study.get_trials(deepcopy=False):
+            return []
+        return [Queued(config, {TrialAttr.PROTECTED_EPOCHS: epochs} if epochs else {})
+                for config, epochs in zip(self.configs, self.protected or [None] * len(self.configs), strict=True)]
 
 
 def load_warm_start(plan: StudyPlan, extra_sources: Sequence[str] = ()) -> WarmStart:
@@ -93,14 +111,16 @@ def load_warm_start(plan: StudyPlan, extra_sources: Sequence[str] = ()) -> WarmS
     study does not search are left out with a note; duplicates are dropped.
     """
     configs: list[dict[str, Any]] = []
+    protected: list[int | None] = []
     notes = []
     for source in [*plan.config.search.warm_start, *extra_sources]:
-        for params in load_configs(source, plan.storage_url):
-            if params.get("family") not in plan.families:
-                notes.append(f"warm start {source}: left out a {params.get('family')} config; this study "
+        for params, epochs in load_configs(source, plan.storage_url):
+            if params.get(FAMILY_PARAM) not in plan.families:
+                notes.append(f"warm start {source}: left out a {params.get(FAMILY_PARAM)} config; this study "
                              f"searches {', '.join(plan.families)}")
                 continue
             config = checked(params, source, plan)
             if config not in configs:
                 configs.append(config)
-    return WarmStart(configs, notes)
+                protected.append(epochs)
+    return WarmStart(configs, notes, protected)

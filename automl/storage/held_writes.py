@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Any
 
 import optuna
@@ -31,7 +31,8 @@ LOG = logging.getLogger(__name__)
 _PARAM = "param"
 _ATTR_MODELS = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
 # The dialects whose insert statement can update on conflict, as Optuna's own attribute writes do.
-_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_UPSERTS: dict[str, Callable[[Any], sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class HeldWritesStorage(optuna.storages.RDBStorage):

@@ -1,16 +1,103 @@
-"""The trial-record schema: the names of the study and trial attributes automl stores."""
+"""The trial-record schema: every name automl stores on a study or a trial, the objectives a study
+file can name, and what a stored trial says about itself (its family, whether it is feasible).
+
+Every module reads and writes studies and trials through these names. The stored names never
+change: existing databases, optuna-dashboard and ``automl show`` read them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
 from optuna.trial import FrozenTrial
 
-# Study attrs: the study file as created (plus the families and objectives chosen) and its task.
-CONFIG_ATTR = "automl_config"
-TASK_ATTR = "automl_task"
-# Trial attr: validation accuracy after each epoch trained.
-CURVE_ATTR = "val_curve"
+# Study user attrs.
+CONFIG_ATTR = "automl_config"  # the study file as created, plus the families and objectives chosen (a dict)
+TASK_ATTR = "automl_task"  # the study's task, as automl.plugin.task.Task.to_dict() gives it
+
+# The trial parameter that picks the family; its value is the family's name. The family's own
+# parameters are named "FAMILY.KEY", the training ones "train.KEY".
+FAMILY_PARAM = "family"
+# The fail_reason of a trial the study's deadline stopped before its first validated epoch; it is
+# queued again with its parameters, like an interrupted one ("interrupted").
+DEADLINE = "deadline"
+
+
+class TrialAttr(StrEnum):
+    """The user attrs a trial stores; each member is (and compares equal to) its stored name.
+
+    Units are in each member's comment. Measured before training: n_params, flops, latency_ms,
+    peak_memory_mb; a trial that is over budget stops there (epochs 0, over_budget set).
+    """
+
+    FAMILY = "family"  # the family's name, as registered
+    DEVICE = "device"  # the torch device it trained on: "cpu", "cuda:0", ...
+    WORKER = "worker"  # the worker process that ran it: "host:pid"
+    N_PARAMS = "n_params"  # trainable parameters (a count)
+    FLOPS = "flops"  # forward FLOPs per sample, a multiply-add counting 2
+    LATENCY_MS = "latency_ms"  # median ms of one forward pass at [search] latency_batch_size
+    PEAK_MEMORY_MB = "peak_memory_mb"  # MiB of GPU memory one training step peaks at (GPU trials only)
+    OVER_BUDGET = "over_budget"  # why it was never trained: "flops 4.35e+06 > max_flops 1e+06; ..."
+    EPOCHS = "epochs"  # epochs trained (0 when over budget)
+    VAL_ACCURACY = "val_accuracy"  # fraction of the validation split classified right, in [0, 1]
+    TEST_ACCURACY = "test_accuracy"  # the same on the test split: reported, never selected on
+    VAL_CURVE = "val_curve"  # validation accuracy after each epoch so far, a list
+    PRUNED_AT_EPOCH = "pruned_at_epoch"  # epochs trained when the pruner stopped it
+    # "deadline": the study's time ran out; it counts with the epochs it validated (epochs, val_curve).
+    STOPPED = "stopped"
+    RESUMED_FROM = "resumed_from"  # the interrupted trial whose last validated epoch it went on from
+    # Epochs before which the pruner leaves a warm-start config alone: where its source reached its accuracy.
+    PROTECTED_EPOCHS = "protected_epochs"
+    RUNG = "rung"  # the MO-ASHA rung (0-based index) it was stopped at
+    FAIL_REASON = "fail_reason"  # "ErrorType: message" (at most 2000 characters), or "interrupted"
+    WALL_TIME_S = "wall_time_s"  # seconds in the objective, all phases together
+    # Seconds per phase: sampling and building; measuring the cost; training; validating; the rest.
+    TIME_BUILD_S = "time_build_s"
+    TIME_MEASURE_S = "time_measure_s"
+    TIME_TRAIN_S = "time_train_s"
+    TIME_VALIDATE_S = "time_validate_s"
+    TIME_OTHER_S = "time_other_s"
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One objective a study file can list in ``[search] objectives``."""
+
+    name: str  # in study files and the study's metric names
+    direction: Literal["maximize", "minimize"]  # as optuna.create_study takes it
+    attr: TrialAttr  # the trial user attr that holds the measured value
+    # A cost, measured before training and compared by orders of magnitude; otherwise an accuracy in [0, 1].
+    is_cost: bool
+    budget_key: str | None = None  # the [budget] key that limits it, if any
+
+
+ACCURACY = ObjectiveSpec("val_accuracy", "maximize", TrialAttr.VAL_ACCURACY, is_cost=False)
+FLOPS = ObjectiveSpec("flops", "minimize", TrialAttr.FLOPS, is_cost=True, budget_key="max_flops")
+PARAMS = ObjectiveSpec("params", "minimize", TrialAttr.N_PARAMS, is_cost=True, budget_key="max_params")
+LATENCY = ObjectiveSpec("latency_ms", "minimize", TrialAttr.LATENCY_MS, is_cost=True,
+                        budget_key="max_latency_ms")
+# Every objective, by name, in the order study-file errors list them.
+OBJECTIVES = {spec.name: spec for spec in (ACCURACY, FLOPS, PARAMS, LATENCY)}
+OBJECTIVE_NAMES = tuple(OBJECTIVES)
+
+
+def objective_values(names: Sequence[str], measured: Mapping[str, float]) -> list[float]:
+    """The values of the objectives ``names``, in that order, from ``measured`` (keyed by trial attr).
+
+    Raises KeyError for a name not in OBJECTIVES or a value ``measured`` lacks.
+    """
+    return [float(measured[OBJECTIVES[name].attr]) for name in names]
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
-    """Within every budget (trials of studies without budgets always are)."""
+    """Within every budget: each constraint, log10(cost / limit), at most 0 (without budgets, always)."""
     return all(value <= 0 for value in trial.constraints.values())
+
+
+def family_of(trial: FrozenTrial) -> str | None:
+    """The trial's family name: its user attr, else its family parameter (a trial queued again has
+    its parameters but no attrs yet), else None."""
+    return trial.user_attrs.get(TrialAttr.FAMILY) or trial.params.get(FAMILY_PARAM)

@@ -5,9 +5,10 @@ one is atomic in Optuna's storage (a row lock on PostgreSQL, the write lock on S
 many workers share a study, each queued trial runs exactly once. Every trial that ends in failure
 puts one trial back, which keeps "queued + running + finished" at the count that was asked for:
 
-- a trial whose worker died (heartbeat gone stale) or was interrupted is queued again with its
-  parameters, linked to the original through Optuna's RetryHeartbeatStaleTrialCallback
-  (``retried_trial_number``), up to ``max_retry`` times; after that a fresh trial replaces it;
+- a trial whose worker died (heartbeat gone stale), was interrupted, or was stopped by the study's
+  deadline before its first validated epoch is queued again with its parameters, linked to the
+  original through Optuna's RetryHeartbeatStaleTrialCallback (``retried_trial_number``), up to
+  ``max_retry`` times; after that a fresh trial replaces it;
 - a trial that failed by itself (exception, non-finite loss, out of memory) is replaced by a fresh
   trial: its parameters would only fail again.
 """
@@ -15,12 +16,14 @@ puts one trial back, which keeps "queued + running + finished" at the count that
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.storage.schema import DEADLINE, TrialAttr
 
 QUEUED = TrialState.WAITING
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -64,6 +67,19 @@ def count(study: optuna.Study, *states: TrialState) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+class Queued(NamedTuple):
+    """A configuration to queue as it is: its stored params, and the user attrs its trial starts with."""
+
+    params: dict[str, Any]
+    user_attrs: dict[str, Any]
+
+
+def queue_configs(study: optuna.Study, configs: Sequence[Queued]) -> None:
+    """Queue trials with fixed parameters (warm starts, a study's first configurations)."""
+    for config in configs:
+        study.enqueue_trial(config.params, user_attrs=config.user_attrs or None)
+
+
 def queue_trials(study: optuna.Study, n_trials: int) -> None:
     """Queue ``n_trials`` fresh trials; the sampler picks their parameters when one is popped."""
     for _ in range(n_trials):
@@ -88,6 +104,11 @@ class Requeue:
         self._retry(study, template)
 
     def replace(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """The after-trial callback: a trial that failed by itself gets a fresh replacement."""
-        if trial.state == TrialState.FAIL:
+        """The after-trial callback: a trial that failed by itself gets a fresh replacement; one the
+        deadline stopped before its first epoch is queued again with its parameters."""
+        if trial.state != TrialState.FAIL:
+            return
+        if trial.user_attrs.get(TrialAttr.FAIL_REASON) == DEADLINE:
+            self(study, trial)
+        else:
             queue_trials(study, 1)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from automl.storage import sqlite
 from automl.errors import UsageError
+from automl.storage import sqlite
 
 URL_EXAMPLES = "sqlite:///automl.db or postgresql+psycopg://user:password@host/dbname"
 # Where --storage is read from when not given: keeps a password off command lines and `ps`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+from typing import Literal
 
 import torch
 
@@ -17,7 +18,12 @@ def resolve_device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+# The precisions a trial trains in (Lightning Fabric's names); study files may also say "auto".
+Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
+
+
+def resolve_precision(precision: Precision | Literal["auto"], device: torch.device) -> Precision:
+    """``precision``, or for "auto" bf16 mixed precision on a GPU that has it and 32-bit otherwise."""
     if precision != "auto":
         return precision
     if device.type == "cuda" and torch.cuda.is_bf16_supported():

@@ -4,35 +4,40 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 aten = torch.ops.aten
+# The FLOP counter calls the formulas below with its operands' shapes (torch.Size) and the op's other arguments.
+Shape = Sequence[int]
 
 
-def _recurrent_matmul_flops(steps: int, batch: int, weight_shapes) -> int:
+def _recurrent_matmul_flops(steps: int, batch: int, weight_shapes: Sequence[Shape]) -> int:
     # Each weight matrix of a recurrent layer is applied once per time step and sample.
     return 2 * steps * batch * sum(shape[0] * shape[1] for shape in weight_shapes if len(shape) == 2)
 
 
-def _lstm_flops(input_shape, hx_shapes, param_shapes, has_biases, num_layers, dropout, train,
-                bidirectional, batch_first, *args, out_shape=None, **kwargs) -> int:
+def _lstm_flops(input_shape: Shape, hx_shapes: Sequence[Shape], param_shapes: Sequence[Shape], has_biases: bool,
+                num_layers: int, dropout: float, train: bool, bidirectional: bool, batch_first: bool, *args: Any,
+                out_shape: Any = None, **kwargs: Any) -> int:
     # PyTorch's FLOP counter has no formula for the fused LSTM kernels and counts them as 0.
     batch, steps = (input_shape[0], input_shape[1]) if batch_first else (input_shape[1], input_shape[0])
     return _recurrent_matmul_flops(steps, batch, param_shapes)
 
 
-def _mkldnn_lstm_layer_flops(input_shape, weight_ih_shape, weight_hh_shape, *args, out_shape=None,
-                             **kwargs) -> int:
+def _mkldnn_lstm_layer_flops(input_shape: Shape, weight_ih_shape: Shape, weight_hh_shape: Shape, *args: Any,
+                             out_shape: Any = None, **kwargs: Any) -> int:
     # The oneDNN kernel that runs one LSTM layer on CPU; its input is always [T, B, F].
     return _recurrent_matmul_flops(input_shape[0], input_shape[1], [weight_ih_shape, weight_hh_shape])
 
 
-def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None,
-                               **kwargs) -> int:
+def _cpu_flash_attention_flops(query_shape: Shape, key_shape: Shape, value_shape: Shape, *args: Any,
+                               out_shape: Any = None, **kwargs: Any) -> int:
     # The CPU flash-attention kernel behind scaled_dot_product_attention is missing from the
     # counter's table, so attention scores would count as free on CPU.
     return sdpa_flop_count(query_shape, key_shape, value_shape)

@@ -8,33 +8,27 @@ needs (device placement, precision and autocast, gradient scaling) and the loop 
 from __future__ import annotations
 
 import contextlib
-import functools
-import logging
 import math
+import statistics
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import Metric
 
+from automl.data.prepare import PreparedData
 from automl.training.augment import random_crop_flip
 from automl.training.batches import LoaderBatches, TensorBatches
 from automl.training.classifier import Classifier, TrainingParams
-from automl.data.prepare import PreparedData, Split
-from automl.training.device import fits_on_device, on_device, resolve_device, resolve_precision
+from automl.training.device import Precision, fits_on_device, on_device, resolve_precision
+from automl.training.progress import Checkpoint, Progress, copy_state
 
 EVAL_BATCH_SIZE = 1024
 AUGMENT_PADDING = 2
-
-for _name in ("lightning.pytorch", "lightning.fabric"):
-    # Lightning announces the accelerator on every start; one line per trial drowns the progress bar.
-    logging.getLogger(_name).setLevel(logging.WARNING)
-# Lightning's own use of a torch API deprecated in newer releases; nothing a user can change.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 __all__ = ["NonFiniteLoss", "TrainResult", "TrainingParams", "step_function", "train"]
 
@@ -54,6 +48,8 @@ class TrainResult:
     train_loss_curve: list[float] = field(default_factory=list)
     train_s: float = 0.0
     validate_s: float = 0.0
+    # Why training ended before max_epochs, when nothing raised: "deadline".
+    stopped: str | None = None
 
 
 def make_batches(data: PreparedData, batch_size: int, device: torch.device, seed: int,
@@ -71,7 +67,8 @@ def make_batches(data: PreparedData, batch_size: int, device: torch.device, seed
             LoaderBatches(data.test.x, data.test.y, EVAL_BATCH_SIZE, False, device, loader_workers))
 
 
-def _accuracy(fabric: L.Fabric, module: Classifier, batches: Batches, step: Callable, metric) -> float:
+def _accuracy(fabric: L.Fabric, module: Classifier, batches: Batches,
+              step: Callable[[tuple[torch.Tensor, torch.Tensor], int], None], metric: Metric) -> float:
     module.eval()
     with torch.inference_mode(), fabric.autocast():
         for index, batch in enumerate(batches):
@@ -87,16 +84,16 @@ def _prepare_inputs(x: torch.Tensor, augment: bool, channels_last: bool) -> torc
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def step_function(fabric: L.Fabric, classifier: Classifier, optimizer: torch.optim.Optimizer,
+def step_function(fabric: L.Fabric, classifier: Classifier, optimizer: Any,
                   precision: str) -> Callable[[tuple[torch.Tensor, torch.Tensor], int], torch.Tensor]:
     """One optimization step on a batch, returning the loss (detached, still on the device).
 
-    ``optimizer`` is the one Fabric set up. The step is called on the bare module: the Fabric
-    wrapper would route it through forward() for strategies that hook forward, which one device has
-    none of. Only mixed precision needs Fabric's autocast, and only 16-mixed the gradient scaler
-    behind its backward and optimizer wrappers; other steps call torch directly, skipping a fixed
-    cost per step that shows only on the smallest models (on the median digits models
-    benchmarks/trial_parts.py finds the two steps level).
+    ``optimizer`` is the one Fabric set up (its wrapper class is private to Lightning). The step is
+    called on the bare module: the Fabric wrapper would route it through forward() for strategies
+    that hook forward, which one device has none of. Only mixed precision needs Fabric's autocast,
+    and only 16-mixed the gradient scaler behind its backward and optimizer wrappers; other steps
+    call torch directly, skipping a fixed cost per step that shows only on the smallest models (on
+    the median digits models benchmarks/trial_parts.py finds the two steps level).
     """
     mixed = precision.endswith("-mixed")
     scaled = precision == "16-mixed"
@@ -117,15 +114,63 @@ def step_function(fabric: L.Fabric, classifier: Classifier, optimizer: torch.opt
     return step
 
 
+class StepPace:
+    """Times the first steps of an epoch to project the epoch's seconds.
+
+    The first steps of a process's first training pay one-time warm-ups (kernel selection, thread
+    pools, allocator growth): a few times the steady pace, so the first ``WARMUP`` steps are left
+    out. On the CPU each step is timed and the median taken, which a step delayed by other
+    processes does not move; on a GPU steps are queued, so the device is waited for twice and the
+    mean taken.
+    """
+
+    WARMUP = 2
+    STEPS = 8
+
+    def __init__(self, device: torch.device, steps_per_epoch: int) -> None:
+        self.steps_per_epoch = steps_per_epoch
+        self.on_gpu = device.type == "cuda"
+        self.enough = steps_per_epoch > 2 * (self.WARMUP + self.STEPS)
+        self.done = 0
+        self.last = 0.0
+        self.seconds: list[float] = []
+
+    def stepped(self, loss_sum: torch.Tensor) -> bool:
+        """Count a finished step; True once the pace is known (never for an epoch too short to time)."""
+        self.done += 1
+        if not self.enough or self.done < self.WARMUP:
+            return False
+        if self.on_gpu and self.done in (self.WARMUP, self.WARMUP + self.STEPS):
+            float(loss_sum)  # wait for the device: the steps are timed, not their launches
+        now = time.perf_counter()
+        if self.done > self.WARMUP:
+            self.seconds.append(now - self.last)
+        self.last = now
+        return len(self.seconds) == self.STEPS
+
+    def epoch_seconds(self) -> float:
+        per_step = sum(self.seconds) / self.STEPS if self.on_gpu else statistics.median(self.seconds)
+        return per_step * self.steps_per_epoch
+
+
 def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: torch.device,
-          precision: str, max_epochs: int, seed: int, augment: bool = False, compile: bool = False,
+          precision: Precision | Literal["auto"], max_epochs: int, seed: int, augment: bool = False,
+          compile: bool = False,
           callbacks: Sequence[object] = (), data_on_device: Literal["auto"] | bool = "auto",
-          loader_workers: int = 2) -> TrainResult:
+          loader_workers: int = 2, deadline: float | None = None, progress: Progress | None = None,
+          resume: Checkpoint | None = None) -> TrainResult:
     """Train ``model`` on ``data.train``, validate each epoch, test the final weights once.
 
-    ``callbacks`` are Fabric callbacks; ``on_validation_epoch_end(epoch, val_accuracy)`` is called
-    after each validation and may raise (a pruner does) to stop the trial there.
+    ``callbacks`` are Fabric callbacks: ``on_validation_epoch_end(epoch, val_accuracy)`` is called
+    after each validation and may raise (a pruner does) to stop the trial there;
+    ``on_epoch_time_estimate(epoch, seconds)`` is called once, a few steps into the first epoch
+    trained, with that epoch's projected time, and may raise to stop before the epoch is spent.
     ``data_on_device`` and ``loader_workers``: see make_batches.
+
+    ``deadline`` (``time.time()`` seconds): no step starts after it; the model goes back to its
+    last validated epoch, which the result reports (``stopped = "deadline"``). ``progress``, when
+    given, holds the last validated epoch's state whatever ends the training (an interrupt too);
+    ``resume`` continues from such a state instead of from epoch 0.
     """
     # A Fabric per trial: setup() registers the LightningModule as one of the Fabric's callbacks,
     # so a Fabric kept for the next trial would keep every trial's model alive.
@@ -141,19 +186,40 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
     module = Classifier(model, data.task.num_classes, params)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
-    optimizer = module.configure_optimizers()
-    module, optimizer = fabric.setup(module, optimizer)
-    batches, val_batches, test_batches = make_batches(data, params.batch_size, fabric.device, seed,
+    torch_optimizer = module.configure_optimizers()
+    if resume is not None:
+        model.load_state_dict(resume.model_state)
+        # A copy: the optimizer steps its loaded tensors in place, and the checkpoint must not change.
+        torch_optimizer.load_state_dict(copy_state(resume.optimizer_state))
+    module, optimizer = fabric.setup(module, torch_optimizer)
+    start_epoch = resume.epochs if resume is not None else 0
+    # A resumed training draws new shuffles: the same seed would repeat epoch 0's order.
+    batches, val_batches, test_batches = make_batches(data, params.batch_size, fabric.device, seed + start_epoch,
                                                       data_on_device, loader_workers)
     classifier: Classifier = module.module
     step = step_function(fabric, classifier, optimizer, precision)
-    result = TrainResult(0.0, 0.0, 0)
-    for epoch in range(max_epochs):
+    keep = progress is not None or deadline is not None
+    progress = progress if progress is not None else Progress()
+    result = TrainResult(0.0, 0.0, start_epoch)
+    if resume is not None:
+        result.val_curve, result.train_loss_curve = list(resume.val_curve), list(resume.train_loss_curve)
+        progress.checkpoint = resume
+    for epoch in range(start_epoch, max_epochs):
         started = time.perf_counter()
         module.train()
         loss_sum = torch.zeros((), device=fabric.device)
+        pace = StepPace(fabric.device, len(batches)) if epoch == start_epoch else None
         for index, (x, y) in enumerate(batches):
+            if deadline is not None and time.time() >= deadline:
+                progress.stopped = "deadline"
+                break
             loss_sum += step((_prepare_inputs(x, augment and images, channels_last), y), index)
+            if pace is not None and pace.stepped(loss_sum):
+                fabric.call("on_epoch_time_estimate", epoch=epoch, seconds=pace.epoch_seconds())
+                pace = None
+        if progress.stopped:
+            result.train_s += time.perf_counter() - started
+            break
         # Read once per epoch: a finiteness test per step would be a host sync per step. A loss
         # that went NaN or infinite stays so in the sum, so a diverged trial ends within one epoch.
         mean_loss = float(loss_sum) / len(batches)
@@ -166,7 +232,15 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
         result.val_curve.append(accuracy)
         result.train_loss_curve.append(mean_loss)
         result.epochs = epoch + 1
+        if keep:
+            progress.checkpoint = Checkpoint.capture(model, torch_optimizer, result.val_curve,
+                                                     result.train_loss_curve)
         fabric.call("on_validation_epoch_end", epoch=epoch, val_accuracy=accuracy)
+    result.stopped = progress.stopped
+    if not result.val_curve:
+        return result  # stopped before its first validation: nothing to test
+    if progress.stopped and progress.checkpoint is not None:
+        model.load_state_dict(progress.checkpoint.model_state)  # back to the last validated epoch
     result.val_accuracy = result.val_curve[-1]
     result.test_accuracy = _accuracy(fabric, classifier, test_batches, classifier.test_step,
                                      classifier.test_accuracy)

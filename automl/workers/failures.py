@@ -8,13 +8,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.errors import AutomlError
+from automl.storage.schema import TrialAttr
 
 INTERRUPTED = "interrupted"
 
 
 def short_reason(trial: FrozenTrial) -> str:
     """The first line of a failed trial's reason, as a summary key."""
-    reason = str(trial.user_attrs.get("fail_reason") or "no reason recorded (worker died?)")
+    reason = str(trial.user_attrs.get(TrialAttr.FAIL_REASON) or "no reason recorded (worker died?)")
     return reason.splitlines()[0][:160]
 
 

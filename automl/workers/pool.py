@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from automl.workers.interrupts import Interrupted, raise_on_signals
 from automl.storage.urls import STORAGE_ENV
+from automl.workers.interrupts import Interrupted, raise_on_signals
 
 # How long workers get to record their interrupted trials before they are killed.
 SHUTDOWN_GRACE_S = 60
@@ -63,14 +63,15 @@ def worker_environment(index: int, n_workers: int, cpus: int, gpus: int, storage
     return env
 
 
-def worker_command(study_file: Path, threads: int, timeout: float | None) -> list[str]:
+def worker_command(study_file: Path, threads: int, deadline: float | None) -> list[str]:
     command = [sys.executable, "-m", "automl", "worker", str(study_file), "--no-progress",
                "--threads", str(threads)]
-    return command + (["--timeout", str(timeout)] if timeout else [])
+    # The run's deadline as a time, not a duration: a worker's own start-up is part of the run.
+    return command + (["--deadline", repr(deadline)] if deadline else [])
 
 
 def run_pool(study_file: Path, storage_url: str, n_workers: int, gpus: int,
-             timeout: float | None = None) -> list[int]:
+             deadline: float | None = None) -> list[int]:
     """Start ``n_workers`` workers on the study and wait for all; returns their exit codes.
 
     SIGINT or SIGTERM is passed on to the workers, which record their running trials as
@@ -78,7 +79,7 @@ def run_pool(study_file: Path, storage_url: str, n_workers: int, gpus: int,
     """
     cpus = available_cpus()
     processes = [
-        subprocess.Popen(worker_command(study_file, threads_per_worker(n_workers, cpus), timeout),
+        subprocess.Popen(worker_command(study_file, threads_per_worker(n_workers, cpus), deadline),
                          env={**os.environ, **worker_environment(index, n_workers, cpus, gpus, storage_url)})
         for index in range(n_workers)
     ]

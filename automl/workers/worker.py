@@ -17,10 +17,11 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.config import WorkersConfig
+from automl.storage.schema import TrialAttr
+from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count
 from automl.training.device import free_memory
 from automl.workers.failures import INTERRUPTED, FailureStreak, TooManyFailures
 from automl.workers.interrupts import Interrupted, raise_on_signals
-from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count
 
 LOG = logging.getLogger(__name__)
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -40,7 +41,7 @@ class _Tracked:
 
     def __call__(self, trial: optuna.Trial) -> Any:
         self.trial = trial
-        trial.set_user_attr("worker", worker_name())
+        trial.set_user_attr(TrialAttr.WORKER, worker_name())
         try:
             result = self.objective(trial)
         except Exception:
@@ -59,13 +60,13 @@ def _record_interrupt(study: optuna.Study, trial: optuna.Trial | None, requeue: 
     """Fail the interrupted trial with reason ``interrupted`` and queue it again."""
     if trial is None or _frozen(study, trial.number).state != TrialState.RUNNING:
         return  # between trials, or the trial was told before the signal came
-    trial.set_user_attr("fail_reason", INTERRUPTED)
+    trial.set_user_attr(TrialAttr.FAIL_REASON, INTERRUPTED)
     study.tell(trial, state=TrialState.FAIL)
     requeue(study, _frozen(study, trial.number))
 
 
 def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], workers: WorkersConfig,
-               requeue: Requeue, device: torch.device, timeout: float | None = None,
+               requeue: Requeue, device: torch.device, deadline: float | None = None,
                show_progress_bar: bool = False, callbacks: Sequence[TrialCallback] = ()) -> None:
     """Pop and run queued trials; then wait while other workers' trials run, to retry any that die.
 
@@ -79,14 +80,13 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     gc.freeze()
     tracked = _Tracked(objective)
     streak = FailureStreak(workers.max_failures_in_row)
-    after_trial = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks]
-    deadline = None if timeout is None else time.monotonic() + timeout
+    after_trial: list[TrialCallback] = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks]
     announced_wait = False
     with warnings.catch_warnings(), raise_on_signals():
         warnings.simplefilter("ignore", ExperimentalWarning)
         try:
             while streak.summary is None:
-                remaining = None if deadline is None else deadline - time.monotonic()
+                remaining = None if deadline is None else deadline - time.time()
                 if remaining is not None and remaining <= 0:
                     break
                 queued = count(study, QUEUED)

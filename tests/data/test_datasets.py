@@ -127,6 +127,15 @@ def test_rare_tokens_are_unknown_and_long_texts_keep_their_start() -> None:
         [PAD, 3, 2], [2, 3, UNKNOWN], [PAD, PAD, PAD]]
 
 
+def test_prepare_checks_the_options_of_a_config_made_in_code(tmp_path: Path) -> None:
+    path = write_table(tmp_path / "t.csv", ["text", "label"], [["a b", label] for label in labels(2, 30)])
+    with pytest.raises(UsageError, match=r"key 'data.max_length': Input should be greater than 0 \(found 0\)"):
+        _prepare("text", path, max_length=0)
+    with pytest.raises(UsageError, match=r"unknown key 'data.label'; allowed in \[data\] for dataset 'npz': "
+                                         r"dataset, val_size, test_size, path, kind"):
+        _prepare("npz", path, label="y")
+
+
 def test_broken_torchvision_files_are_named(tmp_path: Path) -> None:
     root = write_cifar(tmp_path / "c10")
     (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")

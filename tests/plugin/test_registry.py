@@ -111,6 +111,18 @@ def test_incomplete_family_is_named(tmp_path: Path, body: str, missing: str) -> 
     assert 'plugin "half"' in result.stderr and f"without {missing}" in result.stderr
 
 
+def test_an_old_style_dataset_is_refused_naming_the_plugin(tmp_path: Path) -> None:
+    source = ("import automl\n\nclass Old:\n    name = 'old'\n    option_keys = ()\n"
+              "    def load(self, seed, config):\n        pass\n\n"
+              "@automl.hookimpl\ndef register_datasets(register):\n    register(Old())\n")
+    site = make_distribution(tmp_path / "site", "old-plugin", {"old_mod": source}, {"old": "old_mod"})
+    result = run_cli("plugins", cwd=tmp_path, env=with_path(site))
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert 'plugin "old"' in message and "a dataset (Old) without options" in message
+    assert "automl.Dataset" in message
+
+
 def test_plugins_check_names_each_broken_contract(tmp_path: Path) -> None:
     broken = FAMILY_MODULE.format(cls="Wide", name="wide").replace(
         "torch.nn.Linear(64, task.num_classes)", "torch.nn.Linear(64, 64)")
@@ -149,6 +161,7 @@ def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(source, site)
 
 
+@pytest.mark.slow
 def test_example_package_passes_its_own_tests(installed_example: Installed) -> None:
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                             cwd=installed_example.source, capture_output=True, text=True,
@@ -157,6 +170,7 @@ def test_example_package_passes_its_own_tests(installed_example: Installed) -> N
     assert " passed" in result.stdout and "failed" not in result.stdout
 
 
+@pytest.mark.slow
 def test_plugins_check_passes_the_example(installed_example: Installed, tmp_path: Path) -> None:
     result = run_cli("plugins", "check", "mixer", cwd=tmp_path, env=with_path(installed_example.site))
     assert result.returncode == 0, result.stdout + result.stderr

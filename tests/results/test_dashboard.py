@@ -20,6 +20,8 @@ from PIL import Image
 from automl.storage.artifacts import CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, artifact_dir
 from conftest import AUTOML, SearchedStudy
 
+pytestmark = pytest.mark.slow  # a dashboard server and a headless browser
+
 # Debian's chromium, headless, on a machine without network (see .ci/run).
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

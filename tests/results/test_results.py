@@ -20,11 +20,12 @@ from PIL import Image
 from automl.storage.artifacts import CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, artifact_dir, artifact_names, open_store
 from automl.cli import main
 from automl.config import DataConfig, load_study_file
-from automl.storage.curve_image import PALETTE
+from automl.search.curve_image import PALETTE
 from automl.data.prepare import prepare, split_indices
 from automl.errors import UsageError
 from automl.results.hypervolume import hypervolume_history
 from automl.plugin.registry import registry
+from automl.plugin.task import Task
 from automl.results.stored import load_stored_trial
 from automl.search.plan import plan_study
 from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
@@ -213,6 +214,21 @@ def test_export_and_retrain_name_the_trials_they_accept(searched_study: Searched
     with pytest.raises(UsageError, match=r"trial 0 of study 'results' stored its weights as artifact \S+, which is "
                                          r"not in the artifact folder; .* --artifacts DIR"):
         trained_model(front, open_store(tmp_path / "elsewhere"), registry(), pytest.fail)
+
+
+def test_a_study_stored_before_datasets_declared_options_still_rebuilds(searched_study: SearchedStudy) -> None:
+    searched = _study(searched_study)
+    config = searched.user_attrs[CONFIG_ATTR]
+    # The old layout: every built-in dataset's key at the top of data, set or not.
+    old_data = {**config["data"], "path": None, "download": False, "kind": None, "label": "label", "text": "text",
+                "tokenizer": "words", "max_length": 64, "min_freq": 1, "image_size": None, "options": {}}
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(CONFIG_ATTR, {**config, "data": old_data})
+    study.set_user_attr(TASK_ATTR, searched.user_attrs[TASK_ATTR])
+    study.add_trial(searched.trials[0])
+    stored = load_stored_trial(study, 0, "sqlite://", registry())
+    assert stored.config.data == DataConfig()
+    assert stored.data(registry()).task == Task.from_dict(searched.user_attrs[TASK_ATTR])
 
 
 def test_onnx_on_a_torch_without_its_exporter_is_a_usage_error_before_any_work(

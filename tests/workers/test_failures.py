@@ -24,6 +24,7 @@ from automl.training.loop import NonFiniteLoss
 from automl.workers.failures import TooManyFailures
 from automl.workers.interrupts import Interrupted
 from automl.plugin.registry import Registered, Registry, registry
+from automl.search.startup import DRAWS
 from automl.search.plan import plan_study
 from automl.search.study import create_or_resume, run_study, work
 from automl.plugin.task import Task
@@ -160,7 +161,9 @@ def test_a_trial_that_ran_out_of_memory_is_freed_before_the_next(tiny_study: Pat
     finally:
         gc.enable()
         optuna.logging.set_verbosity(verbosity)
-    assert family.alive_at_build == [0, 0, 0]
+    # The study's first DRAWS builds are its startup survey (automl.search.startup), then one per trial.
+    assert len(family.alive_at_build) == DRAWS + 3
+    assert family.alive_at_build[DRAWS:] == [0, 0, 0]
 
 
 def test_training_stops_at_the_end_of_the_epoch_its_loss_turns_non_finite() -> None:

@@ -25,6 +25,8 @@ from automl.search.plan import plan_study
 from automl.search.study import create_or_resume, queue_run, work
 from conftest import AUTOML, has_study, write_study
 
+pytestmark = pytest.mark.slow  # worker processes, PostgreSQL, SIGTERM
+
 COMPLETE, FAIL, RUNNING = TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING
 NAME = "workers"
 

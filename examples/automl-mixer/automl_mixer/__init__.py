@@ -39,10 +39,12 @@ class Mixer(nn.Module):
 
 
 class MixerFamily:
+    """An ``automl.Family``: images ``[B, C, H, W]`` to logits ``[B, num_classes]``."""
+
     name = "mixer"
     task_kinds = ("image",)
 
-    def search_space(self, trial, task) -> dict:
+    def search_space(self, trial: automl.Trial, task: automl.Task) -> dict:
         side = task.input_shape[1]
         return {
             "patch": trial.suggest_categorical("patch", [p for p in (2, 4) if side % p == 0]),
@@ -51,7 +53,7 @@ class MixerFamily:
             "expansion": trial.suggest_categorical("expansion", [1, 2, 4]),
         }
 
-    def build(self, params: dict, task) -> torch.nn.Module:
+    def build(self, params: dict, task: automl.Task) -> torch.nn.Module:
         channels, side, _ = task.input_shape
         return Mixer(channels, side, params["patch"], params["width"], params["depth"],
                      params["expansion"], task.num_classes)

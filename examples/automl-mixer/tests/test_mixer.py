@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import optuna
-import torch
-
 from automl import Task
-from automl.plugin.registry import registry
-from automl.plugin.space import sample_params
-from automl.testing import FamilyConformance
+from automl.testing import FamilyConformance, example_inputs, registry, sample_configs
 from automl_mixer import MixerFamily
 
 
@@ -23,8 +18,6 @@ def test_installed_package_registers_the_family():
 
 def test_patches_always_tile_the_image():
     task = Task("image", (3, 28, 28), 10)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(10):
-        params = sample_params(MixerFamily(), study.ask(), task)
-        assert 28 % params["patch"] == 0
-        assert MixerFamily().build(params, task)(torch.randn(2, 3, 28, 28)).shape == (2, 10)
+    for config in sample_configs(MixerFamily(), task, 10):
+        assert 28 % config.params["patch"] == 0
+        assert MixerFamily().build(config.params, task)(example_inputs(task, 2)).shape == (2, 10)

@@ -40,13 +40,15 @@ def _columns(count: int) -> list[float]:
 
 def _series(draw: ImageDraw.ImageDraw, xs: list[float], ys: list[float], color: int) -> None:
     if len(xs) > 1:
-        draw.line(list(zip(xs, ys)), fill=color, width=2)
-    for x, y in zip(xs, ys):
+        draw.line(list(zip(xs, ys, strict=True)), fill=color, width=2)
+    for x, y in zip(xs, ys, strict=True):
         draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=color)
 
 
 def draw_curve(val_accuracy: Sequence[float], train_loss: Sequence[float], title: str, path: Path) -> None:
-    """Validation accuracy (left axis) and training loss (right axis) per epoch, written to ``path``."""
+    """Validation accuracy (left axis) and training loss (right axis) per epoch, written to ``path``.
+
+    ``train_loss`` has one value per epoch of ``val_accuracy``, or none (no right axis then)."""
     image = Image.new("P", (WIDTH, HEIGHT), BACKGROUND)
     image.putpalette([channel for rgb in PALETTE for channel in rgb])
     draw = ImageDraw.Draw(image)

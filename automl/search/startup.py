@@ -1,0 +1,81 @@
+"""A new study's first trials: configurations spread from cheap to expensive, the cheapest first.
+
+A sampler starts from random draws (TPE's first ten trials), and a random draw over families can
+be the most expensive configuration of the space: with a time budget, a front would come late, or
+not at all. Here each family's space is drawn a few times, every draw is built and its FLOPs per
+sample counted (tens of milliseconds each, no training), and the draws at evenly spaced FLOPs
+quantiles from the cheapest up are queued first: every family's cheapest, then every family's
+next, and so on. The sampler learns from their results as from its own draws.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+import torch
+
+from automl.config import BudgetConfig, TrainConfig
+from automl.plugin.build import build_model
+from automl.plugin.contract import Family
+from automl.plugin.space import sample_params
+from automl.plugin.task import Task
+from automl.search.objective import sample_training
+from automl.search.plan import StudyPlan
+from automl.storage.schema import FAMILY_PARAM
+from automl.storage.trial_queue import Queued
+from automl.training.efficiency import count_parameters, flops_per_sample
+
+# Draws per family, and how many of them (at FLOPs quantiles 0, 1/n, 2/n, ...) are queued.
+DRAWS = 8
+PER_FAMILY = 3
+
+
+def startup_configs(families: dict[str, Family], task: Task, example: torch.Tensor, train: TrainConfig,
+                    seed: int, budget: BudgetConfig | None = None,
+                    per_family: int = PER_FAMILY) -> list[dict[str, Any]]:
+    """Stored-params dicts (``{"family": ..., "FAMILY.KEY": ..., "train.KEY": ...}``) to queue first,
+    cheapest first; ``example`` is one or more inputs of ``task``'s shape. Draws over a ``budget``
+    limit on FLOPs or parameters are left out."""
+    max_flops = budget.max_flops if budget and budget.max_flops else math.inf
+    max_params = budget.max_params if budget and budget.max_params else math.inf
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a throwaway study, not worth a log line
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    ranked: list[list[dict[str, Any]]] = []
+    for name, family in families.items():
+        draws = []
+        for _ in range(DRAWS):
+            trial = study.ask()
+            try:
+                with torch.random.fork_rng():
+                    model = build_model(family, sample_params(family, trial, task), task, example[:2])
+                flops: float = flops_per_sample(model, example[:1])
+                over = flops > max_flops or count_parameters(model) > max_params
+            except Exception:  # noqa: BLE001 - a plugin may raise anything; its trials will say what
+                flops, over = math.inf, False
+            if not over:
+                sample_training(trial, train)
+                draws.append((flops, {FAMILY_PARAM: name, **trial.params}))
+            study.tell(trial, 0.0)
+        built = sorted((pair for pair in draws if math.isfinite(pair[0])), key=lambda pair: pair[0])
+        if built:
+            picks = sorted({round(i * (len(built) - 1) / per_family) for i in range(per_family)})
+            ranked.append([built[index][1] for index in picks])
+        elif draws:
+            # A family that fails to build gets one trial, which fails and records why.
+            ranked.append([draws[0][1]])
+    return [configs[rank] for rank in range(per_family) for configs in ranked if rank < len(configs)]
+
+
+def first_configs(plan: StudyPlan, study: optuna.Study) -> list[Queued]:
+    """The startup configurations to queue for ``study``; none once it has trials (a resumed study)."""
+    if study.get_trials(deepcopy=False):
+        return []
+    config = plan.config
+    return [Queued(params, {}) for params in startup_configs(plan.families, plan.data.task, plan.data.train.x,
+                                                            config.train, config.seed, config.budget)]

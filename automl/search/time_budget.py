@@ -1,0 +1,155 @@
+"""A study's time budget: its deadline, and each configuration's cost judged against what is left.
+
+With a time budget (``timeout`` in the study file, ``--timeout`` on the command line) the run has
+a deadline. No single trial may spend more than ``SHARE`` of the time left before its first
+decision point: the first rung of the pruner (``min_epochs``), or the end of its training without
+one. A configuration is judged twice before it spends an epoch:
+
+1. from its FLOPs, at the best throughput this study has measured so far (per family when the
+   family has trained, else the best of any family: a generous estimate, so a refusal here is
+   sure; the device's own speed is in it, since it comes from trials run on it);
+2. a few steps into its first epoch, from the time those steps took (automl.training.loop's
+   ``on_epoch_time_estimate``).
+
+A refused configuration ends COMPLETE but infeasible, like one over a ``[budget]`` limit: its trial
+carries the constraint ``TIME_CONSTRAINT`` (log10 of its time to the first decision over the
+time allowed), so the sampler learns to leave such configurations, and no front shows it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.storage.schema import TrialAttr, family_of
+
+# The share of the time left that one trial may spend before its first decision point. Chosen with
+# benchmarks/vs_peers.py: a larger share lets one expensive draw hold a short budget for long,
+# a smaller one refuses configurations that would have reached the front.
+SHARE = 0.15
+# The trial constraint (Optuna's, like the [budget] keys') that a study with a deadline sets.
+TIME_CONSTRAINT = "time_to_first_decision"
+# The constraint recorded until a configuration's time is measured: an order of magnitude within.
+UNKNOWN = -1.0
+
+
+class OverTimeBudget(Exception):
+    """A configuration would take more of the time left than a trial may; raised before its epoch."""
+
+    def __init__(self, seconds: float, allowed: float, left: float, how: str) -> None:
+        self.seconds, self.allowed = seconds, allowed
+        super().__init__(f"{seconds:.3g} s to its first decision point ({how}) > {allowed:.3g} s "
+                         f"({SHARE:.0%} of the {left:.3g} s left before the deadline)")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The wall-clock time (``time.time()`` seconds) by which the whole run must end."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float | None, started: float | None = None) -> Deadline | None:
+        """``seconds`` from ``started`` (default now); None without a time budget."""
+        return None if seconds is None else cls((time.time() if started is None else started) + seconds)
+
+    def left(self) -> float:
+        return max(0.0, self.at - time.time())
+
+    def allowed(self) -> float:
+        """The seconds one trial may spend before its first decision point, from now."""
+        return SHARE * self.left()
+
+
+def seconds_per_flop(trials: Iterable[FrozenTrial], train_samples: int) -> dict[str | None, float]:
+    """The fewest seconds per FLOP per training sample that an epoch took, per family.
+
+    The fewest, not the typical: small models' epochs are dominated by per-step overheads that do
+    not grow with FLOPs, so their ratio overstates a large model's time. Key None: over all families.
+    """
+    best: dict[str | None, float] = {}
+    for trial in trials:
+        attrs = trial.user_attrs
+        epochs, flops = attrs.get(TrialAttr.EPOCHS) or 0, attrs.get(TrialAttr.FLOPS) or 0
+        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or epochs <= 0 or flops <= 0:
+            continue
+        seconds = (attrs.get(TrialAttr.TIME_TRAIN_S, 0.0) + attrs.get(TrialAttr.TIME_VALIDATE_S, 0.0)) / epochs
+        rate = seconds / (flops * train_samples)
+        for key in (family_of(trial), None):
+            best[key] = min(rate, best.get(key, math.inf))
+    return best
+
+
+def predicted_epoch_seconds(rates: dict[str | None, float], family: str, flops: float,
+                            train_samples: int) -> float | None:
+    """An epoch's seconds for a model of ``flops`` per sample; None before any trial has trained."""
+    rate = rates.get(family, rates.get(None))
+    return None if rate is None else rate * flops * train_samples
+
+
+class EpochTimeGuard:
+    """A training callback: stops a configuration whose first epoch projects past the time allowed.
+
+    It also sets the trial's TIME_CONSTRAINT, once (Optuna keeps the first value set): from the
+    first epoch's measured time, else from the best estimate there is when the trial ends untrained.
+    """
+
+    def __init__(self, trial: optuna.Trial, deadline: Deadline, allowed: float, epochs_to_decision: int) -> None:
+        self.trial, self.deadline, self.allowed = trial, deadline, allowed
+        self.epochs_to_decision = epochs_to_decision
+        self.started = time.perf_counter()
+        self.estimate: float | None = None  # seconds to the first decision point
+        self.recorded = False
+
+    def record(self, seconds: float | None) -> None:
+        """Set the trial's constraint from ``seconds`` to its first decision point (None: unknown)."""
+        if not self.recorded:
+            self.recorded = True
+            value = UNKNOWN if seconds is None else constraint_value(seconds, self.allowed)
+            self.trial.set_constraint(TIME_CONSTRAINT, value)
+
+    def refuse(self, seconds: float, how: str) -> OverTimeBudget:
+        """Record the trial as over the time allowed, as [budget] refusals are."""
+        self.record(seconds)
+        refusal = OverTimeBudget(seconds, self.allowed, self.deadline.left(), how)
+        self.trial.set_user_attr(TrialAttr.OVER_BUDGET, str(refusal))
+        return refusal
+
+    def settle(self) -> None:
+        """The trial ends without a measured epoch: record the estimate there is."""
+        self.record(self.estimate)
+
+    def on_epoch_time_estimate(self, epoch: int, seconds: float) -> None:
+        self.estimate = seconds * self.epochs_to_decision
+        if self.estimate > self.allowed:
+            raise self.refuse(self.estimate, f"{self.epochs_to_decision} epoch(s) at the pace of its first steps")
+
+    def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
+        self.record((time.perf_counter() - self.started) * self.epochs_to_decision)
+
+
+def guard_trial(trial: optuna.Trial, deadline: Deadline, family: str, flops: float, train_samples: int,
+                epochs_to_decision: int) -> EpochTimeGuard:
+    """Judge a configuration before it trains, from its FLOPs (``flops`` per sample) at this study's
+    best throughput so far; returns the guard that judges it again in its first epoch.
+
+    Raises OverTimeBudget, recorded on the trial, when the estimate is over the time allowed.
+    """
+    guard = EpochTimeGuard(trial, deadline, deadline.allowed(), epochs_to_decision)
+    finished = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    epoch = predicted_epoch_seconds(seconds_per_flop(finished, train_samples), family, flops, train_samples)
+    if epoch is not None:
+        guard.estimate = epoch * epochs_to_decision
+        if guard.estimate > guard.allowed:
+            raise guard.refuse(guard.estimate, f"{epochs_to_decision} epoch(s) estimated from its FLOPs")
+    return guard
+
+
+def constraint_value(seconds: float, allowed: float) -> float:
+    """log10(seconds / allowed): above 0 is over the time allowed, as the [budget] constraints read."""
+    return math.log10(max(seconds, 1e-6) / max(allowed, 1e-6))
