@@ -17,8 +17,8 @@ from automl.plugin.build import build_model
 from automl.plugin.contract import Family
 from automl.plugin.space import sample_params
 from automl.search.budget import screen
-from automl.search.pruners import EpochPruning, first_decision_epochs
-from automl.search.time_budget import Deadline, EpochTimeGuard, OverTimeBudget, guard_trial
+from automl.search.pruners import EpochPruning, decision_epochs
+from automl.search.time_budget import Deadline, EpochTimeGuard, NextDecisionGuard, OverTimeBudget, guard_trial
 from automl.search.trial_artifacts import load_checkpoint, save_checkpoint, save_trial_artifacts
 from automl.storage.held_writes import commit_trial_writes
 from automl.storage.schema import DEADLINE, FAMILY_PARAM, TrialAttr, objective_values
@@ -111,10 +111,11 @@ class Objective:
         trial.set_user_attr(TrialAttr.FLOPS, efficiency.flops)
         trial.set_user_attr(TrialAttr.LATENCY_MS, round(efficiency.latency_ms, 4))
         guards: list[EpochTimeGuard] = []
+        decisions = decision_epochs(config.search, config.train.max_epochs)
         if self.deadline is not None:
             try:
                 guards.append(guard_trial(trial, self.deadline, family.name, efficiency.flops, len(self.data.train.y),
-                                          first_decision_epochs(config.search, config.train.max_epochs)))
+                                          decisions[0]))
             except OverTimeBudget:
                 return self._untrained(trial, efficiency, measuring, guards)
         if screen(trial, config.budget, efficiency):
@@ -128,10 +129,12 @@ class Objective:
         commit_trial_writes(trial.study)
         training_started = time.perf_counter()
         pruning = EpochPruning(trial, resume.val_curve if resume else None)
+        # After the pruner: a trial it stops is pruned, and one it lets go on must fit the time left.
+        pacing = [NextDecisionGuard(self.deadline, decisions, resume.epochs if resume else 0)] if self.deadline else []
         try:
             result = train(model, self.data, training, self.device, config.train.precision,
                            config.train.max_epochs, seed, augment=config.train.augment,
-                           compile=config.train.compile, callbacks=[*guards, pruning],
+                           compile=config.train.compile, callbacks=[*guards, pruning, *pacing],
                            data_on_device=config.train.data_on_device, loader_workers=config.train.loader_workers,
                            deadline=self.deadline.at if self.deadline else None, progress=progress, resume=resume)
         except OverTimeBudget:

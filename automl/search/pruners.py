@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from automl.config import SearchConfig
-from automl.search.moasha import MOASHAPruner
+from automl.search.moasha import MOASHAPruner, rungs
 from automl.storage.schema import OBJECTIVES, TrialAttr
 
 
@@ -28,9 +28,12 @@ def make_pruner(search: SearchConfig, max_epochs: int) -> optuna.pruners.BasePru
     return optuna.pruners.NopPruner()
 
 
-def first_decision_epochs(search: SearchConfig, max_epochs: int) -> int:
-    """The epochs after which a trial is first judged: the pruners' first step, else its whole training."""
-    return max_epochs if search.pruner == "none" else min(search.min_epochs, max_epochs)
+def decision_epochs(search: SearchConfig, max_epochs: int) -> list[int]:
+    """The epoch counts at which a trial is judged, the end of its training last: the rungs
+    ``min_epochs * reduction_factor**k`` with a pruner, only the end without one."""
+    if search.pruner == "none":
+        return [max_epochs]
+    return [*rungs(search.min_epochs, search.reduction_factor, max_epochs), max_epochs]
 
 
 class EpochPruning:

@@ -46,7 +46,7 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     finally:
         optuna.logging.set_verbosity(verbosity)
-    ranked: list[list[dict[str, Any]]] = []
+    ranked: list[list[tuple[float, dict[str, Any]]]] = []
     for name, family in families.items():
         draws = []
         for _ in range(DRAWS):
@@ -65,11 +65,15 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
         built = sorted((pair for pair in draws if math.isfinite(pair[0])), key=lambda pair: pair[0])
         if built:
             picks = sorted({round(i * (len(built) - 1) / per_family) for i in range(per_family)})
-            ranked.append([built[index][1] for index in picks])
+            ranked.append([built[index] for index in picks])
         elif draws:
             # A family that fails to build gets one trial, which fails and records why.
-            ranked.append([draws[0][1]])
-    return [configs[rank] for rank in range(per_family) for configs in ranked if rank < len(configs)]
+            ranked.append([draws[0]])
+    queued = []
+    for rank in range(per_family):  # every family's cheapest, then every family's next, ...
+        round_ = [picks[rank] for picks in ranked if rank < len(picks)]
+        queued += [config for _, config in sorted(round_, key=lambda pair: pair[0])]  # cheapest first
+    return queued
 
 
 def first_configs(plan: StudyPlan, study: optuna.Study) -> list[Queued]:

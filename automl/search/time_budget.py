@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.storage.schema import TrialAttr, family_of
+from automl.training.loop import StopTraining
 
 # The share of the time left that one trial may spend before its first decision point. Chosen with
 # benchmarks/vs_peers.py: a larger share lets one expensive draw hold a short budget for long,
@@ -34,6 +35,8 @@ from automl.storage.schema import TrialAttr, family_of
 SHARE = 0.15
 # The trial constraint (Optuna's, like the [budget] keys') that a study with a deadline sets.
 TIME_CONSTRAINT = "time_to_first_decision"
+# A trial's ``stopped`` attr when NextDecisionGuard ends it (automl.storage.schema.TrialAttr.STOPPED).
+TIME_STOP = "time budget"
 # The constraint recorded until a configuration's time is measured: an order of magnitude within.
 UNKNOWN = -1.0
 
@@ -131,6 +134,26 @@ class EpochTimeGuard:
 
     def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
         self.record((time.perf_counter() - self.started) * self.epochs_to_decision)
+
+
+class NextDecisionGuard:
+    """A training callback: at each decision point a trial goes on from, the epochs to the next one
+    must fit in SHARE of the time left, at the pace its epochs have had; else it stops there and
+    counts with the epochs it validated (``stopped = "time budget"``)."""
+
+    def __init__(self, deadline: Deadline, decisions: list[int], start_epoch: int = 0) -> None:
+        self.deadline, self.decisions = deadline, decisions
+        self.start_epoch = start_epoch
+        self.started = time.perf_counter()
+
+    def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
+        done = epoch + 1
+        later = [decision for decision in self.decisions if decision > done]
+        if done not in self.decisions or not later:
+            return
+        pace = (time.perf_counter() - self.started) / (done - self.start_epoch)
+        if pace * (later[0] - done) > self.deadline.allowed():
+            raise StopTraining(TIME_STOP)
 
 
 def guard_trial(trial: optuna.Trial, deadline: Deadline, family: str, flops: float, train_samples: int,

@@ -46,7 +46,9 @@ class TrialAttr(StrEnum):
     TEST_ACCURACY = "test_accuracy"  # the same on the test split: reported, never selected on
     VAL_CURVE = "val_curve"  # validation accuracy after each epoch so far, a list
     PRUNED_AT_EPOCH = "pruned_at_epoch"  # epochs trained when the pruner stopped it
-    # "deadline": the study's time ran out; it counts with the epochs it validated (epochs, val_curve).
+    # Why it trained fewer than max_epochs without being pruned; it counts with the epochs it
+    # validated (epochs, val_curve): "deadline" (the study's time ran out) or "time budget" (its next
+    # decision point would take more of the time left than a trial may; automl.search.time_budget).
     STOPPED = "stopped"
     RESUMED_FROM = "resumed_from"  # the interrupted trial whose last validated epoch it went on from
     # Epochs before which the pruner leaves a warm-start config alone: where its source reached its accuracy.

@@ -30,13 +30,22 @@ from automl.training.progress import Checkpoint, Progress, copy_state
 EVAL_BATCH_SIZE = 1024
 AUGMENT_PADDING = 2
 
-__all__ = ["NonFiniteLoss", "TrainResult", "TrainingParams", "step_function", "train"]
+__all__ = ["NonFiniteLoss", "StopTraining", "TrainResult", "TrainingParams", "step_function", "train"]
 
 Batches = TensorBatches | LoaderBatches
 
 
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite; nothing after it can be trusted."""
+
+
+class StopTraining(Exception):
+    """Raised by a callback after a validation: the training ends there, with that epoch's model,
+    and its result says ``stopped = reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -48,7 +57,7 @@ class TrainResult:
     train_loss_curve: list[float] = field(default_factory=list)
     train_s: float = 0.0
     validate_s: float = 0.0
-    # Why training ended before max_epochs, when nothing raised: "deadline".
+    # Why training ended before max_epochs, when nothing raised: "deadline", or a callback's StopTraining.
     stopped: str | None = None
 
 
@@ -235,7 +244,11 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
         if keep:
             progress.checkpoint = Checkpoint.capture(model, torch_optimizer, result.val_curve,
                                                      result.train_loss_curve)
-        fabric.call("on_validation_epoch_end", epoch=epoch, val_accuracy=accuracy)
+        try:
+            fabric.call("on_validation_epoch_end", epoch=epoch, val_accuracy=accuracy)
+        except StopTraining as stop:
+            progress.stopped = stop.reason
+            break
     result.stopped = progress.stopped
     if not result.val_curve:
         return result  # stopped before its first validation: nothing to test

@@ -44,9 +44,10 @@ def test_run_then_resume_adds_trials_with_attrs(tiny_study: Path, tmp_path: Path
 
 
 def test_study_learns_digits(tmp_path: Path) -> None:
+    # Three trials: the study's first configurations span the family's sizes, the smallest first.
     study_file = write_study(tmp_path, f"""
         name = "learns"
-        n_trials = 1
+        n_trials = 3
         storage = "sqlite:///{tmp_path / 'learns.db'}"
         [search]
         families = ["mlp"]
