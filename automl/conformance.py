@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pydantic
 import torch
 from torch import nn
@@ -30,7 +29,7 @@ from automl.data.prepare import split_arrays
 from automl.errors import AutomlError
 from automl.plugin.build import build_model, example_inputs
 from automl.plugin.contract import BASE_DIR, Dataset, DatasetOptions, Family, LabeledArrays, check_dataset, check_family
-from automl.plugin.space import replay_params, sample_params
+from automl.plugin.space import random_study, replay_params, sample_params
 from automl.plugin.task import Task
 from automl.training.efficiency import count_parameters, flops_per_sample
 
@@ -87,7 +86,7 @@ def check_family_contract(family: Any) -> None:
 def sample_configs(family: Family, task: Task, count: int, seed: int = 0) -> list[Config]:
     """``count`` configs from one random-sampler study, which also catches a parameter whose
     choices change between trials (Optuna refuses that)."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = random_study(seed)
     configs = []
     for _ in range(count):
         trial = study.ask()

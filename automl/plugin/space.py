@@ -61,3 +61,14 @@ def family_params(stored_params: dict[str, Any], family_name: str) -> dict[str, 
     """The stored params of one family, without the prefix (for display)."""
     prefix = f"{family_name}."
     return {key[len(prefix):]: value for key, value in stored_params.items() if key.startswith(prefix)}
+
+
+def random_study(seed: int) -> optuna.Study:
+    """An in-memory study with a random sampler, to draw configurations from the families' spaces
+    (surveys, a study's first configurations, conformance checks); it logs nothing."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a throwaway study, not worth a log line
+    try:
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)

@@ -15,7 +15,7 @@ import optuna
 import torch
 
 from automl.config import BudgetConfig
-from automl.plugin.space import sample_params
+from automl.plugin.space import random_study, sample_params
 from automl.plugin.task import Task
 from automl.storage.schema import FLOPS, OBJECTIVES, PARAMS, TrialAttr
 from automl.training.efficiency import Efficiency, count_parameters, flops_per_sample
@@ -79,12 +79,7 @@ def survey_space(families: dict[str, Any], task: Task, example: torch.Tensor, bu
     if not limits:
         return SpaceSurvey(0, over)
     task_example = example[:1].cpu()
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a throwaway study, not worth a log line
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    study = random_study(seed)
     for family in families.values():
         for _ in range(per_family):
             trial = study.ask()

@@ -19,7 +19,7 @@ import torch
 from automl.config import BudgetConfig, TrainConfig
 from automl.plugin.build import build_model
 from automl.plugin.contract import Family
-from automl.plugin.space import sample_params
+from automl.plugin.space import random_study, sample_params
 from automl.plugin.task import Task
 from automl.search.objective import sample_training
 from automl.search.plan import StudyPlan
@@ -40,12 +40,7 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
     limit on FLOPs or parameters are left out."""
     max_flops = budget.max_flops if budget and budget.max_flops else math.inf
     max_params = budget.max_params if budget and budget.max_params else math.inf
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a throwaway study, not worth a log line
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    study = random_study(seed)
     ranked: list[list[tuple[float, dict[str, Any]]]] = []
     for name, family in families.items():
         draws = []
