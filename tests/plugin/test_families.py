@@ -90,7 +90,7 @@ def test_space_spans_tiny_to_large_models(name):
 DIGITS = TASKS[0]
 # The smallest and largest model of each built-in family on the digits, by parameter count.
 BUILTIN_EXTREMES = {
-    "mlp": ({"depth": 1, "width": 16, "activation": "relu", "norm": "none", "dropout": 0.0},
+    "mlp": ({"depth": 1, "width": 4, "activation": "relu", "norm": "none", "dropout": 0.0},
             {"depth": 4, "width": 1024, "activation": "gelu", "norm": "layer", "dropout": 0.5}),
     "cnn": ({"blocks": 1, "channels": 8, "kernel": 3, "norm": "none"},
             {"blocks": 4, "channels": 128, "kernel": 5, "norm": "batch", "pool": "max"}),
