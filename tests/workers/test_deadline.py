@@ -112,8 +112,11 @@ def test_the_deadline_stops_the_trial_under_way_with_the_epochs_it_validated(tmp
     assert attrs["val_accuracy"] == pytest.approx(attrs["val_curve"][-1], abs=1e-5)
     assert stopped[0].values[0] == attrs["val_accuracy"] and 0 < attrs["test_accuracy"] <= 1
     assert stopped[0].number in [t.number for t in optuna.load_study(study_name="long", storage=url).best_trials]
-    # Nothing started after the deadline; the trials not reached stay queued for a rerun.
-    assert sum(t.state == TrialState.WAITING for t in trials) == 2
+    # Nothing started after the deadline (the stopped trial was the last to start); the trials
+    # not reached stay queued for a rerun. (On a busy machine an earlier one may have been refused
+    # by the time budget: the first steps' pace decides.)
+    assert all(t.datetime_start <= stopped[0].datetime_start for t in trials if t.datetime_start)
+    assert sum(t.state == TrialState.WAITING for t in trials) >= 1
     assert "Pareto front of 'long'" in " ".join(result.stdout.split())
 
 
