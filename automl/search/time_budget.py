@@ -5,9 +5,9 @@ a deadline. No single trial may spend more than ``SHARE`` of the time left befor
 decision point: the first rung of the pruner (``min_epochs``), or the end of its training without
 one. A configuration is judged twice before it spends an epoch:
 
-1. from its FLOPs, at the best throughput this study has measured so far (per family when the
-   family has trained, else the best of any family: a generous estimate, so a refusal here is
-   sure; the device's own speed is in it, since it comes from trials run on it);
+1. from its FLOPs, at the best throughput this study has measured on models at least as large
+   (per family when the family has one, else any family's): a lower bound, so a refusal here is
+   sure; the device's own speed is in it, since it comes from trials run on it;
 2. a few steps into its first epoch, from the time those steps took (automl.training.loop's
    ``on_epoch_time_estimate``).
 
@@ -69,28 +69,26 @@ class Deadline:
         return SHARE * self.left()
 
 
-def seconds_per_flop(trials: Iterable[FrozenTrial], train_samples: int) -> dict[str | None, float]:
-    """The fewest seconds per FLOP per training sample that an epoch took, per family.
+def predicted_epoch_seconds(trials: Iterable[FrozenTrial], family: str, flops: float,
+                            train_samples: int) -> float | None:
+    """A lower bound on an epoch's seconds for a model of ``flops`` per sample, or None.
 
-    The fewest, not the typical: small models' epochs are dominated by per-step overheads that do
-    not grow with FLOPs, so their ratio overstates a large model's time. Key None: over all families.
+    From the trials that trained a model of at least ``flops`` (of ``family`` when it has one, else
+    of any family): their seconds per FLOP per sample, the fewest, times ``flops``. A smaller model's
+    epoch is mostly per-step overhead that does not grow with FLOPs, so its ratio would overstate
+    a larger model's time; a larger one's ratio understates a smaller one's. None when no such
+    trial exists yet: the first steps' pace decides then.
     """
-    best: dict[str | None, float] = {}
+    rates: dict[str | None, float] = {}
     for trial in trials:
         attrs = trial.user_attrs
-        epochs, flops = attrs.get(TrialAttr.EPOCHS) or 0, attrs.get(TrialAttr.FLOPS) or 0
-        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or epochs <= 0 or flops <= 0:
+        epochs, done = attrs.get(TrialAttr.EPOCHS) or 0, attrs.get(TrialAttr.FLOPS) or 0
+        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or epochs <= 0 or done < flops:
             continue
         seconds = (attrs.get(TrialAttr.TIME_TRAIN_S, 0.0) + attrs.get(TrialAttr.TIME_VALIDATE_S, 0.0)) / epochs
-        rate = seconds / (flops * train_samples)
+        rate = seconds / (done * train_samples)
         for key in (family_of(trial), None):
-            best[key] = min(rate, best.get(key, math.inf))
-    return best
-
-
-def predicted_epoch_seconds(rates: dict[str | None, float], family: str, flops: float,
-                            train_samples: int) -> float | None:
-    """An epoch's seconds for a model of ``flops`` per sample; None before any trial has trained."""
+            rates[key] = min(rate, rates.get(key, math.inf))
     rate = rates.get(family, rates.get(None))
     return None if rate is None else rate * flops * train_samples
 
@@ -165,7 +163,7 @@ def guard_trial(trial: optuna.Trial, deadline: Deadline, family: str, flops: flo
     """
     guard = EpochTimeGuard(trial, deadline, deadline.allowed(), epochs_to_decision)
     finished = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    epoch = predicted_epoch_seconds(seconds_per_flop(finished, train_samples), family, flops, train_samples)
+    epoch = predicted_epoch_seconds(finished, family, flops, train_samples)
     if epoch is not None:
         guard.estimate = epoch * epochs_to_decision
         if guard.estimate > guard.allowed:

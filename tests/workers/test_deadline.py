@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -19,6 +20,9 @@ pytestmark = pytest.mark.slow
 # What the run may take beyond its budget: the step under way, testing the restored model, the
 # trial's last writes, the front printed; and the interpreter's start, before the clock starts.
 GRACE_S = 15.0
+# One torch thread: two threads on a busy 2-core machine run tiny models tens of times slower, and
+# the time budget would (rightly) refuse them; these tests are about the deadline.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def _long_study(directory: Path, url: str, n_trials: int, timeout: float | None = None) -> Path:
@@ -99,7 +103,8 @@ def test_the_deadline_stops_the_trial_under_way_with_the_epochs_it_validated(tmp
         batch_size = [32]
     """)
     started = time.monotonic()
-    result = run_cli("run", str(study_file), "--no-progress", cwd=tmp_path, env=with_path(site), timeout=budget + 120)
+    result = run_cli("run", str(study_file), "--no-progress", cwd=tmp_path, env={**with_path(site), **ONE_THREAD},
+                     timeout=budget + 120)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert elapsed < budget + GRACE_S, f"the run took {elapsed:.1f} s of a {budget:.0f} s budget"
@@ -124,7 +129,8 @@ def test_an_interrupted_trial_resumes_from_its_last_validated_epoch(tmp_path: Pa
     url = f"sqlite:///{tmp_path / 'resume.db'}"
     study_file = _long_study(tmp_path, url, n_trials=1)
     run = subprocess.Popen([*AUTOML, "run", str(study_file), "--no-progress"], cwd=tmp_path,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           env={**os.environ, **ONE_THREAD}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -148,8 +154,8 @@ def test_an_interrupted_trial_resumes_from_its_last_validated_epoch(tmp_path: Pa
     validated = len(interrupted.user_attrs["val_curve"])
 
     # Resumed with a budget, the retry goes on from the interrupted trial's last validated epoch.
-    timed = _long_study(tmp_path, url, n_trials=1, timeout=15)
-    rerun = run_cli("run", str(timed), "--no-progress", cwd=tmp_path, timeout=180)
+    timed = _long_study(tmp_path, url, n_trials=1, timeout=30)
+    rerun = run_cli("run", str(timed), "--no-progress", cwd=tmp_path, env=ONE_THREAD, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
     retry = next(t for t in optuna.load_study(study_name="long", storage=url).trials
                  if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == interrupted.number)
