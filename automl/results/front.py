@@ -83,5 +83,7 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
     if pruned:
         console.print(f"{pruned} trial(s) stopped early by the pruner ('{TrialAttr.PRUNED_AT_EPOCH}' user attr).")
     if over_budget:
+        # markup=False: rich would read "[budget]" as a style tag and drop it.
         console.print(f"{over_budget} of {len(trials)} trial(s) were over budget and never trained "
-                      f"('{TrialAttr.OVER_BUDGET}' user attr); raise the [budget] limits if that is most of them.")
+                      f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than "
+                      "a trial may take); raise the limit or the timeout if that is most of them.", markup=False)
