@@ -136,7 +136,9 @@ class Objective:
                            config.train.max_epochs, seed, augment=config.train.augment,
                            compile=config.train.compile, callbacks=[*guards, pruning, *pacing],
                            data_on_device=config.train.data_on_device, loader_workers=config.train.loader_workers,
-                           deadline=self.deadline.at if self.deadline else None, progress=progress, resume=resume)
+                           deadline=self.deadline.at if self.deadline else None, resume=resume,
+                           # The per-epoch copy is kept only where an interrupt's checkpoint can be stored.
+                           progress=progress if self.artifacts is not None else None)
         except OverTimeBudget:
             return self._untrained(trial, efficiency, measuring, guards)
         finished = time.perf_counter()
