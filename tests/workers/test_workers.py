@@ -192,7 +192,8 @@ def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> N
 
 def test_sigterm_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'term.db'}"
-    study = _study_file(tmp_path, n_trials=2, storage=url, max_epochs=3)
+    # Trials long enough (tens of epochs) that the one seen running is still running when SIGTERM lands.
+    study = _study_file(tmp_path, n_trials=2, storage=url, max_epochs=40)
     run = subprocess.Popen([*AUTOML, "run", str(study), "--no-progress"], cwd=tmp_path,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
