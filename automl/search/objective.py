@@ -115,7 +115,7 @@ class Objective:
         if self.deadline is not None:
             try:
                 guards.append(guard_trial(trial, self.deadline, family.name, efficiency.flops, len(self.data.train.y),
-                                          decisions[0]))
+                                          decisions[0], self.device))
             except OverTimeBudget:
                 return self._untrained(trial, efficiency, measuring, guards)
         if screen(trial, config.budget, efficiency):

@@ -6,8 +6,11 @@ decision point: the first rung of the pruner (``min_epochs``), or the end of its
 one. A configuration is judged twice before it spends an epoch:
 
 1. from its FLOPs, at the best throughput this study has measured on models at least as large
-   (per family when the family has one, else any family's): a lower bound, so a refusal here is
-   sure; the device's own speed is in it, since it comes from trials run on it;
+   (per family when the family has one, else any family's), and at the device's peak FLOP rate
+   (automl.training.throughput): lower bounds, so a refusal here is sure; the first holds the
+   device's speed on real layers, the second holds before any model that large has trained (a
+   first draw of 1e8 FLOPs per sample would otherwise spend tens of seconds in its first steps
+   before the second judgement could refuse it);
 2. a few steps into its first epoch, from the time those steps took (automl.training.loop's
    ``on_epoch_time_estimate``).
 
@@ -24,10 +27,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.storage.schema import TrialAttr, family_of
 from automl.training.loop import StopTraining
+from automl.training.throughput import fastest_epoch_seconds
 
 # The share of the time left that one trial may spend before its first decision point. Chosen with
 # benchmarks/vs_peers.py: a larger share lets one expensive draw hold a short budget for long,
@@ -155,19 +160,21 @@ class NextDecisionGuard:
 
 
 def guard_trial(trial: optuna.Trial, deadline: Deadline, family: str, flops: float, train_samples: int,
-                epochs_to_decision: int) -> EpochTimeGuard:
+                epochs_to_decision: int, device: torch.device) -> EpochTimeGuard:
     """Judge a configuration before it trains, from its FLOPs (``flops`` per sample) at this study's
-    best throughput so far; returns the guard that judges it again in its first epoch.
+    best throughput so far and at ``device``'s peak; returns the guard that judges it again in its
+    first epoch.
 
     Raises OverTimeBudget, recorded on the trial, when the estimate is over the time allowed.
     """
     guard = EpochTimeGuard(trial, deadline, deadline.allowed(), epochs_to_decision)
     finished = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    epoch = predicted_epoch_seconds(finished, family, flops, train_samples)
-    if epoch is not None:
-        guard.estimate = epoch * epochs_to_decision
-        if guard.estimate > guard.allowed:
-            raise guard.refuse(guard.estimate, f"{epochs_to_decision} epoch(s) estimated from its FLOPs")
+    measured = predicted_epoch_seconds(finished, family, flops, train_samples)
+    epoch = max(measured or 0.0, fastest_epoch_seconds(flops, train_samples, device))
+    guard.estimate = epoch * epochs_to_decision
+    if guard.estimate > guard.allowed:
+        how = "this study's trials" if measured is not None and measured >= epoch else "the device's peak FLOP rate"
+        raise guard.refuse(guard.estimate, f"{epochs_to_decision} epoch(s) estimated from its FLOPs at {how}")
     return guard
 
 

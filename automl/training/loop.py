@@ -130,35 +130,46 @@ class StepPace:
     pools, allocator growth): a few times the steady pace, so the first ``WARMUP`` steps are left
     out. On the CPU each step is timed and the median taken, which a step delayed by other
     processes does not move; on a GPU steps are queued, so the device is waited for twice and the
-    mean taken.
+    mean taken. A step of ``LONG_STEP_S`` or more is timed alone, the first one too: its warm-ups
+    (milliseconds, paid once) are a small part of it, and a model that slow must not spend ten
+    such steps before its epoch can be judged.
     """
 
     WARMUP = 2
     STEPS = 8
+    LONG_STEP_S = 1.0
 
     def __init__(self, device: torch.device, steps_per_epoch: int) -> None:
         self.steps_per_epoch = steps_per_epoch
         self.on_gpu = device.type == "cuda"
         self.enough = steps_per_epoch > 2 * (self.WARMUP + self.STEPS)
         self.done = 0
-        self.last = 0.0
+        self.last = time.perf_counter()
         self.seconds: list[float] = []
+        self.long_step: float | None = None
 
     def stepped(self, loss_sum: torch.Tensor) -> bool:
         """Count a finished step; True once the pace is known (never for an epoch too short to time)."""
         self.done += 1
-        if not self.enough or self.done < self.WARMUP:
+        if not self.enough:
             return False
-        if self.on_gpu and self.done in (self.WARMUP, self.WARMUP + self.STEPS):
+        if self.on_gpu and self.done in (1, self.WARMUP, self.WARMUP + self.STEPS):
             float(loss_sum)  # wait for the device: the steps are timed, not their launches
-        now = time.perf_counter()
-        if self.done > self.WARMUP:
-            self.seconds.append(now - self.last)
+        now, last = time.perf_counter(), self.last
         self.last = now
+        # On a GPU only the first step is waited for alone; later ones are launches until the next wait.
+        if (not self.on_gpu or self.done == 1) and now - last >= self.LONG_STEP_S:
+            self.long_step = now - last
+            return True
+        if self.done > self.WARMUP:
+            self.seconds.append(now - last)
         return len(self.seconds) == self.STEPS
 
     def epoch_seconds(self) -> float:
-        per_step = sum(self.seconds) / self.STEPS if self.on_gpu else statistics.median(self.seconds)
+        if self.long_step is not None:
+            per_step = self.long_step
+        else:
+            per_step = sum(self.seconds) / self.STEPS if self.on_gpu else statistics.median(self.seconds)
         return per_step * self.steps_per_epoch
 
 

@@ -131,3 +131,32 @@ def test_the_first_epoch_trained_reports_its_projected_time_once(digits: Prepare
     result = train(_model(), digits, PARAMS, CPU, "32-true", max_epochs=2, seed=0, callbacks=[Record()])
     assert [epoch for epoch, _ in estimates] == [0]
     assert 0 < estimates[0][1] < 10 * result.train_s
+
+
+def test_a_slow_step_is_judged_alone_before_more_steps_are_spent(digits: PreparedData) -> None:
+    """A model whose steps take seconds has its epoch projected after its first step, not its tenth."""
+
+    class SlowSteps(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner, self.steps = _model(), 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.training:
+                self.steps += 1
+                time.sleep(1.05)
+            return self.inner(x)
+
+    class Refuse(Exception):
+        pass
+
+    class Judge:
+        def on_epoch_time_estimate(self, epoch: int, seconds: float) -> None:
+            raise Refuse(seconds)
+
+    model = SlowSteps()
+    with pytest.raises(Refuse) as refused:
+        train(model, digits, PARAMS, CPU, "32-true", max_epochs=1, seed=0, callbacks=[Judge()])
+    steps_per_epoch = -(-len(digits.train.y) // PARAMS.batch_size)
+    assert model.steps == 1
+    assert refused.value.args[0] >= 1.05 * steps_per_epoch
