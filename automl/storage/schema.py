@@ -17,6 +17,8 @@ from optuna.trial import FrozenTrial
 # Study user attrs.
 CONFIG_ATTR = "automl_config"  # the study file as created, plus the families and objectives chosen (a dict)
 TASK_ATTR = "automl_task"  # the study's task, as automl.plugin.task.Task.to_dict() gives it
+# What a resumed study must match: its space, objectives, task and data (automl.search.fingerprint).
+FINGERPRINT_ATTR = "automl_fingerprint"
 
 # The trial parameter that picks the family; its value is the family's name. The family's own
 # parameters are named "FAMILY.KEY", the training ones "train.KEY".
@@ -54,6 +56,10 @@ class TrialAttr(StrEnum):
     # Epochs before which the pruner leaves a warm-start config alone: where its source reached its accuracy.
     PROTECTED_EPOCHS = "protected_epochs"
     RUNG = "rung"  # the MO-ASHA rung (0-based index) it was stopped at
+    # A queued trial's place in a study queued lazily (automl.storage.trial_queue): the window (0,
+    # 1, ...) whose first trial it is, and on one trial per window the trials still to queue after it.
+    QUEUE_WINDOW = "queue_window"
+    QUEUE_MORE = "queue_more"
     FAIL_REASON = "fail_reason"  # "ErrorType: message" (at most 2000 characters), or "interrupted"
     WALL_TIME_S = "wall_time_s"  # seconds in the objective, all phases together
     # Seconds per phase: sampling and building; measuring the cost; training; validating; the rest.

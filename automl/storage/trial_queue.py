@@ -11,6 +11,13 @@ puts one trial back, which keeps "queued + running + finished" at the count that
   ``max_retry`` times; after that a fresh trial replaces it;
 - a trial that failed by itself (exception, non-finite loss, out of memory) is replaced by a fresh
   trial: its parameters would only fail again.
+
+A large count is queued a window at a time. Optuna queues one trial per storage transaction (about
+9 ms on SQLite), so ``n_trials = 100000`` would take a quarter of an hour before anything trains.
+The first ``WINDOW`` are queued at once; the trial in the middle of each window carries how many are
+still to queue, and the worker that pops it (a pop is atomic, so one worker) queues the next
+window before it trains (queue_more). A retry of that trial keeps the count, and a window is queued
+once: a worker that died between its pop and the next window leaves the retry to queue it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from automl.storage.schema import DEADLINE, TrialAttr
 
 QUEUED = TrialState.WAITING
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+WINDOW = 100
+# The user attrs that say where a queued trial sits in a lazily queued study; a retry keeps them.
+_PLACE = (TrialAttr.QUEUE_WINDOW, TrialAttr.QUEUE_MORE)
 
 
 class QueueEmpty(Exception):
@@ -80,10 +90,36 @@ def queue_configs(study: optuna.Study, configs: Sequence[Queued]) -> None:
         study.enqueue_trial(config.params, user_attrs=config.user_attrs or None)
 
 
-def queue_trials(study: optuna.Study, n_trials: int) -> None:
-    """Queue ``n_trials`` fresh trials; the sampler picks their parameters when one is popped."""
-    for _ in range(n_trials):
-        study.enqueue_trial({})
+def queue_trials(study: optuna.Study, n_trials: int, window: int = 0) -> None:
+    """Queue ``n_trials`` fresh trials, the sampler picks their parameters when one is popped: the
+    first WINDOW now as window ``window``, the rest by queue_more."""
+    now = min(n_trials, WINDOW)
+    later = n_trials - now
+    for index in range(now):
+        place: dict[str, int] = {}
+        if window or later:
+            if index == 0:
+                place[TrialAttr.QUEUE_WINDOW] = window
+            if later and index == now // 2:
+                place.update({TrialAttr.QUEUE_WINDOW: window, TrialAttr.QUEUE_MORE: later})
+        study.enqueue_trial({}, user_attrs=place or None)
+
+
+def queue_more(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> None:
+    """Queue the next window if the just-popped ``trial`` says more are to come and no one has."""
+    later = trial.user_attrs.get(TrialAttr.QUEUE_MORE)
+    if not later:
+        return
+    window = int(trial.user_attrs[TrialAttr.QUEUE_WINDOW]) + 1
+    if any(t.user_attrs.get(TrialAttr.QUEUE_WINDOW) == window for t in study.get_trials(deepcopy=False)):
+        return  # queued by the attempt this trial retries
+    queue_trials(study, int(later), window)
+
+
+def still_queued(study: optuna.Study) -> int:
+    """The trials queued now and those still to queue in later windows."""
+    queued = study.get_trials(deepcopy=False, states=(QUEUED,))
+    return len(queued) + sum(int(t.user_attrs.get(TrialAttr.QUEUE_MORE) or 0) for t in queued)
 
 
 class Requeue:
@@ -100,7 +136,7 @@ class Requeue:
             return
         template = copy.deepcopy(trial)
         # The retry is a new attempt: the original's results and fail_reason would mislabel it.
-        template.user_attrs = {}
+        template.user_attrs = {key: trial.user_attrs[key] for key in _PLACE if key in trial.user_attrs}
         self._retry(study, template)
 
     def replace(self, study: optuna.Study, trial: FrozenTrial) -> None:

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl.config import WorkersConfig
 from automl.storage.schema import TrialAttr
-from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count
+from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue_more
 from automl.training.device import free_memory
 from automl.workers.failures import INTERRUPTED, FailureStreak, TooManyFailures
 from automl.workers.interrupts import Interrupted, raise_on_signals
@@ -42,6 +42,7 @@ class _Tracked:
     def __call__(self, trial: optuna.Trial) -> Any:
         self.trial = trial
         trial.set_user_attr(TrialAttr.WORKER, worker_name())
+        queue_more(trial.study, trial)
         try:
             result = self.objective(trial)
         except Exception:

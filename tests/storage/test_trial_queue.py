@@ -13,10 +13,11 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from automl.workers.pool import default_workers, share_gpu, threads_per_worker, worker_command, worker_environment
-from automl.storage.trial_queue import QueueEmpty, Requeue, queue_trials
-from automl.storage.worker_storage import WorkerStorage
+from automl.storage.schema import TrialAttr
+from automl.storage.trial_queue import WINDOW, QueueEmpty, Requeue, queue_more, queue_trials, still_queued
 from automl.storage.urls import STORAGE_ENV, Heartbeat, open_storage
+from automl.storage.worker_storage import WorkerStorage
+from automl.workers.pool import default_workers, share_gpu, threads_per_worker, worker_command, worker_environment
 
 # A worker without training: pops queued trials as fast as it can, with heartbeats, until none is left.
 POPPER = textwrap.dedent("""
@@ -132,3 +133,49 @@ def test_trials_per_gpu_packs_workers_on_each_gpu(monkeypatch: pytest.MonkeyPatc
     share_gpu(torch.device("cuda"), 4)
     share_gpu(torch.device("cuda", 1), 2)
     assert caps == [(0.25, 0), (0.5, 1)], "torch wants a GPU index, not a bare 'cuda' device"
+
+
+LAZY_POPPER = POPPER.replace("from automl.storage.trial_queue import QueueEmpty, Requeue",
+                             "from automl.storage.trial_queue import QueueEmpty, Requeue, queue_more").replace(
+    'trial.set_user_attr("pid", os.getpid())',
+    'trial.set_user_attr("pid", os.getpid()); queue_more(trial.study, trial)')
+
+
+@pytest.mark.slow  # two processes pop 137 trials: a minute on a busy machine
+def test_a_large_count_is_queued_a_window_at_a_time_and_runs_exactly_that_count(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pops.db'}"
+    study = optuna.create_study(study_name="pops", storage=open_storage(url))
+    n_trials = WINDOW + 37
+    queue_trials(study, n_trials)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == WINDOW
+    assert still_queued(study) == n_trials
+    poppers = [subprocess.Popen([sys.executable, "-c", LAZY_POPPER, url], stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for popper in poppers:
+        _, stderr = popper.communicate(timeout=300)
+        assert popper.returncode == 0, stderr
+    trials = optuna.load_study(study_name="pops", storage=url).get_trials()
+    assert len(trials) == n_trials and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_a_retried_window_marker_queues_the_next_window_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'retry.db'}"
+    study = optuna.create_study(study_name="retry", storage=_worker_storage(url))
+    queue_trials(study, WINDOW + 5)
+    marker = next(t for t in study.get_trials() if t.user_attrs.get(TrialAttr.QUEUE_MORE))
+    requeue = Requeue(max_retry=2)
+    # The marker's first attempt dies before it could queue the next window: its retry queues it.
+    while study.ask().number != marker.number:
+        pass
+    study.tell(marker.number, state=TrialState.FAIL)
+    requeue(study, study.get_trials()[marker.number])
+    retry = study.get_trials()[-1]
+    assert retry.user_attrs[TrialAttr.QUEUE_MORE] == 5
+    while study.ask().number != retry.number:
+        pass
+    queue_more(study, retry)
+    # A second attempt at the same window finds it queued and adds nothing.
+    queue_more(study, retry)
+    trials = study.get_trials()
+    assert len(trials) == WINDOW + 1 + 5  # the window, the failed marker's retry, the next window
+    assert still_queued(study) == 5
