@@ -3,17 +3,18 @@
 
 The contract's own checks (``automl.plugin.contract.check_family`` / ``check_dataset``, which the
 registry runs too, and ``automl.plugin.build.build_model``) are run here as they are; the checks
-added here go further: finite logits, counted FLOPs, a real range of sizes, replay, training,
-datasets that load the same arrays twice and split into a task. Each raises ConformanceError
-saying what broke, with which params or options.
+added here go further: finite logits, counted FLOPs, a real range of sizes, replay, training that
+learns from the inputs, datasets that load the same arrays twice and split into a task. Each
+raises ConformanceError saying what broke, with which params or options.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,14 @@ DEFAULT_TASKS = {
     "tokens": Task("tokens", (16,), 4, vocab_size=50),
 }
 BATCH = 4
+# The training check's data: samples, and samples per optimizer step.
+TRAIN_SAMPLES = 512
+TRAIN_BATCH = 32
 # Building is cheap next to training, so the size range is judged on a larger sample.
 SIZE_RANGE_CONFIGS = 24
+# How far each class's pattern stands out of the noise in learnable_batch (its standard deviation,
+# the noise's being 1): enough that the smallest built-in models learn it within an epoch or two.
+PATTERN_SCALE = 2.0
 
 
 class ConformanceError(AssertionError):
@@ -66,15 +73,45 @@ class Config:
     params: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class FamilySettings:
+    """What the family checks run with. ``automl plugins check`` runs these defaults; a
+    ``FamilyConformance`` subclass overrides any of them with a class attribute of the same name."""
+
+    # The task each kind is checked on.
+    tasks: Mapping[str, Task] = dataclasses.field(default_factory=lambda: DEFAULT_TASKS)
+    # Configs sampled (seed 0) for the build, FLOPs and replay checks; the smallest of them trains.
+    n_configs: int = 8
+    # How many times more parameters the largest of SIZE_RANGE_CONFIGS sampled models must have.
+    min_size_ratio: float = 10.0
+    # The training check's budget: epochs of Adam at this learning rate over TRAIN_SAMPLES samples.
+    max_epochs: int = 5
+    learning_rate: float = 1e-3
+
+
 def learnable_batch(task: Task, count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs whose labels a model can learn: a fixed random linear map of the input (of the
-    first token, for tokens tasks)."""
+    """``count`` inputs and balanced labels that a model can learn from the inputs alone: each class
+    adds its own fixed random pattern to standard normal noise (rescaled to unit variance), or,
+    for tokens tasks, puts its own token id (``2 + label``, below ``vocab_size``) at a random half
+    of the positions."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    labels = torch.randperm(count, generator=generator) % task.num_classes
     inputs = example_inputs(task, count, seed)
     if task.kind == "tokens":
-        return inputs, inputs[:, 0] % task.num_classes
-    weights = torch.randn(math.prod(task.input_shape), task.num_classes,
-                          generator=torch.Generator().manual_seed(seed + 1))
-    return inputs, (inputs.flatten(1) @ weights).argmax(dim=1)
+        marked = torch.rand(inputs.shape, generator=generator) < 0.5
+        assert task.vocab_size is not None  # Task requires one of a tokens task
+        marks = 2 + labels % (task.vocab_size - 2)  # past padding (0) and unknown (1)
+        return torch.where(marked, marks[:, None].expand_as(inputs), inputs), labels
+    patterns = torch.randn(task.num_classes, *task.input_shape, generator=generator)
+    return (inputs + PATTERN_SCALE * patterns[labels]) / math.sqrt(1 + PATTERN_SCALE**2), labels
+
+
+def label_entropy(labels: torch.Tensor) -> float:
+    """Entropy (nats) of the labels' class frequencies: the lowest cross-entropy any prediction
+    that ignores the inputs can reach on them (predicting the frequencies themselves)."""
+    frequencies = torch.bincount(labels).double() / len(labels)
+    frequencies = frequencies[frequencies > 0]
+    return float(-(frequencies * frequencies.log()).sum())
 
 
 def check_family_contract(family: Any) -> None:
@@ -155,32 +192,50 @@ def smallest(family: Family, task: Task, configs: list[Config]) -> Config:
     return min(configs, key=lambda config: count_parameters(_build(family, config, task)))
 
 
-def check_training_lowers_loss(family: Family, task: Task, config: Config, samples: int = 512,
-                               batch_size: int = 32) -> None:
-    """One short epoch of Adam lowers the training loss, with finite losses throughout."""
-    inputs, labels = learnable_batch(task, samples)
+def _training_mode_loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Cross-entropy of ``model`` in training mode, as the optimizer sees it: BatchNorm normalizes
+    with the batch's statistics, not running ones that lag behind the weights, and dropout draws
+    the same masks at every call (fixed seed), so two calls differ only by what training changed."""
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        return functional.cross_entropy(model.train()(inputs), labels).item()
+
+
+def check_training_learns(family: Family, task: Task, config: Config,
+                          max_epochs: int = FamilySettings.max_epochs,
+                          learning_rate: float = FamilySettings.learning_rate) -> None:
+    """Training with Adam lowers the training-mode loss on learnable_batch below its label entropy
+    within ``max_epochs`` epochs (batches of TRAIN_BATCH; it stops at the first epoch that does),
+    with finite losses throughout.
+
+    The label entropy is the lowest loss a model can reach without looking at its inputs, so a
+    model whose forward ignores them, or whose parameters training cannot move, fails however
+    long it trains; the loss is measured in training mode (see _training_mode_loss) so that
+    BatchNorm's running statistics do not decide it.
+    """
+    inputs, labels = learnable_batch(task, TRAIN_SAMPLES)
     model = _build(family, config, task)
-
-    def loss_now() -> float:
-        model.eval()
-        with torch.no_grad():
-            return functional.cross_entropy(model(inputs), labels).item()
-
-    before = loss_now()
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for start in range(0, samples, batch_size):
-        loss = functional.cross_entropy(model(inputs[start:start + batch_size]),
-                                        labels[start:start + batch_size])
-        if not torch.isfinite(loss):
-            raise ConformanceError(f"non-finite training loss for params {config.params}")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    after = loss_now()
-    if not after < before:
-        raise ConformanceError(f"one epoch did not lower the loss ({before:.4f} -> {after:.4f}) "
-                               f"for params {config.params}")
+    before, floor = _training_mode_loss(model, inputs, labels), label_entropy(labels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    after = before
+    for _ in range(max_epochs):
+        model.train()
+        for start in range(0, TRAIN_SAMPLES, TRAIN_BATCH):
+            loss = functional.cross_entropy(model(inputs[start:start + TRAIN_BATCH]),
+                                            labels[start:start + TRAIN_BATCH])
+            if not torch.isfinite(loss):
+                raise ConformanceError(f"non-finite training loss for params {config.params}")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        after = _training_mode_loss(model, inputs, labels)
+        if after < min(before, floor):
+            return
+    raise ConformanceError(
+        f"{max_epochs} epoch(s) of Adam (lr {learning_rate:g}) took the training loss from {before:.4f} to "
+        f"{after:.4f}, not below {floor:.4f}, the loss of predicting the class frequencies without looking at "
+        f"the inputs, for params {config.params}; check that forward uses its input and that gradients reach "
+        "the parameters (or raise max_epochs / learning_rate in your FamilyConformance subclass)")
 
 
 @dataclass(frozen=True)
@@ -194,33 +249,41 @@ class CheckResult:
         return self.error is None
 
 
-def run_checks(family: Family, tasks: dict[str, Task] | None = None, n_configs: int = 3,
-               min_size_ratio: float = 10.0) -> list[CheckResult]:
+# The checks run on each task kind, in order, after its configs are sampled: (family, task, the
+# sampled configs, settings). run_checks and automl.testing.FamilyConformance both run this table.
+TaskCheck = Callable[[Family, Task, list[Config], FamilySettings], None]
+TASK_CHECKS: dict[str, TaskCheck] = {
+    "build and forward": lambda family, task, configs, _: check_build_and_forward(family, task, configs),
+    "FLOPs": lambda family, task, configs, _: check_flops(family, task, configs),
+    "size range": lambda family, task, _, settings: check_size_range(family, task, settings.min_size_ratio),
+    "replay": lambda family, task, configs, _: check_replay(family, task, configs),
+    "training": lambda family, task, configs, settings: check_training_learns(
+        family, task, smallest(family, task, configs), settings.max_epochs, settings.learning_rate),
+}
+
+
+def run_checks(family: Family, settings: FamilySettings | None = None) -> list[CheckResult]:
     """Every check on every task kind the family declares, collecting failures instead of raising."""
-    tasks = tasks or DEFAULT_TASKS
+    settings = settings or FamilySettings()
     contract = _attempt("contract", "-", lambda: check_family_contract(family))
     if not contract.passed:
         return [contract]
     results = [contract]
     for kind in family.task_kinds:
-        results += _check_task(family, kind, tasks[kind], n_configs, min_size_ratio)
+        results += _check_task(family, kind, settings)
     return results
 
 
-def _check_task(family: Family, kind: str, task: Task, n_configs: int, min_size_ratio: float) -> list[CheckResult]:
+def _check_task(family: Family, kind: str, settings: FamilySettings) -> list[CheckResult]:
     """The checks on one task kind; only the search-space check when the space cannot be sampled."""
+    task = settings.tasks[kind]
     configs: list[Config] = []
-    sampled = _attempt("search space", kind, lambda: configs.extend(sample_configs(family, task, n_configs)))
+    sampled = _attempt("search space", kind,
+                       lambda: configs.extend(sample_configs(family, task, settings.n_configs)))
     if not sampled.passed:
         return [sampled]
-    return [
-        sampled,
-        _attempt("build and forward", kind, lambda: check_build_and_forward(family, task, configs)),
-        _attempt("FLOPs", kind, lambda: check_flops(family, task, configs)),
-        _attempt("size range", kind, lambda: check_size_range(family, task, min_size_ratio)),
-        _attempt("replay", kind, lambda: check_replay(family, task, configs)),
-        _attempt("training", kind, lambda: check_training_lowers_loss(family, task, smallest(family, task, configs))),
-    ]
+    return [sampled, *(_attempt(name, kind, functools.partial(check, family, task, configs, settings))
+                       for name, check in TASK_CHECKS.items())]
 
 
 def _attempt(name: str, kind: str, check: Callable[[], None]) -> CheckResult:

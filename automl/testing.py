@@ -9,19 +9,22 @@ Subclass them in your package's tests and point them at your objects::
         family = MixerFamily()
 
 pytest then runs every family check on every task kind the family declares, and every dataset
-check on the options ``dataset_options`` returns. The checks live in ``automl.conformance``
-(``automl plugins check`` runs the family ones); each raises ConformanceError saying what broke.
+check on the options ``dataset_options`` returns. The checks live in ``automl.conformance``;
+``automl plugins check`` runs the same family checks on the same configs, with the default
+settings. Each raises ConformanceError saying what broke.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from automl import conformance
-from automl.conformance import DEFAULT_TASKS, Config, ConformanceError, sample_configs
+from automl.conformance import DEFAULT_TASKS, Config, ConformanceError, FamilySettings, sample_configs
 from automl.plugin.build import example_inputs
 from automl.plugin.contract import DatasetOptions, LabeledArrays
 from automl.plugin.registry import registry
@@ -32,17 +35,27 @@ __all__ = ["ConformanceError", "DatasetConformance", "FamilyConformance", "examp
 
 
 class FamilyConformance:
-    """Contract checks for ``family``; override ``tasks``, ``n_configs`` or ``min_size_ratio``."""
+    """Contract checks for ``family``: the checks and configs ``automl plugins check`` runs, one
+    test per check and task kind. Class attributes named as ``automl.conformance.FamilySettings``'
+    fields override its defaults (``min_size_ratio = 5.0``, ``max_epochs = 10``, ``tasks``...)."""
 
     family: Any = None
-    tasks: dict[str, Task] = DEFAULT_TASKS
-    n_configs: int = 8
-    min_size_ratio: float = 10.0
+    tasks: Mapping[str, Task] = DEFAULT_TASKS
+    n_configs: int = FamilySettings.n_configs
+    min_size_ratio: float = FamilySettings.min_size_ratio
+    max_epochs: int = FamilySettings.max_epochs
+    learning_rate: float = FamilySettings.learning_rate
+
+    @property
+    def settings(self) -> FamilySettings:
+        return FamilySettings(**{field.name: getattr(self, field.name) for field in dataclasses.fields(FamilySettings)})
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "task" in metafunc.fixturenames:
             kinds = list(self.family.task_kinds)
             metafunc.parametrize("task", [self.tasks[kind] for kind in kinds], ids=kinds)
+        if "check" in metafunc.fixturenames:
+            metafunc.parametrize("check", list(conformance.TASK_CHECKS))
 
     @pytest.fixture
     def configs(self, task: Task) -> list[Config]:
@@ -51,21 +64,11 @@ class FamilyConformance:
     def test_contract(self) -> None:
         conformance.check_family_contract(self.family)
 
-    def test_build_and_forward(self, task: Task, configs: list[Config]) -> None:
-        conformance.check_build_and_forward(self.family, task, configs)
+    def test_search_space(self, task: Task) -> None:
+        sample_configs(self.family, task, self.n_configs)
 
-    def test_flops(self, task: Task, configs: list[Config]) -> None:
-        conformance.check_flops(self.family, task, configs)
-
-    def test_size_range(self, task: Task) -> None:
-        conformance.check_size_range(self.family, task, self.min_size_ratio)
-
-    def test_replay(self, task: Task, configs: list[Config]) -> None:
-        conformance.check_replay(self.family, task, configs)
-
-    def test_training_lowers_loss(self, task: Task, configs: list[Config]) -> None:
-        config = conformance.smallest(self.family, task, configs)
-        conformance.check_training_lowers_loss(self.family, task, config)
+    def test_check(self, task: Task, configs: list[Config], check: str) -> None:
+        conformance.TASK_CHECKS[check](self.family, task, configs, self.settings)
 
 
 class DatasetConformance:
