@@ -23,7 +23,8 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 ALLOWLIST_ENV = "AUTOML_LOAD_PLUGINS"
 # Any non-empty value prints every hook call and its result to stderr.
 TRACE_ENV = "AUTOML_TRACE_HOOKS"
-CORE_DISTRIBUTION = "automl"
+# The distribution that ships automl and its built-in plugins (the import package is automl).
+CORE_DISTRIBUTION = "automl-pareto"
 
 # What a plugin registers: a family or a dataset.
 Plugged = TypeVar("Plugged", bound=Family | Dataset[Any])

@@ -37,7 +37,7 @@ def test_builtins_come_from_the_entry_point_group() -> None:
     assert set(families) >= {"mlp", "cnn", "rnn", "transformer"}
     for name in ("mlp", "cnn", "rnn", "transformer"):
         source = families[name].source
-        assert source.distribution == "automl" and source.builtin
+        assert source.distribution == "automl-pareto" and source.builtin
         assert source.entry_point == name and source.module == f"automl_plugins.{name}"
     assert set(registry().datasets) >= {"digits", "waveforms"}
 
@@ -53,7 +53,7 @@ def test_plugins_command_lists_module_distribution_version_and_kinds(tmp_path: P
     assert result.returncode == 0, result.stderr
     lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 3}
     for name in ("mlp", "cnn", "rnn", "transformer"):
-        assert f"automl_plugins.{name}" in lines[name] and "automl 0.1.0" in lines[name]
+        assert f"automl_plugins.{name}" in lines[name] and "automl-pareto 0.1.0" in lines[name]
         assert "image" in lines[name] and "sequence" in lines[name]
 
 
