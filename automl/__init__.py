@@ -16,8 +16,9 @@ from automl.plugin.contract import DataPath, Dataset, DatasetOptions, Family, La
 from automl.plugin.hookspecs import hookimpl
 from automl.plugin.task import TASK_KINDS, Task, TaskKind
 from automl.plugin.tokenizer import PAD, UNKNOWN, Tokenizer
+from automl.storage.schema import AUTOML_VERSION
 
-__version__ = "0.1.0"
+__version__ = AUTOML_VERSION  # defined with the records that store it
 
 # The stages in import order; modules not in a stage (cli, conformance, testing) sit on top.
 STAGES = ("errors", "plugin", "storage", "config", "data", "training", "workers", "search", "results")

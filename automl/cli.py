@@ -58,7 +58,7 @@ def _run(args: argparse.Namespace) -> None:
               f"{task.num_classes} classes), objectives {', '.join(plan.config.search.objectives)}, "
               f"storage {redact(plan.storage_url)}")
     storage = redact(plan.storage_url)
-    study = create_or_resume(plan)
+    study = create_or_resume(plan, note=lambda text: ERR.print(escape(f"note: {text}"), soft_wrap=True))
     first = warm_start.for_study(study)
     if first:
         ERR.print(f"warm start: {len(first)} known config(s) run before the sampled trials")
@@ -188,8 +188,8 @@ def _export(args: argparse.Namespace) -> None:
     from automl.results.export import check_destination, export_model, recorded_preprocessing, trained_model
     from automl.storage.artifacts import artifact_dir, open_store
 
-    check_destination(args.format, Path(args.out))  # before anything is loaded or trained again
-    stored = _stored(args)
+    stored = _stored(args)  # refuses a trial outside its space before any folder is made
+    check_destination(args.format, Path(args.out))  # before the weights are loaded or trained again
     store = open_store(artifact_dir(args.storage, args.artifacts))
 
     def note(text: str) -> None:
@@ -214,9 +214,9 @@ def _retrain(args: argparse.Namespace) -> None:
         raise UsageError(f"retrain --format {args.format} says how to save the retrained model; add --out DIR "
                          "to say where")
     fmt = args.format or "state_dict"
+    stored = _stored(args)  # refuses a trial outside its space before any folder is made
     if args.out:
         check_destination(fmt, Path(args.out))  # before the minutes of training
-    stored = _stored(args)
     ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
     data = stored.data(registry())
     result = retrain(stored, data, args.epochs)

@@ -11,6 +11,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from automl.config import DataConfig, check_options
+from automl.data.digest import data_sha256
 from automl.errors import UsageError
 from automl.plugin.arrays import LabeledArrays
 from automl.plugin.registry import Registry
@@ -38,6 +39,8 @@ class PreparedData:
     # exports; None when the inputs are used as they are (token ids given by the dataset).
     # Not part of the identity: the splits are, and the per-process caches key on it.
     preprocessing: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    # SHA-256 of the data as loaded and split (automl.data.digest), which a resumed study compares.
+    sha256: str = field(default="", hash=False, compare=False)
 
 
 def _normalization_axes(kind: str, ndim: int) -> tuple[int, ...]:
@@ -114,7 +117,8 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
     task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)
     train_split, val_split, test_split = (_to_split(x[part], arrays.y[part], arrays.kind)
                                           for part in (train, val, test))
-    return PreparedData(task, train_split, val_split, test_split, preprocessing)
+    return PreparedData(task, train_split, val_split, test_split, preprocessing,
+                        data_sha256(arrays, train, val, test))
 
 
 @functools.lru_cache(maxsize=4)

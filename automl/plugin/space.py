@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalChoiceType, CategoricalDistribution, IntDistribution
 
 from automl.errors import PluginError
 from automl.plugin.contract import Family
@@ -52,9 +55,94 @@ def sample_params(family: Family, trial: optuna.trial.BaseTrial, task: Task) -> 
     return params
 
 
+def describe_distribution(distribution: BaseDistribution) -> str:
+    """A distribution in words: "one of [32, 64]", "an integer in [1, 4]", "a number in [0.0001, 0.01] (log)"."""
+    if isinstance(distribution, CategoricalDistribution):
+        return f"one of {list(distribution.choices)}"
+    kind = "an integer" if isinstance(distribution, IntDistribution) else "a number"
+    step = getattr(distribution, "step", None)
+    extras = [*(["log scale"] if getattr(distribution, "log", False) else []),
+              *([f"step {step:g}"] if step not in (None, 1) else [])]
+    low, high = getattr(distribution, "low", None), getattr(distribution, "high", None)
+    return f"{kind} in [{low:g}, {high:g}]" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _within(distribution: BaseDistribution, value: Any) -> bool:
+    # Optuna's own containment test (BaseDistribution._contains) is private, and FixedTrial only
+    # warns when it fails; this is its definition, with the value's type checked too.
+    if isinstance(distribution, CategoricalDistribution):
+        return any(value == choice and isinstance(value, bool) == isinstance(choice, bool)
+                   for choice in distribution.choices)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    if isinstance(distribution, IntDistribution) and not float(value).is_integer():
+        return False
+    low, high, step = distribution.low, distribution.high, distribution.step  # type: ignore[attr-defined]
+    if not low <= value <= high:
+        return False
+    return step is None or math.isclose((value - low) / step, round((value - low) / step), abs_tol=1e-8)
+
+
+class OutsideSpace(ValueError):
+    """Fixed values that lie outside the distributions their space gives them."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+class CheckedFixedTrial(optuna.trial.FixedTrial):
+    """Optuna's ``FixedTrial`` (replays stored params through a space) that records each value
+    outside the distribution the space asks for; ``check()`` then raises OutsideSpace naming them.
+
+    Optuna's ``FixedTrial`` only warns and uses such a value (or fails with a bare ValueError for
+    a categorical one): a warm-start config or a retrained trial would run outside its space.
+    """
+
+    def __init__(self, params: dict[str, Any], number: int = 0) -> None:
+        super().__init__(params, number)
+        self.given = dict(params)
+        self.outside: list[str] = []
+
+    def _fits(self, name: str, distribution: BaseDistribution) -> bool:
+        if name not in self.given or _within(distribution, self.given[name]):
+            return True  # a missing value: FixedTrial says which
+        self.outside.append(f"{name} = {self.given[name]!r} is not {describe_distribution(distribution)}")
+        return False
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float:
+        if self._fits(name, optuna.distributions.FloatDistribution(low, high, step=step, log=log)):
+            return super().suggest_float(name, low, high, step=step, log=log)
+        return self.given[name]
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        if self._fits(name, IntDistribution(low, high, step=step, log=log)):
+            return super().suggest_int(name, low, high, step=step, log=log)
+        return self.given[name]
+
+    def suggest_categorical(self, name: str, choices: Sequence[CategoricalChoiceType]  # type: ignore[override]
+                            ) -> CategoricalChoiceType:
+        if self._fits(name, CategoricalDistribution(choices)):
+            return super().suggest_categorical(name, choices)
+        return self.given[name]
+
+    def check(self) -> None:
+        """Raise OutsideSpace if a value replayed so far lies outside its distribution."""
+        if self.outside:
+            raise OutsideSpace(self.outside)
+
+
 def replay_params(family: Family, stored_params: dict[str, Any], task: Task) -> dict[str, Any]:
-    """Rebuild the dict ``build`` received from a trial's stored (prefixed) params."""
-    return sample_params(family, optuna.trial.FixedTrial(stored_params), task)
+    """Rebuild the dict ``build`` received from a trial's stored (prefixed) params.
+
+    Raises OutsideSpace when a stored value lies outside the family's space, ValueError when the
+    space asks for a value ``stored_params`` lacks.
+    """
+    fixed = CheckedFixedTrial(stored_params)
+    params = sample_params(family, fixed, task)
+    fixed.check()
+    return params
 
 
 def family_params(stored_params: dict[str, Any], family_name: str) -> dict[str, Any]:

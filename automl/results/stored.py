@@ -1,7 +1,8 @@
 """A stored trial, ready to rebuild: its family, build params, training params, task and config.
 
 Everything comes from storage: the study's ``automl_config`` and ``automl_task`` attrs and the
-trial's params, replayed through the family's space (automl.plugin.space.replay_params).
+trial's params, replayed through the family's space and checked against it
+(automl.search.objective.replay_trial).
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from automl.errors import UsageError
 from automl.plugin.build import build_model, example_inputs
 from automl.plugin.contract import Family
 from automl.plugin.registry import Registry
-from automl.plugin.space import replay_params
 from automl.plugin.task import Task
-from automl.search.objective import sample_training
+from automl.search.objective import replay_trial
 from automl.storage.schema import CONFIG_ATTR, FAMILY_PARAM, TASK_ATTR, TrialAttr
 from automl.storage.urls import redact
 from automl.training.loop import TrainingParams
@@ -117,6 +117,12 @@ def load_stored_trial(study: optuna.Study, number: int, storage_url: str, regist
                          f"provides that family; installed: {', '.join(registry.families)}")
     task = Task.from_dict(attrs[TASK_ATTR])
     family = registry.family(family_name)
-    fixed = optuna.trial.FixedTrial(trial.params)
-    return StoredTrial(study, trial, config, task, family, replay_params(family, trial.params, task),
-                       sample_training(fixed, config.train))
+    try:
+        params, training, _ = replay_trial(family, trial.params, task, config.train)
+    except ValueError as exc:
+        source = registry.families[family_name].source
+        raise UsageError(f"trial {number} of {where} does not fit the space it is rebuilt in: {exc}; the "
+                         f"{family_name!r} space comes from {source.distribution} {source.version} and the "
+                         f"training ranges from the study's stored config; was the plugin changed since the "
+                         "trial ran?") from None
+    return StoredTrial(study, trial, config, task, family, params, training)

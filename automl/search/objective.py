@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import lightning as L
 import optuna
@@ -15,7 +16,8 @@ from automl.config import StudyConfig, TrainConfig
 from automl.data.prepare import PreparedData
 from automl.plugin.build import build_model
 from automl.plugin.contract import Family
-from automl.plugin.space import sample_params
+from automl.plugin.space import CheckedFixedTrial, sample_params
+from automl.plugin.task import Task
 from automl.search.budget import screen
 from automl.search.pruners import EpochPruning, decision_epochs
 from automl.search.time_budget import Deadline, EpochTimeGuard, NextDecisionGuard, OverTimeBudget, guard_trial
@@ -40,6 +42,23 @@ def sample_training(trial: optuna.trial.BaseTrial, config: TrainConfig) -> Train
         weight_decay=trial.suggest_float("train.weight_decay", *config.weight_decay, log=True),
         batch_size=trial.suggest_categorical("train.batch_size", list(config.batch_size)),
     )
+
+
+def replay_trial(family: Family, stored_params: dict[str, Any], task: Task, config: TrainConfig
+                 ) -> tuple[dict[str, Any], TrainingParams, list[str]]:
+    """Replay a trial's stored params through ``family``'s space and the training ranges.
+
+    Returns the params ``build`` takes, the training params, and the stored keys of the family or
+    training that neither asked for. Raises OutsideSpace (automl.plugin.space) naming each value
+    outside its distribution, ValueError for a value the spaces ask for and ``stored_params`` lacks.
+    """
+    fixed = CheckedFixedTrial(stored_params)
+    params = sample_params(family, fixed, task)
+    training = sample_training(fixed, config)
+    fixed.check()
+    unused = sorted(key for key in stored_params if key.startswith((f"{family.name}.", "train."))
+                    and key not in fixed.params)
+    return params, training, unused
 
 
 def measured(efficiency: Efficiency, val_accuracy: float) -> dict[str, float]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import optuna
 
 from automl.errors import UsageError
+from automl.search.fingerprint import check_resumable, record_fingerprint
 from automl.search.objective import Objective
 from automl.search.plan import StudyPlan
 from automl.search.pruners import make_pruner
@@ -16,7 +17,7 @@ from automl.search.startup import first_configs
 from automl.search.time_budget import Deadline
 from automl.search.warm_start import load_warm_start
 from automl.storage.artifacts import artifact_dir, open_store
-from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TASK_ATTR
+from automl.storage.schema import CONFIG_ATTR, FINGERPRINT_ATTR, OBJECTIVES, TASK_ATTR
 from automl.storage.trial_queue import QUEUED, Queued, Requeue, count, queue_configs, queue_trials
 from automl.storage.urls import Heartbeat, open_storage, redact
 from automl.storage.worker_storage import WorkerStorage
@@ -24,27 +25,28 @@ from automl.workers.pool import share_gpu
 from automl.workers.worker import TrialCallback, run_worker
 
 
-def _check_resumable(study: optuna.Study, plan: StudyPlan) -> None:
+def _check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
+    """Notes on harmless changes since ``study`` was created; UsageError for the others."""
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
-        return
+        return []
     # Samplers compare trials' constraints one by one (GP refuses trials with differing sets),
     # so the budget keys that are set must stay; their limits may change.
     budget_keys = sorted(key for key, limit in (stored.get("budget") or {}).items() if limit is not None)
-    settings = {"objectives": (stored.get("objectives"), list(plan.config.search.objectives)),
-                "families": (stored.get("families"), list(plan.families)),
-                "budget keys": (budget_keys, sorted(plan.config.budget.limits()))}
-    for key, (before, now) in settings.items():
-        if before != now:
-            raise UsageError(f"study {plan.config.name!r} in {redact(plan.storage_url)} was created with "
-                             f"{key} {before}, the study file now gives {now}; use a new study name "
-                             "or restore the old setting")
+    if budget_keys != sorted(plan.config.budget.limits()):
+        raise UsageError(f"study {plan.config.name!r} in {redact(plan.storage_url)} was created with "
+                         f"budget keys {budget_keys}, the study file now gives {sorted(plan.config.budget.limits())}; "
+                         "use a new study name or restore the old setting")
+    return check_resumable(study, plan)
 
 
-def create_or_resume(plan: StudyPlan) -> optuna.Study:
+def create_or_resume(plan: StudyPlan, note: Callable[[str], None] = lambda text: None) -> optuna.Study:
     """Create the study, or load it to queue more trials.
 
-    The study returned only queues trials; workers sample them through join_study's sampler.
+    A resumed study must have been created with the space, objectives and data of ``plan``
+    (automl.search.fingerprint): UsageError otherwise, before anything is queued; ``note`` hears
+    of changes that are harmless. The study returned only queues trials; workers sample them
+    through join_study's sampler.
     """
     config = plan.config
     storage = open_storage(plan.storage_url)
@@ -54,12 +56,15 @@ def create_or_resume(plan: StudyPlan) -> optuna.Study:
                                     load_if_exists=True)
     except ValueError as exc:
         raise UsageError(f"study {config.name!r} in {redact(plan.storage_url)} cannot be resumed: {exc}") from None
-    _check_resumable(study, plan)
+    for text in _check_resumable(study, plan):
+        note(text)
     if CONFIG_ATTR not in study.user_attrs:
         study.set_metric_names(list(config.search.objectives))
         study.set_user_attr(CONFIG_ATTR, {**config.to_dict(), "families": list(plan.families),
                                           "objectives": list(config.search.objectives)})
         study.set_user_attr(TASK_ATTR, plan.data.task.to_dict())
+    if FINGERPRINT_ATTR not in study.user_attrs:
+        record_fingerprint(study, plan)
     return study
 
 

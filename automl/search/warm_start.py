@@ -20,8 +20,8 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from automl.errors import UsageError
-from automl.plugin.space import replay_params
-from automl.search.objective import sample_training
+from automl.plugin.space import OutsideSpace
+from automl.search.objective import replay_trial
 from automl.search.plan import StudyPlan
 from automl.storage.schema import FAMILY_PARAM, TrialAttr
 from automl.storage.trial_queue import Queued
@@ -71,15 +71,24 @@ def load_configs(source: str, storage_url: str) -> list[tuple[dict[str, Any], in
     return [(params, None) for params in _from_file(source)]
 
 
-def checked(params: dict[str, Any], source: str, plan: StudyPlan) -> dict[str, Any]:
-    """``params`` reduced to what this study samples, after replaying it through the spaces."""
+def checked(params: dict[str, Any], source: str, plan: StudyPlan, index: int) -> dict[str, Any]:
+    """``params`` reduced to what this study samples, after replaying it through the spaces.
+
+    Raises UsageError naming the source, the config (``index``, 1-based) and each value outside
+    its range, before anything is written.
+    """
     family_name = str(params.get(FAMILY_PARAM))
-    fixed = optuna.trial.FixedTrial(params)
     try:
-        replay_params(plan.families[family_name], params, plan.data.task)
-        sample_training(fixed, plan.config.train)
+        _, _, unused = replay_trial(plan.families[family_name], params, plan.data.task, plan.config.train)
+    except OutsideSpace as exc:
+        raise UsageError(f"warm start {source}: config {index} ({family_name}) does not fit this study's space: "
+                         f"{exc}; fix the config or widen the study's ranges") from None
     except ValueError as exc:
-        raise UsageError(f"warm start {source}: config {params} does not fit this study's space: {exc}") from None
+        raise UsageError(f"warm start {source}: config {index} ({family_name}) {params} does not fit this "
+                         f"study's space: {exc}") from None
+    if unused:
+        raise UsageError(f"warm start {source}: config {index} ({family_name}) gives {', '.join(unused)}, which "
+                         "this study's space does not have; fix the config (a misspelt name?)")
     return {key: value for key, value in params.items()
             if key == FAMILY_PARAM or key.startswith((f"{family_name}.", "train."))}
 
@@ -114,12 +123,12 @@ def load_warm_start(plan: StudyPlan, extra_sources: Sequence[str] = ()) -> WarmS
     protected: list[int | None] = []
     notes = []
     for source in [*plan.config.search.warm_start, *extra_sources]:
-        for params, epochs in load_configs(source, plan.storage_url):
+        for index, (params, epochs) in enumerate(load_configs(source, plan.storage_url), start=1):
             if params.get(FAMILY_PARAM) not in plan.families:
                 notes.append(f"warm start {source}: left out a {params.get(FAMILY_PARAM)} config; this study "
                              f"searches {', '.join(plan.families)}")
                 continue
-            config = checked(params, source, plan)
+            config = checked(params, source, plan, index)
             if config not in configs:
                 configs.append(config)
                 protected.append(epochs)

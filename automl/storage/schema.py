@@ -14,9 +14,15 @@ from typing import Literal
 
 from optuna.trial import FrozenTrial
 
+# The automl release writing these records; a study stores it with its fingerprint
+# (automl.search.fingerprint), so that one made by another release is told apart. automl.__version__.
+AUTOML_VERSION = "0.1.0"
+
 # Study user attrs.
 CONFIG_ATTR = "automl_config"  # the study file as created, plus the families and objectives chosen (a dict)
 TASK_ATTR = "automl_task"  # the study's task, as automl.plugin.task.Task.to_dict() gives it
+# What a resumed study must match: its space, objectives, task and data (automl.search.fingerprint).
+FINGERPRINT_ATTR = "automl_fingerprint"
 # What a resumed study must match: its space, objectives, task and data (automl.search.fingerprint).
 FINGERPRINT_ATTR = "automl_fingerprint"
 

@@ -1,0 +1,228 @@
+"""A resumed study is checked against the fingerprint it stored at creation: real SQLite, real plugins,
+real data; nothing is trained (a study's trials are only queued)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from conftest import has_study, run_cli, write_study
+
+from automl import __version__
+from automl.config import load_study_file
+from automl.data.prepare import prepare
+from automl.errors import UsageError
+from automl.plugin.registry import Registered, Registry, registry
+from automl.search.plan import StudyPlan, plan_study
+from automl.search.study import create_or_resume, join_study, queue_run
+from automl.storage.schema import CONFIG_ATTR, FINGERPRINT_ATTR, TASK_ATTR
+
+BASE = """
+    name = "fp"
+    n_trials = 2
+    storage = "sqlite:///{db}"
+    {top}
+    [data]
+    dataset = "{dataset}"
+    {data}
+    [search]
+    families = {families}
+    [train]
+    max_epochs = 1
+    batch_size = {batch_size}
+"""
+
+
+def plan_of(tmp_path: Path, registry_: Registry | None = None, *, top: str = "", dataset: str = "digits",
+            data: str = "", families: str = '["mlp"]', batch_size: str = "[32, 64]") -> StudyPlan:
+    path = write_study(tmp_path, BASE.format(db=tmp_path / "fp.db", top=top, dataset=dataset, data=data,
+                                             families=families, batch_size=batch_size))
+    return plan_study(load_study_file(path), path, registry_ or registry())
+
+
+def created(plan: StudyPlan) -> optuna.Study:
+    """The study made and its trials queued, as `automl run` does before any trial runs."""
+    study = create_or_resume(plan)
+    queue_run(study, plan.config.n_trials)
+    return study
+
+
+def refused(plan: StudyPlan) -> str:
+    with pytest.raises(UsageError) as caught:
+        create_or_resume(plan)
+    return str(caught.value)
+
+
+def queued(tmp_path: Path) -> int:
+    return len(optuna.load_study(study_name="fp", storage=f"sqlite:///{tmp_path / 'fp.db'}").trials)
+
+
+def test_widened_training_choices_are_refused_naming_the_key_and_both_values(tmp_path: Path) -> None:
+    created(plan_of(tmp_path))
+    message = refused(plan_of(tmp_path, batch_size="[32, 64, 128]"))
+    assert "train.batch_size: stored one of [32, 64], now one of [32, 64, 128]" in message
+    assert "the study file or an installed plugin changed" in message and "new study name" in message
+    assert queued(tmp_path) == 2  # nothing queued by the refused run
+    # Workers joining with the changed file are refused as well.
+    with pytest.raises(UsageError, match="train.batch_size"):
+        join_study(plan_of(tmp_path, batch_size="[32, 64, 128]"))
+
+
+def test_resume_with_the_same_file_goes_on_without_notes(tmp_path: Path) -> None:
+    created(plan_of(tmp_path))
+    notes: list[str] = []
+    study = create_or_resume(plan_of(tmp_path), note=notes.append)
+    assert notes == [] and study.user_attrs[FINGERPRINT_ATTR]["automl_version"] == __version__
+
+
+class Toy:
+    """A family whose depth range the test sets, as a plugin's new release might change it."""
+
+    name = "toy"
+    task_kinds = ("image",)
+
+    def __init__(self, max_depth: int, extra: bool = False) -> None:
+        self.max_depth, self.extra = max_depth, extra
+
+    def search_space(self, trial: Any, task: Any) -> dict[str, Any]:
+        params = {"depth": trial.suggest_int("depth", 1, self.max_depth)}
+        if self.extra:
+            params["kernel"] = trial.suggest_categorical("kernel", [3, 5])
+        return params
+
+    def build(self, params: dict[str, Any], task: Any) -> Any:
+        raise NotImplementedError  # never built: these studies only queue trials
+
+
+def with_toy(family: Toy) -> Registry:
+    real = registry()
+    return Registry({"toy": Registered(family, real.families["mlp"].source), "mlp": real.families["mlp"]},
+                    real.datasets)
+
+
+@pytest.mark.parametrize(("changed", "expected"), [
+    (Toy(8), "toy.depth: stored an integer in [1, 4], now an integer in [1, 8]"),
+    (Toy(4, extra=True), "toy.kernel: stored not set, now one of [3, 5]"),
+])
+def test_a_changed_family_space_is_refused(tmp_path: Path, changed: Toy, expected: str) -> None:
+    created(plan_of(tmp_path, with_toy(Toy(4)), families='["toy"]'))
+    assert expected in refused(plan_of(tmp_path, with_toy(changed), families='["toy"]'))
+
+
+def test_an_added_family_is_refused_as_the_family_choices_change(tmp_path: Path) -> None:
+    # Optuna cannot sample a categorical parameter whose choices changed ("dynamic value space").
+    created(plan_of(tmp_path, with_toy(Toy(4)), families='["toy"]'))
+    message = refused(plan_of(tmp_path, with_toy(Toy(4)), families='["toy", "mlp"]'))
+    assert "family: stored one of ['toy'], now one of ['toy', 'mlp']" in message
+
+
+def test_changed_objectives_are_refused(tmp_path: Path) -> None:
+    created(plan_of(tmp_path))
+    message = refused(plan_of(tmp_path, families='["mlp"]\nobjectives = ["val_accuracy", "params"]'))
+    assert 'search.objectives: stored ["val_accuracy", "flops"], now ["val_accuracy", "params"]' in message
+
+
+@pytest.mark.parametrize(("top", "data", "expected"), [
+    ("", "val_size = 0.2", "data.val_size: stored 0.15, now 0.2"),
+    ("seed = 1", "", "seed: stored 0, now 1"),
+])
+def test_changed_splits_are_refused(tmp_path: Path, top: str, data: str, expected: str) -> None:
+    created(plan_of(tmp_path))
+    message = refused(plan_of(tmp_path, top=top, data=data))
+    assert expected in message and "the data as loaded and split" in message
+
+
+def write_csv(path: Path, rows: int = 60, flip: bool = False) -> Path:
+    rng = np.random.default_rng(0)
+    lines = ["a,b,label"]
+    for index in range(rows):
+        label = index % 2
+        value = rng.normal(label, 0.3)
+        lines.append(f"{-value if flip and index == 7 else value:.4f},{rng.normal():.4f},{'yes' if label else 'no'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_csv_moved_with_the_same_content_is_harmless_and_noted(tmp_path: Path) -> None:
+    first = write_csv(tmp_path / "first.csv")
+    created(plan_of(tmp_path, dataset="csv", data=f'path = "{first}"'))
+    moved = tmp_path / "moved.csv"
+    shutil.copy(first, moved)
+    notes: list[str] = []
+    create_or_resume(plan_of(tmp_path, dataset="csv", data=f'path = "{moved}"'), note=notes.append)
+    assert len(notes) == 1 and "data.options.path" in notes[0] and "moved.csv" in notes[0]
+    assert "the data loaded and split is the same" in notes[0]
+
+
+def test_a_csv_whose_content_changed_is_refused(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "data.csv")
+    created(plan_of(tmp_path, dataset="csv", data=f'path = "{path}"'))
+    write_csv(path, flip=True)  # one value edited in place
+    prepare.cache_clear()  # as a new process would read it
+    message = refused(plan_of(tmp_path, dataset="csv", data=f'path = "{path}"'))
+    assert "the dataset's content or its split changed" in message and "data.options" not in message
+
+
+def test_a_study_of_another_automl_version_is_told_apart(tmp_path: Path) -> None:
+    study = created(plan_of(tmp_path))
+    stored = study.user_attrs[FINGERPRINT_ATTR]
+    study.set_user_attr(FINGERPRINT_ATTR, {**stored, "automl_version": "0.0.1"})
+    message = refused(plan_of(tmp_path, batch_size="[32, 64, 128]"))
+    assert f"created by automl 0.0.1 and this is automl {__version__}" in message
+    notes: list[str] = []
+    create_or_resume(plan_of(tmp_path), note=notes.append)
+    assert notes == [f"study 'fp' in sqlite:///{tmp_path / 'fp.db'} was created by automl 0.0.1, this is automl "
+                     f"{__version__}; its space and data are unchanged, so the study goes on"]
+
+
+def old_study(tmp_path: Path, plan: StudyPlan, **stored: Any) -> optuna.Study:
+    """A study as automl made it before fingerprints: config and task attrs only."""
+    study = optuna.create_study(study_name="fp", storage=f"sqlite:///{tmp_path / 'fp.db'}",
+                                directions=["maximize", "minimize"])
+    study.set_user_attr(CONFIG_ATTR, {**plan.config.to_dict(), "families": list(plan.families),
+                                      "objectives": list(plan.config.search.objectives), **stored})
+    study.set_user_attr(TASK_ATTR, plan.data.task.to_dict())
+    return study
+
+
+def test_a_study_from_before_fingerprints_resumes_with_a_note_and_gets_one(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    old_study(tmp_path, plan)
+    notes: list[str] = []
+    study = create_or_resume(plan, note=notes.append)
+    assert len(notes) == 1 and "before automl kept a fingerprint" in notes[0]
+    assert study.user_attrs[FINGERPRINT_ATTR]["space"]["train.batch_size"]["attributes"]["choices"] == [32, 64]
+    assert "train.batch_size" in refused(plan_of(tmp_path, batch_size="[32, 64, 128]"))
+
+
+def test_a_study_from_before_fingerprints_is_checked_on_its_families_and_trials(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    study = old_study(tmp_path, plan, families=["cnn"])
+    assert "family: stored one of ['cnn'], now one of ['mlp']" in refused(plan)
+    assert not study.user_attrs.get(FINGERPRINT_ATTR)
+
+
+def test_a_study_from_before_fingerprints_is_checked_on_its_trials_parameters(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    study = old_study(tmp_path, plan)
+    trial = study.ask()
+    trial.suggest_categorical("train.batch_size", [32, 64])
+    study.tell(trial, [0.5, 1.0])
+    message = refused(plan_of(tmp_path, batch_size="[32, 64, 128]"))
+    assert "train.batch_size: stored one of [32, 64], now one of [32, 64, 128]" in message
+
+
+def test_cli_resume_with_changed_choices_exits_2_before_queueing(tmp_path: Path) -> None:
+    study_file = write_study(tmp_path, BASE.format(db=tmp_path / "fp.db", top="", dataset="digits", data="",
+                                                   families='["mlp"]', batch_size="[32, 64]"))
+    assert run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path).returncode == 0
+    study_file.write_text(study_file.read_text().replace("[32, 64]", "[32, 64, 128]"))
+    result = run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "error:" in result.stderr and "train.batch_size: stored one of [32, 64], now one of [32, 64, 128]" in \
+        result.stderr.replace("\n", " ")
+    assert has_study(tmp_path / "fp.db") and queued(tmp_path) == 2
