@@ -23,8 +23,6 @@ CONFIG_ATTR = "automl_config"  # the study file as created, plus the families an
 TASK_ATTR = "automl_task"  # the study's task, as automl.plugin.task.Task.to_dict() gives it
 # What a resumed study must match: its space, objectives, task and data (automl.search.fingerprint).
 FINGERPRINT_ATTR = "automl_fingerprint"
-# What a resumed study must match: its space, objectives, task and data (automl.search.fingerprint).
-FINGERPRINT_ATTR = "automl_fingerprint"
 
 # The trial parameter that picks the family; its value is the family's name. The family's own
 # parameters are named "FAMILY.KEY", the training ones "train.KEY".
