@@ -14,4 +14,7 @@ class UsageError(AutomlError):
 
 
 class PluginError(AutomlError):
-    """A plugin failed to load or registered something invalid."""
+    """A plugin failed to load or registered something invalid: exit code 2, nothing written (an
+    installation problem, found before any work, like a bad study file)."""
+
+    exit_code = 2

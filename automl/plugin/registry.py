@@ -87,6 +87,16 @@ def _read_allowlist() -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
+# Every plugin error ends with what to do about it.
+HINT = (f"Fix or uninstall the plugin, or set {ALLOWLIST_ENV} to the plugins to load "
+        "(empty: built-ins only).")
+
+
+def _distribution(entry_point: metadata.EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
+    return (dist.name, dist.version) if dist else ("unknown", "unknown")
+
+
 def _load_entry_point(entry_point: metadata.EntryPoint) -> ModuleType:
     # pluggy's load_setuptools_entrypoints lets import errors escape without naming the plugin.
     try:
@@ -94,17 +104,36 @@ def _load_entry_point(entry_point: metadata.EntryPoint) -> ModuleType:
     except Exception as exc:
         raise PluginError(
             f'Error importing plugin "{entry_point.name}" (entry point '
-            f'{entry_point.group}:{entry_point.name} = {entry_point.value}): '
-            f"{type(exc).__name__}: {exc}. Fix or uninstall the plugin, or set "
-            f"{ALLOWLIST_ENV} to the plugins to load (empty: built-ins only)."
+            f'{entry_point.group}:{entry_point.name} = {entry_point.value}, '
+            f'{" ".join(_distribution(entry_point))}): {type(exc).__name__}: {exc}. {HINT}'
         ) from exc
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
-    unique: dict[tuple[str, str], metadata.EntryPoint] = {}
+def _entry_points(allowlist: set[str] | None) -> list[metadata.EntryPoint]:
+    """The allowed entry points, one per name; one name given by two distributions is an error
+    (pluggy would refuse the second with a bare "Plugin name already registered")."""
+    unique: dict[tuple[str, str, str], metadata.EntryPoint] = {}
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        unique.setdefault((entry_point.name, entry_point.value), entry_point)
-    return sorted(unique.values(), key=lambda ep: ep.name)
+        if _allowed(entry_point, allowlist):
+            # The same distribution seen twice on the path (lib and lib64) is one plugin.
+            unique.setdefault((entry_point.name, entry_point.value, _distribution(entry_point)[0]), entry_point)
+    by_name: dict[str, list[metadata.EntryPoint]] = {}
+    for entry_point in unique.values():
+        by_name.setdefault(entry_point.name, []).append(entry_point)
+    for name, clashing in by_name.items():
+        if len(clashing) > 1:
+            described = "; ".join(f"{ep.value} from {' '.join(_distribution(ep))}" for ep in clashing)
+            raise PluginError(f'two installed plugins use the entry point name "{name}" '
+                              f"({ENTRY_POINT_GROUP}:{name}): {described}. Uninstall one, or leave "
+                              f"them out with {ALLOWLIST_ENV} (empty: built-ins only).")
+    return sorted((eps[0] for eps in by_name.values()), key=lambda ep: ep.name)
+
+
+def _invalid_hook(exc: pluggy.PluginValidationError, source: PluginSource | None) -> PluginError:
+    # pluggy's message spans lines ("hookimpl definition: register_families(reg)"): one line here.
+    where = f"{source}: " if source else ""
+    return PluginError(f"{where}{' '.join(str(exc).split())}. The hooks are register_families(register) "
+                       f"and register_datasets(register). {HINT}")
 
 
 def _collector(table: dict[str, Registered[Plugged]], check: Callable[[Any, str], None],
@@ -121,11 +150,20 @@ def _collector(table: dict[str, Registered[Plugged]], check: Callable[[Any, str]
 
 def _call_per_plugin(manager: pluggy.PluginManager, hook: str, sources: dict[str, PluginSource],
                      make_register: Callable[[PluginSource], Callable[[Any], None]]) -> None:
-    # One call per plugin, so every registration can be traced to the plugin that made it.
+    # One call per plugin, so every registration, raise and return value is traced to its plugin.
     for name, source in sources.items():
         others = [p for n, p in manager.list_name_plugin() if n != name]
-        manager.subset_hook_caller(hook, remove_plugins=others)(
-            register=make_register(source))
+        try:
+            returned = manager.subset_hook_caller(hook, remove_plugins=others)(
+                register=make_register(source))
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{source}: hook {hook} raised {type(exc).__name__}: {exc}. {HINT}") from exc
+        wrong = [value for value in returned if value is not None]
+        if wrong:
+            raise PluginError(f"{source}: hook {hook} returned {type(wrong[0]).__name__}; it must call "
+                              f"register(...) once per object and return None. {HINT}")
 
 
 def build_registry() -> Registry:
@@ -135,21 +173,22 @@ def build_registry() -> Registry:
     if os.environ.get(TRACE_ENV):
         manager.trace.root.setwriter(sys.stderr.write)
         manager.enable_tracing()
-    allowlist = _read_allowlist()
     sources: dict[str, PluginSource] = {}
-    for entry_point in _entry_points():
-        if not _allowed(entry_point, allowlist):
-            continue
+    for entry_point in _entry_points(_read_allowlist()):
         module = _load_entry_point(entry_point)
-        dist = entry_point.dist
-        sources[entry_point.name] = PluginSource(
-            entry_point.name, module.__name__, dist.name if dist else "unknown",
-            dist.version if dist else "unknown")
-        manager.register(module, name=entry_point.name)
+        source = PluginSource(entry_point.name, module.__name__, *_distribution(entry_point))
+        try:
+            manager.register(module, name=entry_point.name)
+        except pluggy.PluginValidationError as exc:
+            raise _invalid_hook(exc, source) from exc
+        except ValueError as exc:  # the same module under two entry point names
+            raise PluginError(f"{source}: {exc}. {HINT}") from exc
+        sources[entry_point.name] = source
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{exc}. Hook names are: register_families, register_datasets.") from exc
+        name = manager.get_name(exc.plugin)
+        raise _invalid_hook(exc, sources.get(name) if name else None) from exc
     families: dict[str, Registered[Family]] = {}
     datasets: dict[str, Registered[Dataset[Any]]] = {}
     _call_per_plugin(manager, "register_families", sources,

@@ -61,7 +61,7 @@ def test_import_error_names_plugin_and_entry_point(tmp_path: Path) -> None:
     site = make_distribution(tmp_path / "site", "broken-plugin", {"broken_mod": "import does_not_exist\n"},
                              {"broken": "broken_mod"})
     result = run_cli("plugins", cwd=tmp_path, env=with_path(site))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert 'Error importing plugin "broken"' in result.stderr
     assert "automl:broken = broken_mod" in result.stderr and "does_not_exist" in result.stderr
     assert "AUTOML_LOAD_PLUGINS" in result.stderr
@@ -86,7 +86,7 @@ def test_duplicate_family_names_both_sources(tmp_path: Path) -> None:
     site = make_distribution(tmp_path / "site", "clash-plugin",
                              {"clash_mod": FAMILY_MODULE.format(cls="Clash", name="cnn")}, {"clash": "clash_mod"})
     result = run_cli("plugins", cwd=tmp_path, env=with_path(site))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "two families named 'cnn'" in result.stderr
     assert "automl_plugins.cnn" in result.stderr and "clash_mod" in result.stderr and "clash-plugin 1.0" in result.stderr
 
@@ -95,8 +95,63 @@ def test_misspelled_hook_fails_loudly(tmp_path: Path) -> None:
     source = "import automl\n\n@automl.hookimpl\ndef register_familys(register):\n    pass\n"
     site = make_distribution(tmp_path / "site", "typo-plugin", {"typo_mod": source}, {"typo": "typo_mod"})
     result = run_cli("plugins", cwd=tmp_path, env=with_path(site))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "register_familys" in result.stderr and "register_families" in result.stderr
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The run's stderr as one message, after checking it is one `error:` and no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+    assert result.stderr.count("error:") == 1
+    return " ".join(result.stderr.split())
+
+
+HOOK_WITH_ARGUMENT = "import automl\n\n@automl.hookimpl\ndef register_{hook}({argument}):\n    pass\n"
+
+
+@pytest.mark.parametrize(("hook", "argument"), [("families", "reg"), ("datasets", "register, extra")])
+def test_a_hook_declaring_other_arguments_is_one_error_naming_the_plugin(tmp_path: Path, hook: str,
+                                                                         argument: str) -> None:
+    source = HOOK_WITH_ARGUMENT.format(hook=hook, argument=argument)
+    site = make_distribution(tmp_path / "site", "args-plugin", {"args_mod": source}, {"args": "args_mod"}, "0.3")
+    message = _one_error_line(run_cli("plugins", cwd=tmp_path, env=with_path(site)))
+    assert 'plugin "args" (module args_mod, args-plugin 0.3)' in message
+    assert f"register_{hook}" in message and argument.split(", ")[-1] in message
+    assert f"register_{hook}(register)" in message and "AUTOML_LOAD_PLUGINS" in message
+
+
+def test_one_entry_point_name_from_two_distributions_is_one_error_naming_both(tmp_path: Path) -> None:
+    site = make_distribution(tmp_path / "site", "tiny-one", {"tiny_one": FAMILY_MODULE.format(cls="A", name="a")},
+                             {"tiny": "tiny_one"}, "0.1")
+    make_distribution(site, "tiny-fork", {"tiny_fork": FAMILY_MODULE.format(cls="B", name="b")},
+                      {"tiny": "tiny_fork"}, "0.2")
+    message = _one_error_line(run_cli("plugins", cwd=tmp_path, env=with_path(site)))
+    assert '"tiny" (automl:tiny)' in message
+    assert "tiny_one from tiny-one 0.1" in message and "tiny_fork from tiny-fork 0.2" in message
+    assert "AUTOML_LOAD_PLUGINS" in message
+    # Leaving the name out loads the rest.
+    assert run_cli("plugins", cwd=tmp_path, env={**with_path(site), "AUTOML_LOAD_PLUGINS": ""}).returncode == 0
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("    return [object()]", "hook register_families returned list; it must call register(...)"),
+    ("    raise KeyError('width')", "hook register_families raised KeyError: 'width'"),
+    ("    register('not a family')", "registered"),
+])
+def test_a_hook_that_misbehaves_when_called_is_one_error_naming_the_plugin(tmp_path: Path, body: str,
+                                                                          expected: str) -> None:
+    source = f"import automl\n\n@automl.hookimpl\ndef register_families(register):\n{body}\n"
+    site = make_distribution(tmp_path / "site", "odd-plugin", {"odd_mod": source}, {"odd": "odd_mod"})
+    message = _one_error_line(run_cli("plugins", cwd=tmp_path, env=with_path(site)))
+    assert 'plugin "odd" (module odd_mod, odd-plugin 1.0)' in message and expected in message
+
+
+def test_an_import_error_names_the_distribution_too(tmp_path: Path) -> None:
+    site = make_distribution(tmp_path / "site", "gone-plugin", {"gone_mod": "from os import nothing\n"},
+                             {"gone": "gone_mod"}, "2.5")
+    message = _one_error_line(run_cli("plugins", cwd=tmp_path, env=with_path(site)))
+    assert "automl:gone = gone_mod, gone-plugin 2.5" in message and "ImportError" in message
 
 
 @pytest.mark.parametrize(("body", "missing"), [
@@ -107,7 +162,7 @@ def test_incomplete_family_is_named(tmp_path: Path, body: str, missing: str) -> 
     source = f"import automl\n\nclass Half:\n{body}\n@automl.hookimpl\ndef register_families(register):\n    register(Half())\n"
     site = make_distribution(tmp_path / "site", "half-plugin", {"half_mod": source}, {"half": "half_mod"})
     result = run_cli("plugins", cwd=tmp_path, env=with_path(site))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert 'plugin "half"' in result.stderr and f"without {missing}" in result.stderr
 
 
@@ -117,7 +172,7 @@ def test_an_old_style_dataset_is_refused_naming_the_plugin(tmp_path: Path) -> No
               "@automl.hookimpl\ndef register_datasets(register):\n    register(Old())\n")
     site = make_distribution(tmp_path / "site", "old-plugin", {"old_mod": source}, {"old": "old_mod"})
     result = run_cli("plugins", cwd=tmp_path, env=with_path(site))
-    assert result.returncode == 1
+    assert result.returncode == 2
     message = " ".join(result.stderr.split())
     assert 'plugin "old"' in message and "a dataset (Old) without options" in message
     assert "automl.Dataset" in message

@@ -18,4 +18,4 @@ def test_a_broken_plugin_installed_on_the_machine_does_not_reach_the_suite(tmp_p
     assert "broken" not in installed.stdout and "mlp" in installed.stdout
 
     asked = run_cli("plugins", cwd=tmp_path, env=with_path(site))
-    assert asked.returncode == 1 and 'Error importing plugin "broken"' in asked.stderr
+    assert asked.returncode == 2 and 'Error importing plugin "broken"' in asked.stderr
