@@ -1,13 +1,14 @@
-"""Pieces the file-based datasets share: the data path, delimited text files, labels as written."""
+"""Pieces the file-based datasets share: the data path, and labels as written in a column or an array."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from automl import DataPath, DatasetOptions, UsageError
+from automl_plugins._delimited import Table
 
 
 class FileOptions(DatasetOptions):
@@ -27,37 +28,66 @@ def data_path(options: FileOptions, dataset: str) -> Path:
     return path
 
 
-def read_columns(path: Path) -> dict[str, list[str]]:
-    """A CSV file (TSV when the name ends in .tsv) with a header row, as ``{column: values}``."""
-    tsv = path.suffix.lower() == ".tsv"
+class LabelColumnOptions(FileOptions):
+    """Options of a dataset that reads its labels from a column of a delimited file."""
+
+    label: str = "label"  # the label column
+    # Rows whose label is empty (or NaN): "error" names their lines; "skip" leaves them out with a note.
+    missing_labels: Literal["error", "skip"] = "error"
+
+
+def _is_missing(label: str) -> bool:
+    # Empty is what Excel and pandas write for a missing value; "nan" what NumPy writes.
+    return not label or label.lower() == "nan"
+
+
+def label_column(table: Table, options: LabelColumnOptions
+                 ) -> tuple[Table, np.ndarray, tuple[str, ...] | None, tuple[str, ...]]:
+    """The table's labels as ``encode_labels`` makes them, with the table they label and notes.
+
+    Labels are stripped of surrounding whitespace. A missing label is never a class: with
+    ``missing_labels = "error"`` the rows without one are an error naming their lines; with "skip"
+    they are left out of the returned table, and a note says how many and where. One class only
+    is an error naming it: classification needs two.
+    """
+    name = options.label
+    labels = [label.strip() for label in table.column(name, "label")]
+    missing = [row for row, label in enumerate(labels) if _is_missing(label)]
+    notes: tuple[str, ...] = ()
+    if missing:
+        where = (f"{len(missing)} of {len(labels)} rows have no label in column {name!r} "
+                 f"(line(s) {table.lines_of(missing)})")
+        if options.missing_labels == "error" or len(missing) == len(labels):
+            raise UsageError(f"{table.path}: {where}; a missing label is not a class. Fill them in, or set "
+                             '[data] missing_labels = "skip" to leave those rows out')
+        table = table.without(set(missing))
+        labels = [label for label in labels if not _is_missing(label)]
+        notes = (f'{table.path}: {where}; left out ([data] missing_labels = "skip")',)
+    y, class_names = encode_labels(labels, f"{table.path}, column {name!r}")
+    if len(np.unique(y)) < 2:
+        raise UsageError(f"{table.path}: column {name!r} ([data] label) holds one class, {labels[0]!r}, in all "
+                         f"{len(labels)} rows; classification needs at least two classes")
+    return table, y, class_names, notes
+
+
+def _looks_continuous(values: list[str] | np.ndarray, where: str) -> UsageError:
+    numbers = np.unique(np.asarray(values, dtype=np.float64))
+    examples = ", ".join(f"{number:g}" for number in numbers[:: max(1, len(numbers) // 4)][:4])
+    return UsageError(f"{where}: the labels look continuous ({len(numbers)} distinct numbers from "
+                      f"{numbers[0]:g} to {numbers[-1]:g}, e.g. {examples}), not classes; automl "
+                      "classifies: bin the values into classes first, or set [data] label to a column "
+                      "of classes")
+
+
+def encode_labels(values: list[str] | np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """Labels as written: integers (``3``, or ``3.0`` as pandas writes integers) stay as they are
+    (automl refuses any that are not 0..K-1); other numbers are refused as continuous, naming
+    ``where``; anything else names classes, numbered 0..K-1 in sorted order, the names kept."""
     try:
-        with path.open(newline="", encoding="utf-8") as file:
-            rows = list(csv.reader(file, delimiter="\t" if tsv else ","))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"{path} is not a readable UTF-8 {'TSV' if tsv else 'CSV'} file: {exc}") from None
-    if len(rows) < 2:
-        raise UsageError(f"{path}: expected a header row and at least one data row")
-    header, body = rows[0], rows[1:]
-    ragged = next((number for number, row in enumerate(body, start=2) if len(row) != len(header)), None)
-    if ragged is not None:
-        raise UsageError(f"{path}, line {ragged}: {len(body[ragged - 2])} fields, but the header has "
-                         f"{len(header)}")
-    return {name: [row[index] for row in body] for index, name in enumerate(header)}
-
-
-def column(columns: dict[str, list[str]], name: str, key: str, path: Path) -> list[str]:
-    """The column ``name`` that ``[data] key`` asks for, or an error listing the columns."""
-    if name not in columns:
-        raise UsageError(f"{path} has no column {name!r} ([data] {key}); its columns: "
-                         f"{', '.join(columns)}")
-    return columns[name]
-
-
-def encode_labels(values: list[str] | np.ndarray) -> tuple[np.ndarray, tuple[str, ...] | None]:
-    """Labels as written: integers stay as they are (automl refuses any that are not 0..K-1);
-    anything else names classes, numbered 0..K-1 in sorted order, the names kept."""
-    try:
-        return np.array([int(value) for value in values], dtype=np.int64), None
+        numbers = np.asarray(values, dtype=np.float64)
     except ValueError:
         names, labels = np.unique(np.asarray(values, dtype=str), return_inverse=True)
         return labels.astype(np.int64), tuple(names.tolist())
+    if not np.isfinite(numbers).all() or (numbers != np.round(numbers)).any():
+        raise _looks_continuous(values, where)
+    return numbers.astype(np.int64), None

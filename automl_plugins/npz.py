@@ -48,9 +48,9 @@ class NpzFile:
                              "[N, T, F] (sequence), [N, F] (tabular) or integer [N, T] with [data] "
                              f"kind = \"tokens\"{f', for kind {kind!r}' if kind else ''}")
         class_names = None
-        if y.dtype.kind in "US":  # class names stored as strings
-            y, class_names = encode_labels(y)
-        vocab_size = int(x.max()) + 1 if kind == "tokens" and x.size else None
+        if y.dtype.kind in "USf":  # class names stored as strings, or labels as floats
+            y, class_names = encode_labels(y, f"{path}: y")
+        vocab_size = int(x.max()) + 1 if kind == "tokens" and x.size and x.dtype.kind in "iu" else None
         return LabeledArrays(x, y, kind, vocab_size=vocab_size, class_names=class_names)
 
 

@@ -10,25 +10,26 @@ from pydantic import Field
 
 import automl
 from automl import DataPath, LabeledArrays, UsageError
-from automl_plugins._files import FileOptions, column, data_path, encode_labels, read_columns
+from automl_plugins._delimited import Table, read_table
+from automl_plugins._files import LabelColumnOptions, data_path, label_column
 
 
-def _numeric(values: list[str], name: str, where: str) -> np.ndarray:
+def _numeric(table: Table, name: str) -> np.ndarray:
     """One feature column as float64; the first bad cell is named by column and line."""
+    values = table.columns[name]
     parsed = np.empty(len(values))
     for row, value in enumerate(values):
+        where = f"{table.path}, column {name!r}, line {table.lines[row]}"
         try:
             parsed[row] = float(value)
         except ValueError:
-            raise UsageError(f"{where}, column {name!r}, line {row + 2}: {value!r} is not a number "
-                             "(features must be numeric)") from None
+            raise UsageError(f"{where}: {value!r} is not a number (features must be numeric)") from None
         if not np.isfinite(parsed[row]):
-            raise UsageError(f"{where}, column {name!r}, line {row + 2}: {value!r} is not finite "
-                             "(features must be finite numbers)")
+            raise UsageError(f"{where}: {value!r} is not finite (features must be finite numbers)")
     return parsed
 
 
-class CsvOptions(FileOptions):
+class CsvOptions(LabelColumnOptions):
     path: DataPath = Field(description="a CSV file with a header row, numeric features and a label column")
     label: str = "label"  # the label column; every other column is a feature
 
@@ -39,13 +40,12 @@ class CsvTable:
 
     def load(self, seed: int, options: CsvOptions) -> LabeledArrays:
         path = data_path(options, self.name)
-        columns = read_columns(path)
-        y, class_names = encode_labels(column(columns, options.label, "label", path))
-        features = [name for name in columns if name != options.label]
+        table, y, class_names, notes = label_column(read_table(path), options)
+        features = [name for name in table.columns if name != options.label]
         if not features:
             raise UsageError(f"{path} has no feature columns besides the label {options.label!r}")
-        x = np.stack([_numeric(columns[name], name, str(path)) for name in features], axis=1)
-        return LabeledArrays(x.astype(np.float32), y, "tabular", class_names=class_names)
+        x = np.stack([_numeric(table, name) for name in features], axis=1)
+        return LabeledArrays(x.astype(np.float32), y, "tabular", class_names=class_names, notes=notes)
 
 
 @automl.hookimpl

@@ -14,13 +14,13 @@ from pydantic import Field, PositiveInt
 
 import automl
 from automl import DataPath, LabeledArrays, Tokenizer
-from automl_plugins._files import FileOptions, column, data_path, encode_labels, read_columns
+from automl_plugins._delimited import read_table
+from automl_plugins._files import LabelColumnOptions, data_path, label_column
 
 
-class TextOptions(FileOptions):
+class TextOptions(LabelColumnOptions):
     path: DataPath = Field(description="a CSV or TSV file with a header row, a text and a label column")
     text: str = "text"  # the text column
-    label: str = "label"  # the label column
     # "words": lowercased and split on whitespace; "chars": one token per character.
     tokenizer: Literal["chars", "words"] = "words"
     max_length: PositiveInt = 64  # tokens per sample, padded or truncated
@@ -33,11 +33,12 @@ class TextFile:
 
     def load(self, seed: int, options: TextOptions) -> LabeledArrays:
         path = data_path(options, self.name)
-        columns = read_columns(path)
-        texts = np.array(column(columns, options.text, "text", path), dtype=object)
-        y, class_names = encode_labels(column(columns, options.label, "label", path))
+        table = read_table(path)
+        table.column(options.text, "text")  # a missing text column is named before the labels are read
+        table, y, class_names, notes = label_column(table, options)
+        texts = np.array(table.columns[options.text], dtype=object)
         tokenizer = Tokenizer(options.tokenizer, options.max_length, options.min_freq)
-        return LabeledArrays(texts, y, "tokens", class_names=class_names, tokenizer=tokenizer)
+        return LabeledArrays(texts, y, "tokens", class_names=class_names, tokenizer=tokenizer, notes=notes)
 
 
 @automl.hookimpl

@@ -41,6 +41,8 @@ class PreparedData:
     preprocessing: dict[str, Any] | None = field(default=None, hash=False, compare=False)
     # SHA-256 of the data as loaded and split (automl.data.digest), which a resumed study compares.
     sha256: str = field(default="", hash=False, compare=False)
+    # What the dataset did to the data that the user should hear about (LabeledArrays.notes).
+    notes: tuple[str, ...] = field(default=(), hash=False, compare=False)
 
 
 def _normalization_axes(kind: str, ndim: int) -> tuple[int, ...]:
@@ -48,6 +50,20 @@ def _normalization_axes(kind: str, ndim: int) -> tuple[int, ...]:
     if kind == "image":
         return (0,) + tuple(range(2, ndim))
     return tuple(range(ndim - 1))
+
+
+def _float32_inputs(x: np.ndarray, dataset: str) -> np.ndarray:
+    """``x`` as float32, in which models train; a value beyond its range (3.4e38), finite in the
+    dataset's own type, would turn infinite there and every loss NaN."""
+    with np.errstate(over="ignore"):
+        inputs = x.astype(np.float32)
+    overflowed = np.argwhere(~np.isfinite(inputs))
+    if len(overflowed):
+        index = tuple(int(i) for i in overflowed[0])
+        raise UsageError(f"dataset {dataset!r}: x[{', '.join(map(str, index))}] (sample {index[0]}) is "
+                         f"{x[index]:g}, beyond float32's range (3.4e38) in which models train; "
+                         "rescale the inputs")
+    return inputs
 
 
 def _to_split(x: np.ndarray, y: np.ndarray, kind: str) -> Split:
@@ -104,10 +120,15 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
         x, vocab_size = vocabulary.encode(x), vocabulary.size
         preprocessing = {"tokenize": vocabulary.to_dict()}
     elif arrays.kind != "tokens":
-        x = x.astype(np.float32)
+        x = _float32_inputs(x, config.dataset)
         axes = _normalization_axes(arrays.kind, x.ndim)
-        mean = x[train].mean(axis=axes, keepdims=True)
-        std = x[train].std(axis=axes, keepdims=True)
+        with np.errstate(over="ignore"):
+            mean = x[train].mean(axis=axes, keepdims=True)
+            std = x[train].std(axis=axes, keepdims=True)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise UsageError(f"dataset {config.dataset!r}: standardizing the inputs overflows float32: "
+                             f"values up to {np.abs(x).max():g} have squares beyond its range (3.4e38); "
+                             "rescale the inputs")
         std = np.where(std > 1e-8, std, 1.0)
         x = (x - mean) / std
         preprocessing = {"standardize": {
@@ -118,7 +139,7 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
     train_split, val_split, test_split = (_to_split(x[part], arrays.y[part], arrays.kind)
                                           for part in (train, val, test))
     return PreparedData(task, train_split, val_split, test_split, preprocessing,
-                        data_sha256(arrays, train, val, test))
+                        data_sha256(arrays, train, val, test), notes=arrays.notes)
 
 
 @functools.lru_cache(maxsize=4)

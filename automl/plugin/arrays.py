@@ -21,7 +21,8 @@ class LabeledArrays:
     ``test_samples``: the last that many samples are the dataset's own test split (torchvision's
     test sets); 0 lets automl split one off. ``tokenizer``: ``x`` holds raw texts, turned into
     token ids by a vocabulary fitted on the train split only. ``class_names``: what each label
-    means, when the data said (folder names, string labels).
+    means, when the data said (folder names, string labels). ``notes``: what the dataset did to
+    the data that the user should hear about (rows it left out), printed before a run.
     """
 
     x: np.ndarray
@@ -31,6 +32,7 @@ class LabeledArrays:
     class_names: tuple[str, ...] | None = None
     test_samples: int = 0
     tokenizer: Tokenizer | None = None
+    notes: tuple[str, ...] = ()
 
     def checked(self, source: str) -> LabeledArrays:
         """Return self after checking shapes, labels and values; errors name ``source``."""
@@ -47,6 +49,12 @@ class LabeledArrays:
             raise UsageError(f"{source}: test_samples={self.test_samples} must be at least 0 and "
                              f"fewer than the {len(self.y)} samples")
         _check_labels(self.y, source)
+        if self.num_classes < 2:
+            raise UsageError(f"{source}: every sample has label {self.class_label(0)}; classification "
+                             "needs at least two classes")
+        if self.tokenizer is None and self.x.dtype.kind not in "biuf":  # booleans, integers, floats
+            raise UsageError(f"{source}: x holds {self.x.dtype} values; inputs must be numbers (save x "
+                             "as a numeric array, e.g. np.asarray(x, dtype=np.float32))")
         if self.kind == "tokens" and self.tokenizer is None:
             _check_token_ids(self.x, self.vocab_size, source)
         if np.issubdtype(self.x.dtype, np.floating) and not np.isfinite(self.x).all():

@@ -92,3 +92,42 @@ def test_named_family_that_cannot_build_for_the_task(tmp_path: Path, capsys) -> 
     stderr = _reject(tmp_path, capsys, 'dataset = "csv"\npath = "t.csv"\n[search]\nfamilies = ["mlp", "rnn"]')
     assert "key 'search.families': 'rnn' cannot build for tabular tasks" in stderr
     assert "families that can: mlp" in stderr
+
+
+def test_non_numeric_x_in_npz_is_one_clear_error(tmp_path: Path, capsys) -> None:
+    x = np.array([["1.5", "tall"]] * 60)
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, x, labels(2, 30)))
+    assert "data.npz" in stderr and "x holds <U4 values; inputs must be numbers" in stderr
+
+
+def test_float_labels_in_npz_that_look_continuous_are_called_so(tmp_path: Path, capsys) -> None:
+    y = np.linspace(0.5, 30.5, 60)
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, np.zeros((60, 3)), y))
+    assert "data.npz: y: the labels look continuous (60 distinct numbers from 0.5 to 30.5" in stderr
+
+
+def test_one_class_in_any_dataset_is_refused(tmp_path: Path, capsys) -> None:
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, np.zeros((60, 3)), np.zeros(60, dtype=int)))
+    assert "every sample has label 0; classification needs at least two classes" in stderr
+
+
+def test_a_value_beyond_float32_names_the_sample(tmp_path: Path, capsys) -> None:
+    x = np.ones((60, 3))
+    x[9, 1] = 1e39  # finite in float64, infinite in float32
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, x, labels(2, 30)))
+    assert "x[9, 1] (sample 9) is 1e+39, beyond float32's range" in stderr
+
+
+def test_values_whose_standardization_overflows_float32_are_refused(tmp_path: Path, capsys) -> None:
+    x = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    x[:, 2] *= 1e25  # finite, but its squares are not
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, x, labels(2, 30)))
+    assert "standardizing the inputs overflows float32" in stderr and "rescale the inputs" in stderr
+
+
+@pytest.mark.parametrize("missing", ["", "  "])
+def test_missing_text_labels_name_their_lines(tmp_path: Path, capsys, missing: str) -> None:
+    rows = [[f"text number {i}", missing if i in (3, 17) else label] for i, label in enumerate(labels(2, 30))]
+    write_table(tmp_path / "t.tsv", ["text", "label"], rows)
+    stderr = _reject(tmp_path, capsys, 'dataset = "text"\npath = "t.tsv"')
+    assert "t.tsv: 2 of 60 rows have no label in column 'label' (line(s) 5, 19)" in stderr
