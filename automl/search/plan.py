@@ -10,6 +10,7 @@ from automl.config import DEFAULT_STORAGE, StudyConfig
 from automl.data.prepare import PreparedData, prepare
 from automl.errors import UsageError
 from automl.plugin.registry import Registry
+from automl.search.preflight import check_device, check_training_step
 
 
 @dataclass
@@ -49,10 +50,13 @@ def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Pa
 
 
 def plan_study(config: StudyConfig, path: Path, registry: Registry, storage: str | None = None) -> StudyPlan:
-    """Resolve data, task and families; raises UsageError before anything is written."""
+    """Resolve data, task and families, and check that they train on the study's device
+    (automl.search.preflight); raises UsageError before anything is written."""
+    device = check_device(config, path)
     try:
         data = prepare(config.data, registry, config.seed)
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
     families, notes = choose_families(config, registry, data.task.kind, path)
-    return StudyPlan(config, storage or config.storage or DEFAULT_STORAGE, families, data, notes)
+    notes += check_training_step(config, families, data, device, path)
+    return StudyPlan(config, storage or config.storage or DEFAULT_STORAGE, families, data, [*data.notes, *notes])

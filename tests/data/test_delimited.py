@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 from automl import UsageError
+from automl.config import load_study_file
+from automl.plugin.registry import registry
+from automl.search.plan import plan_study
 from automl_plugins._delimited import read_table
 from automl_plugins.tables import CsvOptions, CsvTable
 from automl_plugins.text import TextFile, TextOptions
+from conftest import write_study
 
 ROWS = "label,a,b\ncat,1,2\ndog,3,4\ncat,5,6\n"
 
@@ -89,7 +93,7 @@ def test_a_row_with_other_fields_names_its_line(tmp_path: Path) -> None:
 
 def test_a_file_not_in_its_encoding_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
-    path.write_bytes("label,a\n".encode() + "caf\xe9,1\n".encode("latin-1"))
+    path.write_bytes(b"label,a\n" + "caf\xe9,1\n".encode("latin-1"))
     with pytest.raises(UsageError, match=r"latin\.csv is not a readable UTF-8 CSV file .*save it as UTF-8"):
         read_table(path)
 
@@ -138,3 +142,14 @@ def test_continuous_labels_are_called_continuous_not_listed(tmp_path: Path) -> N
 def test_integers_written_as_floats_are_integer_labels(tmp_path: Path) -> None:
     arrays = CsvTable().load(0, CsvOptions(path=_csv(tmp_path, ["0.0", "1.0", "2", "1"])))
     assert arrays.y.tolist() == [0, 1, 2, 1] and arrays.class_names is None
+
+
+def test_rows_left_out_are_a_note_of_the_study_plan(tmp_path: Path) -> None:
+    rows = "".join(f"{i},{i % 3},{'' if i % 10 == 4 else 'ab'[i % 2]}\n" for i in range(60))
+    (tmp_path / "t.csv").write_text("x,z,label\n" + rows)
+    study = write_study(tmp_path, 'name = "skip"\n[data]\ndataset = "csv"\npath = "t.csv"\n'
+                                  'missing_labels = "skip"\n[search]\nfamilies = ["mlp"]\n')
+    plan = plan_study(load_study_file(study), study, registry())
+    assert any("6 of 60 rows have no label in column 'label' (line(s) 6, 16, 26, 36, 46, 56); left out" in note
+               for note in plan.notes), plan.notes
+    assert plan.data.task.class_names == ("a", "b")
