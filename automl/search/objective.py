@@ -129,6 +129,7 @@ class Objective:
         trial.set_user_attr(TrialAttr.N_PARAMS, efficiency.n_params)
         trial.set_user_attr(TrialAttr.FLOPS, efficiency.flops)
         trial.set_user_attr(TrialAttr.LATENCY_MS, round(efficiency.latency_ms, 4))
+        trial.set_user_attr(TrialAttr.LATENCY_METHOD, efficiency.latency_method)
         guards: list[EpochTimeGuard] = []
         decisions = decision_epochs(config.search, config.train.max_epochs)
         if self.deadline is not None:

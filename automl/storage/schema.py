@@ -44,7 +44,9 @@ class TrialAttr(StrEnum):
     WORKER = "worker"  # the worker process that ran it: "host:pid"
     N_PARAMS = "n_params"  # trainable parameters (a count)
     FLOPS = "flops"  # forward FLOPs per sample, a multiply-add counting 2
-    LATENCY_MS = "latency_ms"  # median ms of one forward pass at [search] latency_batch_size
+    LATENCY_MS = "latency_ms"  # ms of one forward pass at [search] latency_batch_size (see LATENCY_METHOD)
+    # How latency_ms was measured: "thread CPU time, torch on 1 thread; batch 1; minimum of 21 timings of ..."
+    LATENCY_METHOD = "latency_method"
     PEAK_MEMORY_MB = "peak_memory_mb"  # MiB of GPU memory one training step peaks at (GPU trials only)
     OVER_BUDGET = "over_budget"  # why it was never trained: "flops 4.35e+06 > max_flops 1e+06; ..."
     EPOCHS = "epochs"  # epochs trained (0 when over budget)

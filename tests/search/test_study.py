@@ -33,6 +33,7 @@ def test_run_then_resume_adds_trials_with_attrs(tiny_study: Path, tmp_path: Path
         assert attrs["family"] == trial.params["family"]
         assert attrs["epochs"] == 1 and attrs["device"] == "cpu"
         assert attrs["n_params"] > 0 and attrs["flops"] > 0 and attrs["latency_ms"] > 0
+        assert attrs["latency_method"].startswith("thread CPU time, torch on 1 thread; batch 1; minimum of ")
         assert trial.values == [attrs["val_accuracy"], attrs["flops"]]
         assert 0.0 <= attrs["test_accuracy"] <= 1.0
         family = trial.params["family"]
