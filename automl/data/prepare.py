@@ -73,6 +73,8 @@ def _to_split(x: np.ndarray, y: np.ndarray, kind: str) -> Split:
 
 
 def _too_few_samples(arrays: LabeledArrays, config: DataConfig, reason: str) -> UsageError:
+    # scikit-learn then lists every such class, hundreds for labels that are not classes at all.
+    reason = reason.split(" Classes with too few members are")[0]
     counts = np.bincount(arrays.y)
     rarest = int(counts.argmin())
     return UsageError(f"dataset {config.dataset!r} cannot be split with val_size={config.val_size} and "

@@ -131,3 +131,11 @@ def test_missing_text_labels_name_their_lines(tmp_path: Path, capsys, missing: s
     write_table(tmp_path / "t.tsv", ["text", "label"], rows)
     stderr = _reject(tmp_path, capsys, 'dataset = "text"\npath = "t.tsv"')
     assert "t.tsv: 2 of 60 rows have no label in column 'label' (line(s) 5, 19)" in stderr
+
+
+def test_many_single_sample_classes_are_not_all_listed(tmp_path: Path, capsys) -> None:
+    rows = [[i, f"id{i}" if i < 150 else "ab"[i % 2]] for i in range(300)]
+    write_table(tmp_path / "t.csv", ["a", "label"], rows)
+    stderr = _reject(tmp_path, capsys, 'dataset = "csv"\npath = "t.csv"')
+    assert "has 1 sample(s) of 300" in stderr and "Classes with too few members" not in stderr
+    assert len(stderr) < 600
