@@ -164,7 +164,7 @@ def _dashboard(args: argparse.Namespace) -> None:
 
     from automl.storage.artifacts import artifact_dir, open_store
 
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, must_exist=True)
     folder = artifact_dir(args.storage, args.artifacts)
     ERR.print(f"serving {redact(args.storage)} on http://{args.host}:{args.port}/ with artifacts from "
               f"{folder} (Ctrl-C stops)", soft_wrap=True)

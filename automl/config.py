@@ -174,6 +174,9 @@ class WorkersConfig(_Section):
     grace_period: PositiveInt = 60
     max_retry: NonNegativeInt = 2
     max_failures_in_row: PositiveInt = 10
+    # Seconds a worker retries the study's database while it is unreachable (a server restart, a
+    # network blip) before it stops (automl.storage.retry).
+    storage_retry_s: PositiveFloat = 120
     # Small trials leave most of a GPU idle: `automl run` starts this many workers per GPU, and
     # each worker may use that share of the GPU's memory.
     trials_per_gpu: PositiveInt = 1

@@ -13,10 +13,10 @@ from datetime import datetime
 
 import numpy as np
 import optuna
-from optuna._hypervolume import compute_hypervolume
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.storage._optuna import compute_hypervolume
 from automl.storage.schema import OBJECTIVES, is_feasible
 
 # Costs are compared on a log scale, scaled to [0, 1] over the study; the reference point sits

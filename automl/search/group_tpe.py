@@ -30,6 +30,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.storage._optuna import cached_trials, study_id_of, trial_id_of
+
 Group = dict[str, BaseDistribution]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # From this many finished trials on, a model is fit again only once they have grown by REFIT_GROWTH.
@@ -49,11 +51,11 @@ class ParamGroups:
         self._study_id: int | None = None
 
     def update(self, study: optuna.Study) -> list[Group]:
-        if self._study_id != study._study_id:
-            self.groups, self._seen, self._study_id = [], set(), study._study_id
+        if self._study_id != study_id_of(study):
+            self.groups, self._seen, self._study_id = [], set(), study_id_of(study)
         for trial in _finished(study):
-            if trial._trial_id not in self._seen:
-                self._seen.add(trial._trial_id)
+            if trial_id_of(trial) not in self._seen:
+                self._seen.add(trial_id_of(trial))
                 self._refine(trial.distributions)
         return self.groups
 
@@ -96,8 +98,7 @@ class _SampledOnDemand(dict[str, Any]):
 
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:
-    # The study's read of its trials for the trial being sampled, which Optuna's samplers share.
-    return study._get_trials(deepcopy=False, states=FINISHED, use_cache=True)
+    return cached_trials(study, FINISHED)
 
 
 @dataclass
@@ -134,7 +135,7 @@ class GroupTPESampler(optuna.samplers.TPESampler):
     # fits the model with _build_parzen_estimator and then draws from it.
     def _sample(self, study: optuna.Study, trial: FrozenTrial,
                 search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        key = (study._study_id, frozenset(search_space.items()))
+        key = (study_id_of(study), frozenset(search_space.items()))
         finished = len(_finished(study))
         model = self._models.get(key)
         if model is None or finished >= model.refit_at:

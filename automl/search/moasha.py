@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.pruners import BasePruner
-from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.storage._optuna import fast_non_domination_rank, study_id_of, trial_id_of
 from automl.storage.schema import OBJECTIVES, TrialAttr, family_of
 
 RANKED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -51,7 +51,7 @@ def non_dominated_fronts(losses: np.ndarray, enough: int | None = None) -> Itera
     # Optuna's non-dominated sort (what its NSGA-II and TPE rank with) peels one front at a time,
     # in O(n log n) for two objectives and O(n) memory, and stops once ``enough`` rows are ranked;
     # the rows past that share one rank that is not a front, so it is never yielded.
-    ranks = _fast_non_domination_rank(losses, n_below=enough)
+    ranks = fast_non_domination_rank(losses, n_below=enough)
     order = np.argsort(ranks, kind="stable")
     bounds = np.searchsorted(ranks[order], np.arange(ranks.max(initial=-1) + 2))
     taken = 0
@@ -144,7 +144,7 @@ class MOASHAPruner(BasePruner):
     def _point_of(self, study: optuna.Study, trial: FrozenTrial, epochs: int) -> list[float] | None:
         if not trial.state.is_finished():
             return self.point(trial.user_attrs, epochs)
-        key = (study._study_id, trial._trial_id, epochs)
+        key = (study_id_of(study), trial_id_of(trial), epochs)
         if key not in self._finished_points:
             self._finished_points[key] = self.point(trial.user_attrs, epochs)
         return self._finished_points[key]

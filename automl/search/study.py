@@ -98,7 +98,8 @@ def join_study(plan: StudyPlan, worker_tag: str = "") -> tuple[optuna.Study, Req
     """Load the stored study as a worker: heartbeats on, and only queued trials can run."""
     config = plan.config
     requeue = Requeue(config.workers.max_retry)
-    heartbeat = Heartbeat(config.workers.heartbeat_interval, config.workers.grace_period, requeue)
+    heartbeat = Heartbeat(config.workers.heartbeat_interval, config.workers.grace_period, requeue,
+                          config.workers.storage_retry_s)
     storage = open_storage(plan.storage_url, heartbeat, storage_class=WorkerStorage)
     try:
         study_id = storage.get_study_id_from_name(config.name)

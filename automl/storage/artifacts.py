@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 
 from automl.errors import UsageError
+from automl.storage._optuna import study_storage
 from automl.storage.sqlite import is_file_sqlite
 
 DEFAULT_DIR = "automl-artifacts"
@@ -61,7 +62,7 @@ def output_dir(directory: Path, what: str) -> Path:
 
 def _metas(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
     # A FrozenTrial's artifacts are listed through the storage, which Study keeps private.
-    return {meta.filename: meta for meta in get_all_artifact_meta(trial, storage=study._storage)}
+    return {meta.filename: meta for meta in get_all_artifact_meta(trial, storage=study_storage(study))}
 
 
 def artifact_names(study: optuna.Study, trial: FrozenTrial) -> list[str]:

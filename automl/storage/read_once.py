@@ -21,9 +21,9 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.storages._rdb import models
-from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
+
+from automl.storage._optuna import models, scoped_session, trial_id_of
 
 
 class ReadOnceStorage(optuna.storages.RDBStorage):
@@ -61,7 +61,7 @@ class ReadOnceStorage(optuna.storages.RDBStorage):
         loaded = super()._get_trials(study_id, None, load, max(current)) if load else []
         for trial in loaded:
             self._keep(trial)
-        return sorted([*loaded, *known.values()], key=lambda t: t._trial_id)
+        return sorted([*loaded, *known.values()], key=trial_id_of)
 
     def _unchanged(self, trial_id: int, state: TrialState) -> FrozenTrial | None:
         """The trial as this process knows it, if ``state`` (its state now) shows it unchanged."""
@@ -77,19 +77,20 @@ class ReadOnceStorage(optuna.storages.RDBStorage):
 
     def _keep(self, trial: FrozenTrial) -> None:
         """Remember a trial just loaded, if it is of a kind that this process need not load again."""
-        self._queued.pop(trial._trial_id, None)
+        self._queued.pop(trial_id_of(trial), None)
         if trial.state == TrialState.WAITING:
-            self._queued[trial._trial_id] = trial
+            self._queued[trial_id_of(trial)] = trial
         elif trial.state.is_finished():
-            self._finished[trial._trial_id] = trial
-        elif trial.state == TrialState.RUNNING and trial._trial_id in self._popped:
-            self._running[trial._trial_id] = copy.deepcopy(trial)
+            self._finished[trial_id_of(trial)] = trial
+        elif trial.state == TrialState.RUNNING and trial_id_of(trial) in self._popped:
+            self._running[trial_id_of(trial)] = copy.deepcopy(trial)
 
     def _states(self, study_id: int, included_trial_ids: set[int], trial_id_greater_than: int,
                 ) -> dict[int, TrialState]:
         """The state of each trial in ``included_trial_ids`` or with an id above the bound."""
         lowest = min(included_trial_ids, default=trial_id_greater_than + 1)
-        with _create_scoped_session(self.scoped_session) as session:
+        with scoped_session(self.scoped_session) as session:
+            models.StudyModel.find_or_raise_by_id(study_id, session)  # a KeyError, as Optuna's read
             # A range, not an IN list of every id: SQLite caps the number of bound variables.
             rows = (session.query(models.TrialModel.trial_id, models.TrialModel.state)
                     .filter(models.TrialModel.study_id == study_id, models.TrialModel.trial_id >= lowest)
@@ -119,8 +120,8 @@ class ReadOnceStorage(optuna.storages.RDBStorage):
 
         Optuna stamps the start and end times with the writing process's clock; they are read back
         rather than guessed."""
-        with _create_scoped_session(self.scoped_session) as session:
-            row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
+        with scoped_session(self.scoped_session) as session:
+            row = models.TrialModel.find_or_raise_by_id(trial_id_of(trial), session)
             started, completed = row.datetime_start, row.datetime_complete
         moved = copy.deepcopy(trial)
         moved.state, moved.datetime_start, moved.datetime_complete = state, started, completed

@@ -16,10 +16,13 @@ Use PostgreSQL for workers on several machines.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy
 from sqlalchemy.engine import Engine, make_url
+
+from automl.errors import UsageError
 
 # Long enough to outwait any other worker's transaction; a stuck writer still surfaces as an error.
 BUSY_TIMEOUT_S = 60
@@ -29,6 +32,39 @@ def is_file_sqlite(url: str) -> bool:
     """Whether ``url`` names an SQLite database file (not an in-memory one)."""
     parsed = make_url(url)
     return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+
+
+def is_memory_sqlite(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``,
+    a ``mode=memory`` URI)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and (
+        not is_file_sqlite(url) or parsed.query.get("mode") == "memory" or ":memory:" in str(parsed.database))
+
+
+def check_usable(url: str, must_exist: bool) -> None:
+    """Refuse, with what to do instead, an SQLite URL that would lose the study or cannot be opened.
+
+    An in-memory database lives in one connection of one process: the study ``automl run`` creates
+    in it is gone before its workers (other processes) look for it. A folder cannot be a database
+    file. With ``must_exist`` (commands that only read a study) a missing file is refused instead of
+    created empty. Raises UsageError (exit code 2) before anything is created.
+    """
+    if make_url(url).get_backend_name() != "sqlite":
+        return
+    if is_memory_sqlite(url):
+        raise UsageError("storage sqlite:///:memory: (an in-memory database) cannot hold a study: each process "
+                         "(the run, each worker, the dashboard) opens its own empty one, so the study would "
+                         "be lost. Use a file, e.g. storage = \"sqlite:///automl.db\" or --storage "
+                         "sqlite:///automl.db")
+    path = Path(make_url(url).database or "")
+    if path.is_dir():
+        raise UsageError(f"storage {url}: {path} is a directory, not an SQLite file; name a file in it, "
+                         f"e.g. sqlite:///{path / 'automl.db'}")
+    if must_exist and not path.exists():
+        raise UsageError(f"no storage at {path}: the file does not exist (nothing was created). Pass the "
+                         "study's storage with --storage or AUTOML_STORAGE, or create the study first "
+                         "with automl run STUDY.toml")
 
 
 def engine_kwargs() -> dict[str, Any]:

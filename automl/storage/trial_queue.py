@@ -5,10 +5,11 @@ one is atomic in Optuna's storage (a row lock on PostgreSQL, the write lock on S
 many workers share a study, each queued trial runs exactly once. Every trial that ends in failure
 puts one trial back, which keeps "queued + running + finished" at the count that was asked for:
 
-- a trial whose worker died (heartbeat gone stale), was interrupted, or was stopped by the study's
-  deadline before its first validated epoch is queued again with its parameters, linked to the
-  original through Optuna's RetryHeartbeatStaleTrialCallback (``retried_trial_number``), up to
-  ``max_retry`` times; after that a fresh trial replaces it;
+- a trial whose worker died (heartbeat gone stale: ``fail_reason`` says ``worker lost (no heartbeat
+  for N s)``, N the grace period), was interrupted, or was stopped by the study's deadline before
+  its first validated epoch is queued again with its parameters, linked to the original through
+  Optuna's RetryHeartbeatStaleTrialCallback (``retried_trial_number``), up to ``max_retry`` times;
+  after that a fresh trial replaces it;
 - a trial that failed by itself (exception, non-finite loss, out of memory) is replaced by a fresh
   trial: its parameters would only fail again.
 
@@ -22,11 +23,13 @@ once: a worker that died between its pop and the next window leaves the retry to
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
@@ -71,6 +74,21 @@ class QueueOnlyStorage(optuna.storages.RDBStorage):
             # heartbeat on a queued trial is harmless: only running ones are checked.
             self.record_heartbeat(trial_id)
         return super().set_trial_state_values(trial_id, state, values)
+
+    # Optuna's fail_stale_trials fails each trial this names, then calls the stale-trial callback
+    # with the trial already finished, when it takes no more writes: the reason goes on before.
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale: list[int] = super()._get_stale_trial_ids(study_id)
+        grace_period = self.grace_period or 2 * (self.heartbeat_interval or 0)  # Optuna's default
+        for trial_id in stale:
+            with contextlib.suppress(UpdateFinishedTrialError):  # another worker failed it first
+                self.set_trial_user_attr(trial_id, TrialAttr.FAIL_REASON, stale_reason(grace_period))
+        return stale
+
+
+def stale_reason(grace_period: float) -> str:
+    """The ``fail_reason`` of a trial whose worker stopped sending heartbeats."""
+    return f"worker lost (no heartbeat for {grace_period:g} s)"
 
 
 def count(study: optuna.Study, *states: TrialState) -> int:

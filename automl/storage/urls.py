@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from automl.errors import UsageError
 from automl.storage import sqlite
+from automl.storage.retry import DEFAULT_RETRY_S, RetryingStorage
 
 URL_EXAMPLES = "sqlite:///automl.db or postgresql+psycopg://user:password@host/dbname"
 # Where --storage is read from when not given: keeps a password off command lines and `ps`.
@@ -26,11 +27,13 @@ def storage_from_env(fallback: str | None = None) -> str | None:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """Optuna's heartbeat for workers: a trial silent for ``grace_period`` s goes to ``on_stale``."""
+    """Optuna's heartbeat for workers: a trial silent for ``grace_period`` s goes to ``on_stale``;
+    a worker's storage retries an unreachable database for ``retry_s`` s (automl.storage.retry)."""
 
     interval: int
     grace_period: int
     on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+    retry_s: float = DEFAULT_RETRY_S
 
 
 def redact(url: str) -> str:
@@ -43,17 +46,22 @@ def redact(url: str) -> str:
 
 def open_storage(url: str, heartbeat: Heartbeat | None = None,
                  storage_class: type[optuna.storages.RDBStorage] = optuna.storages.RDBStorage,
-                 ) -> optuna.storages.RDBStorage:
+                 must_exist: bool = False) -> optuna.storages.RDBStorage:
     """Connect to (and if needed create) the Optuna tables behind ``url``.
 
-    With ``heartbeat`` the storage is a worker's: running trials send heartbeats, and on SQLite
-    every transaction takes the write lock up front (see automl.storage.sqlite).
+    With ``heartbeat`` the storage is a worker's: running trials send heartbeats, retried for
+    ``heartbeat.retry_s`` through an outage where ``storage_class`` is a RetryingStorage, and on
+    SQLite every transaction takes the write lock up front (see automl.storage.sqlite). With
+    ``must_exist`` (commands that only read) an SQLite file that does not exist is refused, not
+    created. Raises UsageError for an unusable URL (see sqlite.check_usable) or one that cannot
+    be opened.
     """
     try:
         make_url(url)
     except sqlalchemy.exc.ArgumentError:
         # Not parsable, so redact() cannot find the password in it: never echo the string.
         raise UsageError(f"storage URL is not a SQLAlchemy URL; expected e.g. {URL_EXAMPLES}") from None
+    sqlite.check_usable(url, must_exist)
     on_sqlite = sqlite.is_file_sqlite(url)
     # A long-lived worker's pooled connection may have been dropped by the server since its last
     # trial; pre-ping replaces it instead of failing the next query.
@@ -62,6 +70,8 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None,
     if heartbeat is not None:
         beats = dict(heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace_period,
                      heartbeat_stale_trial_callback=heartbeat.on_stale)
+        if issubclass(storage_class, RetryingStorage):
+            beats["retry_s"] = heartbeat.retry_s
     try:
         storage = storage_class(url, engine_kwargs=engine_kwargs, **beats)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
@@ -77,8 +87,8 @@ def existing_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
 
 
 def load_study(name: str, url: str) -> optuna.Study:
-    """Load a study by name, or say which studies the storage holds."""
-    storage = open_storage(url)
+    """Load a study by name, or say which studies the storage holds; creates no storage."""
+    storage = open_storage(url, must_exist=True)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:

@@ -17,6 +17,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.config import WorkersConfig
+from automl.storage.retry import unreachable_in
 from automl.storage.schema import TrialAttr
 from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue_more
 from automl.training.device import free_memory
@@ -73,7 +74,8 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
 
     ``study`` must sit on a WorkerStorage with heartbeats (see automl.search.study.join_study).
     Raises TooManyFailures when the study's last trials all failed, Interrupted on SIGINT/SIGTERM
-    after recording the running trial as failed and queued again.
+    after recording the running trial as failed and queued again, StorageUnreachable when the
+    database stayed unreachable past ``workers.storage_retry_s``.
     """
     # What is alive now (modules, the data) lives as long as the worker: moved out of the
     # collector's sight, the collection after each trial scans only what the trial left behind.
@@ -111,5 +113,12 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
         except Interrupted:
             _record_interrupt(study, tracked.trial, requeue)
             raise
+        except Exception as error:
+            # The database stayed unreachable past [workers] storage_retry_s: one message, not the
+            # error Optuna's trial loop raised while handling it.
+            unreachable = unreachable_in(error)
+            if unreachable is None:
+                raise
+            raise unreachable from None
     if streak.summary is not None:
         raise TooManyFailures(streak.summary)
