@@ -185,10 +185,17 @@ def _stored(args: argparse.Namespace) -> StoredTrial:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from automl.results.export import check_destination, export_model, recorded_preprocessing, trained_model
+    from automl.results.export import (
+        check_destination,
+        check_trained,
+        export_model,
+        recorded_preprocessing,
+        trained_model,
+    )
     from automl.storage.artifacts import artifact_dir, open_store
 
     stored = _stored(args)  # refuses a trial outside its space before any folder is made
+    check_trained(stored)
     check_destination(args.format, Path(args.out))  # before the weights are loaded or trained again
     store = open_store(artifact_dir(args.storage, args.artifacts))
 

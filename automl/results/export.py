@@ -28,7 +28,7 @@ from automl.plugin.registry import Registry
 from automl.results.retrain import retrain
 from automl.results.stored import StoredTrial
 from automl.storage.artifacts import load_weights, output_dir
-from automl.storage.schema import TrialAttr
+from automl.storage.schema import TrialAttr, is_trained
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "state_dict": ".state_dict.pt"}
 RTOL, ATOL = 1e-3, 1e-4
@@ -189,6 +189,15 @@ def export_model(stored: StoredTrial, model: nn.Module, fmt: str, out_dir: Path,
     return Exported(path, json_path, max_abs_diff, check_batch, fixed_batch)
 
 
+def check_trained(stored: StoredTrial) -> None:
+    """Raise UsageError for a trial refused before training (automl.storage.schema.is_trained):
+    it has no model to export."""
+    if not is_trained(stored.trial):
+        raise UsageError(f"{stored.label} was never trained ({stored.trial.user_attrs.get(TrialAttr.OVER_BUDGET)}): "
+                         "it has no model to export; `automl retrain` trains its config anyway, and its --out "
+                         "saves the model")
+
+
 def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry: Registry,
                   note: Callable[[str], None]) -> tuple[nn.Module, str]:
     """The trial's model with its trained weights, and where they came from.
@@ -196,6 +205,7 @@ def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry:
     Weights come from the artifact store; a trial without them (not on the front when it finished)
     is trained again as it was, with its seed and epochs, which ``note`` announces.
     """
+    check_trained(stored)
     state = load_weights(store, stored.study, stored.trial)
     if state is not None:
         model = stored.build()

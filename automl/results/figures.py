@@ -38,28 +38,46 @@ def family_colors(families: Sequence[str]) -> dict[str, tuple[float, ...]]:
     return {name: palette(index % 10) for index, name in enumerate(sorted(set(families)))}
 
 
+def zero_floor(points: Sequence[Point]) -> float | None:
+    """Where a log axis draws trials that count 0 FLOPs: a decade below the smallest count above 0
+    (1 when there is none); None when no trial counts 0. A log axis has no 0, and matplotlib would
+    leave such a trial out of the figure without a word."""
+    if all(p.flops > 0 for p in points):
+        return None
+    return min((p.flops for p in points if p.flops > 0), default=10.0) / 10
+
+
+def drawn_flops(point: Point, floor: float | None) -> float:
+    """The FLOPs at which ``point`` is drawn on a log axis (see zero_floor)."""
+    return point.flops if point.flops > 0 or floor is None else floor
+
+
 def pareto_figure(points: Sequence[Point], objectives: Sequence[str]) -> Figure:
     """Validation accuracy against FLOPs per sample, by family; front trials ringed and labelled."""
     colors = family_colors([p.family for p in points])
+    floor = zero_floor(points)
     figure = Figure(figsize=(8, 5.2), layout="constrained")
     axis = figure.subplots()
     for family, color in colors.items():
         mine = [p for p in points if p.family == family]
-        axis.scatter([p.flops for p in mine], [p.val_accuracy for p in mine], color=color, label=family,
-                     alpha=0.75, s=36)
+        axis.scatter([drawn_flops(p, floor) for p in mine], [p.val_accuracy for p in mine], color=color,
+                     label=family, alpha=0.75, s=36)
     front = sorted((p for p in points if p.on_front), key=lambda p: p.flops)
-    axis.scatter([p.flops for p in front], [p.val_accuracy for p in front], facecolors="none",
+    front_x = [drawn_flops(p, floor) for p in front]
+    axis.scatter(front_x, [p.val_accuracy for p in front], facecolors="none",
                  edgecolors="black", s=110, linewidths=1.4, label="Pareto front")
     if list(objectives) == [ACCURACY.name, FLOPS.name]:
         # The front of exactly these two objectives is a staircase in this plane.
-        axis.step([p.flops for p in front], [p.val_accuracy for p in front], where="post", color="black",
-                  linewidth=0.8, alpha=0.6)
-    for p in front:
+        axis.step(front_x, [p.val_accuracy for p in front], where="post", color="black", linewidth=0.8, alpha=0.6)
+    for p, x in zip(front, front_x, strict=True):
         label = f"#{p.number}" + (f"  test {p.test_accuracy:.3f}" if p.test_accuracy is not None else "")
-        axis.annotate(label, (p.flops, p.val_accuracy), textcoords="offset points", xytext=(6, -12),
-                      fontsize=8)
+        axis.annotate(label, (x, p.val_accuracy), textcoords="offset points", xytext=(6, -12), fontsize=8)
     axis.set_xscale("log")
-    axis.set(xlabel="FLOPs per sample (log scale)", ylabel="validation accuracy",
+    xlabel = "FLOPs per sample (log scale)"
+    if floor is not None:
+        axis.axvline(floor, color="gray", linestyle=":", linewidth=1)
+        xlabel += "; dotted line: trials that count 0 FLOPs"
+    axis.set(xlabel=xlabel, ylabel="validation accuracy",
              title=f"Pareto front ({', '.join(objectives)}): ringed trials, labelled with test accuracy")
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right", fontsize=8)
@@ -108,10 +126,11 @@ def families_figure(points: Sequence[Point]) -> Figure:
     """Per family: the spread of validation accuracy and of FLOPs over its completed trials."""
     colors = family_colors([p.family for p in points])
     names = sorted(colors)
+    floor = zero_floor(points)
     figure = Figure(figsize=(10, 3.8), layout="constrained")
     accuracy_axis, flops_axis = figure.subplots(1, 2)
     for axis, values_of, label in ((accuracy_axis, lambda p: p.val_accuracy, "validation accuracy"),
-                                   (flops_axis, lambda p: p.flops, "FLOPs per sample")):
+                                   (flops_axis, lambda p: drawn_flops(p, floor), "FLOPs per sample")):
         groups = [[values_of(p) for p in points if p.family == name] for name in names]
         boxes = axis.boxplot(groups, tick_labels=names, patch_artist=True, widths=0.5)
         for patch, name in zip(boxes["boxes"], names, strict=True):
@@ -121,4 +140,7 @@ def families_figure(points: Sequence[Point]) -> Figure:
         axis.set(ylabel=label, title=f"{label} by family")
         axis.grid(alpha=0.3, axis="y")
     flops_axis.set_yscale("log")
+    if floor is not None:
+        flops_axis.axhline(floor, color="gray", linestyle=":", linewidth=1)
+        flops_axis.set_title("FLOPs per sample by family (dotted line: 0 counted)")
     return figure

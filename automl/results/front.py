@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from automl.plugin.space import family_params
-from automl.storage.schema import TrialAttr, family_of
+from automl.storage.schema import TrialAttr, family_of, is_completed, is_trained, pareto_front
 
 
 @dataclass(frozen=True)
@@ -28,9 +34,9 @@ class FrontRow:
 
 
 def front_rows(study: optuna.Study) -> list[FrontRow]:
-    """Pareto-optimal completed trials (the best trials of a single-objective study)."""
+    """The trials on the front (automl.storage.schema.pareto_front), most accurate first."""
     rows = []
-    for trial in study.best_trials:
+    for trial in pareto_front(study):
         attrs = trial.user_attrs
         family = family_of(trial) or "?"
         hyperparameters = {**family_params(trial.params, family), **family_params(trial.params, "train")}
@@ -55,14 +61,46 @@ def short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def empty_front_reason(trials: Sequence[FrozenTrial]) -> str | None:
+    """Why no trial is on the front, in words; None when some trial is (or could be: one trained)."""
+    if any(is_trained(trial) for trial in trials):
+        return None
+    if not trials:
+        return "the study has no trials yet"
+    completed = [trial for trial in trials if is_completed(trial)]
+    if completed:
+        return (f"all {len(completed)} completed trial(s) were over budget and never trained "
+                f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than a trial "
+                "may take); raise the limit or the timeout")
+    states = Counter(trial.state.name.lower() for trial in trials)
+    return f"no trial has completed yet ({', '.join(f'{n} {state}' for state, n in sorted(states.items()))})"
+
+
+def zero_flops_warnings(trials: Sequence[FrozenTrial]) -> list[str]:
+    """One warning per family whose completed trials count 0 FLOPs per sample."""
+    zero = Counter(family_of(trial) or "?" for trial in trials
+                   if is_completed(trial) and trial.user_attrs.get(TrialAttr.FLOPS) == 0)
+    return [f"family {family!r} counts 0 FLOPs per sample in {count} trial(s): torch's FLOP counter does not see "
+            "the operations its models compute with, so the FLOPs objective and max_flops cannot rank them; "
+            "the figures draw them at a marked floor" for family, count in sorted(zero.items())]
+
+
+def front_title(study: optuna.Study, on_front: int) -> str:
+    """The front's heading: how many trials are on it, of how many."""
+    return f"Pareto front of {study.study_name!r} ({on_front} of {len(study.get_trials(deepcopy=False))} trials)"
+
+
 def front_table(study: optuna.Study) -> Table:
-    """A rich table of the Pareto front: accuracy, cost and the hyperparameters that matter."""
-    table = Table(title=f"Pareto front of {study.study_name!r} "
-                        f"({len(study.get_trials(deepcopy=False))} trials)")
+    """A rich table of the Pareto front: accuracy, cost and the hyperparameters that matter; when
+    it is empty, its caption says why."""
+    rows = front_rows(study)
+    reason = empty_front_reason(study.get_trials(deepcopy=False)) if not rows else None
+    # Text, not markup: a study name or "[budget]" would read as a style tag.
+    table = Table(title=Text(front_title(study, len(rows))), caption=Text(f"empty: {reason}") if reason else None)
     for column in ("trial", "family", "val acc", "test acc", "FLOPs", "params", "latency ms"):
         table.add_column(column, justify="left" if column == "family" else "right")
     table.add_column("hyperparameters", overflow="fold", min_width=36)
-    for row in front_rows(study):
+    for row in rows:
         accuracy = [f"{v:.4f}" if v is not None else "-" for v in (row.val_accuracy, row.test_accuracy)]
         latency = f"{row.latency_ms:.3f}" if row.latency_ms is not None else "-"
         table.add_row(str(row.number), row.family, *accuracy, si(row.flops), si(row.n_params), latency,
@@ -70,14 +108,36 @@ def front_table(study: optuna.Study) -> Table:
     return table
 
 
+def _print_narrow_or_wide(console: Console, table: Table) -> None:
+    """The table as it is where it fits; else without its last column (the hyperparameters), which
+    follows on lines of its own, wrapped, one trial at a time: no value is cut at 80 columns."""
+    hyperparameters = table.columns.pop()
+    # The other columns at their natural width, plus the hyperparameters' least width and its border.
+    needed = Measurement.get(console, console.options, table).maximum + (hyperparameters.min_width or 0) + 3
+    if needed <= console.width:
+        table.columns.append(hyperparameters)
+        console.print(table)
+        return
+    console.print(table)
+    listing = Table.grid(padding=(0, 2))
+    listing.add_column(justify="right")
+    listing.add_column(overflow="fold")
+    for number, text in zip(table.columns[0].cells, hyperparameters.cells, strict=True):
+        listing.add_row(number, text)
+    console.print(f"{hyperparameters.header}, by trial:", markup=False)
+    console.print(listing)
+
+
 def print_front(study: optuna.Study, console: Console | None = None) -> None:
-    # Piped output has no width to respect; give the hyperparameters room instead of 80 columns.
-    console = console or (Console() if Console().is_terminal else Console(width=160))
+    # Piped output has no width to respect unless COLUMNS sets one; give the hyperparameters room.
+    console = console or (Console() if Console().is_terminal or os.environ.get("COLUMNS") else Console(width=160))
     trials = study.get_trials(deepcopy=False)
     failed = sum(t.state == optuna.trial.TrialState.FAIL for t in trials)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     over_budget = sum(TrialAttr.OVER_BUDGET in t.user_attrs for t in trials)
-    console.print(front_table(study))
+    _print_narrow_or_wide(console, front_table(study))
+    for warning in zero_flops_warnings(trials):
+        console.print(f"warning: {warning}", markup=False)
     if failed:
         console.print(f"{failed} trial(s) failed; the reason is in each trial's '{TrialAttr.FAIL_REASON}' user attr.")
     if pruned:

@@ -7,17 +7,16 @@ are rescaled here and the volume itself comes from Optuna's exact computation.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from automl.storage._optuna import compute_hypervolume
-from automl.storage.schema import OBJECTIVES, is_feasible
+from automl.storage.schema import OBJECTIVES, is_trained
 
 # Costs are compared on a log scale, scaled to [0, 1] over the study; the reference point sits
 # just beyond the costliest trial so that it still adds volume.
@@ -47,7 +46,11 @@ def _minimized(trials: list[FrozenTrial], names: list[str], directions: list[Stu
             reference.append(1.0)
             continue
         # Costs (minimized) compare by orders of magnitude; any other maximized value linearly.
-        column = -column if direction == StudyDirection.MAXIMIZE else np.log10(np.maximum(column, 1e-12))
+        if direction == StudyDirection.MAXIMIZE:
+            column = -column
+        else:  # a cost of 0 (a model whose FLOPs the counter cannot see) a decade below the least above 0
+            positive = column[column > 0]
+            column = np.log10(np.maximum(column, positive.min() / 10 if positive.size else 1.0))
         low, high = column.min(), column.max()
         columns.append((column - low) / (high - low if high > low else 1.0))
         reference.append(COST_REFERENCE)
@@ -56,9 +59,8 @@ def _minimized(trials: list[FrozenTrial], names: list[str], directions: list[Stu
 
 def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
     """The hypervolume of the completed, within-budget trials' front after each completion, in order."""
-    dated = [(t.datetime_complete, t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-             if t.values and all(math.isfinite(v) for v in t.values) and t.datetime_complete is not None
-             and is_feasible(t)]
+    dated = [(t.datetime_complete, t) for t in study.get_trials(deepcopy=False)
+             if is_trained(t) and t.datetime_complete is not None]
     dated.sort(key=lambda pair: (pair[0], pair[1].number))
     trials = [t for _, t in dated]
     names = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])

@@ -18,10 +18,10 @@ from optuna.importance import FanovaImportanceEvaluator
 from optuna.trial import TrialState
 
 from automl.results.figures import Point, curves_figure, families_figure, hypervolume_figure, pareto_figure
-from automl.results.front import front_rows, short, si
+from automl.results.front import empty_front_reason, front_rows, front_title, short, si, zero_flops_warnings
 from automl.results.hypervolume import hypervolume_history
 from automl.storage.artifacts import output_dir
-from automl.storage.schema import TrialAttr, family_of
+from automl.storage.schema import TrialAttr, family_of, is_completed, is_feasible, is_trained, pareto_front
 from automl.storage.urls import redact
 
 REPORT_FILE = "report.html"
@@ -36,12 +36,13 @@ class Section:
 
 
 def points(study: optuna.Study) -> list[Point]:
-    """The completed trials that have the numbers the figures need."""
-    front = {t.number for t in study.best_trials}
+    """The trained trials (automl.storage.schema.is_trained), as the figures draw them; a count of
+    0 FLOPs is drawn too (automl.results.figures.zero_floor)."""
+    front = {t.number for t in pareto_front(study)}
     found = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
-        if attrs.get(TrialAttr.VAL_ACCURACY) is None or not attrs.get(TrialAttr.FLOPS):
+        if not is_trained(trial) or attrs.get(TrialAttr.VAL_ACCURACY) is None or attrs.get(TrialAttr.FLOPS) is None:
             continue
         found.append(Point(trial.number, str(family_of(trial)), attrs[TrialAttr.VAL_ACCURACY],
                            attrs.get(TrialAttr.TEST_ACCURACY), float(attrs[TrialAttr.FLOPS]),
@@ -68,21 +69,26 @@ def front_table(study: optuna.Study) -> str:
                   rows)
 
 
-def family_table(study: optuna.Study, completed: Sequence[Point]) -> str:
+def family_table(study: optuna.Study, trained: Sequence[Point]) -> str:
+    """Per family: trials, completed, failed, on the front and over budget (automl.storage.schema's
+    definitions), and spreads over its trained trials."""
     trials = study.get_trials(deepcopy=False)
+    front = {t.number for t in pareto_front(study)}
     rows = []
     for family in sorted({str(family_of(t)) for t in trials}):
         mine = [t for t in trials if str(family_of(t)) == family]
-        done = [p for p in completed if p.family == family]
+        done = [p for p in trained if p.family == family]
         accuracies = [p.val_accuracy for p in done]
-        rows.append((family, len(mine), len(done), sum(t.state == TrialState.FAIL for t in mine),
-                     sum(p.on_front for p in done), _number(max(accuracies, default=None)),
+        rows.append((family, len(mine), sum(is_completed(t) for t in mine),
+                     sum(t.state == TrialState.FAIL for t in mine), sum(t.number in front for t in mine),
+                     sum(is_completed(t) and not is_feasible(t) for t in mine),
+                     _number(max(accuracies, default=None)),
                      _number(statistics.median(accuracies) if accuracies else None),
                      si(statistics.median(p.flops for p in done) if done else None),
                      _number(max((p.test_accuracy for p in done if p.on_front and p.test_accuracy is not None),
                                  default=None))))
-    return _table(("family", "trials", "completed", "failed", "on front", "best val acc", "median val acc",
-                   "median FLOPs", "best test acc on front"), rows)
+    return _table(("family", "trials", "completed", "failed", "on front", "over budget", "best val acc",
+                   "median val acc", "median FLOPs", "best test acc on front"), rows)
 
 
 def importance_figure(study: optuna.Study, index: int, name: str) -> Figure:
@@ -118,10 +124,13 @@ def _save(figure: Figure, out_dir: Path, name: str) -> str:
 def sections(study: optuna.Study, out_dir: Path) -> list[Section]:
     completed = points(study)
     objectives = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
+    warnings = " ".join(f"Warning: {text}." for text in zero_flops_warnings(study.get_trials(deepcopy=False)))
     if not completed:
-        return [Section("No completed trials", "The study has no completed trial with accuracy and FLOPs yet.")]
-    found = [Section("Pareto front", f"Front by {', '.join(objectives)}; validation accuracy selects, test "
-                                     "accuracy is only reported.",
+        reason = empty_front_reason(study.get_trials(deepcopy=False)) or "no trained trial has accuracy and FLOPs"
+        return [Section("No trained trials", f"Nothing to draw: {reason}.")]
+    on_front = sum(p.on_front for p in completed)
+    found = [Section(front_title(study, on_front), f"Front by {', '.join(objectives)}; validation accuracy selects, "
+                                                   f"test accuracy is only reported. {warnings}".strip(),
                      _save(pareto_figure(completed, objectives), out_dir, "pareto_front.png"), front_table(study))]
     history = hypervolume_history(study)
     found.append(Section("Hypervolume", history.explanation,

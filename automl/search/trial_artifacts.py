@@ -22,7 +22,7 @@ from torch import nn
 
 from automl.search.curve_image import draw_curve
 from automl.storage.artifacts import CHECKPOINT, CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, load_artifact
-from automl.storage.schema import TrialAttr, is_feasible
+from automl.storage.schema import TrialAttr, is_trained
 from automl.training.loop import TrainResult
 from automl.training.progress import Checkpoint
 
@@ -47,7 +47,7 @@ def dominated(values: Sequence[float], others: Sequence[Sequence[float]],
 def on_front_now(trial: optuna.Trial, values: Sequence[float]) -> bool:
     """Whether ``values`` would be on the front of the within-budget trials completed so far."""
     done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return not dominated(values, [t.values for t in done if is_feasible(t)], trial.study.directions)
+    return not dominated(values, [t.values for t in done if is_trained(t)], trial.study.directions)
 
 
 def architecture_summary(trial: optuna.Trial, model: nn.Module) -> str:

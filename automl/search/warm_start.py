@@ -23,7 +23,7 @@ from automl.errors import UsageError
 from automl.plugin.space import OutsideSpace
 from automl.search.objective import replay_trial
 from automl.search.plan import StudyPlan
-from automl.storage.schema import FAMILY_PARAM, TrialAttr
+from automl.storage.schema import FAMILY_PARAM, TrialAttr, pareto_front
 from automl.storage.trial_queue import Queued
 from automl.storage.urls import load_study, redact
 
@@ -39,11 +39,11 @@ def reached_at(trial: FrozenTrial) -> int | None:
 def _from_study(source: str, storage_url: str) -> list[tuple[dict[str, Any], int | None]]:
     name, _, url = source.removeprefix(STUDY_PREFIX).partition("@")
     study = load_study(name, url or storage_url)
-    front = study.best_trials
+    front = pareto_front(study)
     if not front:
         raise UsageError(f"warm start {STUDY_PREFIX}{name}: study {name!r} in {redact(url or storage_url)} "
                          "has no completed trial to start from")
-    return [(trial.params, reached_at(trial)) for trial in sorted(front, key=lambda t: t.number)]
+    return [(trial.params, reached_at(trial)) for trial in front]
 
 
 def _from_file(source: str) -> list[dict[str, Any]]:

@@ -7,12 +7,14 @@ change: existing databases, optuna-dashboard and ``automl show`` read them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from optuna.trial import FrozenTrial
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 # The automl release writing these records; a study stores it with its fingerprint
 # (automl.search.fingerprint), so that one made by another release is told apart. automl.__version__.
@@ -109,6 +111,29 @@ def objective_values(names: Sequence[str], measured: Mapping[str, float]) -> lis
 def is_feasible(trial: FrozenTrial) -> bool:
     """Within every budget: each constraint, log10(cost / limit), at most 0 (without budgets, always)."""
     return all(value <= 0 for value in trial.constraints.values())
+
+
+# Every view (show, report, dashboard, hypervolume, export, warm start) counts trials by the three
+# definitions below, so that one trial is never completed in one view and missing from another.
+def is_completed(trial: FrozenTrial) -> bool:
+    """Finished with a finite value for every objective: trained, or refused untrained (over a
+    [budget] limit or the time budget; then not feasible)."""
+    return (trial.state == TrialState.COMPLETE and trial.values is not None
+            and all(math.isfinite(value) for value in trial.values))
+
+
+def is_trained(trial: FrozenTrial) -> bool:
+    """Completed and feasible: its model trained and was scored, so it can be on the front."""
+    return is_completed(trial) and is_feasible(trial)
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The front: the trained trials (is_trained) that no other trained trial dominates, by number.
+
+    Optuna's ``best_trials`` finds them (it leaves out infeasible trials as is_feasible does); a
+    trial's FLOPs count of 0 is a value like any other here.
+    """
+    return sorted((trial for trial in study.best_trials if is_trained(trial)), key=lambda trial: trial.number)
 
 
 def family_of(trial: FrozenTrial) -> str | None:
