@@ -15,13 +15,13 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from automl.search.curve_image import draw_curve
-from automl.storage.artifacts import CHECKPOINT, CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, load_artifact
+from automl.storage.artifacts import CHECKPOINT, CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, load_artifact, upload
 from automl.storage.schema import TrialAttr, is_trained
 from automl.training.loop import TrainResult
 from automl.training.progress import Checkpoint
@@ -81,7 +81,7 @@ def save_trial_artifacts(store: FileSystemArtifactStore, trial: optuna.Trial, mo
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, paths[WEIGHTS])
             uploads.append(WEIGHTS)
         for name in uploads:
-            upload_artifact(artifact_store=store, file_path=str(paths[name]), study_or_trial=trial)
+            upload(store, paths[name], trial)
 
 
 def save_checkpoint(store: FileSystemArtifactStore, trial: optuna.Trial, checkpoint: Checkpoint) -> None:
@@ -89,7 +89,7 @@ def save_checkpoint(store: FileSystemArtifactStore, trial: optuna.Trial, checkpo
     with tempfile.TemporaryDirectory(prefix="automl-checkpoint-") as folder:
         path = Path(folder) / CHECKPOINT
         path.write_bytes(checkpoint.to_bytes())
-        upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+        upload(store, path, trial)
 
 
 def load_checkpoint(store: FileSystemArtifactStore, study: optuna.Study, trial: FrozenTrial) -> Checkpoint | None:

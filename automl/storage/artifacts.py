@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
+from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
@@ -30,6 +30,9 @@ CURVE_JSON = "learning_curve.json"
 WEIGHTS = "weights.pt"
 # An interrupted trial's last validated epoch (automl.training.progress.Checkpoint), to resume from.
 CHECKPOINT = "checkpoint.pt"
+# The type each is served with. Guessed from the name, ".pt" is a SNES page table on many systems.
+MIME_TYPES = {SUMMARY: "text/plain", CURVE_PNG: "image/png", CURVE_JSON: "application/json",
+              WEIGHTS: "application/octet-stream", CHECKPOINT: "application/octet-stream"}
 
 
 def artifact_dir(storage_url: str, configured: str | None = None) -> Path:
@@ -58,6 +61,12 @@ def output_dir(directory: Path, what: str) -> Path:
     except OSError as exc:
         raise UsageError(f"cannot use {directory} as {what}: {exc.strerror}") from None
     return directory
+
+
+def upload(store: FileSystemArtifactStore, path: Path, trial: optuna.Trial) -> str:
+    """Upload the file at ``path`` (named as one of MIME_TYPES) to ``trial``; returns its artifact id."""
+    return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
+                           mimetype=MIME_TYPES[path.name])
 
 
 def _metas(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:

@@ -17,7 +17,9 @@ import optuna
 import pytest
 from PIL import Image
 
-from automl.storage.artifacts import CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, artifact_dir
+from automl.results.dashboard import FIGURE_IDS
+from automl.storage.artifacts import CURVE_JSON, CURVE_PNG, MIME_TYPES, SUMMARY, WEIGHTS, artifact_dir
+from automl.storage.schema import TrialAttr
 from conftest import AUTOML, SearchedStudy
 
 pytestmark = pytest.mark.slow  # a dashboard server and a headless browser
@@ -122,3 +124,46 @@ def test_chromium_renders_the_study_and_its_trial_artifacts(searched_study: Sear
         with urllib.request.urlopen(url, timeout=5) as response:
             served = response.read()
         assert served == (artifact_dir(searched_study.url) / meta.artifact_id).read_bytes()
+
+
+def _plot_segments(page: str) -> dict[str, str]:
+    """The DOM of each figure automl saved to the study (optuna-dashboard's "user-defined-plot:ID"
+    elements), up to the next one or the end of the page."""
+    starts = sorted((page.find(f'id="user-defined-plot:{name}"'), name) for name in FIGURE_IDS)
+    assert all(start >= 0 for start, _ in starts), f"figures missing: {[name for start, name in starts if start < 0]}"
+    ends = [start for start, _ in starts[1:]] + [len(page)]
+    return {name: page[start:end] for (start, name), end in zip(starts, ends, strict=True)}
+
+
+def test_chromium_renders_the_figures_and_notes_automl_run_saved(searched_study: SearchedStudy, tmp_path: Path) -> None:
+    browser = _chromium()
+    study = optuna.load_study(study_name=searched_study.name, storage=searched_study.url)
+    with_curves = [t for t in study.trials if t.user_attrs.get(TrialAttr.VAL_CURVE)]
+    with _dashboard(searched_study.url) as base:
+        study_id = next(s["study_id"] for s in _get_json(f"{base}/api/studies")["study_summaries"]
+                        if s["study_name"] == searched_study.name)
+        page = _render(browser, f"{base}/dashboard/studies/{study_id}", tmp_path / "profile", tmp_path / "study.png")
+        plots = _plot_segments(page)
+        # plotly drew them: titles, axes, one line per trial with a curve, the families in the legend.
+        assert "Learning curves" in plots["learning-curves"] and "validation accuracy" in plots["learning-curves"]
+        assert plots["learning-curves"].count('class="trace scatter') == len(with_curves) > 0
+        assert "FLOPs per sample (log scale)" in plots["pareto-front"] and "mlp" in plots["pareto-front"]
+        assert "Hypervolume" in plots["hypervolume"] and "completed trials" in plots["hypervolume"]
+        served = {figure["id"]: json.loads(figure["graph_object"])
+                  for figure in _get_json(f"{base}/api/studies/{study_id}")["plotly_graph_objects"]}
+        assert served["pareto-front"]["layout"]["xaxis"]["type"] == "log"
+
+        note = _render(browser, f"{base}/dashboard/studies/{study_id}/note", tmp_path / "profile", tmp_path / "note.png")
+        assert "fraction of the validation split classified right" in note and "forward FLOPs per sample" in note
+        trials = _render(browser, f"{base}/dashboard/studies/{study_id}/trials", tmp_path / "profile",
+                         tmp_path / "trials.png")
+        assert "Trial 0: mlp" in trials and "Where it stopped" in trials and "val_accuracy (maximize)" in trials
+
+        # Artifacts are served with their own type, not one guessed from the name.
+        trial = study.trials[0]
+        metas = {m.filename: m for m in optuna.artifacts.get_all_artifact_meta(
+            trial, storage=optuna.storages.RDBStorage(searched_study.url))}
+        for name in (WEIGHTS, CURVE_PNG, CURVE_JSON):
+            url = f"{base}/artifacts/{study_id}/{trial._trial_id}/{metas[name].artifact_id}"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.headers["Content-Type"] == MIME_TYPES[name]

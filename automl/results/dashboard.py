@@ -1,0 +1,222 @@
+"""What optuna-dashboard shows of a study beyond Optuna's own pages: markdown notes and figures.
+
+The study's note names its objectives (direction, what each measures, in which unit); each trial's
+note names its objective values, family, cost and where it stopped. The figures
+(automl.results.dashboard_figures) are saved to the study as plotly graph objects. ``automl run``
+keeps them current with a DashboardUpdater, from its own process and between trials, never inside
+one; ``automl dashboard`` brings them up to date before it serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from optuna_dashboard import save_note, save_plotly_graph_object
+
+from automl.results.dashboard_figures import curves_figure, front_figure, hypervolume_figure
+from automl.results.front import si
+from automl.results.hypervolume import hypervolume_history
+from automl.search.trial_artifacts import dominated
+from automl.storage._optuna import study_id_of, study_storage, trial_id_of
+from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of, is_feasible
+
+LOG = logging.getLogger(__name__)
+# The study system attr that holds a digest of each note saved ("study" or the trial's number ->
+# SHA-1 of its text): a note saved before, by this run or another, is not written again (each save
+# reads all of the study's system attrs twice, so writing every note again grows with their square).
+NOTES_ATTR = "automl:dashboard_notes"
+# The ids the figures are saved under: saving again replaces them.
+FIGURE_IDS = ("learning-curves", "pareto-front", "hypervolume")
+# What each objective measures, for the study's note.
+MEANINGS = {TrialAttr.VAL_ACCURACY: "fraction of the validation split classified right",
+            TrialAttr.FLOPS: "forward FLOPs per sample (a multiply-add counts 2)",
+            TrialAttr.N_PARAMS: "trainable parameters",
+            TrialAttr.LATENCY_MS: "median milliseconds of one forward pass"}
+# How often `automl run` brings the dashboard up to date, at most (seconds), and the largest share
+# of the run's time the updates may take: after one that took t seconds, the next waits t / MAX_SHARE.
+UPDATE_INTERVAL_S = 15.0
+MAX_SHARE = 0.02
+
+
+def _objectives(study: optuna.Study) -> list[str]:
+    return list(study.metric_names or [f"objective {index}" for index in range(len(study.directions))])
+
+
+def study_note(name: str, trials: Sequence[FrozenTrial], objectives: Sequence[str], directions: Sequence[str],
+               hypervolume: str) -> str:
+    """Markdown: the study's objectives (name, direction, what it measures), its trials by state and
+    how the hypervolume figure is computed (``hypervolume``)."""
+    rows = []
+    for objective, direction in zip(objectives, directions, strict=True):
+        spec = OBJECTIVES.get(objective)
+        meaning = f"{MEANINGS[spec.attr]} (trial attr `{spec.attr}`)" if spec else "-"
+        rows.append(f"| {objective} | {direction} | {meaning} |")
+    states = [trial.state for trial in trials]
+    counts = ", ".join(f"{states.count(state)} {state.name.lower()}" for state in TrialState if state in states)
+    return "\n".join([f"## {name}", "", "| objective | direction | measures |", "| --- | --- | --- |",
+                      *rows, "", f"Trials: {counts or 'none yet'}.", "",
+                      "The study's page shows learning curves of every trial, the front on log-FLOPs and the "
+                      f"hypervolume, updated as the study runs. Hypervolume: {hypervolume}", ""])
+
+
+def pareto_front(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> set[int]:
+    """Numbers of the completed, within-budget trials no other such trial dominates (what
+    ``Study.best_trials`` gives, from trials already read instead of a deep copy of them all)."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values and is_feasible(t)]
+    return {t.number for t in done if not dominated(t.values, [o.values for o in done], directions)}
+
+
+def _value(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    spec = OBJECTIVES.get(name)
+    return si(value) if spec is not None and spec.is_cost and spec.attr != TrialAttr.LATENCY_MS else f"{value:.4g}"
+
+
+def _max_epochs(study: optuna.Study) -> int | None:
+    config = study.user_attrs.get(CONFIG_ATTR) or {}
+    epochs = (config.get("train") or {}).get("max_epochs")
+    return epochs if isinstance(epochs, int) else None
+
+
+def where_it_stopped(trial: FrozenTrial, max_epochs: int | None) -> str:
+    """One sentence: how far the trial trained and why it ended there."""
+    attrs = trial.user_attrs
+    of = f" of {max_epochs}" if max_epochs else ""
+    epochs = attrs.get(TrialAttr.EPOCHS, len(attrs.get(TrialAttr.VAL_CURVE) or []))
+    if trial.state == TrialState.WAITING:
+        return "queued, not started"
+    if trial.state == TrialState.RUNNING:
+        return f"running, {len(attrs.get(TrialAttr.VAL_CURVE) or [])}{of} epochs validated so far"
+    if trial.state == TrialState.FAIL:
+        reason = str(attrs.get(TrialAttr.FAIL_REASON, "no reason recorded"))
+        return f"failed after {epochs}{of} epochs: {reason[:300]}"
+    if trial.state == TrialState.PRUNED:
+        rung = f" (rung {attrs[TrialAttr.RUNG]})" if TrialAttr.RUNG in attrs else ""
+        return f"pruned after epoch {attrs.get(TrialAttr.PRUNED_AT_EPOCH, epochs)}{of}{rung}"
+    if TrialAttr.OVER_BUDGET in attrs:
+        return f"never trained, over budget: {attrs[TrialAttr.OVER_BUDGET]}"
+    if TrialAttr.STOPPED in attrs:
+        return f"stopped after epoch {epochs}{of} ({attrs[TrialAttr.STOPPED]})"
+    return f"completed, trained {epochs}{of} epochs"
+
+
+def _objective_value(trial: FrozenTrial, index: int, name: str) -> str:
+    """The trial's value of objective ``name``; for a trial without values (pruned, running,
+    failed), what it measured: its cost, or its accuracy at the last validated epoch."""
+    if trial.values:
+        return _value(name, trial.values[index])
+    spec = OBJECTIVES.get(name)
+    if spec is None:
+        return "-"
+    if spec.is_cost:
+        return _value(name, trial.user_attrs.get(spec.attr))
+    curve = trial.user_attrs.get(TrialAttr.VAL_CURVE) or []
+    return f"{_value(name, curve[-1])} (at epoch {len(curve)}, not reported)" if curve else "-"
+
+
+def trial_note(trial: FrozenTrial, objectives: Sequence[str], directions: Sequence[str],
+               max_epochs: int | None = None) -> str:
+    """Markdown: the trial's family, where it stopped, its objective values by name and its cost."""
+    attrs = trial.user_attrs
+    rows = [f"| {name} ({direction}) | {_objective_value(trial, index, name)} |"
+            for index, (name, direction) in enumerate(zip(objectives, directions, strict=True))]
+    cost = [f"{si(attrs.get(TrialAttr.N_PARAMS))} parameters", f"{si(attrs.get(TrialAttr.FLOPS))} FLOPs per sample"]
+    if attrs.get(TrialAttr.LATENCY_MS) is not None:
+        cost.append(f"{attrs[TrialAttr.LATENCY_MS]:.3g} ms latency")
+    if attrs.get(TrialAttr.WALL_TIME_S) is not None:
+        cost.append(f"{attrs[TrialAttr.WALL_TIME_S]:.1f} s wall time")
+    test = attrs.get(TrialAttr.TEST_ACCURACY)
+    return "\n".join([f"### Trial {trial.number}: {family_of(trial) or 'family not chosen yet'}", "",
+                      f"**Where it stopped:** {where_it_stopped(trial, max_epochs)}.", "",
+                      "| objective | value |", "| --- | --- |", *rows, "",
+                      f"**Cost:** {', '.join(cost)}.", "",
+                      *([f"Test accuracy (reported, never selected on): {test:.4f}.", ""] if test is not None else [])])
+
+
+class DashboardUpdater:
+    """Saves the study's note, trial notes and figures; an Optuna trial callback that does so at
+    most every ``interval_s`` seconds (between trials, in the process that runs them), and less
+    often when an update takes more than ``max_share`` of the time until the next.
+
+    Notes already saved with the same text (NOTES_ATTR) are not written again. ``updates`` and
+    ``spent_s`` count what it did, for measuring its overhead.
+    """
+
+    def __init__(self, interval_s: float = UPDATE_INTERVAL_S, max_share: float = MAX_SHARE) -> None:
+        self.interval_s, self.max_share = interval_s, max_share
+        self.updates = 0
+        self.spent_s = 0.0
+        self._next = -float("inf")  # time.monotonic() from which the next update is due
+        self._saved: dict[str, str] | None = None  # NOTES_ATTR's value, read at the first update
+        self._lock = threading.Lock()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial | None = None) -> None:
+        if time.monotonic() >= self._next:
+            self.update(study)
+
+    def update(self, study: optuna.Study) -> None:
+        """Bring notes and figures up to date with the stored trials now."""
+        with self._lock:
+            started = time.monotonic()
+            storage, study_id = study_storage(study), study_id_of(study)
+            if self._saved is None:
+                self._saved = dict(storage.get_study_system_attrs(study_id).get(NOTES_ATTR) or {})
+            saved = dict(self._saved)
+            trials = study.get_trials(deepcopy=False)
+            objectives, max_epochs = _objectives(study), _max_epochs(study)
+            directions = [direction.name.lower() for direction in study.directions]
+            history = hypervolume_history(study)
+            self._save_note(study, None, study_note(study.study_name, trials, objectives, directions,
+                                                    history.explanation))
+            for trial in trials:
+                self._save_note(study, trial, trial_note(trial, objectives, directions, max_epochs))
+            figures = (curves_figure(trials), front_figure(trials, pareto_front(trials, study.directions), objectives),
+                       hypervolume_figure(history))
+            for figure_id, figure in zip(FIGURE_IDS, figures, strict=True):
+                save_plotly_graph_object(study, figure, graph_object_id=figure_id)
+            if self._saved != saved:
+                storage.set_study_system_attr(study_id, NOTES_ATTR, self._saved)
+            finished = time.monotonic()
+            self.updates += 1
+            self.spent_s += finished - started
+            self._next = finished + max(self.interval_s, (finished - started) / self.max_share)
+
+    def _save_note(self, study: optuna.Study, trial: FrozenTrial | None, body: str) -> None:
+        assert self._saved is not None  # read by update
+        key, digest = "study" if trial is None else str(trial.number), hashlib.sha1(body.encode()).hexdigest()
+        if self._saved.get(key) == digest:
+            return
+        # optuna_dashboard.save_note takes a Study or a live Trial, which a stored trial becomes by its id.
+        save_note(study if trial is None else optuna.Trial(study, trial_id_of(trial)), body)
+        self._saved[key] = digest
+
+    @contextlib.contextmanager
+    def in_background(self, study: optuna.Study) -> Iterator[None]:
+        """Update from a thread while the block runs (trials running in other processes), as often
+        as the callback would, and once more at its end."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(max(self._next - time.monotonic(), 0.0)):
+                try:
+                    self.update(study)
+                except Exception as exc:  # the figures are a view: a failed update must not end the run
+                    LOG.warning("the dashboard's figures and notes were not updated: %s", exc)
+
+        thread = threading.Thread(target=loop, name="dashboard-updates", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+        self.update(study)
