@@ -37,9 +37,14 @@ RANKED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
 def rungs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
-    """Epoch counts at which trials are compared: min_epochs * reduction_factor**k < max_epochs."""
+    """Epoch counts at which trials are compared: min_epochs * reduction_factor**k, while at least
+    half of max_epochs is still ahead.
+
+    Past half, stopping a trial saves fewer epochs than it spent, and throws away a model about to
+    be a finished one: with max_epochs 10, a rung at 9 stopped trials one epoch before their end.
+    """
     found, epochs = [], min_epochs
-    while epochs < max_epochs:
+    while 2 * epochs <= max_epochs:
         found.append(epochs)
         epochs *= reduction_factor
     return found

@@ -4,8 +4,10 @@ A sampler starts from random draws (TPE's first ten trials), and a random draw o
 be the most expensive configuration of the space: with a time budget, a front would come late, or
 not at all. Here each family's space is drawn a few times, every draw is built and its FLOPs per
 sample counted (tens of milliseconds each, no training), and the draws at evenly spaced FLOPs
-quantiles from the cheapest up are queued first: every family's cheapest, then every family's
-next, and so on. The sampler learns from their results as from its own draws.
+quantiles from the cheapest up are queued first, cheapest first whatever their family: a front of
+cheap models exists within seconds, and a family whose cheapest model is expensive still gets
+its trials before the sampler takes over. The sampler learns from their results as from its own
+draws.
 
 The draws spread the architectures; their training hyperparameters are the centre of the study's
 ranges (default_training), as SMAC's initial design starts from a default configuration. A random
@@ -49,7 +51,7 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
     max_flops = budget.max_flops if budget and budget.max_flops else math.inf
     max_params = budget.max_params if budget and budget.max_params else math.inf
     study = random_study(seed)
-    ranked: list[list[tuple[float, dict[str, Any]]]] = []
+    chosen: list[tuple[float, dict[str, Any]]] = []
     for name, family in families.items():
         draws = []
         for _ in range(DRAWS):
@@ -67,15 +69,11 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
         built = sorted((pair for pair in draws if math.isfinite(pair[0])), key=lambda pair: pair[0])
         if built:
             picks = sorted({round(i * (len(built) - 1) / per_family) for i in range(per_family)})
-            ranked.append([built[index] for index in picks])
+            chosen += [built[index] for index in picks]
         elif draws:
             # A family that fails to build gets one trial, which fails and records why.
-            ranked.append([draws[0]])
-    queued = []
-    for rank in range(per_family):  # every family's cheapest, then every family's next, ...
-        round_ = [picks[rank] for picks in ranked if rank < len(picks)]
-        queued += [config for _, config in sorted(round_, key=lambda pair: pair[0])]  # cheapest first
-    return queued
+            chosen.append(draws[0])
+    return [config for _, config in sorted(chosen, key=lambda pair: pair[0])]
 
 
 class _CentreTrial:

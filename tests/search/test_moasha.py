@@ -22,9 +22,10 @@ from conftest import write_study
 
 
 def test_rungs_are_geometric_and_below_max_epochs() -> None:
-    assert rungs(1, 3, 10) == [1, 3, 9]
+    assert rungs(1, 3, 10) == [1, 3]
     assert rungs(1, 3, 9) == [1, 3]
-    assert rungs(2, 2, 17) == [2, 4, 8, 16]
+    assert rungs(1, 3, 18) == [1, 3, 9]
+    assert rungs(2, 2, 17) == [2, 4, 8]
     assert rungs(5, 3, 5) == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import optuna
 import pytest
@@ -10,10 +11,14 @@ import torch
 
 from automl.config import BudgetConfig, DataConfig, TrainConfig
 from automl.data.prepare import PreparedData, prepare
+from automl.plugin.build import build_model
+from automl.plugin.contract import Family
 from automl.plugin.registry import registry
+from automl.plugin.space import sample_params
 from automl.search.startup import PER_FAMILY, default_training, startup_configs
 from automl.search.time_budget import Deadline, OverTimeBudget, guard_trial
 from automl.storage.schema import FAMILY_PARAM, TrialAttr
+from automl.training.efficiency import flops_per_sample
 from automl.training.throughput import fastest_epoch_seconds, peak_flops_per_second
 
 
@@ -37,9 +42,14 @@ def test_startup_queues_each_family_cheapest_first_within_a_budget(digits: Prepa
     assert {config[FAMILY_PARAM] for config in configs} == {"mlp", "cnn"}
     assert len(configs) <= PER_FAMILY * len(families)
     assert all({key: config[key] for key in default_training(train)} == default_training(train) for config in configs)
-    # Every family's cheapest comes before any family's second.
-    first_round = configs[:len(families)]
-    assert sorted(config[FAMILY_PARAM] for config in first_round) == ["cnn", "mlp"]
+    flops = [_flops(families[config[FAMILY_PARAM]], config, digits) for config in configs]
+    assert flops == sorted(flops) and flops[-1] <= 2e6
+
+
+def _flops(family: Family, config: dict[str, Any], data: PreparedData) -> int:
+    trial = optuna.trial.FixedTrial(config)
+    model = build_model(family, sample_params(family, trial, data.task), data.task, data.train.x[:2])
+    return flops_per_sample(model, data.train.x[:1])
 
 
 def test_the_device_peak_refuses_a_huge_first_model_before_it_trains() -> None:
