@@ -17,16 +17,15 @@ import time
 from collections.abc import Iterator, Sequence
 
 import optuna
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from optuna_dashboard import save_note, save_plotly_graph_object
 
 from automl.results.dashboard_figures import curves_figure, front_figure, hypervolume_figure
 from automl.results.front import si
 from automl.results.hypervolume import hypervolume_history
-from automl.search.trial_artifacts import dominated
+from automl.results.report import points
 from automl.storage._optuna import study_id_of, study_storage, trial_id_of
-from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of, is_feasible
+from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of
 
 LOG = logging.getLogger(__name__)
 # The study system attr that holds a digest of each note saved ("study" or the trial's number ->
@@ -65,13 +64,6 @@ def study_note(name: str, trials: Sequence[FrozenTrial], objectives: Sequence[st
                       *rows, "", f"Trials: {counts or 'none yet'}.", "",
                       "The study's page shows learning curves of every trial, the front on log-FLOPs and the "
                       f"hypervolume, updated as the study runs. Hypervolume: {hypervolume}", ""])
-
-
-def pareto_front(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> set[int]:
-    """Numbers of the completed, within-budget trials no other such trial dominates (what
-    ``Study.best_trials`` gives, from trials already read instead of a deep copy of them all)."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values and is_feasible(t)]
-    return {t.number for t in done if not dominated(t.values, [o.values for o in done], directions)}
 
 
 def _value(name: str, value: float | None) -> str:
@@ -179,7 +171,7 @@ class DashboardUpdater:
                                                     history.explanation))
             for trial in trials:
                 self._save_note(study, trial, trial_note(trial, objectives, directions, max_epochs))
-            figures = (curves_figure(trials), front_figure(trials, pareto_front(trials, study.directions), objectives),
+            figures = (curves_figure(trials), front_figure(points(study), objectives),
                        hypervolume_figure(history))
             for figure_id, figure in zip(FIGURE_IDS, figures, strict=True):
                 save_plotly_graph_object(study, figure, graph_object_id=figure_id)

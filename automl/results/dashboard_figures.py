@@ -9,14 +9,16 @@ D3 palette) by family, in name order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 from plotly.colors import qualitative
 
+from automl.results.figures import Point, drawn_flops, zero_floor
+from automl.results.front import si
 from automl.results.hypervolume import HypervolumeHistory
-from automl.storage.schema import TrialAttr, family_of, is_feasible
+from automl.storage.schema import TrialAttr, family_of
 
 # Line style of a learning curve by the trial's state: finished lines solid, the rest broken.
 DASHES = {TrialState.COMPLETE: "solid", TrialState.PRUNED: "dash", TrialState.RUNNING: "dot",
@@ -26,10 +28,10 @@ LAYOUT = {"template": "none", "height": 420, "margin": {"l": 60, "r": 20, "t": 5
           "legend": {"title": {"text": "family"}}}
 
 
-def family_colors(trials: Sequence[FrozenTrial]) -> dict[str, str]:
+def family_colors(families: Iterable[str]) -> dict[str, str]:
     """One colour per family, as the report's figures colour them (automl.results.figures)."""
     palette = qualitative.D3
-    names = sorted({str(family_of(trial)) for trial in trials})
+    names = sorted(set(families))
     return {name: palette[index % len(palette)] for index, name in enumerate(names)}
 
 
@@ -44,7 +46,7 @@ def curves_figure(trials: Sequence[FrozenTrial]) -> go.Figure:
     """Validation accuracy per epoch of every trial with one, coloured by family; the line style
     says its state (solid completed, dashed pruned, dotted running, dash-dotted failed)."""
     with_curves = [t for t in trials if t.user_attrs.get(TrialAttr.VAL_CURVE)]
-    colors = family_colors(with_curves)
+    colors = family_colors(str(family_of(t)) for t in with_curves)
     figure = go.Figure(layout={**LAYOUT, "title": {"text": "Learning curves (dashed: pruned)"},
                                "xaxis": {"title": {"text": "epoch"}, "dtick": 1},
                                "yaxis": {"title": {"text": "validation accuracy"}}})
@@ -59,27 +61,29 @@ def curves_figure(trials: Sequence[FrozenTrial]) -> go.Figure:
     return figure
 
 
-def front_figure(trials: Sequence[FrozenTrial], front: set[int], objectives: Sequence[str]) -> go.Figure:
-    """Validation accuracy against FLOPs per sample on a log axis, of every completed trial that
-    measured both, by family; ``front`` (trial numbers) ringed, trials over a budget drawn as x."""
-    shown = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get(TrialAttr.FLOPS)
-             and t.user_attrs.get(TrialAttr.VAL_ACCURACY) is not None]
-    colors = family_colors(shown)
+def front_figure(points: Sequence[Point], objectives: Sequence[str]) -> go.Figure:
+    """Validation accuracy against FLOPs per sample on a log axis, of the trained trials
+    (automl.results.report.points), by family; front trials ringed; a count of 0 FLOPs drawn at the
+    report's dotted floor (automl.results.figures.zero_floor)."""
+    floor = zero_floor(points)
+    colors = family_colors(p.family for p in points)
     figure = go.Figure(layout={**LAYOUT, "title": {"text": "Pareto front (ringed)"},
                                "xaxis": {"title": {"text": "FLOPs per sample (log scale)"}, "type": "log"},
                                "yaxis": {"title": {"text": "validation accuracy"}}})
     for family, color in colors.items():
-        mine = [t for t in shown if str(family_of(t)) == family]
+        mine = [p for p in points if p.family == family]
         figure.add_trace(go.Scatter(
-            x=[t.user_attrs[TrialAttr.FLOPS] for t in mine], y=[t.user_attrs[TrialAttr.VAL_ACCURACY] for t in mine],
-            mode="markers", name=family, legendgroup=family, text=[f"trial {t.number}" for t in mine],
-            marker={"color": color, "size": 9, "symbol": ["circle" if is_feasible(t) else "x" for t in mine]},
-            hovertemplate="%{text}<br>%{x:.3s} FLOPs, accuracy %{y:.4f}<extra>" + family + "</extra>"))
-    ringed = sorted((t for t in shown if t.number in front), key=lambda t: t.user_attrs[TrialAttr.FLOPS])
+            x=[drawn_flops(p, floor) for p in mine], y=[p.val_accuracy for p in mine], mode="markers", name=family,
+            legendgroup=family, text=[f"trial {p.number}: {si(p.flops)} FLOPs" for p in mine],
+            marker={"color": color, "size": 9},
+            hovertemplate="%{text}, accuracy %{y:.4f}<extra>" + family + "</extra>"))
+    front = sorted((p for p in points if p.on_front), key=lambda p: p.flops)
     figure.add_trace(go.Scatter(
-        x=[t.user_attrs[TrialAttr.FLOPS] for t in ringed], y=[t.user_attrs[TrialAttr.VAL_ACCURACY] for t in ringed],
+        x=[drawn_flops(p, floor) for p in front], y=[p.val_accuracy for p in front],
         mode="markers", name=f"front of {', '.join(objectives)}", hoverinfo="skip",
         marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 1.5}}))
+    if floor is not None:
+        figure.add_vline(x=floor, line={"color": "gray", "dash": "dot", "width": 1})
     return figure
 
 
