@@ -18,12 +18,10 @@ from collections.abc import Iterator, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from optuna_dashboard import save_note, save_plotly_graph_object
 
 from automl.results.dashboard_figures import curves_figure, front_figure, hypervolume_figure
 from automl.results.front import si
 from automl.results.hypervolume import hypervolume_history
-from automl.results.report import points
 from automl.storage._optuna import study_id_of, study_storage, trial_id_of
 from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of
 
@@ -147,7 +145,9 @@ class DashboardUpdater:
         self.interval_s, self.max_share = interval_s, max_share
         self.updates = 0
         self.spent_s = 0.0
-        self._next = -float("inf")  # time.monotonic() from which the next update is due
+        # time.monotonic() from which the next update is due: the first a full interval after the
+        # run starts, so that a study's first trials, which give its first front, are not delayed.
+        self._next = time.monotonic() + interval_s
         self._saved: dict[str, str] | None = None  # NOTES_ATTR's value, read at the first update
         self._lock = threading.Lock()
 
@@ -157,6 +157,13 @@ class DashboardUpdater:
 
     def update(self, study: optuna.Study) -> None:
         """Bring notes and figures up to date with the stored trials now."""
+        # Imported here, at the first update: optuna_dashboard brings botorch and the report brings
+        # scikit-learn (seconds of CPU together), which `automl run` must not spend before its first
+        # trial; its first update's time includes them and spaces the next ones out accordingly.
+        from optuna_dashboard import save_plotly_graph_object
+
+        from automl.results.report import points
+
         with self._lock:
             started = time.monotonic()
             storage, study_id = study_storage(study), study_id_of(study)
@@ -187,6 +194,8 @@ class DashboardUpdater:
         key, digest = "study" if trial is None else str(trial.number), hashlib.sha1(body.encode()).hexdigest()
         if self._saved.get(key) == digest:
             return
+        from optuna_dashboard import save_note  # imported by update() already
+
         # optuna_dashboard.save_note takes a Study or a live Trial, which a stored trial becomes by its id.
         save_note(study if trial is None else optuna.Trial(study, trial_id_of(trial)), body)
         self._saved[key] = digest

@@ -121,8 +121,12 @@ def test_updates_follow_the_study_and_rewrite_only_changed_notes(study: optuna.S
     assert _note_versions(study) == after
 
 
-def test_as_a_trial_callback_it_updates_at_most_once_an_interval(study: optuna.Study) -> None:
-    updater = DashboardUpdater(interval_s=3600)
+def test_as_a_trial_callback_it_updates_an_interval_after_the_start_then_once_an_interval(
+        study: optuna.Study) -> None:
+    updater = DashboardUpdater(interval_s=0.5)
+    updater(study, study.trials[0])  # the study's first trials are not delayed by an update
+    assert updater.updates == 0
+    time.sleep(0.6)
     for trial in study.trials:
         updater(study, trial)
     assert updater.updates == 1
