@@ -24,7 +24,7 @@ from automl.plugin.contract import Family
 from automl.plugin.space import random_study, sample_params
 from automl.search.objective import sample_training
 from automl.training.classifier import TrainingParams
-from automl.training.device import resolve_device, resolve_precision
+from automl.training.device import free_memory, resolve_device, resolve_precision
 from automl.training.efficiency import count_parameters
 from automl.training.loop import train
 
@@ -97,6 +97,7 @@ def check_training_step(config: StudyConfig, families: dict[str, Family], data: 
     naming the device, precision and every reason when all do."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         outcomes = {name: _one_step(family, data, config, device) for name, family in families.items()}
+    free_memory(device)  # the checked models, kept alive by Lightning's reference cycles
     failures = {name: reason for name, reason in outcomes.items() if reason is not None}
     where = f"on {device} in precision {resolve_precision(config.train.precision, device)}"
     if failures and len(failures) == len(families):
