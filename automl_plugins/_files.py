@@ -57,7 +57,9 @@ def label_column(table: Table, options: LabelColumnOptions
     if missing:
         where = (f"{len(missing)} of {len(labels)} rows have no label in column {name!r} "
                  f"(line(s) {table.lines_of(missing)})")
-        if options.missing_labels == "error" or len(missing) == len(labels):
+        if len(missing) == len(labels):
+            raise UsageError(f"{table.path}: {where}; is {name!r} the label column ([data] label)?")
+        if options.missing_labels == "error":
             raise UsageError(f"{table.path}: {where}; a missing label is not a class. Fill them in, or set "
                              '[data] missing_labels = "skip" to leave those rows out')
         table = table.without(set(missing))
@@ -88,6 +90,10 @@ def encode_labels(values: list[str] | np.ndarray, where: str) -> tuple[np.ndarra
     except ValueError:
         names, labels = np.unique(np.asarray(values, dtype=str), return_inverse=True)
         return labels.astype(np.int64), tuple(names.tolist())
+    missing = np.flatnonzero(np.isnan(numbers))
+    if len(missing):
+        raise UsageError(f"{where}: {len(missing)} label(s) are NaN, the first at index {missing[0]}; a "
+                         "missing label is not a class: leave those samples out")
     if not np.isfinite(numbers).all() or (numbers != np.round(numbers)).any():
         raise _looks_continuous(values, where)
     return numbers.astype(np.int64), None

@@ -139,3 +139,10 @@ def test_many_single_sample_classes_are_not_all_listed(tmp_path: Path, capsys) -
     stderr = _reject(tmp_path, capsys, 'dataset = "csv"\npath = "t.csv"')
     assert "has 1 sample(s) of 300" in stderr and "Classes with too few members" not in stderr
     assert len(stderr) < 600
+
+
+def test_nan_labels_in_npz_are_missing_not_continuous(tmp_path: Path, capsys) -> None:
+    y = labels(2, 30).astype(np.float64)
+    y[[5, 8]] = np.nan
+    stderr = _reject(tmp_path, capsys, _npz(tmp_path, np.zeros((60, 3)), y))
+    assert "data.npz: y: 2 label(s) are NaN, the first at index 5; a missing label is not a class" in stderr

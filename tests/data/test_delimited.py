@@ -153,3 +153,8 @@ def test_rows_left_out_are_a_note_of_the_study_plan(tmp_path: Path) -> None:
     assert any("6 of 60 rows have no label in column 'label' (line(s) 6, 16, 26, 36, 46, 56); left out" in note
                for note in plan.notes), plan.notes
     assert plan.data.task.class_names == ("a", "b")
+
+
+def test_a_column_without_any_label_asks_whether_it_is_the_label_column(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"3 of 3 rows have no label .*is 'label' the label column"):
+        CsvTable().load(0, CsvOptions(path=_csv(tmp_path, ["", " ", ""]), missing_labels="skip"))
