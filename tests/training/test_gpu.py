@@ -4,6 +4,7 @@ torch.compile, and small trials packed on one GPU. Skipped where there is no GPU
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import optuna
@@ -69,7 +70,8 @@ def test_trials_per_gpu_packs_workers_on_one_gpu(tmp_path: Path) -> None:
     """)
     run = run_cli("run", str(study_file), "--no-progress", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    started = {line.split(":")[0] for line in run.stderr.splitlines() if line.startswith("worker ")}
+    # Each worker announces itself as "worker HOST:PID: ...": the host is the same, the PIDs differ.
+    started = set(re.findall(r"^worker (\S+:\d+):", run.stderr, re.MULTILINE))
     assert len(started) == 2, run.stderr
     trials = optuna.load_study(study_name="packed", storage=url).trials
     assert len(trials) == 12
