@@ -72,12 +72,18 @@ def _run(args: argparse.Namespace) -> None:
         return
     failed_workers = []
     if workers == 1:
+        _use_threads(args.threads)
         if not args.no_progress:
             # One INFO line per trial would tear the progress bar apart; failures still warn.
             optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = work(plan, show_progress_bar=not args.no_progress, deadline=deadline)
     else:
-        codes = run_pool(path, plan.storage_url, workers, gpus, deadline.at if deadline else None)
+        try:
+            codes = run_pool(path, plan.storage_url, workers, gpus, deadline.at if deadline else None,
+                             args.threads)
+        except Interrupted as interrupt:
+            interrupt.queued_after_workers = count(study, QUEUED)
+            raise
         failed_workers = [code for code in codes if code != 0]
         study = load_study(plan.config.name, plan.storage_url)
     print_front(study)
@@ -88,6 +94,14 @@ def _run(args: argparse.Namespace) -> None:
                           f"{', '.join(map(str, failed_workers))}); their messages are above")
 
 
+def _use_threads(threads: int | None) -> None:
+    """Train with ``threads`` CPU threads in this process (None: torch's default, one per core)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _worker(args: argparse.Namespace) -> None:
     started = time.time()
     from automl.search.plan import plan_study
@@ -96,10 +110,7 @@ def _worker(args: argparse.Namespace) -> None:
     from automl.storage.trial_queue import DONE, count
     from automl.workers.worker import worker_name
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _use_threads(args.threads)
     path = Path(args.study_file)
     plan = plan_study(load_study_file(path), path, registry(), args.storage)
     ERR.print(f"worker {worker_name()}: study {plan.config.name!r} in {redact(plan.storage_url)}",
@@ -120,8 +131,9 @@ def _show(args: argparse.Namespace) -> None:
 
 def _plugins(args: argparse.Namespace) -> None:
     table = Table(title="Installed families")
+    # Module and distribution names wrap at 80 columns instead of losing their ends to an ellipsis.
     for column in ("family", "task kinds", "plugin", "module", "distribution"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, registered in registry().families.items():
         source = registered.source
         table.add_row(name, ", ".join(registered.obj.task_kinds), source.entry_point, source.module,
@@ -129,7 +141,7 @@ def _plugins(args: argparse.Namespace) -> None:
     Console().print(table)
     datasets = Table(title="Installed datasets")
     for column in ("dataset", "plugin", "module", "distribution"):
-        datasets.add_column(column)
+        datasets.add_column(column, overflow="fold")
     for name, dataset in registry().datasets.items():
         source = dataset.source
         datasets.add_row(name, source.entry_point, source.module, f"{source.distribution} {source.version}")
@@ -238,6 +250,9 @@ def _retrain(args: argparse.Namespace) -> None:
                   soft_wrap=True)
 
 
+# What `automl --help` says first: plain text (the module docstring is reST).
+DESCRIPTION = ("Neural architecture search over plugin families: every trial is scored on validation accuracy and "
+               "cost (FLOPs, parameters or latency), and the result is a Pareto front.")
 TIMEOUT_HELP = ("the run's wall-clock budget in seconds (default: the file's timeout): no trial starts after "
                 "it, and the trials under way stop at their next training step with the epochs they validated")
 STORAGE_HELP = (f"SQLAlchemy URL (default: ${STORAGE_ENV}, else the file's storage, else {DEFAULT_STORAGE}); "
@@ -257,7 +272,7 @@ def _study_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="automl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="automl", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"automl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -270,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="worker processes on this machine (default 1, or [workers] trials_per_gpu "
                           "per GPU; 0 only queues the trials, for workers started elsewhere with "
                           "`automl worker`)")
+    run.add_argument("--threads", type=int, metavar="T",
+                     help="CPU threads for training, per worker (default: torch's with one worker, else an even "
+                          "share of the cores)")
     run.add_argument("--warm-start", action="append", default=[], metavar="SOURCE",
                      help="a new study first runs these configs: study:NAME (its Pareto front), "
                           "study:NAME@URL, or a JSON file; repeatable, added to the file's [search] warm_start")
@@ -352,8 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         ERR.print(f"error: {exc}", markup=False, highlight=False)
         return exc.exit_code
     except Interrupted as exc:
-        ERR.print(f"interrupted ({exc}): the running trial is recorded as failed with reason "
-                  "'interrupted' and queued again; run again to resume")
+        ERR.print(exc.explain(), markup=False, highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         ERR.print("interrupted")

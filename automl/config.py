@@ -307,7 +307,8 @@ def load_study_file(path: str | Path, registry: Registry | None = None) -> Study
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"study file {path} does not exist; ship one like studies/quickstart.toml") from None
+        raise UsageError(f"study file {path} does not exist (looked in {Path.cwd()}); check the path, or write one: "
+                         "studies/quickstart.toml in automl's repository is a commented example") from None
     except OSError as exc:
         raise UsageError(f"cannot read study file {path}: {exc.strerror}") from None
     try:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+import textwrap
+import traceback
 from collections import Counter
+from collections.abc import Iterator
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -13,10 +19,61 @@ from automl.storage.schema import TrialAttr
 INTERRUPTED = "interrupted"
 
 
+# The logger of Optuna's trial loop, which logs each failed trial with its traceback: not an
+# attribute of Optuna, but a name it could change (then every traceback shows again, nothing breaks).
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
+
+
 def short_reason(trial: FrozenTrial) -> str:
-    """The first line of a failed trial's reason, as a summary key."""
+    """The first line of a failed trial's reason, as a summary key, shortened at a word boundary."""
     reason = str(trial.user_attrs.get(TrialAttr.FAIL_REASON) or "no reason recorded (worker died?)")
-    return reason.splitlines()[0][:160]
+    return textwrap.shorten(reason.splitlines()[0], width=240, placeholder=" ...")
+
+
+def error_location(error: BaseException) -> str:
+    """Where ``error`` was raised: "path/to/file.py:LINE in function", from its traceback."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "an unknown place"
+
+
+class GroupedFailureLog(logging.Filter):
+    """Lets Optuna log a failed trial's traceback once per distinct error (type, message, place);
+    a later trial that failed the same way gets one line naming the place and the count so far."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Counter[tuple[str, str, str]] = Counter()
+        self.repeated: set[str] = set()  # trial numbers whose failure was told in one line
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        number = re.match(r"Trial (\d+) failed", record.getMessage())
+        if number is None:
+            return True
+        if record.exc_info is None or record.exc_info[1] is None:
+            # Optuna's second line on a failed trial ("failed with value None") adds nothing to one line.
+            return number.group(1) not in self.repeated
+        error = record.exc_info[1]
+        key = (type(error).__name__, str(error).split("\n")[0], error_location(error))
+        self.seen[key] += 1
+        if self.seen[key] == 1:
+            return True
+        self.repeated.add(number.group(1))
+        record.msg, record.args, record.exc_info = (
+            f"Trial {number.group(1)} failed the same way ({self.seen[key]} times so far): "
+            f"{textwrap.shorten(f'{key[0]}: {key[1]}', width=240, placeholder=' ...')} at {key[2]}", (), None)
+        return True
+
+
+@contextlib.contextmanager
+def grouped_failure_log() -> Iterator[None]:
+    """Within the block, identical trial failures are logged once in full (GroupedFailureLog)."""
+    logger = logging.getLogger(OPTUNA_TRIAL_LOGGER)
+    grouping = GroupedFailureLog()
+    logger.addFilter(grouping)
+    try:
+        yield
+    finally:
+        logger.removeFilter(grouping)
 
 
 class TooManyFailures(AutomlError):
@@ -44,8 +101,8 @@ class FailureStreak:
         if len(streak) < self.limit or any(t.state != TrialState.FAIL for t in streak):
             return
         reasons = Counter(short_reason(t) for t in streak)
-        listed = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common())
+        listed = "".join(f"\n  {n} x {reason}" for reason, n in reasons.most_common())
         self.summary = (f"study {study.study_name!r} stopped: its last {self.limit} trials failed in a row "
-                        f"(trials {', '.join(str(t.number) for t in streak)}). Reasons: {listed}. "
-                        "Fix the cause, then run again: the queued trials resume")
+                        f"(trials {', '.join(str(t.number) for t in streak)}), the traceback of each distinct "
+                        f"error is above. Reasons:{listed}\nFix the cause, then run again: the queued trials resume")
         study.stop()

@@ -20,10 +20,27 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        # Set by the worker: the trial it was running, now failed as "interrupted" and queued again.
+        self.requeued_trial: int | None = None
+        # Set by `automl run` over several workers, once they stopped: the study's trials still queued.
+        self.queued_after_workers: int | None = None
 
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+    def explain(self) -> str:
+        """What the interrupt did, and what a rerun would do, in one line."""
+        name = signal.Signals(self.signum).name
+        if self.queued_after_workers == 0:
+            return f"interrupted ({name}): the workers stopped; every trial had finished, so nothing is left to resume"
+        if self.queued_after_workers is not None:
+            return (f"interrupted ({name}): the workers stopped; {self.queued_after_workers} trial(s) are queued "
+                    "(the interrupted ones among them); run again to resume them")
+        if self.requeued_trial is not None:
+            return (f"interrupted ({name}): trial {self.requeued_trial} was running; it is recorded as failed with "
+                    "reason 'interrupted' and queued again; run again to resume it")
+        return f"interrupted ({name}) while no trial was running here"
 
 
 @contextlib.contextmanager

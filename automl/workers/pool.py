@@ -71,15 +71,18 @@ def worker_command(study_file: Path, threads: int, deadline: float | None) -> li
 
 
 def run_pool(study_file: Path, storage_url: str, n_workers: int, gpus: int,
-             deadline: float | None = None) -> list[int]:
+             deadline: float | None = None, threads: int | None = None) -> list[int]:
     """Start ``n_workers`` workers on the study and wait for all; returns their exit codes.
+
+    Each trains with ``threads`` CPU threads, by default an even share of the cores (threads_per_worker).
 
     SIGINT or SIGTERM is passed on to the workers, which record their running trials as
     interrupted; then Interrupted is raised here too.
     """
     cpus = available_cpus()
+    threads = threads or threads_per_worker(n_workers, cpus)
     processes = [
-        subprocess.Popen(worker_command(study_file, threads_per_worker(n_workers, cpus), deadline),
+        subprocess.Popen(worker_command(study_file, threads, deadline),
                          env={**os.environ, **worker_environment(index, n_workers, cpus, gpus, storage_url)})
         for index in range(n_workers)
     ]

@@ -21,7 +21,7 @@ from automl.storage.retry import unreachable_in
 from automl.storage.schema import TrialAttr
 from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue_more
 from automl.training.device import free_memory
-from automl.workers.failures import INTERRUPTED, FailureStreak, TooManyFailures
+from automl.workers.failures import INTERRUPTED, FailureStreak, TooManyFailures, grouped_failure_log
 from automl.workers.interrupts import Interrupted, raise_on_signals
 
 LOG = logging.getLogger(__name__)
@@ -58,13 +58,15 @@ def _frozen(study: optuna.Study, number: int) -> FrozenTrial:
     return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
-def _record_interrupt(study: optuna.Study, trial: optuna.Trial | None, requeue: Requeue) -> None:
-    """Fail the interrupted trial with reason ``interrupted`` and queue it again."""
+def _record_interrupt(study: optuna.Study, trial: optuna.Trial | None, requeue: Requeue) -> int | None:
+    """Fail the interrupted trial with reason ``interrupted`` and queue it again; its number, or
+    None when no trial was running."""
     if trial is None or _frozen(study, trial.number).state != TrialState.RUNNING:
-        return  # between trials, or the trial was told before the signal came
+        return None  # between trials, or the trial was told before the signal came
     trial.set_user_attr(TrialAttr.FAIL_REASON, INTERRUPTED)
     study.tell(trial, state=TrialState.FAIL)
     requeue(study, _frozen(study, trial.number))
+    return trial.number
 
 
 def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], workers: WorkersConfig,
@@ -85,7 +87,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     streak = FailureStreak(workers.max_failures_in_row)
     after_trial: list[TrialCallback] = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks]
     announced_wait = False
-    with warnings.catch_warnings(), raise_on_signals():
+    with warnings.catch_warnings(), raise_on_signals(), grouped_failure_log():
         warnings.simplefilter("ignore", ExperimentalWarning)
         try:
             while streak.summary is None:
@@ -110,8 +112,8 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
                     announced_wait = True
                 time.sleep(workers.heartbeat_interval)
                 optuna.storages.fail_stale_trials(study)
-        except Interrupted:
-            _record_interrupt(study, tracked.trial, requeue)
+        except Interrupted as interrupt:
+            interrupt.requeued_trial = _record_interrupt(study, tracked.trial, requeue)
             raise
         except Exception as error:
             # The database stayed unreachable past [workers] storage_retry_s: one message, not the

@@ -10,7 +10,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from conftest import ALLOWLIST_ENV, REPO
 
 DISTRIBUTION = "automl-pareto"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 import threading
@@ -26,6 +27,8 @@ from automl.workers.interrupts import Interrupted
 from automl.plugin.registry import Registered, Registry, registry
 from automl.search.startup import DRAWS
 from automl.search.plan import plan_study
+from automl.search.preflight import DRAWS as PREFLIGHT_DRAWS
+from automl.search.preflight import SAMPLES
 from automl.search.study import create_or_resume, run_study, work
 from automl.plugin.task import Task
 from automl.training.loop import TrainingParams, train
@@ -76,13 +79,33 @@ class ExplodingFamily(_Family):
         return Explodes()
 
 
+class ExplodingInTrainingFamily(_Family):
+    """Builds and passes the plan's one-step check on a few samples; fails on a real training batch."""
+
+    name = "exploding_in_training"
+
+    def model(self) -> nn.Module:
+        class ExplodesOnFullBatches(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.linear = nn.Linear(64, 10)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if len(x) > 16:
+                    raise RuntimeError("kaboom in forward")
+                return self.linear(x.flatten(1))
+        return ExplodesOnFullBatches()
+
+
 class _OutOfMemoryInTraining(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.linear = nn.Linear(64, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:  # the build check and the latency measurement run in eval mode
+        # The build check and the latency measurement run in eval mode, the plan's one-step check
+        # on a few samples (automl.search.preflight.SAMPLES).
+        if self.training and len(x) > SAMPLES:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return self.linear(x.flatten(1))
 
@@ -137,7 +160,8 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(tiny_study: Path) -> N
 
 
 def test_failures_in_a_row_stop_the_study_with_a_summary(tiny_study: Path) -> None:
-    plan = plan_study(_config(tiny_study, 2, max_failures_in_row=3), tiny_study, _registry(ExplodingFamily()))
+    plan = plan_study(_config(tiny_study, 2, max_failures_in_row=3), tiny_study,
+                      _registry(ExplodingInTrainingFamily()))
     with pytest.raises(TooManyFailures) as stopped:
         run_study(plan, show_progress_bar=False)
     message = str(stopped.value)
@@ -146,6 +170,31 @@ def test_failures_in_a_row_stop_the_study_with_a_summary(tiny_study: Path) -> No
     study = optuna.load_study(study_name="tiny", storage=plan.storage_url)
     states = [t.state for t in study.trials]
     assert states.count(FAIL) == 3 and states.count(WAITING) == 2, "the queue was not kept for a rerun"
+
+
+def test_identical_failures_show_one_traceback_then_one_line_each(tiny_study: Path) -> None:
+    plan = plan_study(_config(tiny_study, 2, max_failures_in_row=3), tiny_study,
+                      _registry(ExplodingInTrainingFamily()))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    optuna_logger = logging.getLogger("optuna")
+    optuna_logger.addHandler(handler)
+    try:
+        with pytest.raises(TooManyFailures) as stopped:
+            run_study(plan, show_progress_bar=False)
+    finally:
+        optuna_logger.removeHandler(handler)
+    failed = [record for record in records if " failed" in record.getMessage()]
+    assert [record.exc_info is not None for record in failed] == [True, False, False, False]
+    assert failed[1].getMessage() == "Trial 0 failed with value None."  # Optuna's own second line, once
+    repeats = [record.getMessage() for record in failed[2:]]
+    for number, times in ((1, 2), (2, 3)):
+        line = repeats[number - 1]
+        assert line.startswith(f"Trial {number} failed the same way ({times} times so far): "
+                               "RuntimeError: kaboom in forward at ")
+        assert "test_failures.py:" in line and line.endswith(" in forward")
+    assert "\n  3 x RuntimeError: kaboom in forward\n" in str(stopped.value)
 
 
 def test_a_trial_that_ran_out_of_memory_is_freed_before_the_next(tiny_study: Path) -> None:
@@ -161,9 +210,10 @@ def test_a_trial_that_ran_out_of_memory_is_freed_before_the_next(tiny_study: Pat
     finally:
         gc.enable()
         optuna.logging.set_verbosity(verbosity)
-    # The study's first DRAWS builds are its startup survey (automl.search.startup), then one per trial.
-    assert len(family.alive_at_build) == DRAWS + 3
-    assert family.alive_at_build[DRAWS:] == [0, 0, 0]
+    # The plan's one-step check builds PREFLIGHT_DRAWS, the startup survey DRAWS (automl.search.startup),
+    # then one per trial.
+    assert len(family.alive_at_build) == PREFLIGHT_DRAWS + DRAWS + 3
+    assert family.alive_at_build[-3:] == [0, 0, 0]
 
 
 def test_training_stops_at_the_end_of_the_epoch_its_loss_turns_non_finite() -> None:
@@ -235,6 +285,8 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
         run_study(plan, show_progress_bar=False)
     presser.join()
     assert interrupted.value.exit_code == 130
+    assert interrupted.value.explain() == ("interrupted (SIGINT): trial 0 was running; it is recorded as failed "
+                                           "with reason 'interrupted' and queued again; run again to resume it")
     trials = optuna.load_study(study_name="ctrl-c", storage=url).trials
     assert [(t.state, t.user_attrs.get("fail_reason")) for t in trials[:1]] == [(FAIL, "interrupted")]
     assert [t.state for t in trials[1:]] == [WAITING, WAITING]
