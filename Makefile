@@ -7,12 +7,13 @@ BIN := $(VENV)/bin
 
 .PHONY: quickstart test lint clean
 
+# A .venv made before the distribution was renamed automl-pareto still holds "automl", whose entry
+# points name the same built-in plugins (automl refuses a plugin name from two distributions): it
+# is uninstalled first.
 $(BIN)/automl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	# A .venv made before the distribution was renamed automl-pareto still holds "automl", which
-	# would register the built-in plugins a second time.
 	if $(BIN)/python -m pip show --quiet automl 2>/dev/null; then $(BIN)/python -m pip uninstall --quiet --yes automl; fi
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@

@@ -82,7 +82,6 @@ def test_plugins_check_prints_only_its_table(tmp_path: Path) -> None:
     result = run_cli("plugins", "check", "mlp", cwd=tmp_path, env=NARROW)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "A new study created" not in result.stdout + result.stderr
-    assert result.stderr == ""
 
 
 def test_a_missing_study_file_is_named_with_where_it_was_looked_for(tmp_path: Path) -> None:
