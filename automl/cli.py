@@ -31,6 +31,7 @@ ERR = Console(stderr=True)
 def _run(args: argparse.Namespace) -> None:
     # The time budget covers the whole run: loading the libraries and the data, queueing.
     started = time.time()
+    from automl.results.dashboard import DashboardUpdater
     from automl.results.front import print_front
     from automl.search.budget import survey_space
     from automl.search.plan import plan_study
@@ -76,14 +77,18 @@ def _run(args: argparse.Namespace) -> None:
         if not args.no_progress:
             # One INFO line per trial would tear the progress bar apart; failures still warn.
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = work(plan, show_progress_bar=not args.no_progress, deadline=deadline)
+        # The dashboard's notes and figures are updated between trials, never inside one.
+        dashboard = DashboardUpdater()
+        study = work(plan, show_progress_bar=not args.no_progress, deadline=deadline, callbacks=[dashboard])
+        dashboard.update(study)
     else:
-        try:
-            codes = run_pool(path, plan.storage_url, workers, gpus, deadline.at if deadline else None,
-                             args.threads)
-        except Interrupted as interrupt:
-            interrupt.queued_after_workers = count(study, QUEUED)
-            raise
+        with DashboardUpdater().in_background(study):  # from this process, which only waits for the workers
+            try:
+                codes = run_pool(path, plan.storage_url, workers, gpus, deadline.at if deadline else None,
+                                 args.threads)
+            except Interrupted as interrupt:
+                interrupt.queued_after_workers = count(study, QUEUED)
+                raise
         failed_workers = [code for code in codes if code != 0]
         study = load_study(plan.config.name, plan.storage_url)
     print_front(study)
@@ -174,10 +179,19 @@ def _check_plugins(args: argparse.Namespace) -> None:
 def _dashboard(args: argparse.Namespace) -> None:
     from optuna_dashboard import run_server
 
+    from automl.results.dashboard import DashboardUpdater
     from automl.storage.artifacts import artifact_dir, open_store
+    from automl.storage.schema import CONFIG_ATTR
 
     storage = open_storage(args.storage, must_exist=True)
     folder = artifact_dir(args.storage, args.artifacts)
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if CONFIG_ATTR not in summary.user_attrs:  # not automl's: its notes are its owner's
+            continue
+        try:  # a study run by `automl worker`s alone, or before automl saved figures, gets them now
+            DashboardUpdater().update(optuna.load_study(study_name=summary.study_name, storage=storage))
+        except Exception as exc:  # e.g. a read-only database: serve what is stored
+            ERR.print(escape(f"note: the figures and notes of study {summary.study_name!r} were not updated: {exc}"))
     ERR.print(f"serving {redact(args.storage)} on http://{args.host}:{args.port}/ with artifacts from "
               f"{folder} (Ctrl-C stops)", soft_wrap=True)
     run_server(storage, host=args.host, port=args.port, artifact_store=open_store(folder))

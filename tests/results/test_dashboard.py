@@ -19,7 +19,7 @@ from PIL import Image
 
 from automl.results.dashboard import FIGURE_IDS
 from automl.storage.artifacts import CURVE_JSON, CURVE_PNG, MIME_TYPES, SUMMARY, WEIGHTS, artifact_dir
-from automl.storage.schema import TrialAttr
+from automl.storage.schema import CONFIG_ATTR, TrialAttr
 from conftest import AUTOML, SearchedStudy
 
 pytestmark = pytest.mark.slow  # a dashboard server and a headless browser
@@ -68,9 +68,19 @@ def test_dashboard_serves_the_study(tmp_path: Path) -> None:
     study = optuna.create_study(study_name="dash-study", storage=storage, directions=["maximize", "minimize"])
     study.set_metric_names(["val_accuracy", "flops"])
     study.add_trial(optuna.trial.create_trial(values=[0.9, 1000.0], params={}, distributions={}))
+    # An automl study whose run saved no figures (as one run by `automl worker`s alone).
+    ours = optuna.create_study(study_name="automl-study", storage=storage, directions=["maximize", "minimize"])
+    ours.set_metric_names(["val_accuracy", "flops"])
+    ours.set_user_attr(CONFIG_ATTR, {})
+    ours.add_trial(optuna.trial.create_trial(values=[0.9, 1000.0], user_attrs={TrialAttr.VAL_CURVE: [0.5, 0.9]}))
     with _dashboard(storage) as base:
-        names = [s["study_name"] for s in _get_json(f"{base}/api/studies")["study_summaries"]]
-        assert names == ["dash-study"]
+        ids = {s["study_name"]: s["study_id"] for s in _get_json(f"{base}/api/studies")["study_summaries"]}
+        assert sorted(ids) == ["automl-study", "dash-study"]
+        # automl dashboard saved the figures and notes of automl's study, and left the other alone.
+        figures = {name: _get_json(f"{base}/api/studies/{ids[name]}")["plotly_graph_objects"] for name in ids}
+        assert sorted(figure["id"] for figure in figures["automl-study"]) == sorted(FIGURE_IDS)
+        assert figures["dash-study"] == []
+        assert "| val_accuracy | maximize |" in _get_json(f"{base}/api/studies/{ids['automl-study']}")["note"]["body"]
         with urllib.request.urlopen(f"{base}/dashboard/", timeout=5) as response:
             assert response.status == 200
         port = base.rsplit(":", 1)[1]
