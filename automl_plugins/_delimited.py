@@ -68,6 +68,12 @@ def encoding_of(path: Path) -> str:
 
 def _check_header(path: Path, line: int, header: list[str]) -> list[str]:
     names = [name.strip() for name in header]
+    # One column whose name holds a ';' or a tab: a file separated by something else (Excel
+    # writes ';' where the decimal mark is a comma).
+    mark = next((mark for mark in (";", "\t") if len(names) == 1 and mark in names[0]), None)
+    if mark:
+        raise UsageError(f"{path}, line {line}: one column, named {names[0]!r}: the file looks separated "
+                         f"by {mark!r}; a .csv file is read with ',' and a .tsv file with tabs: save it so")
     unnamed = [index + 1 for index, name in enumerate(names) if not name]
     if unnamed:
         raise UsageError(f"{path}, line {line}: column {unnamed[0]} has no name; the header must name "

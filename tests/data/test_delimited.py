@@ -158,3 +158,11 @@ def test_rows_left_out_are_a_note_of_the_study_plan(tmp_path: Path) -> None:
 def test_a_column_without_any_label_asks_whether_it_is_the_label_column(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"3 of 3 rows have no label .*is 'label' the label column"):
         CsvTable().load(0, CsvOptions(path=_csv(tmp_path, ["", " ", ""]), missing_labels="skip"))
+
+
+def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "excel_de.csv"
+    path.write_text("label;a\ncat;1,5\ndog;2,5\n")
+    with pytest.raises(UsageError, match=r"excel_de\.csv, line 1: one column, named 'label;a': the file "
+                                         r"looks separated by ';'"):
+        CsvTable().load(0, CsvOptions(path=path))
