@@ -89,6 +89,8 @@ class Objective:
         self.deadline = deadline
         self.device = resolve_device(config.train.accelerator)
         self.serving_device = torch.device("cpu") if config.search.latency_device == "cpu" else self.device
+        # Efficiency by architecture (family and its params): see _measure.
+        self._measured: dict[str, Efficiency] = {}
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         started = time.perf_counter()
@@ -125,7 +127,7 @@ class Objective:
         model = build_model(family, params, task, self.data.train.x[:2])
         measuring = time.perf_counter()
         example = self.data.train.x[:1]
-        efficiency = measure(model, example, self.serving_device, config.search.latency_batch_size)
+        efficiency = self._measure(family, params, model, example)
         trial.set_user_attr(TrialAttr.N_PARAMS, efficiency.n_params)
         trial.set_user_attr(TrialAttr.FLOPS, efficiency.flops)
         trial.set_user_attr(TrialAttr.LATENCY_MS, round(efficiency.latency_ms, 4))
@@ -180,6 +182,22 @@ class Objective:
         if self.artifacts is not None:
             save_trial_artifacts(self.artifacts, trial, model, result, values)
         return values
+
+    def _measure(self, family: Family, params: dict[str, Any], model: torch.nn.Module,
+                 example: torch.Tensor) -> Efficiency:
+        """``model``'s efficiency, measured once per architecture in this process.
+
+        FLOPs, parameters and latency depend on the architecture, not on the weights or the
+        training: a configuration drawn again (a sampler converging, a retry, a warm start) gets the
+        numbers its first draw measured, so one architecture has one latency and the timing runs
+        once.
+        """
+        architecture = repr((family.name, sorted(params.items())))
+        efficiency = self._measured.get(architecture)
+        if efficiency is None:
+            efficiency = self._measured[architecture] = measure(
+                model, example, self.serving_device, self.config.search.latency_batch_size)
+        return efficiency
 
     def _untrained(self, trial: optuna.Trial, efficiency: Efficiency, measuring: float,
                    guards: list[EpochTimeGuard]) -> list[float]:
