@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+import torch
 from conftest import has_study, run_cli, write_study
 
 from automl import __version__
@@ -95,7 +96,7 @@ class Toy:
         return params
 
     def build(self, params: dict[str, Any], task: Any) -> Any:
-        raise NotImplementedError  # never built: these studies only queue trials
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(task.num_classes))
 
 
 def with_toy(family: Toy) -> Registry:
@@ -216,6 +217,7 @@ def test_a_study_from_before_fingerprints_is_checked_on_its_trials_parameters(tm
     assert "train.batch_size: stored one of [32, 64], now one of [32, 64, 128]" in message
 
 
+@pytest.mark.slow  # a fresh automl process plans the study: tens of seconds on a busy machine
 def test_cli_resume_with_changed_choices_exits_2_before_queueing(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, BASE.format(db=tmp_path / "fp.db", top="", dataset="digits", data="",
                                                    families='["mlp"]', batch_size="[32, 64]"))

@@ -89,6 +89,7 @@ def test_checked_fixed_trial_follows_each_distribution_kind() -> None:
     assert caught.value.problems == ["d = 4 is not an integer in [1, 5] (step 2)"]
 
 
+@pytest.mark.slow  # a fresh automl process plans the study: tens of seconds on a busy machine
 def test_cli_warm_start_out_of_range_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     plan_of(tmp_path, [{**CONFIG, "mlp.depth": 9}])
     result = run_cli("run", "study.toml", "--no-progress", cwd=tmp_path)
