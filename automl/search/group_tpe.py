@@ -22,6 +22,7 @@ a fit is cheap, and reusing one made a toy study measurably worse on its lr obje
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,9 @@ class GroupTPESampler(optuna.samplers.TPESampler):
         self._groups = ParamGroups()
         self._models: dict[tuple[int, frozenset[tuple[str, BaseDistribution]]], _Model] = {}
         self._fitted: list[Any] = []  # the estimators built by the fit in progress
+        # Trials sampled in threads (Study.optimize with n_jobs) take turns: a fit collects its
+        # estimators in _fitted, and models are shared.
+        self._fitting = threading.Lock()
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return {name: dist for group in self._groups.update(study)
@@ -127,6 +131,10 @@ class GroupTPESampler(optuna.samplers.TPESampler):
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         groups = [{name: dist for name, dist in group.items() if name in search_space}
                   for group in self._groups.groups]
+        # Names of the space no finished trial has yet (a space given without inferring it first,
+        # as Optuna's sampler contract allows) are sampled together, as one more group.
+        grouped = {name for group in groups for name in group}
+        groups.append({name: dist for name, dist in search_space.items() if name not in grouped})
         sample_group = super().sample_relative
         return _SampledOnDemand([group for group in groups if group],
                                 lambda group: sample_group(study, trial, group))
@@ -135,6 +143,11 @@ class GroupTPESampler(optuna.samplers.TPESampler):
     # fits the model with _build_parzen_estimator and then draws from it.
     def _sample(self, study: optuna.Study, trial: FrozenTrial,
                 search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        with self._fitting:
+            return self._sample_group(study, trial, search_space)
+
+    def _sample_group(self, study: optuna.Study, trial: FrozenTrial,
+                      search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         key = (study_id_of(study), frozenset(search_space.items()))
         finished = len(_finished(study))
         model = self._models.get(key)

@@ -8,6 +8,8 @@ fail in CI). The sampler suite (optuna.testing.pytest_samplers) runs on GroupTPE
 One kind of case is skipped, where it happens and with its reason: on the queue layer, creating a
 trial without a template raises QueueEmpty by design (a worker only pops queued trials, so N
 queued trials end as N; automl.storage.trial_queue). The same cases pass on every other layer.
+The sampler suite's relative cases run the grouped TPE without startup trials: TPE samples
+relatively only after them (independently before), and those cases sample after one trial.
 """
 
 from __future__ import annotations
@@ -108,8 +110,12 @@ class TestGroupTPEBasic(_GroupTPE, BasicSamplerTestCase):
     pass
 
 
-class TestGroupTPERelative(_GroupTPE, RelativeSamplerTestCase):
-    pass
+class TestGroupTPERelative(RelativeSamplerTestCase):
+    # The relative cases ask sample_relative for every parameter after one finished trial; TPE (and
+    # so the grouped TPE) samples relatively only after its startup trials, independently before.
+    @pytest.fixture
+    def sampler(self) -> Callable[[], optuna.samplers.BaseSampler]:
+        return functools.partial(GroupTPESampler, seed=0, n_startup_trials=0)
 
 
 class TestGroupTPEMultiObjective(_GroupTPE, MultiObjectiveSamplerTestCase):

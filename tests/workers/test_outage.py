@@ -1,0 +1,134 @@
+"""Workers ride out a database outage: a real PostgreSQL server stopped for a few seconds and started
+again under two running workers.
+
+The server is one of the test's own (a throwaway cluster from the PostgreSQL binaries that
+.ci/postgres.sh installs), as restarting the shared test server would cut off other tests.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from automl.storage.urls import STORAGE_ENV
+from conftest import AUTOML, write_study
+
+pytestmark = pytest.mark.slow  # two worker processes, a PostgreSQL restart
+
+NAME = "outage"
+N_TRIALS = 4
+OUTAGE_S = 4
+
+
+class Cluster:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, owned by the ``postgres`` user when run as root."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.folder = Path(tempfile.mkdtemp(prefix="automl-outage-"))
+        self.port = _free_port()
+        self.options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.url = f"postgresql+psycopg://automl@127.0.0.1:{self.port}/postgres"
+        if os.getuid() == 0:
+            shutil.chown(self.folder, "postgres")
+
+    def _as_owner(self, *command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+
+    def pg_ctl(self, *args: str) -> None:
+        self._as_owner(str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), "-o", self.options,
+                       "-l", str(self.folder / "server.log"), "-w", *args)
+
+    def start(self) -> None:
+        self._as_owner(str(self.bin_dir / "initdb"), "-D", str(self.folder / "data"), "-U", "automl",
+                       "--auth=trust")
+        self.pg_ctl("start")
+
+    def stop(self) -> None:
+        try:
+            self.pg_ctl("-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    found = sorted(glob.glob(os.environ.get("PGBIN", "/usr/lib/postgresql/*/bin")))
+    if not found or not (Path(found[-1]) / "initdb").exists():
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL binaries in CI: .ci/postgres.sh installs them")
+        pytest.skip("no PostgreSQL binaries (set PGBIN, or install postgresql)")
+    server = Cluster(Path(found[-1]))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=NAME, storage=url).get_trials(deepcopy=False)
+
+
+def test_a_postgres_restart_under_two_workers_loses_no_trial(cluster: Cluster, tmp_path: Path) -> None:
+    # Trials of several seconds with one-second heartbeats, so the restart lands inside trials.
+    study = write_study(tmp_path, f"""
+        name = "{NAME}"
+        n_trials = {N_TRIALS}
+        seed = 0
+        [search]
+        families = ["mlp"]
+        pruner = "none"
+        [train]
+        max_epochs = 6
+        loader_workers = 0
+        batch_size = [16]
+        [workers]
+        heartbeat_interval = 1
+        grace_period = 30
+    """)
+    run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "2", "--no-progress"], cwd=tmp_path,
+                           env={**os.environ, STORAGE_ENV: cluster.url, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while run.poll() is None and time.monotonic() < deadline:
+        try:
+            if any(t.state == TrialState.RUNNING for t in _trials(cluster.url)):
+                break
+        except Exception:  # noqa: BLE001  (the study or its tables are not there yet)
+            pass
+        time.sleep(0.5)
+    assert run.poll() is None, "the run ended before a trial was seen running"
+    time.sleep(1)
+    # Down for several heartbeats (a restart alone can fall between two), well within the grace period.
+    cluster.pg_ctl("-m", "fast", "stop")
+    time.sleep(OUTAGE_S)
+    cluster.pg_ctl("start")
+    stdout, stderr = run.communicate(timeout=600)
+
+    assert run.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    # The restart did reach the workers (a heartbeat or a read in the gap), and they went on.
+    assert "database unreachable" in stderr and "database reachable again" in stderr, stderr
+    trials = _trials(cluster.url)
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == N_TRIALS, [(t.number, t.state, t.user_attrs) for t in trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
