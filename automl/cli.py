@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> None:
     from automl.search.study import create_or_resume, queue_run, work
     from automl.search.time_budget import Deadline
     from automl.search.warm_start import load_warm_start
-    from automl.storage.trial_queue import QUEUED, count
+    from automl.storage.trial_queue import still_queued
     from automl.training.device import resolve_device
     from automl.workers.pool import default_workers, run_pool, visible_gpus
 
@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> None:
     if first:
         ERR.print(f"warm start: {len(first)} known config(s) run before the sampled trials")
     if not queue_run(study, args.n_trials or plan.config.n_trials, first, first_configs(plan, study)):
-        ERR.print(f"resuming: {count(study, QUEUED)} trial(s) still queued from an earlier run; "
+        ERR.print(f"resuming: {still_queued(study)} trial(s) still queued from an earlier run; "
                   "n_trials adds more once they are done")
     gpus = visible_gpus(resolve_device(plan.config.train.accelerator))
     workers = default_workers(gpus, plan.config.workers.trials_per_gpu) if args.workers is None else args.workers
@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> None:
                 codes = run_pool(path, plan.storage_url, workers, gpus, deadline.at if deadline else None,
                                  args.threads)
             except Interrupted as interrupt:
-                interrupt.queued_after_workers = count(study, QUEUED)
+                interrupt.queued_after_workers = still_queued(study)
                 raise
         failed_workers = [code for code in codes if code != 0]
         study = load_study(plan.config.name, plan.storage_url)
