@@ -15,8 +15,8 @@ from automl.plugin.registry import Registered, Registry, registry
 from automl.plugin.task import Task
 from automl.search.plan import plan_study
 from automl.search.study import run_study
-from automl.storage.schema import (CONFIG_ATTR, FAMILY_PARAM, OBJECTIVE_NAMES, OBJECTIVES, TASK_ATTR, TrialAttr,
-                                   family_of, is_feasible)
+from automl.storage.schema import (CONFIG_ATTR, FAMILY_PARAM, FINGERPRINT_ATTR, OBJECTIVE_NAMES, OBJECTIVES,
+                                   TASK_ATTR, TrialAttr, family_of, is_feasible)
 from automl.workers.failures import TooManyFailures
 
 NAMED = {attr.value for attr in TrialAttr}
@@ -36,7 +36,7 @@ def _run_one_trial(study_file: Path, families: Registry) -> None:
 
 
 def _assert_only_schema_names(study: optuna.Study) -> None:
-    assert set(study.user_attrs) == {CONFIG_ATTR, TASK_ATTR}
+    assert set(study.user_attrs) == {CONFIG_ATTR, TASK_ATTR, FINGERPRINT_ATTR}
     finished = [t for t in study.trials if t.state.is_finished()]
     assert finished
     for trial in finished:
