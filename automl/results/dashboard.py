@@ -187,7 +187,9 @@ class DashboardUpdater:
             finished = time.monotonic()
             self.updates += 1
             self.spent_s += finished - started
-            self._next = finished + max(self.interval_s, (finished - started) / self.max_share)
+            # The first update also pays for loading plotly's figure classes (about a second), once.
+            share_wait = (finished - started) / self.max_share if self.updates > 1 else 0.0
+            self._next = finished + max(self.interval_s, share_wait)
 
     def _save_note(self, study: optuna.Study, trial: FrozenTrial | None, body: str) -> None:
         assert self._saved is not None  # read by update
