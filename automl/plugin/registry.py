@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 import pluggy
@@ -97,7 +96,7 @@ def _distribution(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     return (dist.name, dist.version) if dist else ("unknown", "unknown")
 
 
-def _load_entry_point(entry_point: metadata.EntryPoint) -> ModuleType:
+def _load_entry_point(entry_point: metadata.EntryPoint) -> Any:
     # pluggy's load_setuptools_entrypoints lets import errors escape without naming the plugin.
     try:
         return entry_point.load()
@@ -176,7 +175,9 @@ def build_registry() -> Registry:
     sources: dict[str, PluginSource] = {}
     for entry_point in _entry_points(_read_allowlist()):
         module = _load_entry_point(entry_point)
-        source = PluginSource(entry_point.name, module.__name__, *_distribution(entry_point))
+        # An entry point may name an object in a module (module:attr) rather than the module.
+        source = PluginSource(entry_point.name, getattr(module, "__name__", entry_point.value),
+                              *_distribution(entry_point))
         try:
             manager.register(module, name=entry_point.name)
         except pluggy.PluginValidationError as exc:

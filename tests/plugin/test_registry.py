@@ -147,6 +147,16 @@ def test_a_hook_that_misbehaves_when_called_is_one_error_naming_the_plugin(tmp_p
     assert 'plugin "odd" (module odd_mod, odd-plugin 1.0)' in message and expected in message
 
 
+def test_an_entry_point_naming_an_object_in_a_module_is_a_plugin_too(tmp_path: Path) -> None:
+    source = FAMILY_MODULE.format(cls="Obj", name="obj").replace(
+        "@automl.hookimpl", "class Hooks:\n    pass\n\nhooks = Hooks()\n\n@automl.hookimpl")
+    source += "\nhooks.register_families = register_families\n"
+    site = make_distribution(tmp_path / "site", "obj-plugin", {"obj_mod": source}, {"obj": "obj_mod:hooks"})
+    result = run_cli("plugins", cwd=tmp_path, env=with_path(site))
+    assert result.returncode == 0, result.stderr
+    assert "obj_mod:hooks" in result.stdout and "obj-plugin 1.0" in result.stdout
+
+
 def test_an_import_error_names_the_distribution_too(tmp_path: Path) -> None:
     site = make_distribution(tmp_path / "site", "gone-plugin", {"gone_mod": "from os import nothing\n"},
                              {"gone": "gone_mod"}, "2.5")
