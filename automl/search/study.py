@@ -32,12 +32,17 @@ def _check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
         return []
     # Samplers compare trials' constraints one by one (GP refuses trials with differing sets),
     # so the budget keys that are set must stay; their limits may change.
-    budget_keys = sorted(key for key, limit in (stored.get("budget") or {}).items() if limit is not None)
-    if budget_keys != sorted(plan.config.budget.limits()):
-        raise UsageError(f"study {plan.config.name!r} in {redact(plan.storage_url)} was created with "
-                         f"budget keys {budget_keys}, the study file now gives {sorted(plan.config.budget.limits())}; "
-                         "use a new study name or restore the old setting")
-    return check_resumable(study, plan)
+    where = f"study {plan.config.name!r} in {redact(plan.storage_url)}"
+    limits = {key: float(limit) for key, limit in (stored.get("budget") or {}).items() if limit is not None}
+    now = plan.config.budget.limits()
+    if sorted(limits) != sorted(now):
+        raise UsageError(f"{where} was created with budget keys {sorted(limits)}, the study file now gives "
+                         f"{sorted(now)}; use a new study name or restore the old setting")
+    # A trial stores its constraint against the limit of its day, which keeps judging it.
+    moved = [f"{where}: [budget] {key} was {limits[key]:g}, now {now[key]:g}; trials already stored keep the "
+             "feasibility the old limit gave them, new trials are judged by the new one"
+             for key in sorted(now) if now[key] != limits[key]]
+    return [*moved, *check_resumable(study, plan)]
 
 
 def create_or_resume(plan: StudyPlan, note: Callable[[str], None] = lambda text: None) -> optuna.Study:

@@ -228,3 +228,12 @@ def test_cli_resume_with_changed_choices_exits_2_before_queueing(tmp_path: Path)
     assert "error:" in result.stderr and "train.batch_size: stored one of [32, 64], now one of [32, 64, 128]" in \
         result.stderr.replace("\n", " ")
     assert has_study(tmp_path / "fp.db") and queued(tmp_path) == 2
+
+
+def test_a_changed_budget_limit_goes_on_with_a_note(tmp_path: Path) -> None:
+    created(plan_of(tmp_path, top="[budget]\nmax_flops = 1e6"))
+    notes: list[str] = []
+    create_or_resume(plan_of(tmp_path, top="[budget]\nmax_flops = 2e6"), note=notes.append)
+    assert notes == [f"study 'fp' in sqlite:///{tmp_path / 'fp.db'}: [budget] max_flops was 1e+06, now 2e+06; "
+                     "trials already stored keep the feasibility the old limit gave them, new trials are judged "
+                     "by the new one"]
