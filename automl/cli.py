@@ -124,7 +124,11 @@ def _worker(args: argparse.Namespace) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     timeout = args.timeout or plan.config.timeout
     deadline = Deadline(args.deadline) if args.deadline else Deadline.after(timeout, started)
-    study = work(plan, show_progress_bar=not args.no_progress, worker_tag=worker_name(), deadline=deadline)
+    try:
+        study = work(plan, show_progress_bar=not args.no_progress, worker_tag=worker_name(), deadline=deadline)
+    except Interrupted as interrupt:
+        interrupt.worker = worker_name()  # several workers print one line each: say whose
+        raise
     ERR.print(f"worker {worker_name()}: no trial left to run; {count(study, *DONE)} finished in the study")
 
 

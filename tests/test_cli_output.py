@@ -105,6 +105,8 @@ def test_export_of_a_pruned_or_missing_trial_leaves_no_folder(stored: str, tmp_p
 def test_an_interrupt_says_what_it_did() -> None:
     between = Interrupted(2)
     assert between.explain() == "interrupted (SIGINT) while no trial was running here"
+    between.worker = "host:17"
+    assert between.explain() == "worker host:17: interrupted (SIGINT) while no trial was running here"
     finished = Interrupted(2)
     finished.queued_after_workers = 0
     assert finished.explain() == ("interrupted (SIGINT): the workers stopped; every trial had finished, so "

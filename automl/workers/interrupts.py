@@ -24,6 +24,8 @@ class Interrupted(BaseException):
         self.requeued_trial: int | None = None
         # Set by `automl run` over several workers, once they stopped: the study's trials still queued.
         self.queued_after_workers: int | None = None
+        # Set by `automl worker`: its name ("host:pid"), which starts its line.
+        self.worker: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -31,6 +33,9 @@ class Interrupted(BaseException):
 
     def explain(self) -> str:
         """What the interrupt did, and what a rerun would do, in one line."""
+        return f"worker {self.worker}: {self._what_it_did()}" if self.worker else self._what_it_did()
+
+    def _what_it_did(self) -> str:
         name = signal.Signals(self.signum).name
         if self.queued_after_workers == 0:
             return f"interrupted ({name}): the workers stopped; every trial had finished, so nothing is left to resume"
