@@ -20,13 +20,17 @@ def _array_bytes(values: np.ndarray) -> bytes:
     return np.ascontiguousarray(values).tobytes()
 
 
-def data_sha256(arrays: LabeledArrays, *splits: np.ndarray) -> str:
-    """SHA-256 (hex) of the samples, labels, kind and class names of ``arrays`` and of the split
-    indices ``splits`` (train, validation, test)."""
+def data_sha256(arrays: LabeledArrays, splits: tuple[np.ndarray, ...], token_ids: np.ndarray | None = None) -> str:
+    """SHA-256 (hex) of the samples, labels, kind and class names of ``arrays``, of the split
+    indices ``splits`` (train, validation, test) and of the ``token_ids`` a tokenizer made of the
+    texts (its options change them, not the texts)."""
     digest = hashlib.sha256()
     header = [arrays.kind, str(arrays.x.dtype), str(arrays.x.shape), str(arrays.class_names),
               *(str(len(split)) for split in splits)]
     digest.update("|".join(header).encode("utf-8"))
-    for values in (arrays.x, arrays.y.astype(np.int64), *(split.astype(np.int64) for split in splits)):
+    exact = [arrays.x, arrays.y.astype(np.int64), *(split.astype(np.int64) for split in splits)]
+    if token_ids is not None:
+        exact.append(np.asarray(token_ids, dtype=np.int64))
+    for values in exact:
         digest.update(_array_bytes(values))
     return digest.hexdigest()

@@ -140,8 +140,9 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
     task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)
     train_split, val_split, test_split = (_to_split(x[part], arrays.y[part], arrays.kind)
                                           for part in (train, val, test))
+    token_ids = x if arrays.tokenizer is not None else None  # what a tokenizer's options change
     return PreparedData(task, train_split, val_split, test_split, preprocessing,
-                        data_sha256(arrays, train, val, test), notes=arrays.notes)
+                        data_sha256(arrays, (train, val, test), token_ids), notes=arrays.notes)
 
 
 @functools.lru_cache(maxsize=4)

@@ -237,3 +237,13 @@ def test_a_changed_budget_limit_goes_on_with_a_note(tmp_path: Path) -> None:
     assert notes == [f"study 'fp' in sqlite:///{tmp_path / 'fp.db'}: [budget] max_flops was 1e+06, now 2e+06; "
                      "trials already stored keep the feasibility the old limit gave them, new trials are judged "
                      "by the new one"]
+
+
+def test_a_tokenizer_option_that_changes_the_token_ids_is_refused(tmp_path: Path) -> None:
+    # "ab" and "ba" are two words or two characters: the same vocabulary size and task, other ids.
+    path = tmp_path / "texts.csv"
+    path.write_text("text,label\n" + "".join(f"{'ab' if i % 2 else 'ba'},{i % 2}\n" for i in range(40)))
+    created(plan_of(tmp_path, dataset="text", data=f'path = "{path}"\ntokenizer = "words"'))
+    message = refused(plan_of(tmp_path, dataset="text", data=f'path = "{path}"\ntokenizer = "chars"'))
+    assert 'data.options.tokenizer: stored "words", now "chars"' in message
+    assert "the data as loaded and split" in message and "task." not in message
