@@ -1,5 +1,6 @@
 """Workers ride out a database outage: a real PostgreSQL server stopped for a few seconds and started
-again under two running workers.
+again under two running workers; stopped for longer than ``storage_retry_s``, a worker exits with
+one message and a rerun resumes.
 
 The server is one of the test's own (a throwaway cluster from the PostgreSQL binaries that
 .ci/postgres.sh installs), as restarting the shared test server would cut off other tests.
@@ -88,9 +89,9 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=NAME, storage=url).get_trials(deepcopy=False)
 
 
-def test_a_postgres_restart_under_two_workers_loses_no_trial(cluster: Cluster, tmp_path: Path) -> None:
-    # Trials of several seconds with one-second heartbeats, so the restart lands inside trials.
-    study = write_study(tmp_path, f"""
+def _study(directory: Path, grace_period: int, storage_retry_s: float = 120) -> Path:
+    # Trials of several seconds with one-second heartbeats, so the outage lands inside trials.
+    return write_study(directory, f"""
         name = "{NAME}"
         n_trials = {N_TRIALS}
         seed = 0
@@ -103,11 +104,18 @@ def test_a_postgres_restart_under_two_workers_loses_no_trial(cluster: Cluster, t
         batch_size = [16]
         [workers]
         heartbeat_interval = 1
-        grace_period = 30
+        grace_period = {grace_period}
+        storage_retry_s = {storage_retry_s}
     """)
-    run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "2", "--no-progress"], cwd=tmp_path,
-                           env={**os.environ, STORAGE_ENV: cluster.url, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _start(cluster: Cluster, directory: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*AUTOML, *args, "--no-progress"], cwd=directory,
+                            env={**os.environ, STORAGE_ENV: cluster.url, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_a_running_trial(cluster: Cluster, run: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 240
     while run.poll() is None and time.monotonic() < deadline:
         try:
@@ -118,6 +126,11 @@ def test_a_postgres_restart_under_two_workers_loses_no_trial(cluster: Cluster, t
         time.sleep(0.5)
     assert run.poll() is None, "the run ended before a trial was seen running"
     time.sleep(1)
+
+
+def test_a_postgres_outage_under_two_workers_loses_no_trial(cluster: Cluster, tmp_path: Path) -> None:
+    run = _start(cluster, tmp_path, "run", str(_study(tmp_path, grace_period=30)), "--workers", "2")
+    _wait_for_a_running_trial(cluster, run)
     # Down for several heartbeats (a restart alone can fall between two), well within the grace period.
     cluster.pg_ctl("-m", "fast", "stop")
     time.sleep(OUTAGE_S)
@@ -126,9 +139,35 @@ def test_a_postgres_restart_under_two_workers_loses_no_trial(cluster: Cluster, t
 
     assert run.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
-    # The restart did reach the workers (a heartbeat or a read in the gap), and they went on.
+    # The outage did reach the workers (a heartbeat or a read in the gap), and they went on.
     assert "database unreachable" in stderr and "database reachable again" in stderr, stderr
     trials = _trials(cluster.url)
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) == N_TRIALS, [(t.number, t.state, t.user_attrs) for t in trials]
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+
+
+def test_a_worker_stops_with_one_message_past_storage_retry_s_and_a_rerun_resumes(cluster: Cluster,
+                                                                                  tmp_path: Path) -> None:
+    study = _study(tmp_path, grace_period=5, storage_retry_s=3)
+    assert _start(cluster, tmp_path, "run", str(study), "--workers", "0").wait(timeout=300) == 0  # queue only
+    worker = _start(cluster, tmp_path, "worker", str(study))
+    _wait_for_a_running_trial(cluster, worker)
+    cluster.pg_ctl("-m", "fast", "stop")
+    _, stderr = worker.communicate(timeout=300)
+    assert worker.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "stayed unreachable" in stderr and "storage_retry_s = 3" in stderr, stderr
+
+    cluster.pg_ctl("start")
+    rerun = _start(cluster, tmp_path, "worker", str(study))
+    _, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr
+    trials = _trials(cluster.url)
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == N_TRIALS, [(t.number, t.state, t.user_attrs) for t in trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(lost) == 1 and lost[0].user_attrs["fail_reason"] == "worker lost (no heartbeat for 5 s)"
+    assert lost[0].user_attrs["worker"]  # host:pid of the worker that stopped
