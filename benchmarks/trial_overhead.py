@@ -91,13 +91,14 @@ class InterleavedRuns:
     """
 
     def __init__(self, name: str, family, data: PreparedData, epochs: int, accelerator: str,
-                 folder: Path, plain: Callable[[int], tuple[float, float]]) -> None:
+                 folder: Path, plain: Callable[[int], tuple[float, float]], batch_size: int = BATCH_SIZE) -> None:
+        self.batch_size = batch_size
         self.config = parse_study({
             "name": "bench", "seed": SEED, "storage": f"sqlite:///{folder / 'bench.db'}",
             # The same model trains for every epoch on both paths: nothing may stop it early.
             "search": {"families": [name], "pruner": "none"},
             "train": {"max_epochs": epochs, "accelerator": accelerator, "lr": [LR, LR],
-                      "weight_decay": [WEIGHT_DECAY, WEIGHT_DECAY], "batch_size": [BATCH_SIZE],
+                      "weight_decay": [WEIGHT_DECAY, WEIGHT_DECAY], "batch_size": [batch_size],
                       "optimizer": ["adam"]},
         }, Path("benchmark"))
         self.plan = StudyPlan(self.config, self.config.storage, {name: family}, data)
@@ -122,7 +123,7 @@ class InterleavedRuns:
         queue = create_or_resume(self.plan)
         for _ in range(1 + repeats):
             queue.enqueue_trial({**stored, "train.optimizer": "adam", "train.lr": LR,
-                                 "train.weight_decay": WEIGHT_DECAY, "train.batch_size": BATCH_SIZE})
+                                 "train.weight_decay": WEIGHT_DECAY, "train.batch_size": self.batch_size})
         study, requeue = join_study(self.plan)
         objective = Objective(self.config, self.plan.families, self.plan.data,
                               open_store(artifact_dir(self.plan.storage_url)))
@@ -162,7 +163,7 @@ def repeats_for(run_s: float, default: int) -> int:
 
 
 def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: torch.device,
-               seed: int) -> tuple[float, float]:
+               seed: int, batch_size: int = BATCH_SIZE) -> tuple[float, float]:
     """The loop one writes by hand: shuffled index slices, Adam, accuracy each epoch and at the end."""
     started = time.perf_counter()
     params = {key.split(".", 1)[1]: value for key, value in stored.items() if key != FAMILY_PARAM}
@@ -182,8 +183,8 @@ def plain_loop(family, stored: dict, data: PreparedData, epochs: int, device: to
     for _ in range(epochs):
         model.train()
         order = torch.randperm(len(train_y), generator=generator, device=device)
-        for start in range(0, len(train_y) - (len(train_y) % BATCH_SIZE == 1), BATCH_SIZE):
-            index = order[start:start + BATCH_SIZE]
+        for start in range(0, len(train_y) - (len(train_y) % batch_size == 1), batch_size):
+            index = order[start:start + batch_size]
             loss = F.cross_entropy(model(train_x[index]), train_y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
