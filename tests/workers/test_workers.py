@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,6 +147,7 @@ def test_killed_worker_trial_is_retried_by_the_survivor(storage: str, tmp_path: 
     # trial than the one seen running, if that one finished just before the kill).
     victim = next(t for t in trials.values() if t.state == FAIL)
     assert victim.user_attrs["worker"] == victim_worker
+    assert re.fullmatch(r"worker lost \(no heartbeat for \d+ s\)", victim.user_attrs["fail_reason"])
     retries = [t for t in trials.values() if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None]
     assert len(retries) == 1 and retries[0].state == COMPLETE
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retries[0]) == victim.number
