@@ -14,8 +14,8 @@ from automl.training.efficiency import latency
 # Busy processes doing what trials do (matrix products on one thread), more than there are cores here.
 LOAD = "import torch\ntorch.set_num_threads(1)\na = torch.randn(256, 256)\nwhile True:\n    a @ a\n"
 # Two measurements of one model under that load agree within this factor (a wall clock read one
-# model as 0.19 ms and 24 ms on a loaded machine).
-TOLERANCE = 1.5
+# model as 0.19 ms and 24 ms on a loaded machine; eight measurements here spread by up to 1.5x).
+TOLERANCE = 2.0
 
 
 def _model() -> nn.Module:
