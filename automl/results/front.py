@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from automl.plugin.space import family_params
-from automl.storage.schema import TrialAttr, family_of, is_completed, is_trained, pareto_front
+from automl.storage.schema import DEADLINE, TrialAttr, family_of, is_completed, is_trained, pareto_front
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,18 @@ class FrontRow:
     n_params: int | None
     latency_ms: float | None
     hyperparameters: dict[str, Any]
+    epochs: int | None = None  # epochs trained
+    # Why it trained fewer than max_epochs without being pruned (TrialAttr.STOPPED): it counts with
+    # the epochs it validated, in every view.
+    stopped: str | None = None
+
+    def epochs_text(self, long: bool = False) -> str:
+        """``10``, or ``3*`` (``3, stopped by the time budget`` when ``long``) for a stopped trial."""
+        if self.epochs is None:
+            return "-"
+        if not self.stopped:
+            return str(self.epochs)
+        return f"{self.epochs}, stopped by the {self.stopped}" if long else f"{self.epochs}*"
 
 
 def front_rows(study: optuna.Study) -> list[FrontRow]:
@@ -42,7 +54,8 @@ def front_rows(study: optuna.Study) -> list[FrontRow]:
         hyperparameters = {**family_params(trial.params, family), **family_params(trial.params, "train")}
         rows.append(FrontRow(trial.number, family, attrs.get(TrialAttr.VAL_ACCURACY),
                              attrs.get(TrialAttr.TEST_ACCURACY), attrs.get(TrialAttr.FLOPS),
-                             attrs.get(TrialAttr.N_PARAMS), attrs.get(TrialAttr.LATENCY_MS), hyperparameters))
+                             attrs.get(TrialAttr.N_PARAMS), attrs.get(TrialAttr.LATENCY_MS), hyperparameters,
+                             attrs.get(TrialAttr.EPOCHS), attrs.get(TrialAttr.STOPPED)))
     return sorted(rows, key=lambda row: -(row.val_accuracy or 0.0))
 
 
@@ -85,6 +98,16 @@ def zero_flops_warnings(trials: Sequence[FrozenTrial]) -> list[str]:
             "the figures draw them at a marked floor" for family, count in sorted(zero.items())]
 
 
+def stopped_note(rows: Sequence[FrontRow]) -> str | None:
+    """What the ``*`` of the epochs column means, with the causes found; None when no row has one."""
+    causes = Counter(row.stopped for row in rows if row.stopped)
+    if not causes:
+        return None
+    found = ", ".join(f"{count} by the {cause}" for cause, count in sorted(causes.items()))
+    return (f"* stopped before max_epochs ({found}; '{TrialAttr.STOPPED}' user attr): the trial counts with "
+            "the epochs it validated, its last validated model is the one kept")
+
+
 def front_title(study: optuna.Study, on_front: int) -> str:
     """The front's heading: how many trials are on it, of how many."""
     return f"Pareto front of {study.study_name!r} ({on_front} of {len(study.get_trials(deepcopy=False))} trials)"
@@ -97,14 +120,14 @@ def front_table(study: optuna.Study) -> Table:
     reason = empty_front_reason(study.get_trials(deepcopy=False)) if not rows else None
     # Text, not markup: a study name or "[budget]" would read as a style tag.
     table = Table(title=Text(front_title(study, len(rows))), caption=Text(f"empty: {reason}") if reason else None)
-    for column in ("trial", "family", "val acc", "test acc", "FLOPs", "params", "latency ms"):
+    for column in ("trial", "family", "epochs", "val acc", "test acc", "FLOPs", "params", "latency ms"):
         table.add_column(column, justify="left" if column == "family" else "right")
     table.add_column("hyperparameters", overflow="fold", min_width=36)
     for row in rows:
         accuracy = [f"{v:.4f}" if v is not None else "-" for v in (row.val_accuracy, row.test_accuracy)]
         latency = f"{row.latency_ms:.3f}" if row.latency_ms is not None else "-"
-        table.add_row(str(row.number), row.family, *accuracy, si(row.flops), si(row.n_params), latency,
-                      " ".join(f"{k}={short(v)}" for k, v in row.hyperparameters.items()))
+        table.add_row(str(row.number), row.family, row.epochs_text(), *accuracy, si(row.flops), si(row.n_params),
+                      latency, " ".join(f"{k}={short(v)}" for k, v in row.hyperparameters.items()))
     return table
 
 
@@ -132,14 +155,23 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
     # Piped output has no width to respect unless COLUMNS sets one; give the hyperparameters room.
     console = console or (Console() if Console().is_terminal or os.environ.get("COLUMNS") else Console(width=160))
     trials = study.get_trials(deepcopy=False)
-    failed = sum(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    # A trial the deadline caught before its first validated epoch did not fail: it is queued again.
+    caught = sum(t.user_attrs.get(TrialAttr.FAIL_REASON) == DEADLINE for t in failed)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     over_budget = sum(TrialAttr.OVER_BUDGET in t.user_attrs for t in trials)
     _print_narrow_or_wide(console, front_table(study))
+    note = stopped_note(front_rows(study))
+    if note:
+        console.print(note, markup=False)
     for warning in zero_flops_warnings(trials):
         console.print(f"warning: {warning}", markup=False)
-    if failed:
-        console.print(f"{failed} trial(s) failed; the reason is in each trial's '{TrialAttr.FAIL_REASON}' user attr.")
+    if len(failed) > caught:
+        console.print(f"{len(failed) - caught} trial(s) failed; the reason is in each trial's "
+                      f"'{TrialAttr.FAIL_REASON}' user attr.")
+    if caught:
+        console.print(f"{caught} trial(s) were under way when the time budget ran out, before their first "
+                      "validated epoch: each is queued again with its parameters for the next run.")
     if pruned:
         console.print(f"{pruned} trial(s) stopped early by the pruner ('{TrialAttr.PRUNED_AT_EPOCH}' user attr).")
     if over_budget:

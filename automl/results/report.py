@@ -62,11 +62,12 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def front_table(study: optuna.Study) -> str:
-    rows = [(r.number, r.family, _number(r.val_accuracy), _number(r.test_accuracy), si(r.flops), si(r.n_params),
-             _number(r.latency_ms, 3), " ".join(f"{k}={short(v)}" for k, v in r.hyperparameters.items()))
+    rows = [(r.number, r.family, r.epochs_text(long=True), _number(r.val_accuracy), _number(r.test_accuracy),
+             si(r.flops), si(r.n_params), _number(r.latency_ms, 3),
+             " ".join(f"{k}={short(v)}" for k, v in r.hyperparameters.items()))
             for r in front_rows(study)]
-    return _table(("trial", "family", "val acc", "test acc", "FLOPs", "params", "latency ms", "hyperparameters"),
-                  rows)
+    return _table(("trial", "family", "epochs", "val acc", "test acc", "FLOPs", "params", "latency ms",
+                   "hyperparameters"), rows)
 
 
 def family_table(study: optuna.Study, trained: Sequence[Point]) -> str:
