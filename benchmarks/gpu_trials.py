@@ -44,7 +44,7 @@ from automl.plugin.arrays import LabeledArrays
 from automl.plugin.registry import registry
 from automl.storage.schema import FAMILY_PARAM, TrialAttr
 from automl.training.device import resolve_device
-from automl.training.efficiency import measure, peak_memory_mb
+from automl.training.efficiency import flops_per_sample, latency, peak_memory_mb
 from trial_overhead import SEED, InterleavedRuns, plain_loop, typical_config
 
 FAMILIES = ("cnn", "transformer", "mlp")
@@ -69,20 +69,29 @@ def plain_run(family, stored: dict, data: PreparedData, epochs: int, device: tor
     return run
 
 
-def fresh_measure_s(family, stored: dict, data: PreparedData, device: torch.device, batch_size: int) -> float:
-    """Seconds the objective's measure phase takes on a new architecture: efficiency, then peak memory."""
+def fresh_measure_s(family, stored: dict, data: PreparedData, device: torch.device,
+                    batch_size: int) -> dict[str, float]:
+    """Seconds each part of the objective's measure phase takes on a new architecture, in its order
+    (automl.training.efficiency.measure, then peak memory): FLOPs on the CPU, latency and peak memory
+    on ``device``."""
     model = family.build({k.split(".", 1)[1]: v for k, v in stored.items() if k != FAMILY_PARAM}, data.task)
     example = data.train.x[:1]
-    started = time.perf_counter()
-    measure(model, example, device)
-    peak_memory_mb(model.to(device), example.to(device), batch_size)
-    return time.perf_counter() - started
+    parts = {"flops": lambda: flops_per_sample(model.cpu(), example),
+             "latency": lambda: latency(model.to(device), example.to(device)),
+             "memory": lambda: peak_memory_mb(model.to(device), example.to(device), batch_size)}
+    seconds = {}
+    for part, call in parts.items():
+        started = time.perf_counter()
+        call()
+        seconds[part] = time.perf_counter() - started
+    return seconds
 
 
 def whole_trials(tasks: dict[str, PreparedData], epochs: int, repeats: int, batch_size: int, quantile: float,
                  accelerator: str, device: torch.device, folder: Path) -> None:
     print(f"{'task':<8} {'family':<12} {'plain cold s':>12} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
-          f"{'measure s':>9} {'share':>6} {'train s':>8} {'outside s':>9}", flush=True)
+          f"{'measure s':>9} {'share':>6} {'train s':>8} {'outside s':>9} {'flops s':>9} {'latency s':>9} {'memory s':>9}",
+          flush=True)
     ratios, shares = [], []
     for task_name, data in tasks.items():
         for name in FAMILIES:
@@ -94,7 +103,8 @@ def whole_trials(tasks: dict[str, PreparedData], epochs: int, repeats: int, batc
                                    Path(tempfile.mkdtemp(prefix=f"{task_name}-{name}-", dir=folder)), plain,
                                    batch_size)
             runs.run(stored, repeats)
-            measure_s = fresh_measure_s(family, stored, data, device, batch_size)
+            measure_parts = fresh_measure_s(family, stored, data, device, batch_size)
+            measure_s = sum(measure_parts.values())
             # Each trial's time with a new architecture's measurement in place of the reused one.
             trial_s = [t - run["measure"] + measure_s for run, (t, _) in zip(runs.phases, runs.automl_runs)]
             ratio = statistics.median(a / p for a, (p, _) in zip(trial_s, runs.plain_runs))
@@ -105,7 +115,7 @@ def whole_trials(tasks: dict[str, PreparedData], epochs: int, repeats: int, batc
             shares.append(share)
             print(f"{task_name:<8} {name:<12} {cold_s:>12.3f} {statistics.median(t for t, _ in runs.plain_runs):>8.3f} "
                   f"{automl_s:>9.3f} {ratio:>6.2f} {measure_s:>9.3f} {share:>6.1%} {phase['train']:>8.3f} "
-                  f"{phase['outside']:>9.3f}", flush=True)
+                  f"{phase['outside']:>9.3f} " + " ".join(f"{v:>9.3f}" for v in measure_parts.values()), flush=True)
     print(f"max_trial_ratio={max(ratios):.3f}")
     print(f"max_measure_share={max(shares):.4f}", flush=True)
 
@@ -180,6 +190,8 @@ def main() -> None:
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument("--skip", action="append", default=[], choices=["trials", "packing"],
                         help="leave out a part (repeatable)")
+    parser.add_argument("--k", type=int, action="append", help="trials per GPU to pack (repeatable; "
+                        "default 1, 2, 4, 8 on a GPU, 1, 2, 4 on a CPU, 1 and 4 with --quick)")
     args = parser.parse_args()
     device = resolve_device(args.accelerator)
     on_gpu = device.type == "cuda"
@@ -189,7 +201,7 @@ def main() -> None:
     samples = 1200 if args.quick else 50_000 if on_gpu else 3000
     epochs = 1 if args.quick else 3
     batch_size = 256 if on_gpu else 64
-    ks = (1, 4) if args.quick else (1, 2, 4, 8) if on_gpu else (1, 2, 4)
+    ks = tuple(args.k) if args.k else (1, 4) if args.quick else (1, 2, 4, 8) if on_gpu else (1, 2, 4)
     folder = Path(tempfile.mkdtemp(prefix="automl-gpu-trials-"))
     cifar = cifar_shaped(samples, SEED)
     print(f"device {device}, {epochs} epoch(s) a trial, batch {batch_size}, CIFAR-shaped: {samples:,} images",
