@@ -71,8 +71,8 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
             picks = sorted({round(i * (len(built) - 1) / per_family) for i in range(per_family)})
             chosen += [built[index] for index in picks]
         elif draws:
-            # A family that fails to build gets one trial, which fails and records why.
-            chosen.append(draws[0])
+            # A family that fails to build gets one trial, first: it fails at once and records why.
+            chosen.append((-math.inf, draws[0][1]))
     return [config for _, config in sorted(chosen, key=lambda pair: pair[0])]
 
 

@@ -87,7 +87,10 @@ class NoModuleFamily:
 
 def test_a_failed_trial_stores_schema_names(tiny_study: Path) -> None:
     real = registry()
-    failing = Registry({"nomodule": Registered(NoModuleFamily(), real.families["mlp"].source)}, real.datasets)
+    # Beside a family that trains (else the plan-time check refuses the study), its first trial
+    # is the failing family's (automl.search.startup): the one failure stops the study.
+    failing = Registry({"nomodule": Registered(NoModuleFamily(), real.families["mlp"].source),
+                        "mlp": real.families["mlp"]}, real.datasets)
     with pytest.raises(TooManyFailures):
         _run_one_trial(tiny_study, failing)
     study = _stored(tiny_study)
