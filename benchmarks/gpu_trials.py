@@ -9,8 +9,9 @@
    includes its first epoch's warm-up; "plain cold" is its first run in the process, before any
    automl trial of that case. A worker measures an architecture once and the repeated trials of a
    case share one, so the measurement (FLOPs, latency, peak memory: automl.training.efficiency, as
-   the objective calls it) is timed on a fresh build of the model and counted into each trial's
-   time in place of the reused one: "automl s" is what a trial of a new architecture costs. Ratios
+   the objective calls it) is timed on a fresh build of the model, and what the worker skipped for
+   a repeat (FLOPs and latency; peak memory is taken every trial) is added to each trial's time:
+   "automl s" is what a trial of a new architecture costs. Ratios
    pair each trial with the plain run right after it (median). The last lines are
    ``max_trial_ratio=`` and ``max_measure_share=`` (that measurement over the trial's time).
 2. Packing: `automl run` of a study of small digits trials (mlp and cnn) and of CIFAR-shaped cnn
@@ -105,8 +106,8 @@ def whole_trials(tasks: dict[str, PreparedData], epochs: int, repeats: int, batc
             runs.run(stored, repeats)
             measure_parts = fresh_measure_s(family, stored, data, device, batch_size)
             measure_s = sum(measure_parts.values())
-            # Each trial's time with a new architecture's measurement in place of the reused one.
-            trial_s = [t - run["measure"] + measure_s for run, (t, _) in zip(runs.phases, runs.automl_runs)]
+            # Each trial's time had it measured a new architecture: the FLOPs and latency a repeat reuses.
+            trial_s = [t + measure_parts["flops"] + measure_parts["latency"] for t, _ in runs.automl_runs]
             ratio = statistics.median(a / p for a, (p, _) in zip(trial_s, runs.plain_runs))
             automl_s = statistics.median(trial_s)
             phase = {key: statistics.median(run[key] for run in runs.phases) for key in runs.phases[0]}
