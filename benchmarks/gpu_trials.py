@@ -43,10 +43,9 @@ from automl.config import DataConfig
 from automl.data.prepare import PreparedData, prepare, split_arrays
 from automl.plugin.arrays import LabeledArrays
 from automl.plugin.registry import registry
-from automl.storage.schema import FAMILY_PARAM, TrialAttr
+from automl.storage.schema import TrialAttr
 from automl.training.device import resolve_device
-from automl.training.efficiency import flops_per_sample, latency, peak_memory_mb
-from trial_overhead import SEED, InterleavedRuns, plain_loop, typical_config
+from trial_overhead import SEED, InterleavedRuns, fresh_measure_s, plain_loop, typical_config
 
 FAMILIES = ("cnn", "transformer", "mlp")
 
@@ -70,29 +69,11 @@ def plain_run(family, stored: dict, data: PreparedData, epochs: int, device: tor
     return run
 
 
-def fresh_measure_s(family, stored: dict, data: PreparedData, device: torch.device,
-                    batch_size: int) -> dict[str, float]:
-    """Seconds each part of the objective's measure phase takes on a new architecture, in its order
-    (automl.training.efficiency.measure, then peak memory): FLOPs on the CPU, latency and peak memory
-    on ``device``."""
-    model = family.build({k.split(".", 1)[1]: v for k, v in stored.items() if k != FAMILY_PARAM}, data.task)
-    example = data.train.x[:1]
-    parts = {"flops": lambda: flops_per_sample(model.cpu(), example),
-             "latency": lambda: latency(model.to(device), example.to(device)),
-             "memory": lambda: peak_memory_mb(model.to(device), example.to(device), batch_size)}
-    seconds = {}
-    for part, call in parts.items():
-        started = time.perf_counter()
-        call()
-        seconds[part] = time.perf_counter() - started
-    return seconds
-
-
 def whole_trials(tasks: dict[str, PreparedData], epochs: int, repeats: int, batch_size: int, quantile: float,
                  accelerator: str, device: torch.device, folder: Path) -> None:
     print(f"{'task':<8} {'family':<12} {'plain cold s':>12} {'plain s':>8} {'automl s':>9} {'ratio':>6} "
-          f"{'measure s':>9} {'share':>6} {'train s':>8} {'outside s':>9} {'flops s':>9} {'latency s':>9} {'memory s':>9}",
-          flush=True)
+          f"{'measure s':>9} {'share':>6} {'train s':>8} {'outside s':>9} "
+          + " ".join(f"{part + ' s':>9}" for part in ("flops", "latency", "memory")), flush=True)
     ratios, shares = [], []
     for task_name, data in tasks.items():
         for name in FAMILIES:
@@ -106,8 +87,7 @@ def whole_trials(tasks: dict[str, PreparedData], epochs: int, repeats: int, batc
             runs.run(stored, repeats)
             measure_parts = fresh_measure_s(family, stored, data, device, batch_size)
             measure_s = sum(measure_parts.values())
-            # Each trial's time had it measured a new architecture: the FLOPs and latency a repeat reuses.
-            trial_s = [t + measure_parts["flops"] + measure_parts["latency"] for t, _ in runs.automl_runs]
+            trial_s = [t for t, _ in runs.new_architecture_runs(measure_parts)]
             ratio = statistics.median(a / p for a, (p, _) in zip(trial_s, runs.plain_runs))
             automl_s = statistics.median(trial_s)
             phase = {key: statistics.median(run[key] for run in runs.phases) for key in runs.phases[0]}

@@ -5,8 +5,10 @@ sequences, the same model (same params, seed, epochs, batch size, optimizer and 
 trained twice in this process: once as a real automl trial and once by a plain loop over the same
 in-memory tensors. The automl trial takes the path of `automl run`: queued in a study in an SQLite
 file, popped by a worker, sampled, built, measured (FLOPs, latency), trained, its user attributes
-and artifacts stored, told, and the worker's after-trial callbacks run. A case whose plain run
-would take over 30 s (1 s with --quick) trains for fewer epochs (see epochs_for). Prints a table
+and artifacts stored, told, and the worker's after-trial callbacks run. A worker measures an
+architecture's FLOPs and latency once and the trials here all train one, so each automl time is
+charged a new architecture's measurement, timed on a fresh build (fresh_measure_s). A case whose
+plain run would take over 30 s (1 s with --quick) trains for fewer epochs (see epochs_for). Prints a table
 of epochs, wall times (median of each path), the median ratio of paired runs and both validation
 accuracies, then where the automl trials' time went; the last line is ``max_ratio=<number>``.
 
@@ -33,7 +35,7 @@ from automl.plugin.arrays import LabeledArrays
 from automl.storage.artifacts import artifact_dir, open_store
 from automl.config import DataConfig, parse_study
 from automl.data.prepare import PreparedData, prepare, split_arrays
-from automl.training.efficiency import count_parameters
+from automl.training.efficiency import count_parameters, flops_per_sample, latency, peak_memory_mb
 from automl.search.objective import Objective
 from automl.plugin.registry import registry
 from automl.plugin.space import sample_params
@@ -119,6 +121,13 @@ class InterleavedRuns:
             self.plain_runs.append(self.plain(self.config.seed + trial.number))
         self._resumed = time.perf_counter()
 
+    def new_architecture_runs(self, measured: dict[str, float]) -> list[tuple[float, float]]:
+        """The automl runs, each charged what measuring a new architecture costs (``measured``, from
+        fresh_measure_s): a worker measures an architecture's FLOPs and latency once, and every trial
+        here trains the same one. Peak memory is taken every trial, so it is in the runs already."""
+        extra = measured["flops"] + measured["latency"]
+        return [(seconds + extra, accuracy) for seconds, accuracy in self.automl_runs]
+
     def run(self, stored: dict, repeats: int) -> None:
         queue = create_or_resume(self.plan)
         for _ in range(1 + repeats):
@@ -141,6 +150,24 @@ def phases(trial: optuna.trial.FrozenTrial, trial_s: float) -> dict[str, float]:
     sampler, callbacks): where the difference from the plain loop comes from."""
     attrs = trial.user_attrs
     return {**{phase: attrs[attr] for phase, attr in PHASES.items()}, "outside": trial_s - attrs[TrialAttr.WALL_TIME_S]}
+
+
+def fresh_measure_s(family, stored: dict, data: PreparedData, device: torch.device,
+                    batch_size: int) -> dict[str, float]:
+    """Seconds each part of the objective's measure phase takes on a new architecture, in its order
+    (automl.training.efficiency.measure, then peak memory): FLOPs on the CPU, latency and peak memory
+    on ``device``."""
+    model = family.build({k.split(".", 1)[1]: v for k, v in stored.items() if k != FAMILY_PARAM}, data.task)
+    example = data.train.x[:1]
+    parts = {"flops": lambda: flops_per_sample(model.cpu(), example),
+             "latency": lambda: latency(model.to(device), example.to(device)),
+             "memory": lambda: peak_memory_mb(model.to(device), example.to(device), batch_size)}
+    seconds = {}
+    for part, call in parts.items():
+        started = time.perf_counter()
+        call()
+        seconds[part] = time.perf_counter() - started
+    return seconds
 
 
 def epochs_for(one_epoch_s: float, max_epochs: int, max_run_s: float) -> int:
@@ -239,7 +266,8 @@ def main() -> None:
                                    lambda seed: plain_loop(family, stored, data, case_epochs, device, seed))
             case_repeats = repeats if args.quick or args.repeats else repeats_for(one_epoch_s * case_epochs, repeats)
             runs.run(stored, case_repeats)
-            plain_runs, automl_runs = runs.plain_runs, runs.automl_runs
+            plain_runs = runs.plain_runs
+            automl_runs = runs.new_architecture_runs(fresh_measure_s(family, stored, data, device, BATCH_SIZE))
             plain_s = statistics.median(t for t, _ in plain_runs)
             automl_s = statistics.median(t for t, _ in automl_runs)
             plain_acc, automl_acc = plain_runs[-1][1], automl_runs[-1][1]
