@@ -20,6 +20,7 @@ the checks is used, with a warning that it is untested.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import warnings
 from collections.abc import Container
@@ -87,6 +88,9 @@ OVERRIDDEN: dict[type, dict[str, tuple[str, ...]]] = {
         "_compare": ("samples", "acquisition_func_vals"),
     },
 }
+# The logger of Optuna's trial loop, which logs each failed trial with its traceback (automl's
+# workers log one per kind of failure instead); a module, so a renamed one fails the check below.
+TRIAL_LOOP_LOGGER = "optuna.study._optimize"
 # Attributes a TPESampler sets in __init__ that the grouped TPE reads.
 TPE_ATTRIBUTES = ("_rng", "_n_ei_candidates")
 
@@ -111,6 +115,9 @@ def _check_private_names() -> None:
                     f"Optuna {optuna.__version__}'s {cls.__name__}.{name} is {shape}; automl expects "
                     f"({', '.join(params)}). automl is tested on Optuna {SUPPORTED}: "
                     f"pip install 'optuna{SUPPORTED}'")
+    if importlib.util.find_spec(TRIAL_LOOP_LOGGER) is None:
+        raise UnsupportedOptuna(f"Optuna {optuna.__version__} has no module {TRIAL_LOOP_LOGGER}, whose logger automl "
+                                f"quiets; automl is tested on Optuna {SUPPORTED}: pip install 'optuna{SUPPORTED}'")
     sampler = TPESampler()
     missing = [name for name in TPE_ATTRIBUTES if not hasattr(sampler, name)]
     if missing:
@@ -120,9 +127,9 @@ def _check_private_names() -> None:
 
 _check_private_names()
 
-__all__ = ["OVERRIDDEN", "SUPPORTED", "RetryHeartbeatStaleTrialCallback", "UnsupportedOptuna", "cached_trials",
-           "compute_hypervolume", "fast_non_domination_rank", "models", "scoped_session", "storage_backend",
-           "study_id_of", "study_storage", "trial_id_of"]
+__all__ = ["OVERRIDDEN", "SUPPORTED", "TRIAL_LOOP_LOGGER", "RetryHeartbeatStaleTrialCallback", "UnsupportedOptuna",
+           "cached_trials", "compute_hypervolume", "fast_non_domination_rank", "models", "scoped_session",
+           "storage_backend", "study_id_of", "study_storage", "trial_id_of"]
 
 
 def study_id_of(study: optuna.Study) -> int:

@@ -14,14 +14,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.errors import AutomlError
+from automl.storage._optuna import TRIAL_LOOP_LOGGER
 from automl.storage.schema import TrialAttr
 
 INTERRUPTED = "interrupted"
 
-
-# The logger of Optuna's trial loop, which logs each failed trial with its traceback: not an
-# attribute of Optuna, but a name it could change (then every traceback shows again, nothing breaks).
-OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
 
 
 def short_reason(trial: FrozenTrial) -> str:
@@ -67,7 +64,7 @@ class GroupedFailureLog(logging.Filter):
 @contextlib.contextmanager
 def grouped_failure_log() -> Iterator[None]:
     """Within the block, identical trial failures are logged once in full (GroupedFailureLog)."""
-    logger = logging.getLogger(OPTUNA_TRIAL_LOGGER)
+    logger = logging.getLogger(TRIAL_LOOP_LOGGER)
     grouping = GroupedFailureLog()
     logger.addFilter(grouping)
     try:
