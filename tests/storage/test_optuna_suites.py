@@ -32,6 +32,9 @@ from automl.storage.trial_queue import QueueEmpty, QueueOnlyStorage, Requeue
 from automl.storage.urls import Heartbeat, open_storage
 from automl.storage.worker_storage import WorkerStorage
 
+# About 600 cases, each on a fresh database: minutes on two cores, so out of the everyday run.
+pytestmark = pytest.mark.slow
+
 QUEUE_ONLY = ("the queue layer refuses a trial created without a template (QueueEmpty): workers run "
               "queued trials only, by design (automl.storage.trial_queue)")
 

@@ -113,7 +113,9 @@ def test_a_param_that_contradicts_an_earlier_trial_fails_where_it_is_suggested(t
 def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'queue.db'}"
-    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 300)
+    created = optuna.create_study(study_name=STUDY, storage=open_storage(url))
+    for _ in range(3):  # 300 queued at once (queue_trials queues a window of 100 at a time)
+        queue_trials(created, 100)
     study = _worker_study(url)
     built: list[int] = []
     build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
