@@ -43,7 +43,7 @@ def over_budget_reasons(costs: dict[str, float], limits: dict[str, float]) -> li
 def screen(trial: optuna.Trial, budget: BudgetConfig, efficiency: Efficiency) -> list[str]:
     """Record the trial's constraint values; return why it is over budget (empty: within budget)."""
     limits = budget.limits()
-    costs: dict[str, float] = {field: float(getattr(efficiency, field)) for field in LIMITED.values()}
+    costs: dict[str, float] = {LIMITED[key]: float(getattr(efficiency, LIMITED[key])) for key in limits}
     for key, value in constraint_values(costs, limits).items():
         trial.set_constraint(key, value)
     reasons = over_budget_reasons(costs, limits)

@@ -23,7 +23,7 @@ from automl.search.pruners import EpochPruning, decision_epochs
 from automl.search.time_budget import Deadline, EpochTimeGuard, NextDecisionGuard, OverTimeBudget, guard_trial
 from automl.search.trial_artifacts import load_checkpoint, save_checkpoint, save_trial_artifacts
 from automl.storage.held_writes import commit_trial_writes
-from automl.storage.schema import DEADLINE, FAMILY_PARAM, TrialAttr, objective_values
+from automl.storage.schema import DEADLINE, FAMILY_PARAM, LATENCY, TrialAttr, objective_values
 from automl.training.device import resolve_device
 from automl.training.efficiency import Efficiency, measure, peak_memory_mb
 from automl.training.loop import TrainingParams, train
@@ -63,8 +63,9 @@ def replay_trial(family: Family, stored_params: dict[str, Any], task: Task, conf
 
 def measured(efficiency: Efficiency, val_accuracy: float) -> dict[str, float]:
     """What a trial's objectives are read from (automl.storage.schema.objective_values), by trial attr."""
-    return {TrialAttr.VAL_ACCURACY: val_accuracy, TrialAttr.FLOPS: efficiency.flops,
-            TrialAttr.N_PARAMS: efficiency.n_params, TrialAttr.LATENCY_MS: efficiency.latency_ms}
+    values = {TrialAttr.VAL_ACCURACY: val_accuracy, TrialAttr.FLOPS: efficiency.flops,
+              TrialAttr.N_PARAMS: efficiency.n_params, TrialAttr.LATENCY_MS: efficiency.latency_ms}
+    return {attr: value for attr, value in values.items() if value is not None}  # latency when timed
 
 
 class DeadlineReached(Exception):
@@ -91,6 +92,8 @@ class Objective:
         self.serving_device = torch.device("cpu") if config.search.latency_device == "cpu" else self.device
         # Efficiency by architecture (family and its params): see _measure.
         self._measured: dict[str, Efficiency] = {}
+        # Latency is timed only where the study ranks or limits it (automl.training.efficiency.measure).
+        self.time_latency = LATENCY.name in config.search.objectives or config.budget.max_latency_ms is not None
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         started = time.perf_counter()
@@ -130,7 +133,8 @@ class Objective:
         efficiency = self._measure(family, params, model, example)
         trial.set_user_attr(TrialAttr.N_PARAMS, efficiency.n_params)
         trial.set_user_attr(TrialAttr.FLOPS, efficiency.flops)
-        trial.set_user_attr(TrialAttr.LATENCY_MS, round(efficiency.latency_ms, 4))
+        if efficiency.latency_ms is not None:
+            trial.set_user_attr(TrialAttr.LATENCY_MS, round(efficiency.latency_ms, 4))
         trial.set_user_attr(TrialAttr.LATENCY_METHOD, efficiency.latency_method)
         guards: list[EpochTimeGuard] = []
         decisions = decision_epochs(config.search, config.train.max_epochs)
@@ -196,7 +200,7 @@ class Objective:
         efficiency = self._measured.get(architecture)
         if efficiency is None:
             efficiency = self._measured[architecture] = measure(
-                model, example, self.serving_device, self.config.search.latency_batch_size)
+                model, example, self.serving_device, self.config.search.latency_batch_size, self.time_latency)
         return efficiency
 
     def _untrained(self, trial: optuna.Trial, efficiency: Efficiency, measuring: float,

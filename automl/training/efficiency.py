@@ -170,15 +170,23 @@ class Efficiency:
 
     n_params: int
     flops: int
-    latency_ms: float
-    latency_method: str  # how latency_ms was measured (see latency)
+    latency_ms: float | None  # None when not timed
+    latency_method: str  # how latency_ms was measured (see latency), or why it was not
+
+
+# The latency_method of a model whose latency was not timed.
+NOT_TIMED = "not timed: latency is neither an objective nor a [budget] limit of the study"
 
 
 def measure(model: nn.Module, example: torch.Tensor, device: torch.device,
-            latency_batch_size: int = 1) -> Efficiency:
-    """Count parameters and FLOPs on the CPU, then move ``model`` to ``device`` and time it there."""
+            latency_batch_size: int = 1, time_latency: bool = True) -> Efficiency:
+    """Count parameters and FLOPs on the CPU, then move ``model`` to ``device`` and, with
+    ``time_latency``, time it there (about 0.1 s of CPU: a trial of a small model takes a few
+    tenths of a second, so a study that neither ranks nor limits latency does not pay for it)."""
     n_params = count_parameters(model)
     flops = flops_per_sample(model.cpu(), example.cpu())
     model.to(device)
+    if not time_latency:
+        return Efficiency(n_params, flops, None, NOT_TIMED)
     timed = latency(model, example.to(device), latency_batch_size)
     return Efficiency(n_params, flops, timed.ms, timed.method)

@@ -14,6 +14,7 @@ from automl.plugin.registry import Registered, Registry, registry
 from automl.search.plan import plan_study
 from automl.search.study import run_study
 from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
+from automl.training.efficiency import NOT_TIMED
 from automl.plugin.task import Task
 from conftest import run_cli, write_study
 
@@ -32,8 +33,9 @@ def test_run_then_resume_adds_trials_with_attrs(tiny_study: Path, tmp_path: Path
         attrs = trial.user_attrs
         assert attrs["family"] == trial.params["family"]
         assert attrs["epochs"] == 1 and attrs["device"] == "cpu"
-        assert attrs["n_params"] > 0 and attrs["flops"] > 0 and attrs["latency_ms"] > 0
-        assert attrs["latency_method"].startswith("thread CPU time, torch on 1 thread; batch 1; minimum of ")
+        assert attrs["n_params"] > 0 and attrs["flops"] > 0
+        # Neither ranked nor limited here, latency is not timed (a tenth of a second per trial).
+        assert "latency_ms" not in attrs and attrs["latency_method"] == NOT_TIMED
         assert trial.values == [attrs["val_accuracy"], attrs["flops"]]
         assert 0.0 <= attrs["test_accuracy"] <= 1.0
         family = trial.params["family"]
@@ -111,6 +113,17 @@ def test_failing_families_fail_their_trials_and_the_study_goes_on(tiny_study: Pa
     states = {t.params["family"]: t.state for t in study.trials}
     assert states["exploding"] == states["wrongshape"] == optuna.trial.TrialState.FAIL
     assert states["mlp"] == COMPLETE
+
+
+@pytest.mark.parametrize("setting", ['[search]\nobjectives = ["val_accuracy", "latency_ms"]\n',
+                                     '[budget]\nmax_latency_ms = 1000.0\n'])
+def test_latency_is_timed_where_the_study_ranks_or_limits_it(tiny_study: Path, setting: str) -> None:
+    tiny_study.write_text(tiny_study.read_text() + setting)
+    config = load_study_file(tiny_study)
+    study = run_study(plan_study(config, tiny_study, registry()), n_trials=1, show_progress_bar=False)
+    attrs = study.trials[0].user_attrs
+    assert attrs["latency_ms"] > 0
+    assert attrs["latency_method"].startswith("thread CPU time, torch on 1 thread; batch 1; minimum of ")
 
 
 def test_family_without_the_task_kind_is_left_out_with_a_note(tiny_study: Path) -> None:
