@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 
@@ -25,6 +26,17 @@ ALLOWLIST_ENV = "AUTOML_LOAD_PLUGINS"
 # third-party plugin installed on the developer's machine must not fail (or change) automl's own
 # tests. A test that installs plugins allows them by name (with_path does it for a site folder).
 os.environ[ALLOWLIST_ENV] = ""
+
+
+
+@pytest.fixture(autouse=True)
+def _optuna_verbosity_restored() -> Iterator[None]:
+    """Optuna's log level as it was before each test: a test that quiets Optuna must not hide the
+    records a later test reads."""
+    level = optuna.logging.get_verbosity()
+    yield
+    optuna.logging.set_verbosity(level)
+
 
 NEEDS_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 # Tests of code that runs on either device take this parameter; the GPU case skips without one.
