@@ -113,10 +113,9 @@ def front_title(study: optuna.Study, on_front: int) -> str:
     return f"Pareto front of {study.study_name!r} ({on_front} of {len(study.get_trials(deepcopy=False))} trials)"
 
 
-def front_table(study: optuna.Study) -> Table:
-    """A rich table of the Pareto front: accuracy, cost and the hyperparameters that matter; when
-    it is empty, its caption says why."""
-    rows = front_rows(study)
+def front_table(study: optuna.Study, rows: Sequence[FrontRow]) -> Table:
+    """A rich table of the Pareto front's ``rows`` (front_rows): accuracy, cost and the
+    hyperparameters that matter; when it is empty, its caption says why."""
     reason = empty_front_reason(study.get_trials(deepcopy=False)) if not rows else None
     # Text, not markup: a study name or "[budget]" would read as a style tag.
     table = Table(title=Text(front_title(study, len(rows))), caption=Text(f"empty: {reason}") if reason else None)
@@ -160,8 +159,9 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
     caught = sum(t.user_attrs.get(TrialAttr.FAIL_REASON) == DEADLINE for t in failed)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     over_budget = sum(TrialAttr.OVER_BUDGET in t.user_attrs for t in trials)
-    _print_narrow_or_wide(console, front_table(study))
-    note = stopped_note(front_rows(study))
+    rows = front_rows(study)
+    _print_narrow_or_wide(console, front_table(study, rows))
+    note = stopped_note(rows)
     if note:
         console.print(note, markup=False)
     for warning in zero_flops_warnings(trials):
