@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import optuna
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from automl import __version__
+from automl.cli_plugins import check_plugins, list_plugins
 from automl.config import DEFAULT_STORAGE, load_study_file
 from automl.errors import AutomlError, UsageError
 from automl.plugin.registry import registry
@@ -136,48 +136,6 @@ def _show(args: argparse.Namespace) -> None:
     from automl.results.front import print_front
 
     print_front(load_study(args.study_name, args.storage))
-
-
-def _plugins(args: argparse.Namespace) -> None:
-    table = Table(title="Installed families")
-    # Module and distribution names wrap at 80 columns instead of losing their ends to an ellipsis.
-    for column in ("family", "task kinds", "plugin", "module", "distribution"):
-        table.add_column(column, overflow="fold")
-    for name, registered in registry().families.items():
-        source = registered.source
-        table.add_row(name, ", ".join(registered.obj.task_kinds), source.entry_point, source.module,
-                      f"{source.distribution} {source.version}")
-    Console().print(table)
-    datasets = Table(title="Installed datasets")
-    for column in ("dataset", "plugin", "module", "distribution"):
-        datasets.add_column(column, overflow="fold")
-    for name, dataset in registry().datasets.items():
-        source = dataset.source
-        datasets.add_row(name, source.entry_point, source.module, f"{source.distribution} {source.version}")
-    Console().print(datasets)
-
-
-def _check_plugins(args: argparse.Namespace) -> None:
-    from automl.conformance import run_checks
-
-    families = registry().families
-    names = args.names or list(families)
-    unknown = [name for name in names if name not in families]
-    if unknown:
-        raise UsageError(f"unknown family {', '.join(map(repr, unknown))}; installed families: "
-                         f"{', '.join(families)}")
-    table = Table(title="Conformance checks")
-    for column in ("family", "task kind", "check", "result"):
-        table.add_column(column)
-    failures = 0
-    for name in names:
-        for result in run_checks(families[name].obj):
-            failures += not result.passed
-            verdict = "[green]PASS[/]" if result.error is None else f"[red]FAIL[/] {escape(result.error)}"
-            table.add_row(name, result.kind, result.check, verdict)
-    Console().print(table)
-    if failures:
-        raise AutomlError(f"{failures} check(s) failed; see the table above")
 
 
 def _dashboard(args: argparse.Namespace) -> None:
@@ -326,11 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=_show)
 
     plugins = commands.add_parser("plugins", help="list installed families and datasets and their plugins")
-    plugins.set_defaults(handler=_plugins)
+    plugins.set_defaults(handler=list_plugins)
     plugin_commands = plugins.add_subparsers(dest="plugins_command", metavar="check")
     check = plugin_commands.add_parser("check", help="run quick conformance checks on installed families")
     check.add_argument("names", nargs="*", metavar="NAME", help="families to check (default: all)")
-    check.set_defaults(handler=_check_plugins)
+    check.set_defaults(handler=check_plugins)
 
     dashboard = commands.add_parser("dashboard", help="open the studies in optuna-dashboard")
     dashboard.add_argument("--storage", default=storage_from_env(DEFAULT_STORAGE),
