@@ -1,4 +1,10 @@
-"""Study files: TOML that selects and limits a search, validated before anything runs."""
+"""Study files: TOML that selects and limits a search, validated before anything runs.
+
+Owns the study file's sections, their defaults and their checks; the ``[data]`` options are the
+selected dataset's, validated by its own options model. May import ``automl.errors``,
+``automl.plugin`` (the registry and the dataset contract) and ``automl.storage`` (the schema's
+objectives table).
+"""
 
 from __future__ import annotations
 
@@ -91,7 +97,7 @@ class SearchConfig(_Section):
     families: list[str] | None = Field(None, min_length=1)
     objectives: list[ObjectiveName] = Field([ACCURACY.name, FLOPS.name], min_length=1)
     sampler: Literal["tpe", "nsgaii", "random", "gp"] = "tpe"
-    # Early stopping at rungs min_epochs * reduction_factor**k (automl.pruning).
+    # Early stopping at rungs min_epochs * reduction_factor**k (automl.search.pruners).
     pruner: PrunerName = "moasha"
     reduction_factor: int = Field(3, ge=2)
     min_epochs: PositiveInt = 1

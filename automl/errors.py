@@ -1,4 +1,7 @@
-"""Errors that reach the user as one clear message instead of a traceback."""
+"""Errors that reach the user as one clear message instead of a traceback.
+
+The first stage: imports nothing of automl, and every other module may import it.
+"""
 
 
 class AutomlError(Exception):

@@ -69,6 +69,7 @@ def test_every_stage_says_what_it_owns(stage: str) -> None:
     path = PACKAGE / stage / "__init__.py" if (PACKAGE / stage).is_dir() else PACKAGE / f"{stage}.py"
     docstring = ast.get_docstring(ast.parse(path.read_text()))
     assert docstring and len(docstring.split()) >= 8, f"{path} needs a docstring saying what it owns"
+    assert "import" in docstring.lower(), f"{path}'s docstring should say what the stage may import"
 
 
 def test_no_module_is_too_long() -> None:
