@@ -24,6 +24,7 @@ class NamespacedTrial:
 
     def __init__(self, trial: optuna.trial.BaseTrial, namespace: str) -> None:
         self._trial = trial
+        self._namespace = namespace
         self._prefix = f"{namespace}."
 
     def suggest_int(self, name: str, *args: Any, **kwargs: Any) -> int:
@@ -42,8 +43,7 @@ class NamespacedTrial:
     @property
     def params(self) -> dict[str, Any]:
         """This family's parameters sampled so far, without the prefix."""
-        return {key[len(self._prefix):]: value for key, value in self._trial.params.items()
-                if key.startswith(self._prefix)}
+        return namespaced_params(self._trial.params, self._namespace)
 
 
 def sample_params(family: Family, trial: optuna.trial.BaseTrial, task: Task) -> dict[str, Any]:
@@ -145,9 +145,14 @@ def replay_params(family: Family, stored_params: dict[str, Any], task: Task) -> 
     return params
 
 
-def family_params(stored_params: dict[str, Any], family_name: str) -> dict[str, Any]:
-    """The stored params of one family, without the prefix (for display)."""
-    prefix = f"{family_name}."
+def in_namespace(key: str, *namespaces: str) -> bool:
+    """Whether the stored parameter ``key`` belongs to one of ``namespaces`` (``cnn.depth`` to ``cnn``)."""
+    return key.startswith(tuple(f"{namespace}." for namespace in namespaces))
+
+
+def namespaced_params(stored_params: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The stored params of one namespace (a family, or the training's), without the prefix."""
+    prefix = f"{namespace}."
     return {key[len(prefix):]: value for key, value in stored_params.items() if key.startswith(prefix)}
 
 

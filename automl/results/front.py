@@ -15,8 +15,16 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from automl.plugin.space import family_params
-from automl.storage.schema import DEADLINE, TrialAttr, family_of, is_completed, is_trained, pareto_front
+from automl.plugin.space import namespaced_params
+from automl.storage.schema import (
+    DEADLINE,
+    TRAINING_NAMESPACE,
+    TrialAttr,
+    family_of,
+    is_completed,
+    is_trained,
+    pareto_front,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,8 @@ def front_rows(study: optuna.Study) -> list[FrontRow]:
     for trial in pareto_front(study):
         attrs = trial.user_attrs
         family = family_of(trial) or "?"
-        hyperparameters = {**family_params(trial.params, family), **family_params(trial.params, "train")}
+        hyperparameters = {**namespaced_params(trial.params, family),
+                           **namespaced_params(trial.params, TRAINING_NAMESPACE)}
         rows.append(FrontRow(trial.number, family, attrs.get(TrialAttr.VAL_ACCURACY),
                              attrs.get(TrialAttr.TEST_ACCURACY), attrs.get(TrialAttr.FLOPS),
                              attrs.get(TrialAttr.N_PARAMS), attrs.get(TrialAttr.LATENCY_MS), hyperparameters,

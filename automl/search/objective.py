@@ -16,14 +16,14 @@ from automl.config import StudyConfig, TrainConfig
 from automl.data.prepare import PreparedData
 from automl.plugin.build import build_model
 from automl.plugin.contract import Family
-from automl.plugin.space import CheckedFixedTrial, sample_params
+from automl.plugin.space import CheckedFixedTrial, NamespacedTrial, in_namespace, sample_params
 from automl.plugin.task import Task
 from automl.search.budget import screen
 from automl.search.pruners import EpochPruning, decision_epochs
 from automl.search.time_budget import Deadline, EpochTimeGuard, NextDecisionGuard, OverTimeBudget, guard_trial
 from automl.search.trial_artifacts import load_checkpoint, save_checkpoint, save_trial_artifacts
 from automl.storage.held_writes import commit_trial_writes
-from automl.storage.schema import DEADLINE, FAMILY_PARAM, LATENCY, TrialAttr, objective_values
+from automl.storage.schema import DEADLINE, FAMILY_PARAM, LATENCY, TRAINING_NAMESPACE, TrialAttr, objective_values
 from automl.training.device import resolve_device
 from automl.training.efficiency import Efficiency, measure, peak_memory_mb
 from automl.training.loop import TrainingParams, train
@@ -35,12 +35,13 @@ UNTRAINED_ACCURACY = 0.0
 
 
 def sample_training(trial: optuna.trial.BaseTrial, config: TrainConfig) -> TrainingParams:
-    """The training hyperparameters, drawn from the study file's ranges."""
+    """The training hyperparameters, drawn from the study file's ranges (stored as ``train.lr``, ...)."""
+    training = NamespacedTrial(trial, TRAINING_NAMESPACE)
     return TrainingParams(
-        optimizer=trial.suggest_categorical("train.optimizer", list(config.optimizer)),
-        lr=trial.suggest_float("train.lr", *config.lr, log=True),
-        weight_decay=trial.suggest_float("train.weight_decay", *config.weight_decay, log=True),
-        batch_size=trial.suggest_categorical("train.batch_size", list(config.batch_size)),
+        optimizer=training.suggest_categorical("optimizer", list(config.optimizer)),
+        lr=training.suggest_float("lr", *config.lr, log=True),
+        weight_decay=training.suggest_float("weight_decay", *config.weight_decay, log=True),
+        batch_size=training.suggest_categorical("batch_size", list(config.batch_size)),
     )
 
 
@@ -56,8 +57,8 @@ def replay_trial(family: Family, stored_params: dict[str, Any], task: Task, conf
     params = sample_params(family, fixed, task)
     training = sample_training(fixed, config)
     fixed.check()
-    unused = sorted(key for key in stored_params if key.startswith((f"{family.name}.", "train."))
-                    and key not in fixed.params)
+    unused = sorted(key for key in stored_params
+                    if in_namespace(key, family.name, TRAINING_NAMESPACE) and key not in fixed.params)
     return params, training, unused
 
 

@@ -20,10 +20,10 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from automl.errors import UsageError
-from automl.plugin.space import OutsideSpace
+from automl.plugin.space import OutsideSpace, in_namespace
 from automl.search.objective import replay_trial
 from automl.search.plan import StudyPlan
-from automl.storage.schema import FAMILY_PARAM, TrialAttr, pareto_front
+from automl.storage.schema import FAMILY_PARAM, TRAINING_NAMESPACE, TrialAttr, pareto_front
 from automl.storage.trial_queue import Queued
 from automl.storage.urls import load_study, redact
 
@@ -90,7 +90,7 @@ def checked(params: dict[str, Any], source: str, plan: StudyPlan, index: int) ->
         raise UsageError(f"warm start {source}: config {index} ({family_name}) gives {', '.join(unused)}, which "
                          "this study's space does not have; fix the config (a misspelt name?)")
     return {key: value for key, value in params.items()
-            if key == FAMILY_PARAM or key.startswith((f"{family_name}.", "train."))}
+            if key == FAMILY_PARAM or in_namespace(key, family_name, TRAINING_NAMESPACE)}
 
 
 @dataclass(frozen=True)

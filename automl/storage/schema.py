@@ -27,8 +27,9 @@ TASK_ATTR = "automl_task"  # the study's task, as automl.plugin.task.Task.to_dic
 FINGERPRINT_ATTR = "automl_fingerprint"
 
 # The trial parameter that picks the family; its value is the family's name. The family's own
-# parameters are named "FAMILY.KEY", the training ones "train.KEY".
+# parameters are named "FAMILY.KEY", the training ones "train.KEY" (automl.plugin.space namespaces them).
 FAMILY_PARAM = "family"
+TRAINING_NAMESPACE = "train"
 # The fail_reason of a trial the study's deadline stopped before its first validated epoch; it is
 # queued again with its parameters, like an interrupted one ("interrupted").
 DEADLINE = "deadline"

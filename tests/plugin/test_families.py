@@ -11,7 +11,7 @@ import pytest
 from automl import TASK_KINDS, Task, conformance
 from automl.training.efficiency import count_parameters
 from automl.plugin.registry import registry
-from automl.plugin.space import family_params, replay_params, sample_params
+from automl.plugin.space import namespaced_params, replay_params, sample_params
 
 TASKS = [
     Task("image", (1, 8, 8), 10),  # the digits
@@ -55,7 +55,7 @@ def test_sampled_configs_build_run_and_replay(name, task):
     family = registry().family(name)
     configs = conformance.sample_configs(family, task, CONFIGS_PER_TASK)
     for config in configs:
-        assert family_params(config.stored, name).items() <= config.params.items(), \
+        assert namespaced_params(config.stored, name).items() <= config.params.items(), \
             "every suggested parameter reaches build() unchanged"
     conformance.check_build_and_forward(family, task, configs)
     conformance.check_replay(family, task, configs)
