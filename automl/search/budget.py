@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 import torch
 
 from automl.config import BudgetConfig
+from automl.plugin.contract import Family
 from automl.plugin.space import random_study, sample_params
 from automl.plugin.task import Task
 from automl.storage.schema import FLOPS, OBJECTIVES, PARAMS, TrialAttr
@@ -66,7 +66,7 @@ class SpaceSurvey:
                 for key, count in self.over.items() if count > threshold * self.sampled]
 
 
-def survey_space(families: dict[str, Any], task: Task, example: torch.Tensor, budget: BudgetConfig,
+def survey_space(families: dict[str, Family], task: Task, example: torch.Tensor, budget: BudgetConfig,
                  per_family: int = 8, seed: int = 0) -> SpaceSurvey:
     """Draw ``per_family`` configs of each family, build them and count params and FLOPs.
 

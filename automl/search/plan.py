@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from automl.config import DEFAULT_STORAGE, StudyConfig
 from automl.data.prepare import PreparedData, prepare
 from automl.errors import UsageError
+from automl.plugin.contract import Family
 from automl.plugin.registry import Registry
 from automl.search.preflight import check_device, check_training_step
 
@@ -19,12 +19,13 @@ class StudyPlan:
 
     config: StudyConfig
     storage_url: str
-    families: dict[str, Any]
+    families: dict[str, Family]
     data: PreparedData
     notes: list[str] = field(default_factory=list)
 
 
-def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Path) -> tuple[dict[str, Any], list[str]]:
+def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Path
+                    ) -> tuple[dict[str, Family], list[str]]:
     """The families that compete: those named (or all installed) that can build for ``kind``.
 
     Installed families that cannot are left out with a note; a named one that cannot is an error.
