@@ -30,8 +30,8 @@ from automl.plugin.contract import DatasetOptions, LabeledArrays
 from automl.plugin.registry import registry
 from automl.plugin.task import Task
 
-__all__ = ["ConformanceError", "DatasetConformance", "FamilyConformance", "example_inputs", "registry",
-           "sample_configs"]
+__all__ = ["DEFAULT_TASKS", "ConformanceError", "DatasetConformance", "FamilyConformance", "FamilySettings",
+           "example_inputs", "registry", "sample_configs"]
 
 
 class FamilyConformance:
