@@ -24,6 +24,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_cli("run", "x.toml", "--n-trials", "0", cwd=tmp_path).returncode == 2
 
 
+@pytest.mark.slow  # a real study through the CLI
 def test_run_then_show_prints_the_front_with_test_accuracy(tiny_study: Path, tmp_path: Path) -> None:
     run = run_cli("run", str(tiny_study), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -36,6 +37,7 @@ def test_run_then_show_prints_the_front_with_test_accuracy(tiny_study: Path, tmp
     assert "lr=" in show.stdout
 
 
+@pytest.mark.slow
 def test_show_unknown_study_lists_existing(tiny_study: Path, tmp_path: Path) -> None:
     assert run_cli("run", str(tiny_study), "--n-trials", "1", cwd=tmp_path).returncode == 0
     result = run_cli("show", "nope", "--storage", f"sqlite:///{tmp_path / 'tiny.db'}", cwd=tmp_path)
@@ -50,6 +52,7 @@ def test_storage_password_is_never_printed(tmp_path: Path) -> None:
     assert "bob:***@127.0.0.1" in result.stderr
 
 
+@pytest.mark.slow
 def test_default_storage_is_a_sqlite_file_in_the_working_directory(tmp_path: Path) -> None:
     study = tmp_path / "study.toml"
     study.write_text('name = "here"\nn_trials = 1\n[search]\nfamilies = ["mlp"]\n[train]\nmax_epochs = 1\n')

@@ -18,8 +18,6 @@ import pytest
 from automl.plugin import hookspecs
 from conftest import REPO, make_distribution, run_cli, with_path
 
-pytestmark = pytest.mark.slow  # pip installs the tutorial's packages and searches with them
-
 DOC = (REPO / "docs" / "plugins.md").read_text()
 README_CONTRACT = ((REPO / "README.md").read_text()
                    .split("## Writing a family: the plugin contract")[1].split("\n## ")[0])
@@ -123,6 +121,7 @@ def run_suite(tests: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow  # pip installs the tutorial's packages and searches with them
 def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -> None:
     env = with_path(tutorial / "site")
     listed = run_cli("plugins", cwd=tutorial, env=env)
@@ -141,6 +140,7 @@ def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -
     assert shown.returncode == 0 and re.search(r"Pareto front of 'widemlp-vs-cnn' \([1-3] of 3 trials\)", shown.stdout)
 
 
+@pytest.mark.slow
 def test_tutorial_dataset_passes_its_suite_and_is_searched_with_its_own_option(tutorial: Path) -> None:
     env = with_path(tutorial / "site")
     suite = run_suite(tutorial / "automl-blobs" / "tests", env)

@@ -243,6 +243,7 @@ def test_plugins_check_passes_the_example(installed_example: Installed, tmp_path
     assert len(rows) == 7 and all("PASS" in row for row in rows)
 
 
+@pytest.mark.slow  # pip installs the example and searches with it
 def test_external_package_is_discovered_listed_and_searched(installed_example: Installed, tmp_path: Path) -> None:
     env = with_path(installed_example.site)
     listed = run_cli("plugins", cwd=tmp_path, env=env)

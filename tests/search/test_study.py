@@ -139,6 +139,7 @@ def test_family_without_the_task_kind_is_left_out_with_a_note(tiny_study: Path) 
     assert any("'seqonly' is left out" in note for note in plan.notes)
 
 
+@pytest.mark.slow  # a real study through the CLI, run twice
 def test_changing_objectives_of_an_existing_study_is_refused(tiny_study: Path, tmp_path: Path) -> None:
     assert run_cli("run", str(tiny_study), "--n-trials", "1", "--no-progress", cwd=tmp_path).returncode == 0
     text = tiny_study.read_text() + '[search]\nobjectives = ["val_accuracy", "params"]\n'
