@@ -1,5 +1,6 @@
-"""DatasetConformance on small datasets defined here and on built-in ones, and the checks failing
-on broken datasets (a suite that cannot fail checks nothing)."""
+"""DatasetConformance on small datasets defined here and on every built-in one (the torchvision sets
+by MNIST, read from files), and the checks failing on broken datasets (a suite that cannot fail
+checks nothing)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import ConfigDict, Field
 import automl
 from automl import conformance
 from automl.testing import ConformanceError, DatasetConformance, registry
+from datafiles import labels, write_mnist, write_npz, write_pngs, write_table
 
 
 class GaussiansOptions(automl.DatasetOptions):
@@ -53,6 +55,52 @@ class TestCsv(DatasetConformance):
         rows = [f"{i % 7},{i % 5 / 2},{'small' if i % 2 else 'large'}" for i in range(40)]
         (tmp_path / "table.csv").write_text("width,height,size\n" + "\n".join(rows) + "\n")
         return {"path": "table.csv", "label": "size"}
+
+
+class TestWaveforms(DatasetConformance):
+    dataset = registry().datasets["waveforms"].obj
+
+
+class TestNpz(DatasetConformance):
+    dataset = registry().datasets["npz"].obj
+
+    @pytest.fixture
+    def dataset_options(self, tmp_path: Path) -> dict:
+        y = labels(3, 20)
+        x = np.random.default_rng(0).normal(size=(len(y), 1, 4, 4)) + y[:, None, None, None]
+        write_npz(tmp_path / "bars.npz", x.astype(np.float32), y)
+        return {"path": "bars.npz"}
+
+
+class TestText(DatasetConformance):
+    dataset = registry().datasets["text"].obj
+
+    @pytest.fixture
+    def dataset_options(self, tmp_path: Path) -> dict:
+        rows = [[f"{'good fine' if label else 'bad poor'} film {i}", ["neg", "pos"][label]]
+                for i, label in enumerate(labels(2, 30))]
+        write_table(tmp_path / "reviews.tsv", ["text", "label"], rows)
+        return {"path": "reviews.tsv", "max_length": 8}
+
+
+class TestImageFolder(DatasetConformance):
+    dataset = registry().datasets["imagefolder"].obj
+
+    @pytest.fixture
+    def dataset_options(self, tmp_path: Path) -> dict:
+        write_pngs(tmp_path / "shapes", {"dark": 20, "light": 20})
+        return {"path": "shapes"}
+
+
+class TestMnist(DatasetConformance):
+    """A torchvision dataset, read from its files in torchvision's layout (never downloaded here)."""
+
+    dataset = registry().datasets["mnist"].obj
+
+    @pytest.fixture
+    def dataset_options(self, tmp_path: Path) -> dict:
+        write_mnist(tmp_path / "root", train=100, test=40)
+        return {"path": "root"}
 
 
 class Unseeded(Gaussians):
