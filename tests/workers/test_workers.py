@@ -157,8 +157,9 @@ def test_killed_worker_trial_is_retried_by_the_survivor(storage: str, tmp_path: 
 
 def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    # Trials of about a second: one-epoch trials are over before the second worker has started.
-    study = _study_file(tmp_path, n_trials=6, storage=url, max_epochs=10)
+    # Trials of a second or more (digits' MLP epochs take ~15 ms here): shorter ones let the worker
+    # that starts first finish all six before the other has imported torch on a loaded machine.
+    study = _study_file(tmp_path, n_trials=6, storage=url, max_epochs=100)
     run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "2", "--no-progress"], cwd=tmp_path,
                            env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
