@@ -63,8 +63,9 @@ def _run(args: argparse.Namespace) -> None:
     first = warm_start.for_study(study)
     if first:
         ERR.print(f"warm start: {len(first)} known config(s) run before the sampled trials")
-    if not queue_run(study, args.n_trials or plan.config.n_trials, first, first_configs(plan, study)):
-        ERR.print(f"resuming: {still_queued(study)} trial(s) still queued from an earlier run; "
+    n_trials = args.n_trials or plan.config.trials_per_run(args.timeout or plan.config.timeout)
+    if not queue_run(study, n_trials, first, first_configs(plan, study)):
+        ERR.print(f"resuming: {still_queued(study):,} trial(s) still queued from an earlier run; "
                   "n_trials adds more once they are done")
     gpus = visible_gpus(resolve_device(plan.config.train.accelerator))
     workers = default_workers(gpus, plan.config.workers.trials_per_gpu) if args.workers is None else args.workers
@@ -254,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run (or resume) the study a TOML study file describes")
     run.add_argument("study_file", metavar="STUDY.toml")
-    run.add_argument("--n-trials", type=int, help="trials to add (default: the file's n_trials)")
+    run.add_argument("--n-trials", type=int, help="trials to add (default: the file's n_trials; without one, as many "
+                     "as the time budget allows, else 30)")
     run.add_argument("--storage", default=storage_from_env(), help=STORAGE_HELP)
     run.add_argument("--timeout", type=float, metavar="S", help=TIMEOUT_HELP)
     run.add_argument("--workers", type=int, metavar="N",

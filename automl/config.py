@@ -43,6 +43,11 @@ PrunerName = Literal["none", "median", "sha", "hyperband", "moasha"]
 SINGLE_OBJECTIVE_PRUNERS = ("median", "sha", "hyperband")
 
 DEFAULT_STORAGE = "sqlite:///automl.db"
+DEFAULT_N_TRIALS = 30
+# A run with a time budget and no n_trials samples until its deadline, as Optuna's
+# optimize(timeout=...) does. The queue takes this count a window at a time
+# (automl.storage.trial_queue), so its size costs nothing.
+UNTIL_DEADLINE = 1_000_000
 
 
 class _Section(BaseModel):
@@ -199,7 +204,7 @@ class StudyConfig(_Section):
     """A whole study file."""
 
     name: str = Field(min_length=1)
-    n_trials: PositiveInt = 30
+    n_trials: PositiveInt | None = None  # see trials_per_run
     timeout: float | None = Field(None, gt=0)
     storage: str | None = None
     # Folder of the trials' artifacts (automl.storage.artifacts); default: derived from the storage URL.
@@ -210,6 +215,13 @@ class StudyConfig(_Section):
     budget: BudgetConfig = BudgetConfig()
     train: TrainConfig = TrainConfig()
     workers: WorkersConfig = WorkersConfig()
+
+    def trials_per_run(self, timeout: float | None) -> int:
+        """The trials a run adds: ``n_trials``; without it, as many as fit in ``timeout`` (seconds:
+        the run's budget, from the command line or this file), and 30 when there is no budget either."""
+        if self.n_trials is not None:
+            return self.n_trials
+        return UNTIL_DEADLINE if timeout else DEFAULT_N_TRIALS
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -144,9 +144,11 @@ def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool 
 
 def run_study(plan: StudyPlan, n_trials: int | None = None, timeout: float | None = None,
               show_progress_bar: bool = True, callbacks: Sequence[TrialCallback] = ()) -> optuna.Study:
-    """Queue ``n_trials`` trials (the study file's count by default; see queue_run) and run them here."""
+    """Queue ``n_trials`` trials (by default the study's count, StudyConfig.trials_per_run; see
+    queue_run) and run them here, within ``timeout`` seconds (default: the study file's)."""
     deadline = Deadline.after(timeout or plan.config.timeout)
     warm_start = load_warm_start(plan)
     study = create_or_resume(plan)
-    queue_run(study, n_trials or plan.config.n_trials, warm_start.for_study(study), first_configs(plan, study))
+    n_trials = n_trials or plan.config.trials_per_run(timeout or plan.config.timeout)
+    queue_run(study, n_trials, warm_start.for_study(study), first_configs(plan, study))
     return work(plan, show_progress_bar=show_progress_bar, callbacks=callbacks, deadline=deadline)

@@ -48,7 +48,7 @@ def plan_of(tmp_path: Path, registry_: Registry | None = None, *, top: str = "",
 def created(plan: StudyPlan) -> optuna.Study:
     """The study made and its trials queued, as `automl run` does before any trial runs."""
     study = create_or_resume(plan)
-    queue_run(study, plan.config.n_trials)
+    queue_run(study, plan.config.trials_per_run(plan.config.timeout))
     return study
 
 

@@ -13,6 +13,8 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from automl.config import UNTIL_DEADLINE
+from automl.storage.trial_queue import still_queued
 from conftest import AUTOML, make_distribution, run_cli, with_path, write_study
 
 pytestmark = pytest.mark.slow
@@ -162,3 +164,29 @@ def test_an_interrupted_trial_resumes_from_its_last_validated_epoch(tmp_path: Pa
     assert retry.state == TrialState.COMPLETE and retry.user_attrs["resumed_from"] == interrupted.number
     assert retry.user_attrs["val_curve"][:validated] == interrupted.user_attrs["val_curve"][:validated]
     assert retry.user_attrs["epochs"] > validated
+
+
+def test_a_budget_without_n_trials_samples_until_the_deadline(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'open.db'}"
+    budget = 12.0
+    study_file = write_study(tmp_path, f"""
+        name = "open"
+        storage = "{url}"
+        timeout = {budget}
+        [search]
+        families = ["mlp"]
+        pruner = "none"
+        [train]
+        max_epochs = 1
+    """)
+    started = time.monotonic()
+    result = run_cli("run", str(study_file), "--no-progress", cwd=tmp_path, env=ONE_THREAD, timeout=budget + 120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    # It worked until the deadline (not 30 trials and done), and no longer.
+    assert budget <= elapsed < budget + GRACE_S, f"the run took {elapsed:.1f} s of a {budget:.0f} s budget"
+    study = optuna.load_study(study_name="open", storage=url)
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert finished, result.stderr
+    # What it set out to do, as many as fit, is what it did plus what stays queued for a rerun.
+    assert len(finished) + still_queued(study) == UNTIL_DEADLINE

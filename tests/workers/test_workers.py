@@ -93,7 +93,7 @@ def _running_trial_with_heartbeat(url: str, timeout: float = 120) -> FrozenTrial
 
 def _queue(study: Path, url: str) -> None:
     plan = plan_study(load_study_file(study), study, registry(), url)
-    queue_run(create_or_resume(plan), plan.config.n_trials)
+    queue_run(create_or_resume(plan), plan.config.trials_per_run(plan.config.timeout))
 
 
 def test_three_workers_on_postgres_run_exactly_n_trials(postgres_url: str, tmp_path: Path) -> None:
