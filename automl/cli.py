@@ -24,6 +24,7 @@ from automl.workers.interrupts import Interrupted
 
 if TYPE_CHECKING:  # imported when a command needs it: `automl --help` stays quick
     from automl.results.stored import StoredTrial
+    from automl.search.time_budget import Deadline
 
 ERR = Console(stderr=True)
 
@@ -65,8 +66,7 @@ def _run(args: argparse.Namespace) -> None:
         ERR.print(f"warm start: {len(first)} known config(s) run before the sampled trials")
     n_trials = args.n_trials or plan.config.trials_per_run(args.timeout or plan.config.timeout)
     if not queue_run(study, n_trials, first, first_configs(plan, study)):
-        ERR.print(f"resuming: {still_queued(study):,} trial(s) still queued from an earlier run; "
-                  "n_trials adds more once they are done")
+        ERR.print(_resuming(study, deadline), soft_wrap=True)
     gpus = visible_gpus(resolve_device(plan.config.train.accelerator))
     workers = default_workers(gpus, plan.config.workers.trials_per_gpu) if args.workers is None else args.workers
     if workers == 0:
@@ -98,6 +98,19 @@ def _run(args: argparse.Namespace) -> None:
     if failed_workers:
         raise AutomlError(f"{len(failed_workers)} of {workers} workers failed (exit codes "
                           f"{', '.join(map(str, failed_workers))}); their messages are above")
+
+
+def _resuming(study: optuna.Study, deadline: Deadline | None) -> str:
+    """What a run that found trials still queued does with them."""
+    from automl.storage.trial_queue import samples_until_deadline, still_queued
+
+    queued = f"{still_queued(study):,} trial(s) still queued from an earlier run"
+    if not samples_until_deadline(study):
+        return f"resuming: {queued}; n_trials adds more once they are done"
+    if deadline:
+        return f"resuming: {queued}, which sampled until its deadline; this run samples until its own"
+    return (f"resuming: {queued}, which sampled until its deadline; this run has no time budget, so it "
+            "runs those and stops; n_trials adds more once they are done")
 
 
 def _use_threads(threads: int | None) -> None:

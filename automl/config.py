@@ -44,10 +44,6 @@ SINGLE_OBJECTIVE_PRUNERS = ("median", "sha", "hyperband")
 
 DEFAULT_STORAGE = "sqlite:///automl.db"
 DEFAULT_N_TRIALS = 30
-# A run with a time budget and no n_trials samples until its deadline, as Optuna's
-# optimize(timeout=...) does. The queue takes this count a window at a time
-# (automl.storage.trial_queue), so its size costs nothing.
-UNTIL_DEADLINE = 1_000_000
 
 
 class _Section(BaseModel):
@@ -216,12 +212,13 @@ class StudyConfig(_Section):
     train: TrainConfig = TrainConfig()
     workers: WorkersConfig = WorkersConfig()
 
-    def trials_per_run(self, timeout: float | None) -> int:
-        """The trials a run adds: ``n_trials``; without it, as many as fit in ``timeout`` (seconds:
-        the run's budget, from the command line or this file), and 30 when there is no budget either."""
+    def trials_per_run(self, timeout: float | None) -> int | None:
+        """The trials a run adds: ``n_trials``; without it, None when the run has a budget (``timeout``
+        seconds, from the command line or this file): it samples until its deadline, as Optuna's
+        ``optimize(timeout=...)`` does (automl.storage.trial_queue); 30 when it has no budget either."""
         if self.n_trials is not None:
             return self.n_trials
-        return UNTIL_DEADLINE if timeout else DEFAULT_N_TRIALS
+        return None if timeout else DEFAULT_N_TRIALS
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

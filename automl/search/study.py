@@ -73,21 +73,22 @@ def create_or_resume(plan: StudyPlan, note: Callable[[str], None] = lambda text:
     return study
 
 
-def queue_run(study: optuna.Study, n_trials: int, warm_start: Sequence[Queued] = (),
-              startup: Sequence[Queued] = ()) -> int:
-    """Queue ``n_trials`` trials, unless trials are still queued: then a run resumes those.
+def queue_run(study: optuna.Study, n_trials: int | None, warm_start: Sequence[Queued] = (),
+              startup: Sequence[Queued] = ()) -> bool:
+    """Queue ``n_trials`` trials (None: until the deadline of the run, automl.storage.trial_queue),
+    unless trials are still queued: then a run resumes those.
 
-    Returns how many were queued now. Trials stay queued when a run was interrupted, timed out or
-    stopped on failures, so the next run finishes what the last one set out to do. The
+    Returns whether it queued (False: it resumes). Trials stay queued when a run was interrupted,
+    timed out or stopped on failures, so the next run finishes what the last one set out to do. The
     ``warm_start`` configs (automl.search.warm_start) are queued first, in addition to ``n_trials``;
     the ``startup`` configs (automl.search.startup) next, as the first of the ``n_trials``.
     """
     if count(study, QUEUED):
-        return 0
-    first = [*warm_start, *startup[:n_trials]]
-    queue_configs(study, first)
-    queue_trials(study, n_trials - min(len(startup), n_trials))
-    return len(first) + n_trials - min(len(startup), n_trials)
+        return False
+    startup = startup if n_trials is None else startup[:n_trials]
+    queue_configs(study, [*warm_start, *startup])
+    queue_trials(study, None if n_trials is None else n_trials - len(startup))
+    return True
 
 
 def sampler_seed(seed: int, started_trials: int, worker_tag: str) -> int:

@@ -66,7 +66,8 @@ class TrialAttr(StrEnum):
     PROTECTED_EPOCHS = "protected_epochs"
     RUNG = "rung"  # the MO-ASHA rung (0-based index) it was stopped at
     # A queued trial's place in a study queued lazily (automl.storage.trial_queue): the window (0,
-    # 1, ...) whose first trial it is, and on one trial per window the trials still to queue after it.
+    # 1, ...) whose first trial it is, and on one trial per window the trials still to queue after it
+    # (a count, or trial_queue.UNTIL_DEADLINE).
     QUEUE_WINDOW = "queue_window"
     QUEUE_MORE = "queue_more"
     FAIL_REASON = "fail_reason"  # "ErrorType: message" (at most 2000 characters), or "interrupted"

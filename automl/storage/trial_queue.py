@@ -19,6 +19,11 @@ The first ``WINDOW`` are queued at once; the trial in the middle of each window 
 still to queue, and the worker that pops it (a pop is atomic, so one worker) queues the next
 window before it trains (queue_more). A retry of that trial keeps the count, and a window is queued
 once: a worker that died between its pop and the next window leaves the retry to queue it.
+
+A run with a time budget and no ``n_trials`` samples until its deadline, as Optuna's
+``optimize(timeout=...)`` does: its windows carry UNTIL_DEADLINE instead of a count, and only a
+worker that has a deadline queues the next one. A later run without a budget therefore runs what
+is left of the window and stops, where a count would have it sample forever.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from automl.storage.schema import DEADLINE, TrialAttr
 QUEUED = TrialState.WAITING
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 WINDOW = 100
+# QUEUE_MORE of a queue that goes on until the running worker's deadline.
+UNTIL_DEADLINE = "until the deadline"
 # The user attrs that say where a queued trial sits in a lazily queued study; a retry keeps them.
 _PLACE = (TrialAttr.QUEUE_WINDOW, TrialAttr.QUEUE_MORE)
 
@@ -108,13 +115,14 @@ def queue_configs(study: optuna.Study, configs: Sequence[Queued]) -> None:
         study.enqueue_trial(config.params, user_attrs=config.user_attrs or None)
 
 
-def queue_trials(study: optuna.Study, n_trials: int, window: int = 0) -> None:
-    """Queue ``n_trials`` fresh trials, the sampler picks their parameters when one is popped: the
-    first WINDOW now as window ``window``, the rest by queue_more."""
-    now = min(n_trials, WINDOW)
-    later = n_trials - now
+def queue_trials(study: optuna.Study, n_trials: int | None, window: int = 0) -> None:
+    """Queue ``n_trials`` fresh trials (None: until the deadline of the worker that runs them); the
+    sampler picks their parameters when one is popped: the first WINDOW now as window ``window``,
+    the rest by queue_more."""
+    now = WINDOW if n_trials is None else min(n_trials, WINDOW)
+    later: int | str = UNTIL_DEADLINE if n_trials is None else n_trials - now
     for index in range(now):
-        place: dict[str, int] = {}
+        place: dict[str, int | str] = {}
         if window or later:
             if index == 0:
                 place[TrialAttr.QUEUE_WINDOW] = window
@@ -123,21 +131,32 @@ def queue_trials(study: optuna.Study, n_trials: int, window: int = 0) -> None:
         study.enqueue_trial({}, user_attrs=place or None)
 
 
-def queue_more(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> None:
-    """Queue the next window if the just-popped ``trial`` says more are to come and no one has."""
+def queue_more(study: optuna.Study, trial: optuna.Trial | FrozenTrial, has_deadline: bool) -> None:
+    """Queue the next window if the just-popped ``trial`` says more are to come and no one has.
+
+    ``has_deadline``: whether the worker that popped it stops at a deadline; a queue that runs
+    until the deadline ends with the window under way when it does not.
+    """
     later = trial.user_attrs.get(TrialAttr.QUEUE_MORE)
-    if not later:
+    if not later or (later == UNTIL_DEADLINE and not has_deadline):
         return
     window = int(trial.user_attrs[TrialAttr.QUEUE_WINDOW]) + 1
     if any(t.user_attrs.get(TrialAttr.QUEUE_WINDOW) == window for t in study.get_trials(deepcopy=False)):
         return  # queued by the attempt this trial retries
-    queue_trials(study, int(later), window)
+    queue_trials(study, None if later == UNTIL_DEADLINE else int(later), window)
 
 
 def still_queued(study: optuna.Study) -> int:
-    """The trials queued now and those still to queue in later windows."""
+    """The trials queued now and those still to queue in later windows (a queue that runs until
+    the deadline counts what is queued now: see samples_until_deadline)."""
     queued = study.get_trials(deepcopy=False, states=(QUEUED,))
-    return len(queued) + sum(int(t.user_attrs.get(TrialAttr.QUEUE_MORE) or 0) for t in queued)
+    return len(queued) + sum(more for t in queued if isinstance(more := t.user_attrs.get(TrialAttr.QUEUE_MORE), int))
+
+
+def samples_until_deadline(study: optuna.Study) -> bool:
+    """Whether the study's queue goes on until the deadline of the run that works on it."""
+    return any(t.user_attrs.get(TrialAttr.QUEUE_MORE) == UNTIL_DEADLINE
+               for t in study.get_trials(deepcopy=False, states=(QUEUED,)))
 
 
 class Requeue:

@@ -36,14 +36,15 @@ def worker_name() -> str:
 class _Tracked:
     """The objective, remembering the trial it runs so that an interrupt can record it."""
 
-    def __init__(self, objective: Callable[[optuna.Trial], Any]) -> None:
+    def __init__(self, objective: Callable[[optuna.Trial], Any], has_deadline: bool) -> None:
         self.objective = objective
+        self.has_deadline = has_deadline
         self.trial: optuna.Trial | None = None
 
     def __call__(self, trial: optuna.Trial) -> Any:
         self.trial = trial
         trial.set_user_attr(TrialAttr.WORKER, worker_name())
-        queue_more(trial.study, trial)
+        queue_more(trial.study, trial, self.has_deadline)
         try:
             result = self.objective(trial)
         except Exception:
@@ -83,7 +84,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     # collector's sight, the collection after each trial scans only what the trial left behind.
     gc.collect()
     gc.freeze()
-    tracked = _Tracked(objective)
+    tracked = _Tracked(objective, has_deadline=deadline is not None)
     streak = FailureStreak(workers.max_failures_in_row)
     after_trial: list[TrialCallback] = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks]
     announced_wait = False

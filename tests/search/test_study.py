@@ -8,7 +8,7 @@ import optuna
 import pytest
 import torch
 
-from automl.config import DEFAULT_N_TRIALS, UNTIL_DEADLINE, load_study_file
+from automl.config import DEFAULT_N_TRIALS, load_study_file
 from automl.search.objective import Objective
 from automl.plugin.registry import Registered, Registry, registry
 from automl.search.plan import plan_study
@@ -167,9 +167,9 @@ def test_objective_rejects_non_module_build(tiny_study: Path) -> None:
 
 
 @pytest.mark.parametrize(("n_trials", "timeout", "expected"), [
-    ("n_trials = 5", None, 5), ("n_trials = 5", 60.0, 5), ("", None, DEFAULT_N_TRIALS), ("", 60.0, UNTIL_DEADLINE),
+    ("n_trials = 5", None, 5), ("n_trials = 5", 60.0, 5), ("", None, DEFAULT_N_TRIALS), ("", 60.0, None),
 ])
 def test_trials_per_run_fills_a_time_budget_when_n_trials_is_not_given(
-        tmp_path: Path, n_trials: str, timeout: float | None, expected: int) -> None:
+        tmp_path: Path, n_trials: str, timeout: float | None, expected: int | None) -> None:
     config = load_study_file(write_study(tmp_path, f'name = "s"\n{n_trials}\n'))
     assert config.trials_per_run(timeout) == expected

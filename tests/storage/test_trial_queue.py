@@ -14,7 +14,15 @@ import torch
 from optuna.trial import TrialState
 
 from automl.storage.schema import TrialAttr
-from automl.storage.trial_queue import WINDOW, QueueEmpty, Requeue, queue_more, queue_trials, still_queued
+from automl.storage.trial_queue import (
+    WINDOW,
+    QueueEmpty,
+    Requeue,
+    queue_more,
+    queue_trials,
+    samples_until_deadline,
+    still_queued,
+)
 from automl.storage.urls import STORAGE_ENV, Heartbeat, open_storage
 from automl.storage.worker_storage import WorkerStorage
 from automl.workers.pool import default_workers, share_gpu, threads_per_worker, worker_command, worker_environment
@@ -138,7 +146,7 @@ def test_trials_per_gpu_packs_workers_on_each_gpu(monkeypatch: pytest.MonkeyPatc
 LAZY_POPPER = POPPER.replace("from automl.storage.trial_queue import QueueEmpty, Requeue",
                              "from automl.storage.trial_queue import QueueEmpty, Requeue, queue_more").replace(
     'trial.set_user_attr("pid", os.getpid())',
-    'trial.set_user_attr("pid", os.getpid()); queue_more(trial.study, trial)')
+    'trial.set_user_attr("pid", os.getpid()); queue_more(trial.study, trial, False)')
 
 
 @pytest.mark.slow  # two processes pop 137 trials: a minute on a busy machine
@@ -173,9 +181,27 @@ def test_a_retried_window_marker_queues_the_next_window_once(tmp_path: Path) -> 
     assert retry.user_attrs[TrialAttr.QUEUE_MORE] == 5
     while study.ask().number != retry.number:
         pass
-    queue_more(study, retry)
+    queue_more(study, retry, False)
     # A second attempt at the same window finds it queued and adds nothing.
-    queue_more(study, retry)
+    queue_more(study, retry, False)
     trials = study.get_trials()
     assert len(trials) == WINDOW + 1 + 5  # the window, the failed marker's retry, the next window
     assert still_queued(study) == 5
+
+
+@pytest.mark.parametrize("has_deadline", [True, False])
+def test_a_queue_until_the_deadline_goes_on_only_for_a_worker_with_a_deadline(
+        tmp_path: Path, has_deadline: bool) -> None:
+    url = f"sqlite:///{tmp_path / 'open.db'}"
+    study = optuna.create_study(study_name="open", storage=_worker_storage(url))
+    queue_trials(study, None)
+    assert still_queued(study) == WINDOW and samples_until_deadline(study)
+    marker = next(t for t in study.get_trials() if t.user_attrs.get(TrialAttr.QUEUE_MORE))
+    while (trial := study.ask()).number != marker.number:
+        pass
+    queue_more(study, trial, has_deadline)
+    popped = marker.number + 1
+    if has_deadline:  # the next window, which goes on in turn
+        assert still_queued(study) == 2 * WINDOW - popped and samples_until_deadline(study)
+    else:  # what is left of this window, and nothing after it
+        assert still_queued(study) == WINDOW - popped and not samples_until_deadline(study)

@@ -13,8 +13,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from automl.config import UNTIL_DEADLINE
-from automl.storage.trial_queue import still_queued
+from automl.storage.trial_queue import samples_until_deadline, still_queued
 from conftest import AUTOML, make_distribution, run_cli, with_path, write_study
 
 pytestmark = pytest.mark.slow
@@ -166,13 +165,13 @@ def test_an_interrupted_trial_resumes_from_its_last_validated_epoch(tmp_path: Pa
     assert retry.user_attrs["epochs"] > validated
 
 
-def test_a_budget_without_n_trials_samples_until_the_deadline(tmp_path: Path) -> None:
+def test_a_budget_without_n_trials_samples_until_the_deadline_and_a_rerun_without_one_stops(
+        tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'open.db'}"
-    budget = 12.0
+    budget = 20.0
     study_file = write_study(tmp_path, f"""
         name = "open"
         storage = "{url}"
-        timeout = {budget}
         [search]
         families = ["mlp"]
         pruner = "none"
@@ -180,7 +179,8 @@ def test_a_budget_without_n_trials_samples_until_the_deadline(tmp_path: Path) ->
         max_epochs = 1
     """)
     started = time.monotonic()
-    result = run_cli("run", str(study_file), "--no-progress", cwd=tmp_path, env=ONE_THREAD, timeout=budget + 120)
+    result = run_cli("run", str(study_file), "--timeout", str(budget), "--no-progress", cwd=tmp_path,
+                     env=ONE_THREAD, timeout=budget + 120)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     # It worked until the deadline (not 30 trials and done), and no longer.
@@ -188,5 +188,13 @@ def test_a_budget_without_n_trials_samples_until_the_deadline(tmp_path: Path) ->
     study = optuna.load_study(study_name="open", storage=url)
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert finished, result.stderr
-    # What it set out to do, as many as fit, is what it did plus what stays queued for a rerun.
-    assert len(finished) + still_queued(study) == UNTIL_DEADLINE
+    assert samples_until_deadline(study)
+    left = still_queued(study)
+    # Run again without a budget: it runs what is left of the queue and stops, not forever.
+    rerun = run_cli("run", str(study_file), "--no-progress", cwd=tmp_path, env=ONE_THREAD, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming: {left} trial(s) still queued" in rerun.stderr and "runs those and stops" in rerun.stderr
+    study = optuna.load_study(study_name="open", storage=url)
+    assert len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))) \
+        == len(finished) + left
+    assert still_queued(study) == 0

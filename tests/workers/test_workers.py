@@ -215,7 +215,7 @@ def test_sigterm_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> 
     assert len(retry) == 1 and retry[0].state == QUEUED
 
     plan = plan_study(load_study_file(study), study, registry())
-    assert queue_run(create_or_resume(plan), 2) == 0, "a rerun must resume the queued trials, not add"
+    assert not queue_run(create_or_resume(plan), 2), "a rerun must resume the queued trials, not add"
     assert _states(work(plan, show_progress_bar=False).trials) == {COMPLETE: 2, FAIL: 1}
 
 
