@@ -24,6 +24,7 @@ from automl.storage.schema import (
     is_completed,
     is_trained,
     pareto_front,
+    started_trials,
 )
 
 
@@ -118,8 +119,10 @@ def stopped_note(rows: Sequence[FrontRow]) -> str | None:
 
 
 def front_title(study: optuna.Study, on_front: int) -> str:
-    """The front's heading: how many trials are on it, of how many."""
-    return f"Pareto front of {study.study_name!r} ({on_front} of {len(study.get_trials(deepcopy=False))} trials)"
+    """The front's heading: how many trials are on it, of how many started (the queued ones aside)."""
+    queued = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    return (f"Pareto front of {study.study_name!r} ({on_front} of {len(started_trials(study))} trials"
+            f"{f'; {queued} queued' if queued else ''})")
 
 
 def front_table(study: optuna.Study, rows: Sequence[FrontRow]) -> Table:
@@ -162,7 +165,7 @@ def _print_narrow_or_wide(console: Console, table: Table) -> None:
 def print_front(study: optuna.Study, console: Console | None = None) -> None:
     # Piped output has no width to respect unless COLUMNS sets one; give the hyperparameters room.
     console = console or (Console() if Console().is_terminal or os.environ.get("COLUMNS") else Console(width=160))
-    trials = study.get_trials(deepcopy=False)
+    trials = started_trials(study)
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     # A trial the deadline caught before its first validated epoch did not fail: it is queued again.
     caught = sum(t.user_attrs.get(TrialAttr.FAIL_REASON) == DEADLINE for t in failed)

@@ -21,7 +21,15 @@ from automl.results.figures import Point, curves_figure, families_figure, hyperv
 from automl.results.front import empty_front_reason, front_rows, front_title, short, si, zero_flops_warnings
 from automl.results.hypervolume import hypervolume_history
 from automl.storage.artifacts import output_dir
-from automl.storage.schema import TrialAttr, family_of, is_completed, is_feasible, is_trained, pareto_front
+from automl.storage.schema import (
+    TrialAttr,
+    family_of,
+    is_completed,
+    is_feasible,
+    is_trained,
+    pareto_front,
+    started_trials,
+)
 from automl.storage.urls import redact
 
 REPORT_FILE = "report.html"
@@ -73,7 +81,7 @@ def front_table(study: optuna.Study) -> str:
 def family_table(study: optuna.Study, trained: Sequence[Point]) -> str:
     """Per family: trials, completed, failed, on the front and over budget (automl.storage.schema's
     definitions), and spreads over its trained trials."""
-    trials = study.get_trials(deepcopy=False)
+    trials = started_trials(study)
     front = {t.number for t in pareto_front(study)}
     rows = []
     for family in sorted({str(family_of(t)) for t in trials}):

@@ -115,8 +115,14 @@ def is_feasible(trial: FrozenTrial) -> bool:
     return all(value <= 0 for value in trial.constraints.values())
 
 
-# Every view (show, report, dashboard, hypervolume, export, warm start) counts trials by the three
+# Every view (show, report, dashboard, hypervolume, export, warm start) counts trials by the
 # definitions below, so that one trial is never completed in one view and missing from another.
+def started_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's trials but the queued ones, placeholders until a worker pops them (a study that
+    samples until its deadline keeps up to a window of them: automl.storage.trial_queue)."""
+    return [trial for trial in study.get_trials(deepcopy=False) if trial.state != TrialState.WAITING]
+
+
 def is_completed(trial: FrozenTrial) -> bool:
     """Finished with a finite value for every objective: trained, or refused untrained (over a
     [budget] limit or the time budget; then not feasible)."""

@@ -150,3 +150,15 @@ def test_export_refuses_a_trial_that_was_never_trained(tmp_path: Path, capsys: p
                  "--out", str(out)]) == 2
     assert "was never trained (flops 5e+06 > max_flops 1e+04)" in " ".join(capsys.readouterr().err.split())
     assert not out.exists()
+
+
+def test_queued_trials_are_named_as_queued_not_counted_as_trials(mixed: optuna.Study, tmp_path: Path) -> None:
+    for _ in range(3):  # as a study that samples until its deadline leaves them
+        mixed.enqueue_trial({})
+    console = Console(record=True, width=200)
+    print_front(mixed, console)
+    assert "(2 of 5 trials; 3 queued)" in console.export_text()
+    page = write_report(mixed, "sqlite://", tmp_path / "report").read_text()
+    assert "(2 of 5 trials; 3 queued)" in page
+    assert "<td>None</td>" not in page  # a queued trial has no family yet: no row for it
+    assert _family_rows(page)["mlp"][1] == "4"
