@@ -23,7 +23,7 @@ from automl.plugin.contract import Family
 from automl.plugin.registry import Registry
 from automl.plugin.task import Task
 from automl.search.objective import replay_trial
-from automl.storage.schema import CONFIG_ATTR, FAMILY_PARAM, TASK_ATTR, TrialAttr
+from automl.storage.schema import CONFIG_ATTR, FAMILY_PARAM, TASK_ATTR, TrialAttr, is_trained
 from automl.storage.urls import redact
 from automl.training.loop import TrainingParams
 
@@ -63,7 +63,8 @@ STATE_WORDS = {TrialState.FAIL: "failed", TrialState.PRUNED: "was pruned", Trial
 
 
 def _valid_numbers(study: optuna.Study) -> str:
-    done = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    """The trials to suggest: those trained (a trial refused over budget has no model to export)."""
+    done = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_trained(t)]
     return ", ".join(map(str, done)) or "none"
 
 
@@ -72,12 +73,12 @@ def find_trial(study: optuna.Study, number: int, storage_url: str) -> FrozenTria
     where = f"study {study.study_name!r} in {redact(storage_url)}"
     trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if trial is None:
-        raise UsageError(f"{where} has no trial {number}; completed trials: {_valid_numbers(study)}")
+        raise UsageError(f"{where} has no trial {number}; trained trials: {_valid_numbers(study)}")
     if trial.state != TrialState.COMPLETE:
         reason = trial.user_attrs.get(TrialAttr.FAIL_REASON)
         raise UsageError(f"trial {number} of {where} {STATE_WORDS.get(trial.state, trial.state.name.lower())}"
                          f"{f' ({reason})' if reason else ''}: only a completed trial can be used; "
-                         f"completed trials: {_valid_numbers(study)}")
+                         f"trained trials: {_valid_numbers(study)}")
     return trial
 
 

@@ -196,7 +196,7 @@ def test_export_and_retrain_name_the_trials_they_accept(searched_study: Searched
     for command in (["export", "--format", "onnx", "--out", str(tmp_path)], ["retrain"]):
         code = main([command[0], "results", "--storage", searched_study.url, "--trial", "7", *command[1:]])
         assert code == 2
-        assert re.search(r"study 'results' in sqlite:///\S+ has no trial 7; completed trials: 0, 1, 2",
+        assert re.search(r"study 'results' in sqlite:///\S+ has no trial 7; trained trials: 0, 1, 2",
                          " ".join(capsys.readouterr().err.split()))
 
     study = optuna.create_study(directions=["maximize", "minimize"])
@@ -204,8 +204,11 @@ def test_export_and_retrain_name_the_trials_they_accept(searched_study: Searched
     study.set_user_attr(TASK_ATTR, _study(searched_study).user_attrs[TASK_ATTR])
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
                                               user_attrs={"fail_reason": "NonFiniteLoss: nan"}))
+    # Refused over budget: completed, but with no model to offer.
+    study.add_trial(optuna.trial.create_trial(values=[0.0, 5e6], constraints={"max_flops": 1.0},
+                                              user_attrs={"over_budget": "flops 5e+06 > max_flops 1e+04"}))
     with pytest.raises(UsageError, match=r"trial 0 of study .* failed \(NonFiniteLoss: nan\): only a completed "
-                                         r"trial can be used; completed trials: none"):
+                                         r"trial can be used; trained trials: none"):
         load_stored_trial(study, 0, "sqlite://", registry())
 
     from automl.results.export import trained_model
