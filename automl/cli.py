@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -240,6 +242,30 @@ def _retrain(args: argparse.Namespace) -> None:
                   soft_wrap=True)
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (argparse exits 2 naming the flag)."""
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, found {value}")
+        return value
+    return whole_number
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, found {text}")
+    return value
+
+
 # What `automl --help` says first: plain text (the module docstring is reST).
 DESCRIPTION = ("Neural architecture search over plugin families: every trial is scored on validation accuracy and "
                "cost (FLOPs, parameters or latency), and the result is a Pareto front.")
@@ -268,15 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run (or resume) the study a TOML study file describes")
     run.add_argument("study_file", metavar="STUDY.toml")
-    run.add_argument("--n-trials", type=int, help="trials to add (default: the file's n_trials; without one, as many "
+    run.add_argument("--n-trials", type=_at_least(1),
+                     help="trials to add (default: the file's n_trials; without one, as many "
                      "as the time budget allows, else 30)")
     run.add_argument("--storage", default=storage_from_env(), help=STORAGE_HELP)
-    run.add_argument("--timeout", type=float, metavar="S", help=TIMEOUT_HELP)
-    run.add_argument("--workers", type=int, metavar="N",
+    run.add_argument("--timeout", type=_seconds, metavar="S", help=TIMEOUT_HELP)
+    run.add_argument("--workers", type=_at_least(0), metavar="N",
                      help="worker processes on this machine (default 1, or [workers] trials_per_gpu "
                           "per GPU; 0 only queues the trials, for workers started elsewhere with "
                           "`automl worker`)")
-    run.add_argument("--threads", type=int, metavar="T",
+    run.add_argument("--threads", type=_at_least(1), metavar="T",
                      help="CPU threads for training, per worker (default: torch's with one worker, else an even "
                           "share of the cores)")
     run.add_argument("--warm-start", action="append", default=[], metavar="SOURCE",
@@ -288,10 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="join a study's workers: run its queued trials, from any machine")
     worker.add_argument("study_file", metavar="STUDY.toml")
     worker.add_argument("--storage", default=storage_from_env(), help=STORAGE_HELP)
-    worker.add_argument("--timeout", type=float, metavar="S", help=TIMEOUT_HELP)
+    worker.add_argument("--timeout", type=_seconds, metavar="S", help=TIMEOUT_HELP)
     # The run's deadline (a time.time() value), from `automl run` to the workers it starts.
     worker.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
-    worker.add_argument("--threads", type=int, metavar="T", help="CPU threads for training (default: torch's)")
+    worker.add_argument("--threads", type=_at_least(1), metavar="T", help="CPU threads for training (default: torch's)")
     worker.add_argument("--no-progress", action="store_true", help="no progress bar")
     worker.set_defaults(handler=_worker)
 
@@ -318,15 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     export = _study_command(commands, "export", "export a trial's trained model, checked against PyTorch")
-    export.add_argument("--trial", type=int, required=True, metavar="N", help="trial number (see `automl show`)")
+    export.add_argument("--trial", type=_at_least(0), required=True, metavar="N",
+                        help="trial number (see `automl show`)")
     export.add_argument("--format", required=True, choices=["onnx", "torchscript", "state_dict"])
     export.add_argument("--out", required=True, metavar="DIR", help="folder for the model and its JSON")
     export.add_argument("--artifacts", metavar="DIR", help=ARTIFACTS_HELP)
     export.set_defaults(handler=_export)
 
     retrain = _study_command(commands, "retrain", "train a trial's config on train+validation, report test accuracy")
-    retrain.add_argument("--trial", type=int, required=True, metavar="N", help="trial number (see `automl show`)")
-    retrain.add_argument("--epochs", type=int, metavar="E", help="epochs (default: as many as the trial ran)")
+    retrain.add_argument("--trial", type=_at_least(0), required=True, metavar="N",
+                         help="trial number (see `automl show`)")
+    retrain.add_argument("--epochs", type=_at_least(1), metavar="E", help="epochs (default: as many as the trial ran)")
     retrain.add_argument("--out", metavar="DIR", help="save the retrained model there, checked against PyTorch, "
                          "with its JSON (as export writes them)")
     retrain.add_argument("--format", choices=["onnx", "torchscript", "state_dict"],
@@ -340,12 +369,6 @@ def main(argv: list[str] | None = None) -> int:
     # tells a user of automl nothing they can act on.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     args = build_parser().parse_args(argv)
-    if getattr(args, "n_trials", None) is not None and args.n_trials < 1:
-        build_parser().error("--n-trials must be at least 1")
-    if (getattr(args, "workers", None) or 0) < 0 or (getattr(args, "threads", None) or 1) < 1:
-        build_parser().error("--workers must be at least 0 and --threads at least 1")
-    if getattr(args, "epochs", None) is not None and args.epochs < 1:
-        build_parser().error("--epochs must be at least 1")
     # Lightning's own use of a torch API deprecated in newer releases; nothing a user can change.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
     for name in ("lightning.pytorch", "lightning.fabric"):

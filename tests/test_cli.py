@@ -21,7 +21,13 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_cli("run", cwd=tmp_path).returncode == 2
     missing = run_cli("run", "nope.toml", cwd=tmp_path)
     assert missing.returncode == 2 and "nope.toml does not exist" in missing.stderr
-    assert run_cli("run", "x.toml", "--n-trials", "0", cwd=tmp_path).returncode == 2
+    for flag, value, message in [("--n-trials", "0", "must be at least 1, found 0"),
+                                 ("--timeout", "-3", "must be a number of seconds above 0, found -3"),
+                                 ("--threads", "0", "must be at least 1, found 0"),
+                                 ("--workers", "two", "expected a whole number, found 'two'")]:
+        wrong = run_cli("run", "x.toml", flag, value, cwd=tmp_path)
+        assert wrong.returncode == 2 and f"automl run: error: argument {flag}: {message}" in wrong.stderr
+    assert not list(tmp_path.iterdir()), "a usage error wrote something"
 
 
 @pytest.mark.slow  # a real study through the CLI
