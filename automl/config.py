@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveFloat,
@@ -27,7 +26,7 @@ from pydantic import (
 )
 
 from automl.errors import UsageError
-from automl.plugin.contract import BASE_DIR, DatasetOptions
+from automl.plugin.contract import BASE_DIR, DatasetOptions, TomlModel
 from automl.plugin.registry import Registry
 from automl.plugin.registry import registry as installed_registry
 from automl.storage.schema import ACCURACY, FLOPS, OBJECTIVE_NAMES
@@ -46,8 +45,8 @@ DEFAULT_STORAGE = "sqlite:///automl.db"
 DEFAULT_N_TRIALS = 30
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(TomlModel):
+    """A study-file section (or the whole file)."""
 
 
 class DataConfig(_Section):

@@ -152,6 +152,17 @@ def test_wrong_type_names_key_expected_and_found(tmp_path: Path) -> None:
     assert "integer" in stderr and "'many'" in stderr
 
 
+@pytest.mark.parametrize(("body", "key"), [
+    ("n_trials = true", "n_trials"), ("timeout = false", "timeout"), ("[train]\nmax_epochs = true", "train.max_epochs"),
+    ('[data]\ndataset = "text"\npath = "r.tsv"\nmax_length = true', "data.max_length"),
+], ids=["study", "optional-float", "section", "dataset-option"])
+def test_true_or_false_is_not_taken_for_a_number(tmp_path: Path, body: str, key: str) -> None:
+    """TOML's booleans would pass pydantic's lax mode as 1 and 0: `n_trials = true` ran one trial."""
+    study = write_study(tmp_path, f'name = "x"\n{body}\n')
+    with pytest.raises(UsageError, match=re.escape(f"key '{key}': expected a number, found ")):
+        load_study_file(study)
+
+
 def test_unknown_family_lists_installed_families(tmp_path: Path) -> None:
     stderr = _reject(tmp_path, "[search]\nfamilies = [\"cnn\", \"resnet\"]\n")
     assert "search.families" in stderr and "'resnet'" in stderr

@@ -9,11 +9,23 @@ registration, the conformance suites (``automl.testing``) on the object under te
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Generic,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    runtime_checkable,
+)
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from automl.errors import PluginError
 from automl.plugin.arrays import LabeledArrays
@@ -101,15 +113,36 @@ DataPath = Annotated[Path, AfterValidator(_resolve_path)]
 """A file or folder named in a study file: made absolute against the study file's folder."""
 
 
-class DatasetOptions(BaseModel):
+def _takes_a_number(annotation: Any) -> bool:
+    """Whether a field's type is int or float, alone, constrained (Annotated) or optional (a Union)."""
+    if annotation in (int, float):
+        return True
+    return get_origin(annotation) in (Annotated, Union, types.UnionType) and any(
+        _takes_a_number(arg) for arg in get_args(annotation))
+
+
+class TomlModel(BaseModel):
+    """Keys read from a TOML file: unknown keys refused, values frozen, and TOML's ``true`` and
+    ``false`` refused where a number is expected (pydantic's lax mode would take them as 1 and 0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if (isinstance(value, bool) and info.field_name
+                and _takes_a_number(cls.model_fields[info.field_name].annotation)):
+            raise ValueError(f"expected a number, found {str(value).lower()}")
+        return value
+
+
+class DatasetOptions(TomlModel):
     """Base of a dataset's options: the ``[data]`` keys it reads, validated before anything runs.
 
     Subclass it with one annotated field per key (pydantic), and name the subclass as the
     dataset's ``options``. Unknown keys are refused; values are frozen. Use ``DataPath`` for a
     file or folder, so a relative path is taken relative to the study file.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 OptionsT = TypeVar("OptionsT", bound=DatasetOptions)
