@@ -26,6 +26,7 @@ from automl.storage.schema import (
     pareto_front,
     started_trials,
 )
+from automl.storage.trial_queue import QUEUED, count
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def stopped_note(rows: Sequence[FrontRow]) -> str | None:
 
 def front_title(study: optuna.Study, on_front: int) -> str:
     """The front's heading: how many trials are on it, of how many started (the queued ones aside)."""
-    queued = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    queued = count(study, QUEUED)
     return (f"Pareto front of {study.study_name!r} ({on_front} of {len(started_trials(study))} trials"
             f"{f'; {queued} queued' if queued else ''})")
 
