@@ -90,7 +90,8 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def _study(directory: Path, grace_period: int, storage_retry_s: float = 120) -> Path:
-    # Trials of several seconds with one-second heartbeats, so the outage lands inside trials.
+    # Trials of several seconds with one-second heartbeats, so the outage lands inside trials: 20
+    # epochs (about 6 s); with 6 (about 2 s) a trial seen running could finish before the stop.
     return write_study(directory, f"""
         name = "{NAME}"
         n_trials = {N_TRIALS}
@@ -99,7 +100,7 @@ def _study(directory: Path, grace_period: int, storage_retry_s: float = 120) -> 
         families = ["mlp"]
         pruner = "none"
         [train]
-        max_epochs = 6
+        max_epochs = 20
         loader_workers = 0
         batch_size = [16]
         [workers]
