@@ -27,7 +27,7 @@ test: $(BIN)/automl
 
 # mypy reads its files and settings from pyproject.toml.
 lint: $(BIN)/automl
-	$(BIN)/ruff check automl automl_plugins
+	$(BIN)/ruff check automl plugins
 	$(BIN)/mypy
 
 clean:

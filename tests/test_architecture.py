@@ -10,7 +10,7 @@ import pytest
 import automl
 
 PACKAGE = Path(automl.__file__).parent
-BUILT_INS = PACKAGE.parent / "automl_plugins"
+BUILT_INS = PACKAGE.parent / "plugins" / "automl_plugins"
 MAX_LINES = 400
 
 

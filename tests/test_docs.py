@@ -67,7 +67,7 @@ AUTHOR_SOURCES = {
     "README.md (plugin contract)": python_blocks(README_CONTRACT),
     **{str(path.relative_to(REPO)): [path.read_text()]
        for path in sorted((REPO / "examples" / "automl-mixer").rglob("*.py"))},
-    **{f"automl_plugins/{name}.py": [(REPO / "automl_plugins" / f"{name}.py").read_text()]
+    **{f"plugins/automl_plugins/{name}.py": [(REPO / "plugins" / "automl_plugins" / f"{name}.py").read_text()]
        for name in ("mlp", "cnn", "rnn", "transformer", "_layers")},
 }
 

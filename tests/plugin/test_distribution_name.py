@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,8 @@ def _installed_dependencies(folder: Path) -> Path:
 @pytest.mark.slow
 def test_example_plugin_installs_into_a_fresh_environment_with_this_project(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: building leaves build/ and egg-info beside the source
-    for package in ("automl", "automl_plugins"):
-        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("automl", "plugins"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     shutil.copytree(REPO / "examples" / "automl-mixer", tmp_path / "automl-mixer")
@@ -46,6 +47,8 @@ def test_example_plugin_installs_into_a_fresh_environment_with_this_project(tmp_
     subprocess.run([*pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(wheels),
                     str(source)], check=True)
     assert [wheel.name.split("-")[0] for wheel in wheels.iterdir()] == ["automl_pareto"]
+    with zipfile.ZipFile(next(wheels.iterdir())) as wheel:  # plugins/ installs as automl_plugins, never as "plugins"
+        assert {name.split("/")[0] for name in wheel.namelist() if name.endswith(".py")} == {"automl", "automl_plugins"}
 
     venv = tmp_path / "fresh"
     subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ def _modules() -> list[str]:
 
 def test_no_module_but_the_fence_uses_a_private_optuna_name() -> None:
     users = {}
-    for path in [*sorted((REPO / "automl").rglob("*.py")), *sorted((REPO / "automl_plugins").rglob("*.py"))]:
+    for path in [*sorted((REPO / "automl").rglob("*.py")), *sorted((REPO / "plugins" / "automl_plugins").rglob("*.py"))]:
         if path.name == "_optuna.py":
             continue
         code = [line.split("#")[0] for line in path.read_text().splitlines()]
