@@ -12,7 +12,7 @@ Imports go one way: a stage imports only from the stages listed before it in ``S
 """
 
 from automl.errors import PluginError, UsageError
-from automl.plugin.contract import DataPath, Dataset, DatasetOptions, Family, LabeledArrays, Trial
+from automl.plugin.contract import DataPath, Dataset, DatasetOptions, Family, LabeledArrays, RawInputs, Trial
 from automl.plugin.hookspecs import hookimpl
 from automl.plugin.task import TASK_KINDS, Task, TaskKind
 from automl.plugin.tokenizer import PAD, UNKNOWN, Tokenizer
@@ -25,4 +25,5 @@ STAGES = ("errors", "plugin", "storage", "config", "data", "training", "workers"
 
 # What a plugin author needs; automl.plugin.contract is the contract these names make up.
 __all__ = ["PAD", "TASK_KINDS", "UNKNOWN", "DataPath", "Dataset", "DatasetOptions", "Family", "LabeledArrays",
-           "PluginError", "Task", "TaskKind", "Tokenizer", "Trial", "UsageError", "__version__", "hookimpl"]
+           "PluginError", "RawInputs", "Task", "TaskKind", "Tokenizer", "Trial", "UsageError", "__version__",
+           "hookimpl"]

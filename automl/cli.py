@@ -193,7 +193,7 @@ def _export(args: argparse.Namespace) -> None:
         check_destination,
         check_trained,
         export_model,
-        recorded_preprocessing,
+        study_data,
         trained_model,
     )
     from automl.storage.artifacts import artifact_dir, open_store
@@ -207,8 +207,7 @@ def _export(args: argparse.Namespace) -> None:
         ERR.print(f"note: {text}", soft_wrap=True)
 
     model, weights = trained_model(stored, store, registry(), note)
-    exported = export_model(stored, model, args.format, Path(args.out), weights,
-                            recorded_preprocessing(stored, registry(), note))
+    exported = export_model(stored, model, args.format, Path(args.out), weights, study_data(stored, registry(), note))
     ERR.print(f"{stored.label} ({stored.family.name}) as {args.format}: {exported.path}, described in "
               f"{exported.json_path}; outputs match PyTorch on a batch of {exported.check_batch} "
               f"(max abs difference {exported.max_abs_diff:.2g})", soft_wrap=True)
@@ -237,7 +236,7 @@ def _retrain(args: argparse.Namespace) -> None:
           + (f" (trained on train alone: {before:.4f})" if before is not None else ""))
     if args.out:
         exported = export_model(stored, result.model, fmt, Path(args.out),
-                                f"retrained on train+validation ({result.epochs} epochs)", data.preprocessing)
+                                f"retrained on train+validation ({result.epochs} epochs)", data, result)
         ERR.print(f"retrained model as {fmt}: {exported.path}, described in {exported.json_path}",
                   soft_wrap=True)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -12,10 +11,12 @@ from sklearn.model_selection import train_test_split
 
 from automl.config import DataConfig, check_options
 from automl.data.digest import data_sha256
+from automl.data.standardize import Standardization
 from automl.errors import UsageError
-from automl.plugin.arrays import LabeledArrays
+from automl.plugin.arrays import LabeledArrays, RawInputs
 from automl.plugin.registry import Registry
 from automl.plugin.task import Task
+from automl.plugin.tokenizer import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,18 @@ class PreparedData:
     train: Split
     val: Split
     test: Split
-    # What turned the dataset's raw inputs into the model's (see split_arrays), as JSON, for
-    # exports; None when the inputs are used as they are (token ids given by the dataset).
-    # Not part of the identity: the splits are, and the per-process caches key on it.
-    preprocessing: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    # What turned the dataset's inputs into the model's (see split_arrays), for exports and
+    # automl.results.raw_inputs: the standardization of float inputs, the vocabulary of texts;
+    # neither for token ids given by the dataset. Not part of the identity: the splits are, and
+    # the per-process caches key on it.
+    standardization: Standardization | None = field(default=None, hash=False, compare=False)
+    vocabulary: Vocabulary | None = field(default=None, hash=False, compare=False)
+    # How the dataset's inputs relate to the user's own data (LabeledArrays.raw).
+    raw: RawInputs = field(default=RawInputs(), hash=False, compare=False)
     # SHA-256 of the data as loaded and split (automl.data.digest), which a resumed study compares.
     sha256: str = field(default="", hash=False, compare=False)
     # What the dataset did to the data that the user should hear about (LabeledArrays.notes).
     notes: tuple[str, ...] = field(default=(), hash=False, compare=False)
-
-
-def _normalization_axes(kind: str, ndim: int) -> tuple[int, ...]:
-    # Statistics per channel for images, per feature for sequences and tables.
-    if kind == "image":
-        return (0,) + tuple(range(2, ndim))
-    return tuple(range(ndim - 1))
 
 
 def _float32_inputs(x: np.ndarray, dataset: str) -> np.ndarray:
@@ -116,32 +114,19 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
     """Stratified split fixed by ``seed``; normalization statistics and a text vocabulary come
     from the train split only."""
     train, val, test = split_indices(arrays, config, seed)
-    x, vocab_size, preprocessing = arrays.x, arrays.vocab_size, None
+    x, vocab_size, standardization, vocabulary = arrays.x, arrays.vocab_size, None, None
     if arrays.tokenizer is not None:
         vocabulary = arrays.tokenizer.fit(x[train])
         x, vocab_size = vocabulary.encode(x), vocabulary.size
-        preprocessing = {"tokenize": vocabulary.to_dict()}
     elif arrays.kind != "tokens":
         x = _float32_inputs(x, config.dataset)
-        axes = _normalization_axes(arrays.kind, x.ndim)
-        with np.errstate(over="ignore"):
-            mean = x[train].mean(axis=axes, keepdims=True)
-            std = x[train].std(axis=axes, keepdims=True)
-        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-            raise UsageError(f"dataset {config.dataset!r}: standardizing the inputs overflows float32: "
-                             f"values up to {np.abs(x).max():g} have squares beyond its range (3.4e38); "
-                             "rescale the inputs")
-        std = np.where(std > 1e-8, std, 1.0)
-        x = (x - mean) / std
-        preprocessing = {"standardize": {
-            "of": f"the inputs as dataset {config.dataset!r} loads them",
-            "per": "channel" if arrays.kind == "image" else "feature", "formula": "(x - mean) / std",
-            "mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}
+        standardization = Standardization.fit(x[train], arrays.kind, config.dataset)
+        x = standardization.apply(x)
     task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)
     train_split, val_split, test_split = (_to_split(x[part], arrays.y[part], arrays.kind)
                                           for part in (train, val, test))
     token_ids = x if arrays.tokenizer is not None else None  # what a tokenizer's options change
-    return PreparedData(task, train_split, val_split, test_split, preprocessing,
+    return PreparedData(task, train_split, val_split, test_split, standardization, vocabulary, arrays.raw,
                         data_sha256(arrays, (train, val, test), token_ids), notes=arrays.notes)
 
 

@@ -1,7 +1,10 @@
-"""What a dataset plugin returns: all samples and labels as arrays, plus the task kind."""
+"""What a dataset plugin returns: all samples and labels as arrays, the task kind, and how the
+samples relate to the user's own data (RawInputs)."""
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +18,37 @@ SHOWN_VALUES = 20
 
 
 @dataclass(frozen=True)
+class RawInputs:
+    """How ``LabeledArrays.x`` relates to the data as the user holds it, so that an exported model
+    (and ``automl.load_model``) takes that data as it is.
+
+    - ``scale``: ``x`` holds the user's values times ``scale``: ``1/255`` for 8-bit pixels loaded
+      as 0..1, ``1/16`` for scikit-learn digits' 0..16 pixels, 1 for values loaded unchanged.
+      An exported model multiplies by it in its first layer, so it takes the unscaled values.
+    - ``description``: what one raw sample is and what turns a user's file into it that a model
+      cannot do (decoding and resizing an image, say): an export's JSON repeats it word for word.
+      ``None``: the values as the dataset loads them.
+    - ``feature_names``: a name for each entry of the last axis of ``x``, in order (a table's
+      columns); ``None`` when the features have no names.
+    """
+
+    scale: float = 1.0
+    description: str | None = None
+    feature_names: tuple[str, ...] | None = None
+
+    def check(self, x: np.ndarray, source: str) -> None:
+        """Raise UsageError naming ``source`` for a scale that is not a positive number, or feature
+        names that do not match the last axis of ``x``."""
+        scale = self.scale
+        if isinstance(scale, bool) or not (isinstance(scale, numbers.Real) and math.isfinite(scale) and scale > 0):
+            raise UsageError(f"{source}: RawInputs.scale is {self.scale!r}; expected a positive number "
+                             "(x = the user's values * scale)")
+        if self.feature_names is not None and len(self.feature_names) != x.shape[-1]:
+            raise UsageError(f"{source}: RawInputs.feature_names names {len(self.feature_names)} features, "
+                             f"but x has {x.shape[-1]} along its last axis (shape {list(x.shape)})")
+
+
+@dataclass(frozen=True)
 class LabeledArrays:
     """Samples ``x`` of shape ``[N, *input_shape]`` and integer labels ``y`` of shape ``[N]``.
 
@@ -23,6 +57,7 @@ class LabeledArrays:
     token ids by a vocabulary fitted on the train split only. ``class_names``: what each label
     means, when the data said (folder names, string labels). ``notes``: what the dataset did to
     the data that the user should hear about (rows it left out), printed before a run.
+    ``raw``: how ``x`` relates to the user's own data (its scale, its feature names), for exports.
     """
 
     x: np.ndarray
@@ -33,6 +68,7 @@ class LabeledArrays:
     test_samples: int = 0
     tokenizer: Tokenizer | None = None
     notes: tuple[str, ...] = ()
+    raw: RawInputs = RawInputs()
 
     def checked(self, source: str) -> LabeledArrays:
         """Return self after checking shapes, labels and values; errors name ``source``."""
@@ -61,6 +97,7 @@ class LabeledArrays:
             index = tuple(int(i) for i in np.argwhere(~np.isfinite(self.x))[0])
             raise UsageError(f"{source}: x[{', '.join(map(str, index))}] (sample {index[0]}) is "
                              f"{self.x[index]}; features must be finite")
+        self.raw.check(self.x, source)
         return self
 
     @property

@@ -28,7 +28,7 @@ from typing import (
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from automl.errors import PluginError
-from automl.plugin.arrays import LabeledArrays
+from automl.plugin.arrays import LabeledArrays, RawInputs
 from automl.plugin.task import TASK_KINDS, Task
 
 if TYPE_CHECKING:  # torch is imported only where a module is built, not by `import automl`
@@ -157,7 +157,9 @@ class Dataset(Protocol, Generic[OptionsT]):
     - ``options``: the ``DatasetOptions`` subclass listing the ``[data]`` keys it reads (the
       base class itself for none).
     - ``load(seed, options)`` returns every sample as ``LabeledArrays``: ``x`` ``[N, *input_shape]``,
-      integer labels ``y`` ``[N]`` in ``0..K-1``, and the task kind. ``seed`` is the study's, for
+      integer labels ``y`` ``[N]`` in ``0..K-1``, and the task kind; a dataset that rescales the
+      user's values (pixels to 0..1) or names its features says so in ``LabeledArrays.raw``
+      (``RawInputs``), so exported models take the user's values. ``seed`` is the study's, for
       generated data: the same seed gives the same arrays. A problem the user can fix is raised
       as ``automl.UsageError`` naming the file and the ``[data]`` key.
     """
@@ -214,5 +216,5 @@ def check_dataset(dataset: Any, source: str | None = None) -> None:
                           "(DatasetOptions itself when it reads none).")
 
 
-__all__ = ["BASE_DIR", "DataPath", "Dataset", "DatasetOptions", "Family", "LabeledArrays", "Trial",
+__all__ = ["BASE_DIR", "DataPath", "Dataset", "DatasetOptions", "Family", "LabeledArrays", "RawInputs", "Trial",
            "check_dataset", "check_family"]

@@ -1,8 +1,10 @@
 """Exporting a trial's model as ONNX, TorchScript or a state dict, checked against PyTorch.
 
-Each export is loaded back by what would run it (onnxruntime, torch.jit.load, a rebuilt module)
-and must reproduce the PyTorch logits on a fresh batch of another size; a JSON beside the file
-says what the model is, what it expects and how it scored.
+The exported model takes inputs as the user's data holds them: the dataset's scaling and the
+standardization are its first layer (automl.results.raw_inputs). Each export is loaded back by
+what would run it (onnxruntime, torch.jit.load, a rebuilt module) and must reproduce the PyTorch
+logits on a fresh batch of another size; a JSON beside the file says what the model is, what it
+expects and how it scored.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore
 from torch import nn
 
+from automl.data.prepare import PreparedData
 from automl.errors import AutomlError, UsageError
 from automl.plugin.build import example_inputs
 from automl.plugin.registry import Registry
-from automl.results.retrain import retrain
+from automl.plugin.task import Task
+from automl.results.raw_inputs import input_description, raw_input_model
+from automl.results.retrain import Retrained, retrain
 from automl.results.stored import StoredTrial
 from automl.storage.artifacts import load_weights, output_dir
 from automl.storage.schema import TrialAttr, is_trained
@@ -34,6 +39,7 @@ SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "state_dict": ".s
 RTOL, ATOL = 1e-3, 1e-4
 EXPORT_BATCH, CHECK_BATCH = 2, 5  # different sizes, so a batch size baked into an export shows up
 Runner = Callable[[torch.Tensor], np.ndarray]
+Rebuild = Callable[[], nn.Module]  # the exported module's architecture with fresh weights
 # The trial attrs the JSON repeats under "measured".
 MEASURED = (TrialAttr.VAL_ACCURACY, TrialAttr.TEST_ACCURACY, TrialAttr.FLOPS, TrialAttr.N_PARAMS,
             TrialAttr.LATENCY_MS, TrialAttr.EPOCHS)
@@ -79,7 +85,7 @@ def check_destination(fmt: str, out_dir: Path) -> None:
     output_dir(out_dir, "export folder")
 
 
-def _onnx(model: nn.Module, example: torch.Tensor, path: Path, stored: StoredTrial, dynamic: bool) -> Runner:
+def _onnx(model: nn.Module, example: torch.Tensor, path: Path, rebuild: Rebuild, dynamic: bool) -> Runner:
     import onnxruntime
 
     # One self-contained file; ONNX's protobuf limit forces external weights only past 2 GB.
@@ -94,7 +100,7 @@ def _onnx(model: nn.Module, example: torch.Tensor, path: Path, stored: StoredTri
     return lambda x: session.run(None, {"inputs": x.numpy()})[0]
 
 
-def _torchscript(model: nn.Module, example: torch.Tensor, path: Path, stored: StoredTrial, dynamic: bool) -> Runner:
+def _torchscript(model: nn.Module, example: torch.Tensor, path: Path, rebuild: Rebuild, dynamic: bool) -> Runner:
     if dynamic:
         # Scripting keeps control flow and every batch size; tracing records one run of it.
         scripted = torch.jit.script(model)
@@ -106,9 +112,9 @@ def _torchscript(model: nn.Module, example: torch.Tensor, path: Path, stored: St
     return lambda x: loaded(x).detach().numpy()
 
 
-def _state_dict(model: nn.Module, example: torch.Tensor, path: Path, stored: StoredTrial, dynamic: bool) -> Runner:
+def _state_dict(model: nn.Module, example: torch.Tensor, path: Path, rebuild: Rebuild, dynamic: bool) -> Runner:
     torch.save(model.state_dict(), path)
-    rebuilt = stored.build().eval()
+    rebuilt = rebuild().eval()
     rebuilt.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return lambda x: rebuilt(x).detach().numpy()
 
@@ -116,23 +122,45 @@ def _state_dict(model: nn.Module, example: torch.Tensor, path: Path, stored: Sto
 EXPORTERS = {"onnx": _onnx, "torchscript": _torchscript, "state_dict": _state_dict}
 
 
-def description(stored: StoredTrial, fmt: str, path: Path, weights: str, preprocessing: dict[str, Any] | None,
-                max_abs_diff: float, check_batch: int, fixed_batch: int | None) -> dict[str, Any]:
+def _inputs_of(stored: StoredTrial, data: PreparedData | str) -> dict[str, Any]:
+    """The JSON's ``input`` and ``preprocessing``: from the study's data, or why it is missing."""
+    if isinstance(data, PreparedData):
+        return input_description(data, stored.config.data.dataset)
+    tokens = stored.task.kind == "tokens"
+    values = ("int64 token ids" if tokens else "standardized values, (x - mean) / std with the statistics of the "
+              "study's training split, which could not be recovered")
+    return {"input": {"dtype": "int64" if tokens else "float32", "values": values},
+            "preprocessing": {"unavailable": data}}
+
+
+def _measured(stored: StoredTrial, retrained: Retrained | None) -> dict[str, Any]:
+    """What the trial measured; for a model retrained on train+validation, its own test accuracy and
+    epochs instead (its validation accuracy was measured on data it trained on, so it is left out)."""
+    measured: dict[str, Any] = {key: stored.trial.user_attrs[key] for key in MEASURED
+                                if key in stored.trial.user_attrs}
+    if retrained is None:
+        return measured
+    measured.pop(TrialAttr.VAL_ACCURACY, None)
+    return {**measured, TrialAttr.TEST_ACCURACY: retrained.test_accuracy, TrialAttr.EPOCHS: retrained.epochs,
+            "train_samples": retrained.train_samples}
+
+
+def description(stored: StoredTrial, fmt: str, path: Path, weights: str, data: PreparedData | str,
+                retrained: Retrained | None, max_abs_diff: float, check_batch: int,
+                fixed_batch: int | None) -> dict[str, Any]:
     """What goes in the JSON beside an export."""
     trial, task = stored.trial, stored.task
     objectives = stored.study.metric_names or [f"objective_{i}" for i in range(len(trial.values))]
+    inputs = _inputs_of(stored, data)
     return {
         "study": stored.study.study_name, "trial": trial.number, "family": stored.family.name,
         "params": stored.params, "training": dataclasses.asdict(stored.training), "stored_params": trial.params,
         "task": task.to_dict(),
         "metrics": dict(zip(objectives, trial.values, strict=True)),
-        "measured": {key: trial.user_attrs[key] for key in MEASURED if key in trial.user_attrs},
+        "measured": _measured(stored, retrained),
         "format": fmt, "file": path.name, "weights": weights,
-        "input": {"name": "inputs", "shape": [fixed_batch or "batch", *task.input_shape],
-                  "dtype": "int64" if task.kind == "tokens" else "float32",
-                  "note": "token ids" if task.kind == "tokens" else
-                  "standardized with the mean and std of the study's training split (see preprocessing)"},
-        "preprocessing": preprocessing,
+        "input": {"name": "inputs", "shape": [fixed_batch or "batch", *task.input_shape], **inputs["input"]},
+        "preprocessing": inputs["preprocessing"],
         "output": {"name": "logits", "shape": [fixed_batch or "batch", task.num_classes]},
         "check": {"runtime": {"onnx": "onnxruntime", "torchscript": "torch.jit.load",
                               "state_dict": "rebuilt module"}[fmt],
@@ -140,12 +168,12 @@ def description(stored: StoredTrial, fmt: str, path: Path, weights: str, preproc
     }
 
 
-def _export_and_check(model: nn.Module, fmt: str, path: Path, stored: StoredTrial, dynamic: bool
+def _export_and_check(model: nn.Module, fmt: str, path: Path, task: Task, rebuild: Rebuild, dynamic: bool
                       ) -> tuple[float, int]:
     """Export, load back, and compare with PyTorch on fresh inputs: (max abs difference, batch size)."""
-    run = EXPORTERS[fmt](model, example_inputs(stored.task, EXPORT_BATCH if dynamic else 1), path, stored, dynamic)
+    run = EXPORTERS[fmt](model, example_inputs(task, EXPORT_BATCH if dynamic else 1), path, rebuild, dynamic)
     batch = CHECK_BATCH if dynamic else 1
-    inputs = example_inputs(stored.task, batch, seed=1)
+    inputs = example_inputs(task, batch, seed=1)
     with torch.no_grad():
         expected = model(inputs).numpy()
     got = run(inputs)
@@ -158,33 +186,45 @@ def _export_and_check(model: nn.Module, fmt: str, path: Path, stored: StoredTria
 
 
 def export_model(stored: StoredTrial, model: nn.Module, fmt: str, out_dir: Path, weights: str,
-                 preprocessing: dict[str, Any] | None) -> Exported:
-    """Write ``model`` in ``fmt`` to ``out_dir``, check it against PyTorch, and write its JSON.
+                 data: PreparedData | str, retrained: Retrained | None = None) -> Exported:
+    """Write ``model`` (the trial's trained family module) in ``fmt`` to ``out_dir``, taking inputs
+    as the user's data holds them, check it against PyTorch, and write its JSON.
 
-    The batch size stays free where the model allows; a model that pins it somewhere (``len(x)``
-    used as a number, say) is exported for one sample at a time. ``weights`` says where the
-    weights came from and ``preprocessing`` how raw inputs become the model's (the study data's
-    PreparedData.preprocessing), for the JSON. Raises AutomlError when no export reproduces PyTorch.
+    ``data`` is the study's data (PreparedData), whose scaling and standardization become the
+    exported model's first layer (automl.results.raw_inputs.raw_input_model); where it could not
+    be loaded, the reason, and the export then takes standardized inputs, as the JSON says. The
+    batch size stays free where the model allows; a model that pins it somewhere (``len(x)`` used
+    as a number, say) is exported for one sample at a time. ``weights`` says where the weights came
+    from; ``retrained`` replaces the trial's measurements with the retrained model's. Raises
+    AutomlError when no export reproduces PyTorch.
     """
     check_destination(fmt, out_dir)
     path = out_dir / f"trial{stored.trial.number}{SUFFIXES[fmt]}"
-    model = model.cpu().eval()
+
+    def with_inputs(module: nn.Module) -> nn.Module:
+        return raw_input_model(module, data) if isinstance(data, PreparedData) else module
+
+    model = with_inputs(model.cpu()).eval()
+
+    def rebuild() -> nn.Module:
+        return with_inputs(stored.build())
+
     fixed_batch = None
     with _quiet_exporters():
         try:
-            max_abs_diff, check_batch = _export_and_check(model, fmt, path, stored, dynamic=True)
+            max_abs_diff, check_batch = _export_and_check(model, fmt, path, stored.task, rebuild, dynamic=True)
         except Exception as dynamic_failure:
             if fmt == "state_dict":
                 raise AutomlError(f"{stored.label}: the state dict in {path} does not reproduce the model: "
                                   f"{dynamic_failure}") from dynamic_failure
             try:
-                max_abs_diff, check_batch = _export_and_check(model, fmt, path, stored, dynamic=False)
+                max_abs_diff, check_batch = _export_and_check(model, fmt, path, stored.task, rebuild, dynamic=False)
             except Exception as exc:
                 raise AutomlError(f"{stored.label}: no {fmt} export reproduces PyTorch's outputs ({exc}; with a "
                                   f"free batch size: {dynamic_failure}); try another --format") from exc
             fixed_batch = 1
     json_path = path.with_name(path.name + ".json")
-    record = description(stored, fmt, path, weights, preprocessing, max_abs_diff, check_batch, fixed_batch)
+    record = description(stored, fmt, path, weights, data, retrained, max_abs_diff, check_batch, fixed_batch)
     json_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return Exported(path, json_path, max_abs_diff, check_batch, fixed_batch)
 
@@ -216,15 +256,15 @@ def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry:
     return retrain(stored, stored.data(registry), with_validation=False).model, "retrained (none stored)"
 
 
-def recorded_preprocessing(stored: StoredTrial, registry: Registry,
-                           note: Callable[[str], None]) -> dict[str, Any] | None:
-    """How raw inputs become the model's (PreparedData.preprocessing), from the study's dataset.
+def study_data(stored: StoredTrial, registry: Registry, note: Callable[[str], None]) -> PreparedData | str:
+    """The study's data, made again from its dataset (for the export's first layer), or why not.
 
     A dataset that no longer loads (moved, deleted) does not stop an export of stored weights:
-    ``note`` says so, and the JSON records why the preprocessing is missing.
+    ``note`` says so, and the export takes standardized inputs, which its JSON says.
     """
     try:
-        return stored.data(registry).preprocessing
+        return stored.data(registry)
     except UsageError as exc:
-        note(f"the export's JSON records no preprocessing: {exc}")
-        return {"unavailable": str(exc)}
+        note(f"the export takes standardized inputs, not the data's own values, since the study's data does "
+             f"not load to recover its scaling and statistics: {exc}")
+        return str(exc)

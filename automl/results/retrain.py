@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +27,7 @@ def _merged(data: PreparedData) -> PreparedData:
     """Train on train+validation. The loop still validates each epoch; on the validation split,
     now part of the training data, so nothing selects on those numbers and they are not reported."""
     train_split = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
-    return PreparedData(data.task, train_split, data.val, data.test, data.preprocessing)
+    return dataclasses.replace(data, train=train_split)
 
 
 def retrain(stored: StoredTrial, data: PreparedData, epochs: int | None = None,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 import automl
-from automl import DatasetOptions, LabeledArrays
+from automl import DatasetOptions, LabeledArrays, RawInputs
 
 
 class Digits:
@@ -22,7 +22,9 @@ class Digits:
 
         bunch = load_digits()
         images = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
-        return LabeledArrays(images, bunch.target.astype(np.int64), "image")
+        raw = RawInputs(scale=1 / 16, description="pixel values 0..16 of an 8x8 image as [1, 8, 8], as "
+                        "sklearn.datasets.load_digits() gives them (its images[i])")
+        return LabeledArrays(images, bunch.target.astype(np.int64), "image", raw=raw)
 
 
 class Waveforms:

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 import automl
-from automl import DataPath, LabeledArrays, UsageError
+from automl import DataPath, LabeledArrays, RawInputs, UsageError
 from automl_plugins._files import FileOptions, data_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -61,8 +61,18 @@ class ImageFolder:
                     raise UsageError(f"{path} is not a readable image: {exc}") from None
                 labels.append(label)
         x = np.stack(pixels).transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # [N, 3, H, W]
+        assert size is not None  # _class_images found an image
+        raw = RawInputs(scale=1 / 255, description=_pixels(size, grayscale))
         return LabeledArrays(x[:, :1] if grayscale else x, np.array(labels), "image",
-                             class_names=tuple(images))
+                             class_names=tuple(images), raw=raw)
+
+
+def _pixels(size: tuple[int, int], grayscale: bool) -> str:
+    """What one sample is, from an image file: the steps a model cannot take itself."""
+    width, height = size
+    channels = "channel 0 (R) only, the images being grayscale: [1, H, W]" if grayscale else "[3, H, W] (RGB)"
+    return (f"pixel values 0..255 of an image decoded with PIL, converted to RGB (Image.convert('RGB')), "
+            f"resized to {width}x{height} (Image.resize with its default resampling), laid out as {channels}")
 
 
 @automl.hookimpl

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 import automl
-from automl import DataPath, LabeledArrays, TaskKind, UsageError
+from automl import DataPath, LabeledArrays, RawInputs, TaskKind, UsageError
 from automl_plugins._files import FileOptions, data_path, encode_labels
 
 KIND_BY_RANK = {4: "image", 3: "sequence", 2: "tabular"}
@@ -51,7 +51,8 @@ class NpzFile:
         if y.dtype.kind in "USf":  # class names stored as strings, or labels as floats
             y, class_names = encode_labels(y, f"{path}: y")
         vocab_size = int(x.max()) + 1 if kind == "tokens" and x.size and x.dtype.kind in "iu" else None
-        return LabeledArrays(x, y, kind, vocab_size=vocab_size, class_names=class_names)
+        raw = RawInputs(description=f"one sample x[i] of {path.name}'s array x, as the file holds it")
+        return LabeledArrays(x, y, kind, vocab_size=vocab_size, class_names=class_names, raw=raw)
 
 
 @automl.hookimpl

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 import automl
-from automl import DataPath, LabeledArrays, UsageError
+from automl import DataPath, LabeledArrays, RawInputs, UsageError
 from automl_plugins._delimited import Table, read_table
 from automl_plugins._files import LabelColumnOptions, data_path, label_column
 
@@ -45,7 +45,9 @@ class CsvTable:
         if not features:
             raise UsageError(f"{path} has no feature columns besides the label {options.label!r}")
         x = np.stack([_numeric(table, name) for name in features], axis=1)
-        return LabeledArrays(x.astype(np.float32), y, "tabular", class_names=class_names, notes=notes)
+        raw = RawInputs(description=f"one row's feature columns of {path.name}, as numbers in the order of "
+                        "feature_names", feature_names=tuple(features))
+        return LabeledArrays(x.astype(np.float32), y, "tabular", class_names=class_names, notes=notes, raw=raw)
 
 
 @automl.hookimpl

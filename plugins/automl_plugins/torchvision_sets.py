@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 import automl
-from automl import DataPath, DatasetOptions, LabeledArrays, UsageError
+from automl import DataPath, DatasetOptions, LabeledArrays, RawInputs, UsageError
 
 IDX_UINT8 = 0x08
 
@@ -76,8 +76,10 @@ class TorchvisionDataset:
             raise UsageError(f"dataset {self.name!r}: cannot read {root / self.folder} "
                              f"({type(exc).__name__}: {exc}); fetch the files again") from None
         x = np.concatenate([train.x, test.x]).astype(np.float32) / 255.0
+        raw = RawInputs(scale=1 / 255, description=f"pixel values 0..255 as [{', '.join(map(str, x.shape[1:]))}] "
+                        f"(channels, height, width), as torchvision's {self.torchvision_class} files hold them")
         return LabeledArrays(x, np.concatenate([train.y, test.y]).astype(np.int64), "image",
-                             class_names=train.class_names, test_samples=len(test.y))
+                             class_names=train.class_names, test_samples=len(test.y), raw=raw)
 
     def _download(self, root: Path) -> None:
         try:

@@ -13,6 +13,7 @@ from automl.data.prepare import prepare
 from automl.errors import UsageError
 from automl.plugin.registry import registry
 from automl.plugin.tokenizer import PAD, UNKNOWN, Tokenizer
+from automl.results.raw_inputs import input_description
 from datafiles import labels, write_cifar, write_mnist, write_npz, write_pngs, write_table
 
 
@@ -69,7 +70,7 @@ def test_text_vocabulary_comes_from_the_train_split_only(tmp_path: Path, suffix:
     assert (data.test.x[:, 1] == UNKNOWN).all() and (data.train.x[:, 1] > UNKNOWN).all()
     assert (data.train.x[:, 0] == PAD).all(), "three tokens in four places: padded on the left"
     # What an export records is enough to encode a text as the model saw it.
-    recorded = data.preprocessing["tokenize"]
+    recorded = input_description(data, "text")["preprocessing"]["before_the_model"]["tokenize"]
     assert (recorded["unit"], recorded["lowercase"], recorded["max_length"]) == ("words", True, 4)
     vocabulary, text = recorded["vocabulary"], "Word0 GOOD great unseen"
     ids = [vocabulary.get(token, recorded["unknown_id"]) for token in text.lower().split()][:recorded["max_length"]]

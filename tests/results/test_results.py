@@ -143,19 +143,18 @@ def test_export_onnx_of_a_front_trial_reproduces_its_test_accuracy(searched_stud
     assert described["task"] == {"kind": "image", "input_shape": [1, 8, 8], "num_classes": 10, "vocab_size": None,
                                  "class_names": None}
     assert described["metrics"] == dict(zip(["val_accuracy", "flops"], trial.values))
-    # The exported file alone, in onnxruntime, scores what the trial scored on the test split,
-    # fed the raw digits standardized as the JSON says.
+    # The exported file alone, in onnxruntime, fed the test split's digits as scikit-learn gives them
+    # (pixel values 0..16), scores what the trial scored on it.
+    assert "0..16" in described["input"]["values"]
+    assert described["preprocessing"]["in_the_model"]["scale"] == 1 / 16
+    from sklearn.datasets import load_digits
+
     arrays = registry().datasets["digits"].obj.load(0, DataConfig())
     test_rows = split_indices(arrays, DataConfig(), 0)[2]
-    standardize = described["preprocessing"]["standardize"]
-    assert standardize["per"] == "channel" and len(standardize["mean"]) == len(standardize["std"]) == 1
-    assert standardize["of"] == "the inputs as dataset 'digits' loads them"
-    mean, std = (np.array(standardize[key], dtype=np.float32).reshape(1, -1, 1, 1) for key in ("mean", "std"))
-    inputs = ((arrays.x[test_rows].astype(np.float32) - mean) / std).astype(np.float32)
+    pixels = load_digits().images[test_rows][:, None].astype(np.float32)
     test = prepare(DataConfig(), registry(), 0).test
-    np.testing.assert_allclose(inputs, test.x.numpy(), atol=1e-5)
     session = onnxruntime.InferenceSession(str(tmp_path / f"trial{trial.number}.onnx"))
-    logits = session.run(None, {"inputs": inputs})[0]
+    logits = session.run(None, {"inputs": pixels})[0]
     assert abs(_accuracy(logits, test.y) - trial.user_attrs["test_accuracy"]) <= 1 / len(test.y)
 
 
@@ -170,24 +169,29 @@ def test_export_without_weights_retrains_the_trial_first(searched_study: Searche
     described = json.loads((tmp_path / f"trial{slow.number}.torchscript.pt.json").read_text())
     assert described["weights"] == "retrained (none stored)" and described["check"]["max_abs_diff"] < 1e-4
     # Same seed, same epochs: the retrained model is the trial's model again.
+    from sklearn.datasets import load_digits
+
+    test_rows = split_indices(registry().datasets["digits"].obj.load(0, DataConfig()), DataConfig(), 0)[2]
+    pixels = torch.from_numpy(load_digits().images[test_rows][:, None]).float()
     test = prepare(DataConfig(), registry(), 0).test
     model = torch.jit.load(str(tmp_path / f"trial{slow.number}.torchscript.pt"))
     with torch.no_grad():
-        assert _accuracy(model(test.x).numpy(), test.y) == pytest.approx(slow.user_attrs["test_accuracy"])
+        assert _accuracy(model(pixels).numpy(), test.y) == pytest.approx(slow.user_attrs["test_accuracy"])
 
 
 def test_export_state_dict_loads_into_the_rebuilt_model(searched_study: SearchedStudy, tmp_path: Path) -> None:
     from automl.results.export import export_model, trained_model
+    from automl.results.raw_inputs import raw_input_model
 
     study = _study(searched_study)
     stored = load_stored_trial(study, study.best_trials[0].number, searched_study.url, registry())
     model, weights = trained_model(stored, open_store(artifact_dir(searched_study.url)), registry(), pytest.fail)
-    exported = export_model(stored, model, "state_dict", tmp_path, weights, None)
-    rebuilt = stored.build()
+    data = prepare(DataConfig(), registry(), 0)
+    exported = export_model(stored, model, "state_dict", tmp_path, weights, data)
+    rebuilt = raw_input_model(stored.build(), data)  # the family's module behind its preprocessing
     rebuilt.load_state_dict(torch.load(exported.path, weights_only=True))
-    test = prepare(DataConfig(), registry(), 0).test
     with torch.no_grad():
-        assert _accuracy(rebuilt.eval()(test.x).numpy(), test.y) == pytest.approx(
+        assert _accuracy(rebuilt.model.eval()(data.test.x).numpy(), data.test.y) == pytest.approx(
             stored.trial.user_attrs["test_accuracy"])
 
 
@@ -260,14 +264,21 @@ def test_retrain_on_train_and_validation_reports_test_accuracy_and_saves_the_mod
     assert int(found[1]) == len(data.train.y) + len(data.val.y)
     assert float(found[2]) > 0.8  # two epochs of the fast config learn digits
 
-    # The saved state dict is the retrained model: rebuilt, it scores the accuracy just printed.
+    # The saved state dict is the retrained model: rebuilt, it scores the accuracy just printed, which
+    # its JSON records (not the trial's own).
     described = json.loads((tmp_path / "final" / "trial0.state_dict.pt.json").read_text())
     assert described["weights"] == "retrained on train+validation (2 epochs)"
+    measured = described["measured"]
+    assert measured["test_accuracy"] == pytest.approx(float(found[2]), abs=1e-4) and measured["epochs"] == 2
+    assert measured["train_samples"] == int(found[1]) and "val_accuracy" not in measured
+    from automl.results.raw_inputs import raw_input_model
+
     stored = load_stored_trial(_study(searched_study), 0, searched_study.url, registry())
-    rebuilt = stored.build()
+    rebuilt = raw_input_model(stored.build(), data)
     rebuilt.load_state_dict(torch.load(tmp_path / "final" / "trial0.state_dict.pt", weights_only=True))
     with torch.no_grad():
-        assert _accuracy(rebuilt.eval()(data.test.x).numpy(), data.test.y) == pytest.approx(float(found[2]), abs=1e-4)
+        assert _accuracy(rebuilt.model.eval()(data.test.x).numpy(), data.test.y) == pytest.approx(
+            float(found[2]), abs=1e-4)
 
     usage = run_cli("retrain", "results", "--storage", searched_study.url, "--trial", "0", "--format", "onnx",
                     cwd=tmp_path)
@@ -304,7 +315,7 @@ def test_a_model_that_pins_its_batch_size_exports_for_one_sample(tmp_path: Path)
     stored = StoredTrial(study, study.trials[0], StudyConfig(name="pinned"), Task("image", (1, 8, 8), 10),
                          registry().family("mlp"), {}, TrainingParams("adam", 1e-3, 0.0, 64))
     model = PinsBatchSize()
-    exported = export_model(stored, model, "onnx", tmp_path, "stored", None)
+    exported = export_model(stored, model, "onnx", tmp_path, "stored", "the data is not needed here")
     assert exported.fixed_batch == 1 and exported.check_batch == 1
     assert json.loads(exported.json_path.read_text())["input"]["shape"] == [1, 1, 8, 8]
     session = onnxruntime.InferenceSession(str(exported.path))
@@ -333,7 +344,7 @@ def test_export_of_stored_weights_goes_on_when_the_data_file_is_gone(tmp_path: P
     result = run_cli("export", "moved", "--storage", url, "--trial", "0", "--format", "state_dict",
                      "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "records no preprocessing" in result.stderr and "table.csv does not exist" in result.stderr
+    assert "the export takes standardized inputs" in result.stderr and "table.csv does not exist" in result.stderr
     described = json.loads((tmp_path / "out" / "trial0.state_dict.pt.json").read_text())
-    assert described["weights"] == "stored"
+    assert described["weights"] == "stored" and described["input"]["values"].startswith("standardized values")
     assert "table.csv does not exist" in described["preprocessing"]["unavailable"]
