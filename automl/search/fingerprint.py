@@ -8,7 +8,10 @@ by its options and by a digest of the arrays as loaded and split (automl.data.di
 
 A change is refused when it changes what trials sample, what they train and validate on, or how
 they are ranked; one that does not (the dataset's file moved with the same content, another
-automl version with the same space) is accepted with a note.
+automl version with the same space) is accepted with a note. A study file that leaves
+``[search] families`` out searches every installed family when the study is created, and the
+families it was created with from then on (keep_created_families): installing a plugin does not
+stop it.
 """
 
 from __future__ import annotations
@@ -124,6 +127,38 @@ def _stored_of_old_study(study: optuna.Study) -> dict[str, Any]:
     if config.get("families") is not None:
         stored[FAMILY_PARAM] = CategoricalDistribution(config["families"])
     return stored
+
+
+def keep_created_families(study: optuna.Study, plan: StudyPlan) -> list[str]:
+    """Narrow ``plan.families`` to the families ``study`` was created with, in their order, where
+    the study file leaves ``[search] families`` out; return a note naming the families installed
+    since, which the study does not search (Optuna cannot widen a categorical parameter's choices).
+
+    Raises UsageError when a family the study searches is no longer installed. A study file that
+    names its families is compared as it is (check_resumable refuses other families).
+    """
+    created_with = (study.user_attrs.get(CONFIG_ATTR) or {}).get("families")
+    if plan.config.search.families is not None or not created_with or list(plan.families) == created_with:
+        return []
+    where = f"study {plan.config.name!r} in {redact(plan.storage_url)}"
+    gone = [name for name in created_with if name not in plan.families]
+    if gone:
+        raise UsageError(f"{where} searches the families installed when it was created ({', '.join(created_with)}); "
+                         f"{_listed(gone)} not among the installed families that build for "
+                         f"{plan.data.task.kind} tasks now (see `automl plugins`): reinstall the plugin that "
+                         "provides it, or use a new study name to search the families installed now")
+    added = [name for name in plan.families if name not in created_with]
+    plan.families = {name: plan.families[name] for name in created_with}
+    if not added:
+        return []
+    return [f"{where} keeps searching the families it was created with ({', '.join(created_with)}); "
+            f"{_listed(added)} installed since and not searched: to search {', '.join(added)}, use a new study "
+            "name (with [search] families listing the families to compare, or left out for every installed one)"]
+
+
+def _listed(families: list[str]) -> str:
+    """``'a' is`` or ``'a', 'b' are``."""
+    return f"{', '.join(map(repr, families))} {'is' if len(families) == 1 else 'are'}"
 
 
 def check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import optuna
 
 from automl.errors import UsageError
-from automl.search.fingerprint import check_resumable, record_fingerprint
+from automl.search.fingerprint import check_resumable, keep_created_families, record_fingerprint
 from automl.search.objective import Objective
 from automl.search.plan import StudyPlan
 from automl.search.pruners import make_pruner
@@ -26,7 +26,9 @@ from automl.workers.worker import TrialCallback, run_worker
 
 
 def _check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
-    """Notes on harmless changes since ``study`` was created; UsageError for the others."""
+    """Notes on harmless changes since ``study`` was created; UsageError for the others. A study
+    file without [search] families goes on with the families the study was created with
+    (``plan.families`` narrowed to them)."""
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
         return []
@@ -42,7 +44,7 @@ def _check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
     moved = [f"{where}: [budget] {key} was {limits[key]:g}, now {now[key]:g}; trials already stored keep the "
              "feasibility the old limit gave them, new trials are judged by the new one"
              for key in sorted(now) if now[key] != limits[key]]
-    return [*moved, *check_resumable(study, plan)]
+    return [*keep_created_families(study, plan), *moved, *check_resumable(study, plan)]
 
 
 def create_or_resume(plan: StudyPlan, note: Callable[[str], None] = lambda text: None) -> optuna.Study:

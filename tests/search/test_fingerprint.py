@@ -31,7 +31,7 @@ BASE = """
     dataset = "{dataset}"
     {data}
     [search]
-    families = {families}
+    {families}
     [train]
     max_epochs = 1
     batch_size = {batch_size}
@@ -39,9 +39,11 @@ BASE = """
 
 
 def plan_of(tmp_path: Path, registry_: Registry | None = None, *, top: str = "", dataset: str = "digits",
-            data: str = "", families: str = '["mlp"]', batch_size: str = "[32, 64]") -> StudyPlan:
+            data: str = "", families: str | None = '["mlp"]', batch_size: str = "[32, 64]") -> StudyPlan:
+    """The plan of a study file; ``families=None`` leaves [search] families out (every installed one)."""
     path = write_study(tmp_path, BASE.format(db=tmp_path / "fp.db", top=top, dataset=dataset, data=data,
-                                             families=families, batch_size=batch_size))
+                                             families=f"families = {families}" if families else "",
+                                             batch_size=batch_size))
     return plan_study(load_study_file(path), path, registry_ or registry())
 
 
@@ -119,6 +121,35 @@ def test_an_added_family_is_refused_as_the_family_choices_change(tmp_path: Path)
     created(plan_of(tmp_path, with_toy(Toy(4)), families='["toy"]'))
     message = refused(plan_of(tmp_path, with_toy(Toy(4)), families='["toy", "mlp"]'))
     assert "family: stored one of ['toy'], now one of ['toy', 'mlp']" in message
+
+
+def only_mlp() -> Registry:
+    real = registry()
+    return Registry({"mlp": real.families["mlp"]}, real.datasets)
+
+
+def test_a_family_installed_since_does_not_stop_a_study_that_searches_every_installed_one(tmp_path: Path) -> None:
+    study = created(plan_of(tmp_path, only_mlp(), families=None))
+    notes: list[str] = []
+    plan = plan_of(tmp_path, with_toy(Toy(4)), families=None)  # "toy" is installed, and listed first
+    assert list(plan.families) == ["toy", "mlp"]
+    create_or_resume(plan, note=notes.append)
+    assert list(plan.families) == ["mlp"]
+    assert notes == [f"study 'fp' in sqlite:///{tmp_path / 'fp.db'} keeps searching the families it was created "
+                     "with (mlp); 'toy' is installed since and not searched: to search toy, use a new study name "
+                     "(with [search] families listing the families to compare, or left out for every installed one)"]
+    # Workers narrow their plan as the run does, and the trials sample the families of old.
+    worker_plan = plan_of(tmp_path, with_toy(Toy(4)), families=None)
+    joined, _ = join_study(worker_plan)
+    assert list(worker_plan.families) == ["mlp"]
+    assert joined.user_attrs[FINGERPRINT_ATTR] == study.user_attrs[FINGERPRINT_ATTR]
+
+
+def test_a_family_uninstalled_since_is_named(tmp_path: Path) -> None:
+    created(plan_of(tmp_path, with_toy(Toy(4)), families=None))
+    message = refused(plan_of(tmp_path, only_mlp(), families=None))
+    assert ("searches the families installed when it was created (toy, mlp); 'toy' is not among the installed "
+            "families that build for image tasks now") in message and "reinstall the plugin" in message
 
 
 def test_changed_objectives_are_refused(tmp_path: Path) -> None:
@@ -220,7 +251,7 @@ def test_a_study_from_before_fingerprints_is_checked_on_its_trials_parameters(tm
 @pytest.mark.slow  # a fresh automl process plans the study: tens of seconds on a busy machine
 def test_cli_resume_with_changed_choices_exits_2_before_queueing(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, BASE.format(db=tmp_path / "fp.db", top="", dataset="digits", data="",
-                                                   families='["mlp"]', batch_size="[32, 64]"))
+                                                   families='families = ["mlp"]', batch_size="[32, 64]"))
     assert run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path).returncode == 0
     study_file.write_text(study_file.read_text().replace("[32, 64]", "[32, 64, 128]"))
     result = run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path)
