@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from automl import DataPath, DatasetOptions, UsageError
 from automl_plugins._delimited import Table
@@ -18,27 +21,47 @@ class FileOptions(DatasetOptions):
     path: DataPath
 
 
-def data_path(options: FileOptions, dataset: str) -> Path:
-    """The ``path`` option, which must exist; the message says what ``dataset`` reads there (the
-    field's description)."""
+def data_path(options: FileOptions, dataset: str, kind: Literal["file", "folder"] = "file") -> Path:
+    """The ``path`` option, which must be an existing, readable ``kind``; the message says what
+    ``dataset`` reads there (the field's description)."""
     path = options.path
+    expected = f"dataset {dataset!r} reads {type(options).model_fields['path'].description}"
     if not path.exists():
-        expected = type(options).model_fields["path"].description
-        raise UsageError(f"[data] path {path} does not exist (dataset {dataset!r} reads {expected})")
+        raise UsageError(f"[data] path {path} does not exist ({expected})")
+    if path.is_dir() != (kind == "folder"):
+        found = "a folder" if path.is_dir() else "a file"
+        raise UsageError(f"[data] path {path} is {found}, not a {kind} ({expected})")
+    if not os.access(path, os.R_OK | (os.X_OK if kind == "folder" else 0)):
+        raise UsageError(f"[data] path {path} cannot be read: permission denied ({expected})")
     return path
+
+
+# How a missing value is written: pandas' read_csv default na_values (what Excel, R, databases and
+# NumPy write: empty, NA, N/A, NULL, None, #N/A, NaN, ...) and UCI's "?"; compared without case.
+MISSING_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "1.#IND", "1.#QNAN", "<NA>",
+                  "N/A", "NA", "NULL", "NaN", "None", "?")
 
 
 class LabelColumnOptions(FileOptions):
     """Options of a dataset that reads its labels from a column of a delimited file."""
 
     label: str = "label"  # the label column
-    # Rows whose label is empty (or NaN): "error" names their lines; "skip" leaves them out with a note.
+    # Rows without a label: "error" names their lines; "skip" leaves them out with a note.
     missing_labels: Literal["error", "skip"] = "error"
+    # The cells that mean "no value" (surrounding spaces dropped, case ignored); [] for none.
+    missing_values: list[str] = Field(default_factory=lambda: list(MISSING_VALUES))
 
 
-def _is_missing(label: str) -> bool:
-    # Empty is what Excel and pandas write for a missing value; "nan" what NumPy writes.
-    return not label or label.lower() == "nan"
+def missing_rows(values: Sequence[str], spellings: Sequence[str] = MISSING_VALUES) -> list[int]:
+    """The indices of ``values`` that are one of ``spellings`` of a missing value (spaces and case aside)."""
+    missing = {spelling.strip().casefold() for spelling in spellings}
+    return [row for row, value in enumerate(values) if value.strip().casefold() in missing]
+
+
+def written_as(values: Sequence[str], rows: list[int]) -> str:
+    """How the missing values at ``rows`` are written, for a message."""
+    spellings = sorted({values[row].strip() for row in rows})
+    return ", ".join(map(repr, spellings[:5])) + (", ..." if len(spellings) > 5 else "")
 
 
 def label_column(table: Table, options: LabelColumnOptions
@@ -52,20 +75,21 @@ def label_column(table: Table, options: LabelColumnOptions
     """
     name = options.label
     labels = [label.strip() for label in table.column(name, "label")]
-    missing = [row for row, label in enumerate(labels) if _is_missing(label)]
+    missing = missing_rows(labels, options.missing_values)
     notes: tuple[str, ...] = ()
     if missing:
-        where = (f"{len(missing)} of {len(labels)} rows have no label in column {name!r} "
-                 f"(line(s) {table.lines_of(missing)})")
+        where = (f"{len(missing)} of {len(labels)} rows have no label in column {name!r} (line(s) "
+                 f"{table.lines_of(missing)}), written {written_as(labels, missing)} ([data] missing_values)")
         if len(missing) == len(labels):
             raise UsageError(f"{table.path}: {where}; is {name!r} the label column ([data] label)?")
         if options.missing_labels == "error":
             raise UsageError(f"{table.path}: {where}; a missing label is not a class. Fill them in, or set "
                              '[data] missing_labels = "skip" to leave those rows out')
-        table = table.without(set(missing))
-        labels = [label for label in labels if not _is_missing(label)]
+        skipped = set(missing)
+        table = table.without(skipped)
+        labels = [label for row, label in enumerate(labels) if row not in skipped]
         notes = (f'{table.path}: {where}; left out ([data] missing_labels = "skip")',)
-    y, class_names = encode_labels(labels, f"{table.path}, column {name!r}")
+    y, class_names = encode_labels(labels, f"{table.path}, column {name!r}", options.missing_values)
     if len(np.unique(y)) < 2:
         raise UsageError(f"{table.path}: column {name!r} ([data] label) holds one class, {labels[0]!r}, in all "
                          f"{len(labels)} rows; classification needs at least two classes")
@@ -81,14 +105,22 @@ def _looks_continuous(values: list[str] | np.ndarray, where: str) -> UsageError:
                       "of classes")
 
 
-def encode_labels(values: list[str] | np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
+def encode_labels(values: list[str] | np.ndarray, where: str, missing_values: Sequence[str] = MISSING_VALUES
+                  ) -> tuple[np.ndarray, tuple[str, ...] | None]:
     """Labels as written: integers (``3``, or ``3.0`` as pandas writes integers) stay as they are
     (automl refuses any that are not 0..K-1); other numbers are refused as continuous, naming
-    ``where``; anything else names classes, numbered 0..K-1 in sorted order, the names kept."""
+    ``where``; anything else names classes, numbered 0..K-1 in sorted order, the names kept.
+    A missing value (NaN, or a string among ``missing_values``) is refused: it is no class."""
+    strings = np.asarray(values, dtype=str)
+    cells = strings.tolist()
+    written = missing_rows(cells, missing_values) if np.asarray(values).dtype.kind in "US" else []
+    if written:
+        raise UsageError(f"{where}: {len(written)} label(s) are missing (written {written_as(cells, written)}), the "
+                         f"first at index {written[0]}; a missing label is not a class: leave those samples out")
     try:
         numbers = np.asarray(values, dtype=np.float64)
     except ValueError:
-        names, labels = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+        names, labels = np.unique(strings, return_inverse=True)
         return labels.astype(np.int64), tuple(names.tolist())
     missing = np.flatnonzero(np.isnan(numbers))
     if len(missing):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,30 @@ from automl import DataPath, LabeledArrays, RawInputs, TaskKind, UsageError
 from automl_plugins._files import FileOptions, data_path, encode_labels
 
 KIND_BY_RANK = {4: "image", 3: "sequence", 2: "tabular"}
+# How an .npz file (a zip archive) and a lone .npy array start.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+NPY_MAGIC = b"\x93NUMPY"
 RANK_BY_KIND = {"image": 4, "sequence": 3, "tabular": 2, "tokens": 2}
+
+
+def _check_format(path: Path) -> None:
+    """An .npz file is a zip archive: anything else (a lone .npy array, a CSV) is named for what it is
+    before NumPy tries to unpickle it."""
+    with path.open("rb") as file:
+        start = file.read(512)
+    if start.startswith(ZIP_MAGIC):
+        return
+    if not start:
+        raise UsageError(f"{path} is empty, not an .npz file with arrays x and y")
+    save = "save x and y with np.savez(path, x=x, y=y)"
+    if start.startswith(NPY_MAGIC):
+        raise UsageError(f"{path} is a single NumPy array (.npy), not an .npz file with arrays x and y; {save}")
+    if start and b"\x00" not in start:  # binary formats hold NUL bytes early, text never does
+        line = start.decode("utf-8", errors="replace").splitlines()[0][:80]
+        raise UsageError(f"{path} is a text file (it starts {line!r}), not an .npz file (a zip archive of "
+                         f"arrays); for a CSV table use [data] dataset = \"csv\", else {save}")
+    raise UsageError(f"{path} is not an .npz file (a zip archive of arrays written by np.savez; it starts "
+                     f"with {start[:8]!r}); {save}")
 
 
 class NpzOptions(FileOptions):
@@ -33,6 +57,7 @@ class NpzFile:
 
     def load(self, seed: int, options: NpzOptions) -> LabeledArrays:
         path = data_path(options, self.name)
+        _check_format(path)
         try:
             with np.load(path, allow_pickle=False) as arrays:
                 missing = [key for key in ("x", "y") if key not in arrays.files]

@@ -146,3 +146,28 @@ def test_nan_labels_in_npz_are_missing_not_continuous(tmp_path: Path, capsys) ->
     y[[5, 8]] = np.nan
     stderr = _reject(tmp_path, capsys, _npz(tmp_path, np.zeros((60, 3)), y))
     assert "data.npz: y: 2 label(s) are NaN, the first at index 5; a missing label is not a class" in stderr
+
+
+def _npy(tmp_path: Path) -> None:
+    with (tmp_path / "data.npz").open("wb") as file:  # np.save would add .npy to a name
+        np.save(file, np.zeros(3))
+
+
+@pytest.mark.parametrize(("data", "make", "says"), [
+    ('dataset = "csv"\npath = "folder.csv"', lambda tmp: (tmp / "folder.csv").mkdir(),
+     "folder.csv is a folder, not a file (dataset 'csv' reads a CSV file"),
+    ('dataset = "text"\npath = "folder.tsv"', lambda tmp: (tmp / "folder.tsv").mkdir(),
+     "folder.tsv is a folder, not a file (dataset 'text' reads"),
+    ('dataset = "npz"\npath = "arrays"', lambda tmp: (tmp / "arrays").mkdir(),
+     "arrays is a folder, not a file (dataset 'npz' reads an .npz file with arrays x and y)"),
+    ('dataset = "imagefolder"\npath = "cat.png"', lambda tmp: (tmp / "cat.png").write_bytes(b"\x89PNG"),
+     "cat.png is a file, not a folder (dataset 'imagefolder' reads a folder with one subfolder of images per class)"),
+    ('dataset = "npz"\npath = "data.npz"', lambda tmp: (tmp / "data.npz").write_text("a,label\n1,0\n"),
+     "data.npz is a text file (it starts 'a,label'), not an .npz file (a zip archive of arrays); for a CSV table "
+     'use [data] dataset = "csv"'),
+    ('dataset = "npz"\npath = "data.npz"', _npy, "data.npz is a single NumPy array (.npy), not an .npz file"),
+    ('dataset = "npz"\npath = "data.npz"', lambda tmp: (tmp / "data.npz").write_bytes(b""), "data.npz is empty"),
+], ids=["csv-folder", "text-folder", "npz-folder", "imagefolder-file", "npz-csv", "npz-npy", "npz-empty"])
+def test_a_path_of_the_wrong_kind_is_one_message(tmp_path: Path, capsys, data: str, make, says: str) -> None:
+    make(tmp_path)
+    assert says in _reject(tmp_path, capsys, data)

@@ -150,7 +150,8 @@ def test_rows_left_out_are_a_note_of_the_study_plan(tmp_path: Path) -> None:
     study = write_study(tmp_path, 'name = "skip"\n[data]\ndataset = "csv"\npath = "t.csv"\n'
                                   'missing_labels = "skip"\n[search]\nfamilies = ["mlp"]\n')
     plan = plan_study(load_study_file(study), study, registry())
-    assert any("6 of 60 rows have no label in column 'label' (line(s) 6, 16, 26, 36, 46, 56); left out" in note
+    assert any("6 of 60 rows have no label in column 'label' (line(s) 6, 16, 26, 36, 46, 56), written '' "
+               "([data] missing_values); left out" in note
                for note in plan.notes), plan.notes
     assert plan.data.task.class_names == ("a", "b")
 
