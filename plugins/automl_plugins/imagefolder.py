@@ -148,7 +148,7 @@ def _raw_inputs(size: tuple[int, int], modes: set[str], channels: int) -> RawInp
     values = {1 / 255: "pixel values 0..255", 1 / 65535: "16-bit pixel values 0..65535",
               1.0: "pixel values as stored (32-bit floats)" if modes == {"F"} else
               "pixel values scaled by each image's bit depth to 0..1 (8-bit / 255, 16-bit / 65535)"}[scale]
-    layout = "[1, H, W] (grayscale)" if channels == 1 else "[3, H, W] (RGB; a grayscale image in each channel)"
+    layout = "[1, H, W] (grayscale)" if channels == 1 else "[3, H, W] (RGB; a one-channel image repeated in each)"
     width, height = size
     return RawInputs(scale=scale, description=(
         f"{values} of an image decoded with PIL, turned as its EXIF orientation says, transparency composited "
