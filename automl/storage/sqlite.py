@@ -10,12 +10,22 @@ Two settings carry it, chosen because the multi-worker tests fail without them:
   SQLITE_BUSY, whatever the busy timeout; taking the write lock up front makes such transactions
   wait their turn instead.
 
+A WAL database is the file plus its ``-wal`` file until a checkpoint moves the log into the file,
+which SQLite does when the last connection closes. Every engine this module configured is closed
+when the process exits (close_engines), after a checkpoint that does not wait for other processes'
+readers: once ``automl run``, ``automl worker`` or the dashboard has exited, the ``.db`` file alone
+holds the study, and a copy of it (a backup, scp to a laptop) is the whole study.
+
 SQLite stays a one-machine store: WAL needs shared memory, so not over a network file system.
 Use PostgreSQL for workers on several machines.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import sqlite3
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +36,8 @@ from automl.errors import UsageError
 
 # Long enough to outwait any other worker's transaction; a stuck writer still surfaces as an error.
 BUSY_TIMEOUT_S = 60
+# The engines configure_engine set up, closed at exit; weak, so a storage dropped earlier is not kept.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def is_file_sqlite(url: str) -> bool:
@@ -97,3 +109,24 @@ def configure_engine(engine: Engine, immediate: bool) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()
+    _ENGINES.add(engine)
+
+
+@atexit.register
+def close_engines() -> None:
+    """Checkpoint the WAL of every SQLite file this process opened into the file, and close the
+    engines' connections (the last connection to a file to close removes its ``-wal`` file).
+
+    The checkpoint is PASSIVE: it copies what no other process is still reading and never waits,
+    so a dashboard left open cannot hold up an exit. Run at exit; an error (a file deleted, a
+    disk full) leaves the WAL as it is, which SQLite reads back on the next open.
+    """
+    for engine in list(_ENGINES):
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, sqlite3.Error):
+            # The DB-API connection itself: a PRAGMA inside the engine's BEGIN IMMEDIATE could not checkpoint.
+            connection = engine.raw_connection()
+            try:
+                connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                connection.close()
+            engine.dispose()
