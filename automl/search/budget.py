@@ -8,12 +8,14 @@ state), and Optuna's ``best_trials`` leaves infeasible trials off the front.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import optuna
 import torch
 
 from automl.config import BudgetConfig
+from automl.plugin.build import build_model
 from automl.plugin.contract import Family
 from automl.plugin.space import random_study, sample_params
 from automl.plugin.task import Task
@@ -53,40 +55,73 @@ def screen(trial: optuna.Trial, budget: BudgetConfig, efficiency: Efficiency) ->
 
 
 @dataclass(frozen=True)
+class DrawnCost:
+    """What a drawn config costs, counted without training: FLOPs per sample and parameters."""
+
+    flops: float
+    n_params: int
+
+
+def drawn_cost(family: Family, trial: optuna.trial.BaseTrial, task: Task, example: torch.Tensor) -> DrawnCost | None:
+    """Draw a config of ``family`` through ``trial``, build it (checked on ``example[:2]``) and count
+    its cost on ``example[:1]``; None when the plugin raises on it (its trials fail with the reason)."""
+    try:
+        with torch.random.fork_rng():
+            model = build_model(family, sample_params(family, trial, task), task, example[:2])
+        return DrawnCost(flops_per_sample(model, example[:1]), count_parameters(model))
+    except Exception:  # noqa: BLE001 - a plugin may raise anything; its trials will say what
+        return None
+
+
+@dataclass(frozen=True)
 class SpaceSurvey:
     """How much of a search space a budget rules out, from configs drawn at random."""
 
     sampled: int
     over: dict[str, int]  # budget key -> configs over that limit
+    failed: dict[str, int] = field(default_factory=dict)  # family -> drawn configs it could not build or run
+    cut_short: bool = False  # the deadline came before every draw was surveyed
 
     def warnings(self, threshold: float = 0.5) -> list[str]:
-        return [f"[budget] {key}: {count} of {self.sampled} randomly drawn configs "
+        over = [f"[budget] {key}: {count} of {self.sampled} randomly drawn configs "
                 f"({count / self.sampled:.0%}) are over budget; most trials would be rejected "
                 f"untrained. Raise {key}, or narrow [search] families to cheaper ones"
                 for key, count in self.over.items() if count > threshold * self.sampled]
+        failed = [f"family {name!r}: {count} of the configs drawn to survey the budget failed to build or run "
+                  "a forward pass; its trials on such configs will fail and store why"
+                  for name, count in self.failed.items() if count]
+        return over + failed
 
 
 def survey_space(families: dict[str, Family], task: Task, example: torch.Tensor, budget: BudgetConfig,
-                 per_family: int = 8, seed: int = 0) -> SpaceSurvey:
+                 per_family: int = 8, seed: int = 0, deadline: float | None = None) -> SpaceSurvey:
     """Draw ``per_family`` configs of each family, build them and count params and FLOPs.
 
     Counting FLOPs takes tens of milliseconds per model, so a few draws per family keep the survey
-    near a second; latency is left out, timing every draw would take far longer.
+    near a second; latency is left out, timing every draw would take far longer. A config the
+    plugin cannot build or run is counted per family in ``failed``, not surveyed. No draw starts
+    after ``deadline`` (``time.time()`` seconds): the survey is then cut short.
     """
     limits = {key: limit for key, limit in budget.limits().items() if key in COUNTED}
     over = dict.fromkeys(limits, 0)
+    failed = dict.fromkeys(families, 0)
     sampled = 0
     if not limits:
         return SpaceSurvey(0, over)
-    task_example = example[:1].cpu()
+    task_example = example[:2].cpu()
     study = random_study(seed)
-    for family in families.values():
+    for name, family in families.items():
         for _ in range(per_family):
+            if deadline is not None and time.time() >= deadline:
+                return SpaceSurvey(sampled, over, failed, cut_short=True)
             trial = study.ask()
-            model = family.build(sample_params(family, trial, task), task)
-            for key, limit in limits.items():
-                cost = count_parameters(model) if key == PARAMS.budget_key else flops_per_sample(model, task_example)
-                over[key] += cost > limit
-            sampled += 1
+            cost = drawn_cost(family, trial, task, task_example)
             study.tell(trial, 0.0)
-    return SpaceSurvey(sampled, over)
+            if cost is None:
+                failed[name] += 1
+                continue
+            costs = {PARAMS.budget_key: cost.n_params, FLOPS.budget_key: cost.flops}
+            for key, limit in limits.items():
+                over[key] += costs[key] > limit
+            sampled += 1
+    return SpaceSurvey(sampled, over, failed)

@@ -20,6 +20,7 @@ hyperparameters from the first trial after these.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,15 +28,14 @@ import optuna
 import torch
 
 from automl.config import BudgetConfig, TrainConfig
-from automl.plugin.build import build_model
 from automl.plugin.contract import Family
-from automl.plugin.space import random_study, sample_params
+from automl.plugin.space import random_study
 from automl.plugin.task import Task
+from automl.search.budget import drawn_cost
 from automl.search.objective import sample_training
 from automl.search.plan import StudyPlan
 from automl.storage.schema import FAMILY_PARAM
 from automl.storage.trial_queue import Queued
-from automl.training.efficiency import count_parameters, flops_per_sample
 
 # Draws per family, and how many of them (at FLOPs quantiles 0, 1/n, 2/n, ...) are queued.
 DRAWS = 8
@@ -43,11 +43,12 @@ PER_FAMILY = 3
 
 
 def startup_configs(families: dict[str, Family], task: Task, example: torch.Tensor, train: TrainConfig,
-                    seed: int, budget: BudgetConfig | None = None,
-                    per_family: int = PER_FAMILY) -> list[dict[str, Any]]:
+                    seed: int, budget: BudgetConfig | None = None, per_family: int = PER_FAMILY,
+                    deadline: float | None = None) -> list[dict[str, Any]]:
     """Stored-params dicts (``{"family": ..., "FAMILY.KEY": ..., "train.KEY": ...}``) to queue first,
     cheapest first; ``example`` is one or more inputs of ``task``'s shape. Draws over a ``budget``
-    limit on FLOPs or parameters are left out."""
+    limit on FLOPs or parameters are left out. No draw starts after ``deadline`` (``time.time()``
+    seconds): the families drawn by then give their picks."""
     max_flops = budget.max_flops if budget and budget.max_flops else math.inf
     max_params = budget.max_params if budget and budget.max_params else math.inf
     study = random_study(seed)
@@ -55,15 +56,12 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
     for name, family in families.items():
         draws = []
         for _ in range(DRAWS):
+            if deadline is not None and time.time() >= deadline:
+                break
             trial = study.ask()
-            try:
-                with torch.random.fork_rng():
-                    model = build_model(family, sample_params(family, trial, task), task, example[:2])
-                flops: float = flops_per_sample(model, example[:1])
-                over = flops > max_flops or count_parameters(model) > max_params
-            except Exception:  # noqa: BLE001 - a plugin may raise anything; its trials will say what
-                flops, over = math.inf, False
-            if not over:
+            cost = drawn_cost(family, trial, task, example)
+            flops = math.inf if cost is None else cost.flops
+            if cost is None or (cost.flops <= max_flops and cost.n_params <= max_params):
                 draws.append((flops, {FAMILY_PARAM: name, **trial.params, **default_training(train)}))
             study.tell(trial, 0.0)
         built = sorted((pair for pair in draws if math.isfinite(pair[0])), key=lambda pair: pair[0])
@@ -103,10 +101,11 @@ def default_training(train: TrainConfig) -> dict[str, Any]:
     return centre.params
 
 
-def first_configs(plan: StudyPlan, study: optuna.Study) -> list[Queued]:
+def first_configs(plan: StudyPlan, study: optuna.Study, deadline: float | None = None) -> list[Queued]:
     """The startup configurations to queue for ``study``; none once it has trials (a resumed study)."""
     if study.get_trials(deepcopy=False):
         return []
     config = plan.config
     return [Queued(params, {}) for params in startup_configs(plan.families, plan.data.task, plan.data.train.x,
-                                                            config.train, config.seed, config.budget)]
+                                                            config.train, config.seed, config.budget,
+                                                            deadline=deadline)]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from rich.console import Console
 
 from automl.search.budget import constraint_values, over_budget_reasons, survey_space
@@ -107,3 +108,28 @@ def test_resuming_with_other_budget_keys_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"created with budget keys \['max_flops'\], the study file now gives "
                                          r"\['max_flops', 'max_params'\]"):
         create_or_resume(plan("[budget]\nmax_flops = 1e6\nmax_params = 1000\n"))
+
+
+class LargeKernel:
+    """A 9x9 kernel cannot slide over 8x8 digits: those configs build but fail their forward pass."""
+
+    name = "largekernel"
+    task_kinds = ("image",)
+
+    def search_space(self, trial, task) -> dict:
+        return {"kernel": trial.suggest_categorical("kernel", [3, 9])}
+
+    def build(self, params: dict, task) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Conv2d(task.input_shape[0], 4, params["kernel"]), torch.nn.Flatten(),
+                                   torch.nn.LazyLinear(task.num_classes))
+
+
+def test_the_survey_counts_configs_a_plugin_cannot_run_and_goes_on(tmp_path: Path) -> None:
+    path = write_study(tmp_path, 'name = "survey"\n[search]\nfamilies = ["mlp"]\n')
+    plan = plan_study(load_study_file(path), path, registry())
+    families = {"largekernel": LargeKernel(), **plan.families}
+    survey = survey_space(families, plan.data.task, plan.data.train.x, BudgetConfig(max_flops=1e12))
+    assert 0 < survey.failed["largekernel"] < 8 and survey.failed["mlp"] == 0
+    assert survey.sampled == 16 - survey.failed["largekernel"]
+    [warning] = survey.warnings()
+    assert warning.startswith(f"family 'largekernel': {survey.failed['largekernel']} of the configs drawn")
