@@ -96,6 +96,8 @@ def where_it_stopped(trial: FrozenTrial, max_epochs: int | None) -> str:
         return f"never trained, over budget: {attrs[TrialAttr.OVER_BUDGET]}"
     if TrialAttr.STOPPED in attrs:
         return f"stopped after epoch {epochs}{of} ({attrs[TrialAttr.STOPPED]})"
+    if epochs == 0:
+        return "scored as built, after 0 epochs: it has no trainable parameters"
     return f"completed, trained {epochs}{of} epochs"
 
 

@@ -5,12 +5,15 @@ fails on, would create the study and fail every trial in turn until the failure 
 run, leaving failed and queued trials behind. Here the device and precision are checked against
 the machine, and each family's smallest sampled config is built and trained for one step on a few
 samples of the real splits, on the study's device and in its precision, through the same
-``train`` the trials use (tens of milliseconds for small models). A family that fails there only
-earns a note, as its trials fail with their reason stored; all failing is an error.
+``train`` the trials use (tens of milliseconds for small models); when it fails, the next smallest
+of the configs drawn is tried, so that one config (a parameter-free baseline, a kernel too large
+for the input) never stands for the whole family. A family none of whose configs train only earns a
+note, as its trials fail with their reason stored; all failing is an error.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +54,13 @@ def check_device(config: StudyConfig, path: Path) -> torch.device:
     return device
 
 
-def _smallest(family: Family, data: PreparedData, config: StudyConfig
-              ) -> tuple[dict[str, Any], TrainingParams, torch.nn.Module]:
-    """The config with the fewest parameters of a few drawn, its training params and its module;
-    raises what building the last draw raised when none builds."""
+def _built(family: Family, data: PreparedData, config: StudyConfig
+           ) -> tuple[list[tuple[dict[str, Any], TrainingParams, torch.nn.Module]], str | None]:
+    """A few drawn configs that build, fewest parameters first, with their training params and
+    modules; and why the first draw that did not build failed (None when all built)."""
     study = random_study(config.seed)
     built: list[tuple[int, dict[str, Any], TrainingParams, torch.nn.Module]] = []
-    error: Exception | None = None
+    error: str | None = None
     for _ in range(DRAWS):
         trial = study.ask()
         params = sample_params(family, trial, data.task)
@@ -65,46 +68,58 @@ def _smallest(family: Family, data: PreparedData, config: StudyConfig
         try:
             model = build_model(family, params, data.task, data.train.x[:2])
         except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; the message names it
-            error = exc
+            error = error or _reason(exc, params)
             continue
         built.append((count_parameters(model), params, training, model))
-    if not built:
-        assert error is not None
-        raise error
-    _, params, training, model = min(built, key=lambda entry: entry[0])
-    return params, training, model
+    built.sort(key=lambda entry: entry[0])
+    return [(params, training, model) for _, params, training, model in built], error
 
 
-def _one_step(family: Family, data: PreparedData, config: StudyConfig, device: torch.device) -> str | None:
-    """Why one training step of the family's smallest config fails; None when it does not."""
+def _reason(error: Exception, params: dict[str, Any]) -> str:
+    reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
+    return f"{reason} (params {params})" if params else reason
+
+
+def _one_step(family: Family, data: PreparedData, config: StudyConfig, device: torch.device,
+              deadline: float | None) -> str | None:
+    """Why one training step fails on every one of a few drawn configs of the family, smallest first
+    (the first config's reason); None as soon as one trains, or when the deadline comes first."""
     train_split, val_split, test_split = (Split(split.x[:SAMPLES], split.y[:SAMPLES])
                                           for split in (data.train, data.val, data.test))
     few = PreparedData(data.task, train_split, val_split, test_split)
-    params: dict[str, Any] = {}
     try:
-        params, training, model = _smallest(family, few, config)
-        train(model, few, training, device, config.train.precision, max_epochs=1, seed=config.seed,
-              augment=config.train.augment, data_on_device=True, loader_workers=0)
-    except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; the message names it
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-        return f"{reason} (params {params})" if params else reason
-    return None
+        configs, error = _built(family, few, config)
+    except Exception as exc:  # noqa: BLE001 - the family's search space may raise too
+        return _reason(exc, {})
+    reasons = []
+    for params, training, model in configs:
+        if deadline is not None and time.time() >= deadline:
+            return None
+        try:
+            train(model, few, training, device, config.train.precision, max_epochs=1, seed=config.seed,
+                  augment=config.train.augment, data_on_device=True, loader_workers=0)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; the message names it
+            reasons.append(_reason(exc, params))
+    return reasons[0] if reasons else error
 
 
 def check_training_step(config: StudyConfig, families: dict[str, Family], data: PreparedData,
-                        device: torch.device, path: Path) -> list[str]:
-    """Train each family's smallest config one step; notes for the families that fail, an error
-    naming the device, precision and every reason when all do."""
+                        device: torch.device, path: Path, deadline: float | None = None) -> list[str]:
+    """Train a few drawn configs of each family one step, smallest first, until one trains; notes
+    for the families none of whose configs train, an error naming the device, precision and every
+    reason when that is every family. Families not reached by ``deadline`` (``time.time()``
+    seconds) are not judged."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        outcomes = {name: _one_step(family, data, config, device) for name, family in families.items()}
+        outcomes = {name: _one_step(family, data, config, device, deadline) for name, family in families.items()}
     free_memory(device)  # the checked models, kept alive by Lightning's reference cycles
     failures = {name: reason for name, reason in outcomes.items() if reason is not None}
     where = f"on {device} in precision {resolve_precision(config.train.precision, device)}"
     if failures and len(failures) == len(families):
         reasons = "; ".join(f"family {name!r}: {reason}" for name, reason in failures.items())
-        raise UsageError(f"{path}: one training step of each family's smallest config {where} fails, "
-                         f"so every trial would: {reasons}. Nothing was stored; fix the cause (the "
-                         "[train] accelerator and precision, the data or the family), or leave the "
-                         "family out with [search] families")
-    return [f"family {name!r}: one training step of its smallest config {where} fails ({reason}); "
+        raise UsageError(f"{path}: one training step {where} fails on each of {DRAWS} drawn configs of every "
+                         f"family, so every trial would (the smallest config's reason): {reasons}. Nothing was "
+                         "stored; fix the cause (the [train] accelerator and precision, the data or the family), "
+                         "or leave the family out with [search] families")
+    return [f"family {name!r}: one training step {where} fails on each of {DRAWS} drawn configs ({reason}); "
             "its trials will fail and store why" for name, reason in failures.items()]

@@ -68,15 +68,18 @@ def curve_record(result: TrainResult) -> dict[str, list[int] | list[float]]:
 
 def save_trial_artifacts(store: FileSystemArtifactStore, trial: optuna.Trial, model: nn.Module,
                          result: TrainResult, values: Sequence[float]) -> None:
-    """Upload summary and learning curve, and the weights when the trial is on the front now."""
+    """Upload summary and learning curve (none after 0 epochs), and the weights when the trial is on the
+    front now."""
     with tempfile.TemporaryDirectory(prefix="automl-artifacts-") as folder:
         paths = {name: Path(folder) / name for name in (SUMMARY, CURVE_JSON, CURVE_PNG, WEIGHTS)}
         paths[SUMMARY].write_text(architecture_summary(trial, model), encoding="utf-8")
-        curve = curve_record(result)
-        paths[CURVE_JSON].write_text(json.dumps(curve), encoding="utf-8")
-        draw_curve(curve["val_accuracy"], curve["train_loss"],
-                   f"trial {trial.number} ({trial.user_attrs.get(TrialAttr.FAMILY)})", paths[CURVE_PNG])
-        uploads = [SUMMARY, CURVE_JSON, CURVE_PNG]
+        uploads = [SUMMARY]
+        if result.val_curve:  # a model with nothing to train is scored as built, after 0 epochs: no curve
+            curve = curve_record(result)
+            paths[CURVE_JSON].write_text(json.dumps(curve), encoding="utf-8")
+            draw_curve(curve["val_accuracy"], curve["train_loss"],
+                       f"trial {trial.number} ({trial.user_attrs.get(TrialAttr.FAMILY)})", paths[CURVE_PNG])
+            uploads += [CURVE_JSON, CURVE_PNG]
         if on_front_now(trial, values):
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, paths[WEIGHTS])
             uploads.append(WEIGHTS)

@@ -173,6 +173,19 @@ class StepPace:
         return per_step * self.steps_per_epoch
 
 
+def _as_built(fabric: L.Fabric, module: Classifier, data: PreparedData, data_on_device: Literal["auto"] | bool,
+              loader_workers: int) -> TrainResult:
+    """A model with nothing to train (a pooling baseline, a fixed feature map) is scored as it was
+    built: validation and test accuracy after 0 epochs. (torch's optimizers refuse an empty
+    parameter list, so the trial would fail instead.)"""
+    fabric.setup(module)
+    _, val_batches, test_batches = make_batches(data, EVAL_BATCH_SIZE, fabric.device, 0, data_on_device,
+                                                loader_workers)
+    val_accuracy = _accuracy(fabric, module, val_batches, module.validation_step, module.val_accuracy)
+    test_accuracy = _accuracy(fabric, module, test_batches, module.test_step, module.test_accuracy)
+    return TrainResult(val_accuracy, test_accuracy, epochs=0)
+
+
 def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: torch.device,
           precision: Precision | Literal["auto"], max_epochs: int, seed: int, augment: bool = False,
           compile: bool = False,
@@ -206,6 +219,8 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
     module = Classifier(model, data.task.num_classes, params)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
+    if not any(parameter.requires_grad for parameter in model.parameters()):
+        return _as_built(fabric, module, data, data_on_device, loader_workers)
     torch_optimizer = module.configure_optimizers()
     if resume is not None:
         model.load_state_dict(resume.model_state)

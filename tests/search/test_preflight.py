@@ -115,7 +115,7 @@ def test_a_study_whose_only_family_fails_in_forward_is_exit_2_with_nothing_store
     result = run_cli("run", str(study), "--no-progress", cwd=tmp_path, env=with_path(site))
     assert result.returncode == 2, result.stderr
     message = " ".join(result.stderr.split())
-    assert "one training step of each family's smallest config on cpu" in message
+    assert "one training step on cpu in precision 32-true fails on each of 4 drawn configs of every family" in message
     assert "family 'exploding': RuntimeError: kaboom in forward" in message and "Traceback" not in message
     assert not (tmp_path / "pre.db").exists()
 
@@ -127,7 +127,40 @@ def test_a_family_failing_backward_beside_one_that_trains_is_a_note(tmp_path: Pa
     plan = plan_study(load_study_file(study), study, Registry(families, real.datasets))
     assert list(plan.families) == ["frozen", "mlp"]
     [note] = [note for note in plan.notes if "'frozen'" in note]
-    assert "one training step of its smallest config on cpu in precision 32-true fails" in note
+    assert "one training step on cpu in precision 32-true fails on each of 4 drawn configs" in note
     assert "does not require grad" in note and "(params {'width':" in note
     with pytest.raises(UsageError, match="family 'frozen': RuntimeError: .*does not require grad"):
         plan_study(load_study_file(study), study, Registry({"frozen": families["frozen"]}, real.datasets))
+
+
+class FirstWidthFails:
+    """Its one-unit config (the smallest) fails forward on the data; every wider one trains."""
+
+    name = "picky"
+    task_kinds = ("image",)
+
+    def search_space(self, trial, task: Task) -> dict:
+        return {"width": trial.suggest_categorical("width", [1, 16])}
+
+    def build(self, params: dict, task: Task) -> torch.nn.Module:
+        width = params["width"]
+
+        class Picky(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.hidden = torch.nn.Linear(64, width)
+                self.out = torch.nn.Linear(width, task.num_classes)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if width == 1 and self.training:
+                    raise RuntimeError("one unit cannot train on this data")
+                return self.out(self.hidden(x.flatten(1)))
+        return Picky()
+
+
+def test_one_failing_config_does_not_stand_for_its_family(tmp_path: Path) -> None:
+    real = registry()
+    picky = {"picky": Registered(FirstWidthFails(), real.families["mlp"].source)}
+    study = _study(tmp_path)
+    plan = plan_study(load_study_file(study), study, Registry(picky, real.datasets))
+    assert not [note for note in plan.notes if "picky" in note], plan.notes
