@@ -155,7 +155,7 @@ class Objective:
         # while training leaves a trial that names its worker, and a retry with its parameters.
         commit_trial_writes(trial.study)
         training_started = time.perf_counter()
-        pruning = EpochPruning(trial, resume.val_curve if resume else None)
+        pruning = EpochPruning(trial, resume.val_curve if resume else None, config.train.max_epochs)
         # After the pruner: a trial it stops is pruned, and one it lets go on must fit the time left.
         pacing = [NextDecisionGuard(self.deadline, decisions, resume.epochs if resume else 0)] if self.deadline else []
         try:

@@ -45,8 +45,11 @@ class EpochPruning:
     stores it then: a write per epoch would cost a small trial several percent of its time.
     """
 
-    def __init__(self, trial: optuna.Trial, curve: list[float] | None = None) -> None:
+    def __init__(self, trial: optuna.Trial, curve: list[float] | None = None, max_epochs: int | None = None) -> None:
         self.trial = trial
+        # The last epoch is never judged: a trial that trained to the end has cost all it will
+        # cost, and pruning it would only throw its result away (Optuna's pruners would).
+        self.max_epochs = max_epochs
         # A resumed trial goes on from the curve it had validated.
         self.curve: list[float] = [round(value, 5) for value in curve or []]
         # A warm-start config is left alone before the epochs at which its source reached its accuracy.
@@ -61,12 +64,13 @@ class EpochPruning:
         epochs = len(self.curve)
         if epochs < self.protected:
             return
-        if len(trial.study.directions) == 1:
+        single = len(trial.study.directions) == 1
+        if single:
             trial.report(val_accuracy, epochs)
-            stop = trial.should_prune()
-        else:
-            # MO-ASHA reads a running optuna.Trial as it reads a FrozenTrial (its number and user attrs).
-            stop = trial.study.pruner.prune(trial.study, trial)  # type: ignore[arg-type]
+        if self.max_epochs is not None and epochs >= self.max_epochs:
+            return
+        # MO-ASHA reads a running optuna.Trial as it reads a FrozenTrial (its number and user attrs).
+        stop = trial.should_prune() if single else trial.study.pruner.prune(trial.study, trial)  # type: ignore[arg-type]
         if stop:
             trial.set_user_attr(TrialAttr.EPOCHS, epochs)
             trial.set_user_attr(TrialAttr.PRUNED_AT_EPOCH, epochs)

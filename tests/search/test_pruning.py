@@ -58,3 +58,21 @@ def test_pruner_names_map_to_pruners() -> None:
     assert isinstance(pruner("hyperband", ["val_accuracy"]), optuna.pruners.HyperbandPruner)
     moasha = pruner("moasha", ["val_accuracy", "flops", "latency_ms"])
     assert moasha.rungs == [1, 3, 9] and moasha.cost_attrs == ["flops", "latency_ms"]
+
+
+@pytest.mark.parametrize("pruner", ["median", "sha", "hyperband"])
+def test_no_pruner_discards_a_trial_that_trained_its_last_epoch(pruner: str) -> None:
+    # One epoch: a pruner could only judge a trial after its one and last epoch, saving nothing.
+    config = parse_study({"name": "last", "search": {"families": ["mlp"], "objectives": ["val_accuracy"],
+                                                     "pruner": pruner},
+                          "train": {"max_epochs": 1, "lr": [1e-6, 1e-2]}}, Path("last.toml"))
+    plan = plan_study(config, Path("last.toml"), registry())
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(config.search, 1))
+    for _ in range(5):
+        study.enqueue_trial({**SMALL_MLP, "train.lr": 1e-2})
+    study.enqueue_trial({**SMALL_MLP, "train.lr": 1e-6})
+    study.optimize(Objective(config, plan.families, plan.data), n_trials=6)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
+    hopeless = study.trials[-1]
+    assert hopeless.values[0] < min(t.values[0] for t in study.trials[:-1]), "the one a pruner would have stopped"
+    assert hopeless.intermediate_values == {1: pytest.approx(hopeless.values[0], abs=1e-5)}
