@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -29,6 +30,7 @@ from automl.training.efficiency import Efficiency, measure, peak_memory_mb
 from automl.training.loop import TrainingParams, train
 from automl.training.progress import Checkpoint, Progress
 
+LOG = logging.getLogger(__name__)
 # The accuracy objective of a config rejected over budget: it never trained, so it is worst-case.
 # The trial is infeasible, so no front shows it; the value only lets samplers read it as COMPLETE.
 UNTRAINED_ACCURACY = 0.0
@@ -67,6 +69,11 @@ def measured(efficiency: Efficiency, val_accuracy: float) -> dict[str, float]:
     values = {TrialAttr.VAL_ACCURACY: val_accuracy, TrialAttr.FLOPS: efficiency.flops,
               TrialAttr.N_PARAMS: efficiency.n_params, TrialAttr.LATENCY_MS: efficiency.latency_ms}
     return {attr: value for attr, value in values.items() if value is not None}  # latency when timed
+
+
+def _not_saved(trial: optuna.Trial, what: str, error: OSError) -> None:
+    LOG.warning(f"trial {trial.number}: {what} could not be written to the artifact folder "
+                f"({error.filename or ''}: {error.strerror or error}); its results are stored in the study")
 
 
 class DeadlineReached(Exception):
@@ -115,7 +122,10 @@ class Objective:
         except BaseException:
             # Ctrl-C or SIGTERM (automl.workers.interrupts): what was validated is kept for the retry.
             if progress.checkpoint is not None and self.artifacts is not None:
-                save_checkpoint(self.artifacts, trial, progress.checkpoint)
+                try:
+                    save_checkpoint(self.artifacts, trial, progress.checkpoint)
+                except OSError as exc:  # the interrupt is recorded all the same; the retry starts over
+                    _not_saved(trial, "the checkpoint of its last validated epoch", exc)
             raise
         finally:
             trial.set_user_attr(TrialAttr.WALL_TIME_S, round(time.perf_counter() - started, 3))
@@ -185,7 +195,10 @@ class Objective:
             trial.set_user_attr(attr, round(seconds, 4))
         values = objective_values(list(config.search.objectives), measured(efficiency, result.val_accuracy))
         if self.artifacts is not None:
-            save_trial_artifacts(self.artifacts, trial, model, result, values)
+            try:
+                save_trial_artifacts(self.artifacts, trial, model, result, values)
+            except OSError as exc:  # a by-product: the trial's results are stored all the same
+                _not_saved(trial, "its artifacts (summary, learning curve, weights)", exc)
         return values
 
     def _measure(self, family: Family, params: dict[str, Any], model: torch.nn.Module,

@@ -10,7 +10,7 @@ from automl.data.prepare import PreparedData, prepare
 from automl.errors import UsageError
 from automl.plugin.contract import Family
 from automl.plugin.registry import Registry
-from automl.search.preflight import check_device, check_training_step
+from automl.search.preflight import check_artifact_folder, check_device, check_training_step
 
 
 @dataclass
@@ -51,13 +51,16 @@ def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Pa
 
 
 def plan_study(config: StudyConfig, path: Path, registry: Registry, storage: str | None = None) -> StudyPlan:
-    """Resolve data, task and families, and check that they train on the study's device
-    (automl.search.preflight); raises UsageError before anything is written."""
+    """Resolve data, task and families, and check that they train on the study's device and that
+    the artifact folder can be written (automl.search.preflight); raises UsageError before anything
+    is written."""
     device = check_device(config, path)
+    storage_url = storage or config.storage or DEFAULT_STORAGE
+    check_artifact_folder(config, storage_url, path)
     try:
         data = prepare(config.data, registry, config.seed)
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
     families, notes = choose_families(config, registry, data.task.kind, path)
     notes += check_training_step(config, families, data, device, path)
-    return StudyPlan(config, storage or config.storage or DEFAULT_STORAGE, families, data, [*data.notes, *notes])
+    return StudyPlan(config, storage_url, families, data, [*data.notes, *notes])

@@ -1,14 +1,16 @@
 """Checks a plan passes before anything is stored: what would otherwise fail trial after trial.
 
-A study file that asks for a device or precision the machine lacks, or data that every model
-fails on, would create the study and fail every trial in turn until the failure streak stops the
-run, leaving failed and queued trials behind. Here the device and precision are checked against
-the machine, and each family's smallest sampled config is built and trained for one step on a few
-samples of the real splits, on the study's device and in its precision, through the same
-``train`` the trials use (tens of milliseconds for small models); when it fails, the next smallest
-of the configs drawn is tried, so that one config (a parameter-free baseline, a kernel too large
-for the input) never stands for the whole family. A family none of whose configs train only earns a
-note, as its trials fail with their reason stored; all failing is an error.
+A study file that asks for a device or precision the machine lacks, an artifact folder that
+cannot be written, or data that every model fails on, would create the study and fail every trial
+in turn (after training it, for the artifacts) until the failure streak stops the run, leaving
+failed and queued trials behind. Here the device and precision are checked against the machine,
+a file is written to the artifact folder (and removed), and each family's smallest sampled config
+is built and trained for one step on a few samples of the real splits, on the study's device and
+in its precision, through the same ``train`` the trials use (tens of milliseconds for small
+models); when it fails, the next smallest of the configs drawn is tried, so that one config (a
+parameter-free baseline, a kernel too large for the input) never stands for the whole family. A
+family none of whose configs train only earns a note, as its trials fail with their reason
+stored; all failing is an error.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from automl.plugin.build import build_model
 from automl.plugin.contract import Family
 from automl.plugin.space import random_study, sample_params
 from automl.search.objective import sample_training
+from automl.storage.artifacts import artifact_dir, check_writable
 from automl.training.classifier import TrainingParams
 from automl.training.device import free_memory, resolve_device, resolve_precision
 from automl.training.efficiency import count_parameters
@@ -52,6 +55,16 @@ def check_device(config: StudyConfig, path: Path) -> torch.device:
                          f"{torch.cuda.get_device_name(device)} has no bfloat16 support; use \"16-mixed\", "
                          "\"32-true\" or \"auto\"")
     return device
+
+
+def check_artifact_folder(config: StudyConfig, storage_url: str, path: Path) -> None:
+    """Refuse an artifact folder that cannot be written (read-only, another user's, full) before
+    anything is stored: else every trial would train and then fail to save what it made."""
+    try:
+        check_writable(artifact_dir(storage_url, config.artifacts), "artifact folder")
+    except UsageError as exc:
+        key = "the study file's artifacts" if config.artifacts else "beside the SQLite file, or set artifacts = DIR"
+        raise UsageError(f"{path}: {exc} ({key})") from None
 
 
 def _built(family: Family, data: PreparedData, config: StudyConfig

@@ -55,12 +55,33 @@ def open_store(directory: Path) -> FileSystemArtifactStore:
 
 
 def output_dir(directory: Path, what: str) -> Path:
-    """``directory``, created if needed; a UsageError when it cannot be."""
+    """``directory``, created if needed, after a file was written in it (and removed); a UsageError
+    naming it and ``what`` it is for when it cannot be (read-only, another user's, full)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        _probe(directory)
     except OSError as exc:
         raise UsageError(f"cannot use {directory} as {what}: {exc.strerror}") from None
     return directory
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """Raise the UsageError of ``output_dir`` if ``directory`` could not be written, without creating
+    it: a folder that does not exist yet is judged by the nearest folder above it that does."""
+    existing = next(folder for folder in (directory, *directory.absolute().parents) if folder.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        _probe(existing)
+    except OSError as exc:
+        above = "" if existing == directory else f" (it would be made in {existing})"
+        raise UsageError(f"cannot use {directory} as {what}{above}: {exc.strerror}") from None
+
+
+def _probe(directory: Path) -> None:
+    # The one sure test: permissions, read-only mounts, quotas and ACLs all show in a write.
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".automl-write-check-"):
+        pass
 
 
 def upload(store: FileSystemArtifactStore, path: Path, trial: optuna.Trial) -> str:
