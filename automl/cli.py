@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import sys
@@ -383,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         ERR.print(f"error: {exc}", markup=False, highlight=False)
         return exc.exit_code
     except Interrupted as exc:
-        ERR.print(exc.explain(), markup=False, highlight=False)
+        # After SIGHUP the terminal may be gone: what the signal left is recorded already.
+        with contextlib.suppress(OSError):
+            ERR.print(exc.explain(), markup=False, highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         ERR.print("interrupted")

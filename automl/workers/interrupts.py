@@ -1,4 +1,11 @@
-"""Ctrl-C and SIGTERM as one exception that reaches the worker through Lightning and Optuna."""
+"""Every signal that ends a run as one exception that reaches the worker through Lightning and Optuna.
+
+Not only Ctrl-C (SIGINT) and ``kill`` (SIGTERM): a closed terminal or ssh session sends SIGHUP,
+Ctrl-\\ SIGQUIT, and batch schedulers warn a job before they kill it with SIGTERM or with the
+signal the job asked for (Slurm's ``--signal``, commonly SIGUSR1 or SIGUSR2; SIGXCPU at a CPU-time
+limit). Each one's default action ends the process at once, leaving its trial RUNNING until another
+worker's grace period fails it, and the epochs it trained lost; handled, the worker records it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,13 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+# The signals a terminal, a user or a scheduler sends to end a process (see the module docstring).
+TERMINATION_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                       signal.SIGUSR2, signal.SIGXCPU)
+
 
 class Interrupted(BaseException):
-    """The worker got SIGINT or SIGTERM.
+    """The worker got one of TERMINATION_SIGNALS.
 
     A BaseException on purpose: Lightning turns a KeyboardInterrupt into ``sys.exit(1)`` and
     ignores further Ctrl-C, and Optuna's trial loop catches KeyboardInterrupt, while both let any
@@ -49,7 +60,7 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def raise_on_signals(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+def raise_on_signals(signals: tuple[int, ...] = TERMINATION_SIGNALS) -> Iterator[None]:
     """Within the block, the first of ``signals`` raises Interrupted; repeats wait for cleanup."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers; the caller's own handling stays in force

@@ -76,8 +76,9 @@ def run_pool(study_file: Path, storage_url: str, n_workers: int, gpus: int,
 
     Each trains with ``threads`` CPU threads, by default an even share of the cores (threads_per_worker).
 
-    SIGINT or SIGTERM is passed on to the workers, which record their running trials as
-    interrupted; then Interrupted is raised here too.
+    A termination signal (SIGINT, SIGTERM, SIGHUP, ...: interrupts.TERMINATION_SIGNALS) is passed
+    on to the workers, which record their running trials as interrupted; then Interrupted is raised
+    here too.
     """
     cpus = available_cpus()
     threads = threads or threads_per_worker(n_workers, cpus)

@@ -76,9 +76,9 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     """Pop and run queued trials; then wait while other workers' trials run, to retry any that die.
 
     ``study`` must sit on a WorkerStorage with heartbeats (see automl.search.study.join_study).
-    Raises TooManyFailures when the study's last trials all failed, Interrupted on SIGINT/SIGTERM
-    after recording the running trial as failed and queued again, StorageUnreachable when the
-    database stayed unreachable past ``workers.storage_retry_s``.
+    Raises TooManyFailures when the study's last trials all failed, Interrupted on a termination
+    signal (SIGINT, SIGTERM, SIGHUP, ...) after recording the running trial as failed and queued
+    again, StorageUnreachable when the database stayed unreachable past ``workers.storage_retry_s``.
     """
     # What is alive now (modules, the data) lives as long as the worker: moved out of the
     # collector's sight, the collection after each trial scans only what the trial left behind.
