@@ -6,9 +6,14 @@ The space is what the families' and training parameters' ``suggest_*`` calls ask
 running them); the parameters the stored trials used are compared as well. The data is compared
 by its options and by a digest of the arrays as loaded and split (automl.data.digest).
 
-A change is refused when it changes what trials sample, what they train and validate on, or how
-they are ranked; one that does not (the dataset's file moved with the same content, another
-automl version with the same space) is accepted with a note. A study file that leaves
+The study-file keys that decide how a trial trains, stops early and is measured (TRIAL_KEYS) are
+compared with the config the study stored at creation.
+
+A change is refused when it changes what trials sample, how they train, stop and are measured,
+what they train and validate on, or how they are ranked; one that does not (the dataset's file
+moved with the same content, another automl version with the same space, another sampler for the
+trials to come) is accepted with a note. How a trial runs (accelerator, precision, compile, data
+placement, [workers]) may change, so that a study can move between machines. A study file that leaves
 ``[search] families`` out searches every installed family when the study is created, and the
 families it was created with from then on (keep_created_families): installing a plugin does not
 stop it.
@@ -28,7 +33,7 @@ from automl.errors import UsageError
 from automl.plugin.space import describe_distribution, random_study, sample_params
 from automl.search.objective import sample_training
 from automl.search.plan import StudyPlan
-from automl.storage.schema import AUTOML_VERSION, CONFIG_ATTR, FAMILY_PARAM, FINGERPRINT_ATTR
+from automl.storage.schema import AUTOML_VERSION, CONFIG_ATTR, FAMILY_PARAM, FINGERPRINT_ATTR, LATENCY
 from automl.storage.urls import redact
 
 # Draws of each family's space: enough to reach the branches of a define-by-run space, a few ms each.
@@ -36,6 +41,13 @@ SPACE_DRAWS = 32
 # The data keys whose change is harmless when the data loaded and split stays the same.
 DATA_KEYS = ("data.dataset", "data.val_size", "data.test_size", "seed")
 DATA_DIGEST = "data.sha256"
+# Study-file keys that decide how a trial trains, is stopped early and is measured: trials run
+# with two values would be ranked on one front as if they were alike.
+TRIAL_KEYS = ("train.max_epochs", "train.augment", "search.pruner", "search.reduction_factor", "search.min_epochs")
+# How latency is timed, which decides trials' latency_ms where it is an objective or a budget.
+LATENCY_KEYS = ("search.latency_batch_size", "search.latency_device")
+# Keys that only steer which configs are sampled next: the trials run so far stay comparable.
+STEERING_KEYS = ("search.sampler",)
 
 
 def searched_space(plan: StudyPlan) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -83,6 +95,19 @@ def _flat(print_: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in data.items():
         flat["seed" if key == "seed" else f"data.{key}"] = value
     return flat
+
+
+def _settings(config: Mapping[str, Any], latency_counts: bool) -> dict[str, Any]:
+    """The TRIAL_KEYS and STEERING_KEYS (and LATENCY_KEYS where ``latency_counts``) of a config as
+    stored (StudyConfig.to_dict), by dotted key; a key the config lacks (stored by an automl
+    without it) is left out, so it is not judged."""
+    keys = (*TRIAL_KEYS, *STEERING_KEYS, *(LATENCY_KEYS if latency_counts else ()))
+    found = {}
+    for key in keys:
+        section, name = key.split(".")
+        if name in (config.get(section) or {}):
+            found[key] = config[section][name]
+    return found
 
 
 def _shown(value: Any) -> str:
@@ -181,16 +206,22 @@ def check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
                      "be; from this run on it is checked against the fingerprint stored now")
     else:
         stored = _flat(stored_print)
+    config = plan.config
+    latency_counts = LATENCY.name in config.search.objectives or config.budget.max_latency_ms is not None
+    stored_settings = _settings(study.user_attrs[CONFIG_ATTR], latency_counts)
+    now.update({key: value for key, value in _settings(config.to_dict(), latency_counts).items()
+                if key in stored_settings})
     # Parameters the stored trials used count too (a branch of the space the draws did not reach);
     # one the draws do not reach now cannot be judged gone.
-    stored = {**{k: v for k, v in _trial_space(study).items() if k in now}, **stored}
+    stored = {**{k: v for k, v in _trial_space(study).items() if k in now}, **stored, **stored_settings}
     if stored_print is None:
         now = {key: value for key, value in now.items() if key in stored}
     changes = _changes(stored, now)
     data_changed = any(change.key == DATA_DIGEST for change in changes)
     harmless = [change for change in changes if not data_changed
                 and (change.key in DATA_KEYS or change.key.startswith("data.options."))]
-    refused = [change for change in changes if change not in harmless]
+    steering = [change for change in changes if change.key in STEERING_KEYS]
+    refused = [change for change in changes if change not in harmless and change not in steering]
     created_by = (stored_print or {}).get("automl_version", AUTOML_VERSION)
     if refused:
         cause = (f"it was created by automl {created_by} and this is automl {AUTOML_VERSION}, whose search spaces "
@@ -199,10 +230,12 @@ def check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
                  "the study file or an installed plugin changed since the study was created: restore what it "
                  "was created with, or use a new study name to search with the change")
         refused.sort(key=lambda change: change.key == DATA_DIGEST)  # the keys a user can name first
-        raise UsageError(f"{where} cannot be resumed: the study file gives another search space or data than "
-                         f"the study was created with ({'; '.join(map(str, refused))}); {cause}")
+        raise UsageError(f"{where} cannot be resumed: the study file gives another search space, training or data "
+                         f"than the study was created with ({'; '.join(map(str, refused))}); {cause}")
     notes += [f"{where}: {change}; the data loaded and split is the same (sha256 {now.get(DATA_DIGEST, '')[:12]}), "
               "so the study goes on" for change in harmless]
+    notes += [f"{where}: {change}; the trials run so far stay as they are, the next ones are sampled by "
+              f"{_shown(change.now)}" for change in steering]
     if created_by != AUTOML_VERSION:
         notes.append(f"{where} was created by automl {created_by}, this is automl {AUTOML_VERSION}; its space and "
                      "data are unchanged, so the study goes on")

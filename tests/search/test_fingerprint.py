@@ -32,18 +32,22 @@ BASE = """
     {data}
     [search]
     {families}
+    {search}
     [train]
-    max_epochs = 1
+    max_epochs = {max_epochs}
     batch_size = {batch_size}
+    {train}
 """
 
 
 def plan_of(tmp_path: Path, registry_: Registry | None = None, *, top: str = "", dataset: str = "digits",
-            data: str = "", families: str | None = '["mlp"]', batch_size: str = "[32, 64]") -> StudyPlan:
+            data: str = "", families: str | None = '["mlp"]', batch_size: str = "[32, 64]", search: str = "",
+            max_epochs: int = 1, train: str = "") -> StudyPlan:
     """The plan of a study file; ``families=None`` leaves [search] families out (every installed one)."""
     path = write_study(tmp_path, BASE.format(db=tmp_path / "fp.db", top=top, dataset=dataset, data=data,
                                              families=f"families = {families}" if families else "",
-                                             batch_size=batch_size))
+                                             batch_size=batch_size, search=search, max_epochs=max_epochs,
+                                             train=train))
     return plan_study(load_study_file(path), path, registry_ or registry())
 
 
@@ -152,6 +156,41 @@ def test_a_family_uninstalled_since_is_named(tmp_path: Path) -> None:
             "families that build for image tasks now") in message and "reinstall the plugin" in message
 
 
+@pytest.mark.parametrize(("changed", "expected"), [
+    ({"max_epochs": 2}, "train.max_epochs: stored 1, now 2"),
+    ({"train": "augment = true"}, "train.augment: stored false, now true"),
+    ({"search": "reduction_factor = 2"}, "search.reduction_factor: stored 3, now 2"),
+    ({"search": 'pruner = "none"'}, 'search.pruner: stored "moasha", now "none"'),
+    ({"top": "[budget]\nmax_latency_ms = 50", "search": 'latency_device = "cpu"'},
+     'search.latency_device: stored "train", now "cpu"'),
+])
+def test_a_change_in_how_trials_train_stop_or_are_timed_is_refused(tmp_path: Path, changed: dict[str, Any],
+                                                                    expected: str) -> None:
+    created(plan_of(tmp_path, top=changed.get("top", "")))
+    message = refused(plan_of(tmp_path, **changed))
+    assert expected in message and "another search space, training or data" in message
+
+
+def test_how_trials_run_and_which_are_sampled_next_may_change(tmp_path: Path) -> None:
+    created(plan_of(tmp_path))
+    notes: list[str] = []
+    create_or_resume(plan_of(tmp_path, search='sampler = "random"\nlatency_device = "cpu"',
+                             train='accelerator = "cpu"\nprecision = "32-true"\nloader_workers = 0'),
+                     note=notes.append)
+    # Latency is no objective or budget here, so where it is timed changes nothing ranked.
+    assert notes == [f"study 'fp' in sqlite:///{tmp_path / 'fp.db'}: search.sampler: stored \"tpe\", now "
+                     "\"random\"; the trials run so far stay as they are, the next ones are sampled by \"random\""]
+
+
+def test_a_key_the_stored_config_lacks_is_not_judged(tmp_path: Path) -> None:
+    study = created(plan_of(tmp_path))
+    config = study.user_attrs[CONFIG_ATTR]
+    study.set_user_attr(CONFIG_ATTR, {**config, "train": {k: v for k, v in config["train"].items() if k != "augment"}})
+    notes: list[str] = []
+    create_or_resume(plan_of(tmp_path, train="augment = true"), note=notes.append)
+    assert notes == []
+
+
 def test_changed_objectives_are_refused(tmp_path: Path) -> None:
     created(plan_of(tmp_path))
     message = refused(plan_of(tmp_path, families='["mlp"]\nobjectives = ["val_accuracy", "params"]'))
@@ -251,7 +290,8 @@ def test_a_study_from_before_fingerprints_is_checked_on_its_trials_parameters(tm
 @pytest.mark.slow  # a fresh automl process plans the study: tens of seconds on a busy machine
 def test_cli_resume_with_changed_choices_exits_2_before_queueing(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, BASE.format(db=tmp_path / "fp.db", top="", dataset="digits", data="",
-                                                   families='families = ["mlp"]', batch_size="[32, 64]"))
+                                                   families='families = ["mlp"]', batch_size="[32, 64]",
+                                                   search="", max_epochs=1, train=""))
     assert run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path).returncode == 0
     study_file.write_text(study_file.read_text().replace("[32, 64]", "[32, 64, 128]"))
     result = run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path)
