@@ -38,8 +38,9 @@ def check_plugins(args: argparse.Namespace) -> None:
     names = args.names or list(families)
     unknown = [name for name in names if name not in families]
     if unknown:
+        reasons = [reason for reason in map(registry().why_not_a_family, unknown) if reason]
         raise UsageError(f"unknown family {', '.join(map(repr, unknown))}; installed families: "
-                         f"{', '.join(families)}")
+                         f"{', '.join(families)}" + "".join(f"; {reason}" for reason in reasons))
     table = Table(title="Conformance checks")
     for column in ("family", "task kind", "check", "result"):
         table.add_column(column)

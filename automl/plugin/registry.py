@@ -7,7 +7,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
@@ -60,10 +60,13 @@ class Registered(Generic[Plugged]):
 
 @dataclass(frozen=True, eq=False)
 class Registry:
-    """Everything the installed plugins registered, keyed by name."""
+    """Everything the installed plugins registered, keyed by name; ``plugins``: the plugins loaded,
+    by entry-point name; ``left_out``: the installed ones ALLOWLIST_ENV did not load."""
 
     families: dict[str, Registered[Family]]
     datasets: dict[str, Registered[Dataset[Any]]]
+    plugins: dict[str, PluginSource] = field(default_factory=dict)
+    left_out: tuple[str, ...] = ()
 
     def family(self, name: str) -> Family:
         return self.families[name].obj
@@ -71,6 +74,18 @@ class Registry:
     def families_for(self, kind: str) -> list[str]:
         """Names of the families that can build for tasks of ``kind``, sorted."""
         return sorted(n for n, r in self.families.items() if kind in r.obj.task_kinds)
+
+    def why_not_a_family(self, name: str) -> str:
+        """Why no family is called ``name`` when a plugin is: one left out by ALLOWLIST_ENV, or one
+        that registers other names; "" when no plugin is called ``name`` either."""
+        if name in self.left_out:
+            return (f'plugin "{name}" is installed but not loaded: {ALLOWLIST_ENV} leaves it out '
+                    f"(add {name} to it)")
+        source = self.plugins.get(name)
+        if source is None:
+            return ""
+        registered = [family for family, entry in self.families.items() if entry.source == source]
+        return f"{source} registers {'families ' + ', '.join(registered) if registered else 'no family'}"
 
 
 def _allowed(entry_point: metadata.EntryPoint, allowlist: set[str] | None) -> bool:
@@ -112,7 +127,7 @@ def _entry_points(allowlist: set[str] | None) -> list[metadata.EntryPoint]:
     """The allowed entry points, one per name; one name given by two distributions is an error
     (pluggy would refuse the second with a bare "Plugin name already registered")."""
     unique: dict[tuple[str, str, str], metadata.EntryPoint] = {}
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in _installed():
         if _allowed(entry_point, allowlist):
             # The same distribution seen twice on the path (lib and lib64) is one plugin.
             unique.setdefault((entry_point.name, entry_point.value, _distribution(entry_point)[0]), entry_point)
@@ -126,6 +141,33 @@ def _entry_points(allowlist: set[str] | None) -> list[metadata.EntryPoint]:
                               f"({ENTRY_POINT_GROUP}:{name}): {described}. Uninstall one, or leave "
                               f"them out with {ALLOWLIST_ENV} (empty: built-ins only).")
     return sorted((eps[0] for eps in by_name.values()), key=lambda ep: ep.name)
+
+
+def _installed() -> metadata.EntryPoints:
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+# The hooks a plugin can implement (automl.plugin.hookspecs), and the attribute the marker sets.
+HOOK_NAMES = tuple(name for name, value in vars(hookspecs).items()
+                   if hasattr(value, f"{hookspecs.PROJECT_NAME}_spec"))
+IMPL_MARK = f"{hookspecs.PROJECT_NAME}_impl"
+
+
+def _check_marked(plugin: Any, source: PluginSource, implements_a_hook: bool) -> None:
+    """Raise PluginError for a hook-named function without @automl.hookimpl (pluggy passes over
+    it without a word, so the plugin's families would silently be missing), or a plugin that
+    implements no hook at all."""
+    unmarked = [name for name in HOOK_NAMES if callable(getattr(plugin, name, None))
+                and not hasattr(getattr(plugin, name), IMPL_MARK)]
+    if unmarked:
+        definitions = " and ".join(f"`def {name}(register):`" for name in unmarked)
+        raise PluginError(f"{source}: {', '.join(unmarked)} lacks the @automl.hookimpl marker, so automl never "
+                          f"calls it and its registrations are missing: add @automl.hookimpl on the line above "
+                          f"{definitions}. {HINT}")
+    if not implements_a_hook:
+        hooks = " or ".join(f"{name}(register)" for name in HOOK_NAMES)
+        raise PluginError(f"{source} implements no automl hook: define {hooks} in it, marked with "
+                          f"@automl.hookimpl. {HINT}")
 
 
 def _invalid_hook(exc: pluggy.PluginValidationError, source: PluginSource | None) -> PluginError:
@@ -184,6 +226,7 @@ def build_registry() -> Registry:
             raise _invalid_hook(exc, source) from exc
         except ValueError as exc:  # the same module under two entry point names
             raise PluginError(f"{source}: {exc}. {HINT}") from exc
+        _check_marked(module, source, bool(manager.get_hookcallers(module)))
         sources[entry_point.name] = source
     try:
         manager.check_pending()
@@ -196,7 +239,9 @@ def build_registry() -> Registry:
                      lambda source: _collector(families, check_family, "families", source))
     _call_per_plugin(manager, "register_datasets", sources,
                      lambda source: _collector(datasets, check_dataset, "datasets", source))
-    return Registry(dict(sorted(families.items())), dict(sorted(datasets.items())))
+    loaded = {entry_point.name for entry_point in _installed()}
+    return Registry(dict(sorted(families.items())), dict(sorted(datasets.items())), sources,
+                    tuple(sorted(loaded - set(sources))))
 
 
 @functools.cache
