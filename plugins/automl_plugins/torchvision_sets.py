@@ -3,7 +3,7 @@
 The files are read here rather than through torchvision: torchvision wheels are built against one
 torch release each, so it cannot be a dependency of every torch build automl installs beside, and
 the formats are tiny (IDX: a short header and a uint8 array; CIFAR: pickled batches). torchvision
-is used only to download, when a study asks for it and the ``automl[torchvision]`` extra is
+is used only to download, when a study asks for it and the ``automl-pareto[torchvision]`` extra is
 installed. Each keeps its own test set as the test split.
 """
 
@@ -50,7 +50,7 @@ def read_pickle(path: Path) -> dict[str, Any]:
 class TorchvisionOptions(DatasetOptions):
     path: DataPath = Field(description="the torchvision root folder (holding MNIST/raw/, cifar-10-batches-py/ "
                            "and the like); [data] download = true fetches the files into it")
-    # Fetch the files into ``path`` when they are not there (needs automl[torchvision]).
+    # Fetch the files into ``path`` when they are not there (needs the automl-pareto[torchvision] extra).
     download: bool = False
 
 
@@ -85,9 +85,9 @@ class TorchvisionDataset:
         try:
             import torchvision
         except ImportError:
-            raise UsageError(f"dataset {self.name!r}: [data] download = true needs torchvision; "
-                             "install automl[torchvision], or place torchvision's files under "
-                             f"{root / self.folder}") from None
+            raise UsageError(f"dataset {self.name!r}: [data] download = true needs torchvision; install "
+                             "it in automl's environment with pip install \"automl-pareto[torchvision]\", or "
+                             f"place torchvision's files under {root / self.folder}") from None
         try:
             for train in (True, False):
                 getattr(torchvision.datasets, self.torchvision_class)(str(root), train=train, download=True)

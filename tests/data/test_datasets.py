@@ -117,7 +117,7 @@ def test_torchvision_root_missing_names_path_and_flag(tmp_path: Path, monkeypatc
     with pytest.raises(UsageError, match=rf"no MNIST/raw folder under \[data\] path {tmp_path}.*download = true"):
         _prepare("mnist", tmp_path)
     monkeypatch.setitem(sys.modules, "torchvision", None)  # as where torchvision is not installed
-    with pytest.raises(UsageError, match=r"automl\[torchvision\]"):
+    with pytest.raises(UsageError, match=r'pip install "automl-pareto\[torchvision\]"'):
         _prepare("cifar10", tmp_path, download=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,32 @@ import pytest
 from conftest import ALLOWLIST_ENV, REPO
 
 DISTRIBUTION = "automl-pareto"
+# What names "automl" on the package index, an unrelated project: an extra of it, a pip install of
+# it, a dependency on it.
+WRONG_DISTRIBUTION = re.compile(r"(?<![\w.-])automl\[|pip install\s+(?:-\S+\s+)*[\"']?automl(?![\w-])"
+                                r"|dependencies\s*=\s*\[[^\]]*[\"']automl(?![\w-])")
+# Where users read a distribution's name: docs, study files, messages and comments in the code, examples.
+USER_FACING = ("README.md", "Makefile", "pyproject.toml", "docs/**/*.md", "studies/*.toml", "automl/**/*.py",
+               "plugins/**/*.py", "examples/**/*.py", "examples/**/*.md", "examples/**/*.toml", "benchmarks/*.py",
+               "benchmarks/*.sh")
+
+
+def wrong_names(text: str) -> list[str]:
+    return [match.group(0) for match in WRONG_DISTRIBUTION.finditer(text)]
+
+
+def test_the_check_for_the_wrong_distribution_name_can_fail() -> None:
+    assert wrong_names('install automl[torchvision]; pip install "automl"; dependencies = ["automl>=0.1"]') == [
+        "automl[", 'pip install "automl', 'dependencies = ["automl']
+    assert wrong_names('pip install "automl-pareto[torchvision]"; pip install -e automl-widemlp; '
+                       'dependencies = ["automl-pareto", "torch"]; import automl; [project.entry-points.automl]') == []
+
+
+def test_no_doc_or_message_names_the_unrelated_automl_distribution() -> None:
+    found = {str(path.relative_to(REPO)): wrong_names(path.read_text(encoding="utf-8"))
+             for pattern in USER_FACING for path in sorted(REPO.glob(pattern))}
+    assert len(found) > 50, "the files users read were not found"
+    assert {path: names for path, names in found.items() if names} == {}
 
 
 def _site_packages(venv: Path) -> Path:
