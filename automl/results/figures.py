@@ -7,16 +7,23 @@ test accuracy, or put FLOPs on a log axis; importance comes from Optuna's own pl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import matplotlib
+from matplotlib.backend_bases import RendererBase
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.text import Annotation, Text
 from matplotlib.ticker import AutoLocator
+from matplotlib.transforms import Bbox
+from optuna.trial import FrozenTrial, TrialState
 
 from automl.results.hypervolume import HypervolumeHistory
-from automl.storage.schema import ACCURACY, FLOPS
+from automl.storage.schema import ACCURACY, FLOPS, TrialAttr, family_of
 
 
 @dataclass(frozen=True)
@@ -29,10 +36,9 @@ class Point:
     test_accuracy: float | None
     flops: float
     on_front: bool
-    val_curve: list[float] = field(default_factory=list)
 
 
-def family_colors(families: Sequence[str]) -> dict[str, tuple[float, ...]]:
+def family_colors(families: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
     """One colour per family, the same in every figure."""
     palette = matplotlib.colormaps["tab10"]
     return {name: palette(index % 10) for index, name in enumerate(sorted(set(families)))}
@@ -69,9 +75,11 @@ def pareto_figure(points: Sequence[Point], objectives: Sequence[str]) -> Figure:
     if list(objectives) == [ACCURACY.name, FLOPS.name]:
         # The front of exactly these two objectives is a staircase in this plane.
         axis.step(front_x, [p.val_accuracy for p in front], where="post", color="black", linewidth=0.8, alpha=0.6)
-    for p, x in zip(front, front_x, strict=True):
-        label = f"#{p.number}" + (f"  test {p.test_accuracy:.3f}" if p.test_accuracy is not None else "")
-        axis.annotate(label, (x, p.val_accuracy), textcoords="offset points", xytext=(6, -12), fontsize=8)
+    labels = [axis.annotate(f"#{p.number}" + (f"  test {p.test_accuracy:.3f}" if p.test_accuracy is not None else ""),
+                            (x, p.val_accuracy), textcoords="offset points", xytext=LABEL_OFFSETS[0], fontsize=8,
+                            va="center", arrowprops={"arrowstyle": "-", "color": "gray", "linewidth": 0.5,
+                                                     "shrinkA": 0, "shrinkB": 6})
+              for p, x in zip(front, front_x, strict=True)]
     axis.set_xscale("log")
     xlabel = "FLOPs per sample (log scale)"
     if floor is not None:
@@ -81,7 +89,56 @@ def pareto_figure(points: Sequence[Point], objectives: Sequence[str]) -> Figure:
              title=f"Pareto front ({', '.join(objectives)}): ringed trials, labelled with test accuracy")
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right", fontsize=8)
+    _apart(figure, labels)
     return figure
+
+
+# Where a front label may sit, in points from its trial (a thin line joins them): below right
+# first, then above, then farther down and up, then the same on the left.
+LABEL_OFFSETS = [(dx, dy) for dx in (8, -8) for step in range(10) for dy in (-12 - 12 * step, 4 + 12 * step)]
+LABEL_GAP_PX = 2  # kept around each label, as text sizes shift a little with the dpi a figure is saved at
+# Overlapping another label or leaving the axes costs this many times more than covering a ring.
+LABEL_CLASH = 10
+RING_PX = 7  # half the width of a front trial's ring (s=110 points squared), in pixels at dpi 100
+
+
+def _apart(figure: Figure, labels: Sequence[Annotation]) -> None:
+    """Move each label to the first of LABEL_OFFSETS where it stays inside the axes and overlaps
+    no front trial's ring and no label placed before it (front trials close in FLOPs and accuracy
+    printed their labels over each other); where none is free, to the one that overlaps least.
+    Labels are left out of the layout, so moving them moves nothing else."""
+    for label in labels:
+        label.set_in_layout(False)
+    FigureCanvasAgg(figure)
+    figure.draw_without_rendering()  # the layout that saving gives, so the extents are final
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    rings = [Bbox.from_bounds(x - RING_PX, y - RING_PX, 2 * RING_PX, 2 * RING_PX)
+             for x, y in (label.axes.transData.transform(label.xy) for label in labels if label.axes)]
+    placed: list[Bbox] = []
+    for label in labels:
+        inside = label.axes.get_window_extent(renderer) if label.axes else None
+        tried = []
+        for offset in LABEL_OFFSETS:
+            box = _move(label, offset, renderer)
+            outside = box.width * box.height - _area(Bbox.intersection(box, inside)) if inside else 0.0
+            clash = outside + sum(_area(Bbox.intersection(box, other)) for other in placed)
+            overlap = LABEL_CLASH * clash + sum(_area(Bbox.intersection(box, ring)) for ring in rings)
+            tried.append((overlap, offset))
+            if overlap == 0:
+                break
+        placed.append(_move(label, min(tried, key=lambda found: found[0])[1], renderer))
+
+
+def _move(label: Annotation, offset: tuple[int, int], renderer: RendererBase) -> Bbox:
+    """Put ``label`` at ``offset`` from its point; return where its text lies (without the line to its point)."""
+    label.xyann = offset
+    label.set_horizontalalignment("left" if offset[0] > 0 else "right")
+    label.update_positions(renderer)
+    return Text.get_window_extent(label, renderer).padded(LABEL_GAP_PX)
+
+
+def _area(box: Bbox | None) -> float:
+    return 0.0 if box is None else box.width * box.height
 
 
 def hypervolume_figure(history: HypervolumeHistory) -> Figure:
@@ -99,26 +156,44 @@ def hypervolume_figure(history: HypervolumeHistory) -> Figure:
     return figure
 
 
-def curves_figure(points: Sequence[Point]) -> Figure:
-    """Validation accuracy per epoch of every completed trial; front trials drawn thick."""
-    colors = family_colors([p.family for p in points])
+# How a learning curve is drawn by how its trial ended: solid when it trained to the end, dashed when
+# it stopped early (pruned, or stopped by the time budget or deadline), dotted when it failed.
+LINE_STYLES: dict[str, Literal["solid", "dashed", "dotted"]] = {
+    "trained to the end": "solid", "stopped early": "dashed", "failed": "dotted"}
+
+
+def _ending(trial: FrozenTrial) -> str:
+    if trial.state == TrialState.FAIL:
+        return "failed"
+    if trial.state == TrialState.PRUNED or trial.user_attrs.get(TrialAttr.STOPPED):
+        return "stopped early"
+    return "trained to the end"
+
+
+def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int]) -> Figure:
+    """Validation accuracy per epoch of every trial that validated an epoch, stopped early or not
+    (the line style says how it ended); the trials numbered in ``front`` drawn thick."""
+    curved = [t for t in trials if t.user_attrs.get(TrialAttr.VAL_CURVE)]
+    colors = family_colors([str(family_of(t)) for t in curved])
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     axis = figure.subplots()
-    labelled: set[str] = set()
-    for p in sorted(points, key=lambda p: p.on_front):  # front trials on top
-        epochs = range(1, len(p.val_curve) + 1)
-        label = p.family if p.family not in labelled else None
-        labelled.add(p.family)
-        axis.plot(epochs, p.val_curve, color=colors[p.family], alpha=0.9 if p.on_front else 0.35,
-                  linewidth=2.2 if p.on_front else 0.9, marker="o" if p.on_front else None, markersize=3,
-                  label=label)
+    for trial in sorted(curved, key=lambda t: t.number in front):  # front trials on top
+        curve, on_front = trial.user_attrs[TrialAttr.VAL_CURVE], trial.number in front
+        axis.plot(range(1, len(curve) + 1), curve, color=colors[str(family_of(trial))],
+                  linestyle=LINE_STYLES[_ending(trial)], alpha=0.9 if on_front else 0.4,
+                  linewidth=2.2 if on_front else 0.9, marker="o" if on_front else None, markersize=3)
     whole_epochs = AutoLocator()  # the default locator, ticking whole epochs only
     whole_epochs.set_params(integer=True)
     axis.xaxis.set_major_locator(whole_epochs)
+    endings = {_ending(t) for t in curved}
+    legend = [Line2D([], [], color=color, label=family) for family, color in colors.items()]
+    legend += [Line2D([], [], color="gray", linestyle=style, label=ending)
+               for ending, style in LINE_STYLES.items() if ending in endings and len(endings) > 1]
+    stopped = sum(_ending(t) == "stopped early" for t in curved)
     axis.set(xlabel="epoch", ylabel="validation accuracy",
-             title="Learning curves (thick: Pareto front trials)")
+             title=f"Learning curves of {len(curved)} trials, {stopped} stopped early (thick: Pareto front trials)")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="lower right")
+    axis.legend(handles=legend, fontsize=8, loc="lower right")
     return figure
 
 

@@ -5,21 +5,19 @@ from __future__ import annotations
 import base64
 import html
 import statistics
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
 import optuna
 from matplotlib.figure import Figure
-from optuna.importance import FanovaImportanceEvaluator
 from optuna.trial import TrialState
 
 from automl.results.figures import Point, curves_figure, families_figure, hypervolume_figure, pareto_figure
 from automl.results.front import empty_front_reason, front_rows, front_title, short, si, zero_flops_warnings
 from automl.results.hypervolume import hypervolume_history
+from automl.results.importance import importance_figure
 from automl.storage.artifacts import output_dir
 from automl.storage.schema import (
     TrialAttr,
@@ -54,7 +52,7 @@ def points(study: optuna.Study) -> list[Point]:
             continue
         found.append(Point(trial.number, str(family_of(trial)), attrs[TrialAttr.VAL_ACCURACY],
                            attrs.get(TrialAttr.TEST_ACCURACY), float(attrs[TrialAttr.FLOPS]),
-                           trial.number in front, list(attrs.get(TrialAttr.VAL_CURVE) or [])))
+                           trial.number in front))
     return found
 
 
@@ -100,27 +98,6 @@ def family_table(study: optuna.Study, trained: Sequence[Point]) -> str:
                    "median val acc", "median FLOPs", "best test acc on front"), rows)
 
 
-def importance_figure(study: optuna.Study, index: int, name: str) -> Figure:
-    """Optuna's importance plot for objective ``index``, by fANOVA.
-
-    fANOVA splits the variance of the objective, so it reads the same for maximized and minimized
-    objectives (Optuna's default, PED-ANOVA, assumes lower is better), and a seed fixes it.
-    """
-    # Optuna's matplotlib plots switch the global style; keep that inside this figure.
-    with matplotlib.rc_context(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        axis = optuna.visualization.matplotlib.plot_param_importances(
-            study, evaluator=FanovaImportanceEvaluator(seed=0), target=lambda trial: trial.values[index],
-            target_name=name)
-    axis.set_title(f"Hyperparameter importance for {name}")
-    figure = axis.figure
-    if not isinstance(figure, Figure):  # Optuna draws on a pyplot figure of its own, never a subfigure
-        raise RuntimeError(f"Optuna drew the importance plot on a {type(figure).__name__}, expected a Figure")
-    figure.set_size_inches(8, 0.45 * len(axis.patches) + 1.6)
-    figure.set_layout_engine("constrained")
-    return figure
-
-
 def _save(figure: Figure, out_dir: Path, name: str) -> str:
     figure.savefig(out_dir / name, dpi=110)
     if hasattr(figure, "number"):  # made by pyplot, which keeps it until closed
@@ -144,15 +121,18 @@ def sections(study: optuna.Study, out_dir: Path) -> list[Section]:
     history = hypervolume_history(study)
     found.append(Section("Hypervolume", history.explanation,
                          _save(hypervolume_figure(history), out_dir, "hypervolume.png")))
-    found.append(Section("Learning curves", "Validation accuracy after each epoch.",
-                         _save(curves_figure(completed), out_dir, "learning_curves.png")))
+    found.append(Section("Learning curves", "Validation accuracy after each epoch, of every trial that validated one: "
+                                            "solid when it trained to the end, dashed when it stopped early (pruned, "
+                                            "or by the time budget or deadline), dotted when it failed.",
+                         _save(curves_figure(study.get_trials(deepcopy=False),
+                                             {p.number for p in completed if p.on_front}),
+                               out_dir, "learning_curves.png")))
     for index, name in enumerate(objectives):
         try:
-            image = _save(importance_figure(study, index, name), out_dir, f"importance_{name}.png")
+            figure, why = importance_figure(study, index, name)
             found.append(Section(f"Hyperparameter importance for {name}",
-                                 "fANOVA over the parameters every completed trial has (with several families: the "
-                                 "family and the training parameters); with few trials, small values are noise.",
-                                 image))
+                                 f"fANOVA {why}; with few trials, small values are noise.",
+                                 _save(figure, out_dir, f"importance_{name}.png")))
         except (ValueError, RuntimeError) as exc:
             found.append(Section(f"Hyperparameter importance for {name}", f"Not available: {exc}"))
     found.append(Section("Families", "Every trial by family; spreads over the completed ones.",

@@ -1,0 +1,109 @@
+"""The report's figures: front labels apart, every trial's learning curve, and importance that one
+title heads and that explains a cost by the parameters that build the model."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import optuna
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from automl.results.figures import Point, curves_figure, pareto_figure
+from automl.results.importance import explained, importance_figure
+from automl.storage.schema import FAMILY_PARAM, TrialAttr
+
+
+def test_front_labels_close_together_do_not_print_over_each_other() -> None:
+    # Eight front trials within 15% of each other's FLOPs and 0.01 of each other's accuracy.
+    front = [Point(number, "mlp", 0.9 + 0.001 * number, 0.88, 1000 * (1 + 0.02 * number), True)
+             for number in range(8)]
+    rest = [Point(20 + number, "cnn", 0.5 + 0.02 * number, None, 10 ** (3 + 0.3 * number), False)
+            for number in range(10)]
+    figure = pareto_figure(front + rest, ["val_accuracy", "flops"])
+    FigureCanvasAgg(figure)
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()
+    axis = figure.axes[0]
+    labels = [text for text in axis.texts if text.get_text().startswith("#")]
+    assert len(labels) == 8
+    boxes = [Text.get_window_extent(label, renderer) for label in labels]
+    for first, second in itertools.combinations(boxes, 2):
+        assert not first.overlaps(second), (first, second)
+    inside = axis.get_window_extent(renderer)
+    assert all(inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1) for box in boxes)
+
+
+def _trial(number: int, state: TrialState, curve: list[float], **attrs: object) -> FrozenTrial:
+    values = [curve[-1], 1000.0] if state == TrialState.COMPLETE else None
+    trial = create_trial(state=state, values=values, params={FAMILY_PARAM: "mlp"},
+                         distributions={FAMILY_PARAM: CategoricalDistribution(["mlp"])},
+                         user_attrs={TrialAttr.FAMILY: "mlp", TrialAttr.VAL_CURVE: curve, **attrs})
+    trial.number = number
+    return trial
+
+
+def test_learning_curves_show_every_trial_stopped_early_too() -> None:
+    trials = [_trial(0, TrialState.COMPLETE, [0.5, 0.7, 0.8]),
+              _trial(1, TrialState.PRUNED, [0.3]),
+              _trial(2, TrialState.COMPLETE, [0.4, 0.6], **{TrialAttr.STOPPED: "time budget"}),
+              _trial(3, TrialState.FAIL, [0.2, 0.25]),
+              _trial(4, TrialState.FAIL, [])]  # failed before its first epoch: nothing to draw
+    axis = curves_figure(trials, front={0}).axes[0]
+    styles = {len(line.get_xdata()): line.get_linestyle() for line in axis.lines}
+    # Pruned after 1 epoch and stopped by the time budget after 2: dashed; failed after 2: dotted.
+    assert len(axis.lines) == 4 and sorted(line.get_linestyle() for line in axis.lines) == ["-", "--", "--", ":"]
+    assert styles[1] == "--" and styles[3] == "-"
+    thick = [line for line in axis.lines if line.get_linewidth() > 2]
+    assert [list(line.get_ydata()) for line in thick] == [[0.5, 0.7, 0.8]]
+    assert "4 trials, 2 stopped early" in axis.get_title()
+    assert {text.get_text() for text in axis.get_legend().get_texts()} == {
+        "mlp", "trained to the end", "stopped early", "failed"}
+
+
+def _searched_study(trained: int = 40) -> optuna.Study:
+    """Trials whose FLOPs follow depth alone and whose accuracy follows the learning rate alone;
+    plus trials refused over budget (accuracy 0, never trained)."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "flops"])
+    rng = random.Random(0)
+    distributions = {FAMILY_PARAM: CategoricalDistribution(["mlp"]), "mlp.depth": IntDistribution(1, 4),
+                     "train.lr": FloatDistribution(1e-4, 1e-2, log=True)}
+    for index in range(trained + 10):
+        depth, lr = rng.randint(1, 4), 10 ** rng.uniform(-4, -2)
+        over_budget = index >= trained
+        accuracy = 0.0 if over_budget else 0.5 + 40 * lr + rng.random() * 0.01
+        study.add_trial(create_trial(values=[accuracy, 1000.0 * depth], distributions=distributions,
+                                     params={FAMILY_PARAM: "mlp", "mlp.depth": depth, "train.lr": lr},
+                                     constraints={"max_flops": 1.0 if over_budget else -1.0}))
+    return study
+
+
+def test_a_cost_is_explained_by_the_parameters_that_build_the_model_only() -> None:
+    study = _searched_study()
+    flops = explained(study, "flops")
+    assert "train.lr" not in flops.params and "mlp.depth" in flops.params
+    assert len(flops.study.trials) == 50  # over-budget trials measured their FLOPs too
+    accuracy = explained(study, "val_accuracy")
+    assert "train.lr" in accuracy.params and len(accuracy.study.trials) == 40  # trained ones only
+    figure, why = importance_figure(study, 1, "flops")
+    axis = figure.axes[0]
+    assert "training parameters cannot change a model's cost" in why
+    assert [label.get_text() for label in axis.get_yticklabels() if label.get_text()] == ["family", "mlp.depth"]
+    # One title: Optuna's own ("Hyperparameter Importances", on the left) is replaced, not overprinted.
+    assert axis.get_title(loc="left") == "Hyperparameter importance for flops"
+    assert axis.get_title() == "" and axis.get_title(loc="right") == ""
+    assert not figure.texts and figure.get_suptitle() == ""
+
+
+def test_an_objective_nothing_can_explain_says_why() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(create_trial(values=[0.5, 1.0], params={"train.lr": 0.01},
+                                 distributions={"train.lr": FloatDistribution(1e-4, 1e-2, log=True)}))
+    with pytest.raises(ValueError, match="no parameter that builds the model is shared by every trial to "
+                                         "explain flops with"):
+        explained(study, "flops")
