@@ -9,6 +9,7 @@ import importlib
 import inspect
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,24 @@ def doc_files() -> dict[str, str]:
         if first.startswith("# ") and first.endswith((".py", ".toml")):
             files[first[2:]] = block
     return files
+
+
+# The plugin guide's commands run in a plain shell from the clone: its tools are called by path.
+VENV_BIN = ".venv/bin/"
+
+
+def doc_commands(markdown: str) -> list[list[str]]:
+    """The commands of ``markdown``'s bash blocks, split as a shell splits them, comments dropped."""
+    blocks = re.findall(r"```bash\n(.*?)```", markdown, flags=re.DOTALL)
+    return [shlex.split(line, comments=True) for block in blocks for line in block.splitlines()
+            if shlex.split(line, comments=True)]
+
+
+def test_the_plugin_guide_runs_its_tools_by_path_in_a_plain_shell() -> None:
+    commands = doc_commands(DOC)
+    # A bare `pip` or `automl` is another environment's, or "command not found", in a fresh shell.
+    assert [" ".join(command) for command in commands if not command[0].startswith(VENV_BIN)] == []
+    assert {command[0] for command in commands} == {f"{VENV_BIN}{tool}" for tool in ("pip", "automl", "pytest")}
 
 
 def python_blocks(markdown: str) -> list[str]:
@@ -102,13 +121,17 @@ def test_every_hook_is_implemented_by_a_documented_example_this_file_runs() -> N
 
 @pytest.fixture(scope="module")
 def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tutorial's files, written where it says, and its package installed with pip."""
+    """The tutorial's files, written where it says, and the packages its pip commands install,
+    installed with pip (into a site folder, not this environment)."""
     root = tmp_path_factory.mktemp("tutorial")
     for relative, text in doc_files().items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(root / "site"), str(root / "automl-widemlp")], check=True)
+    installs = [command[3] for command in doc_commands(DOC) if command[:3] == [f"{VENV_BIN}pip", "install", "-e"]]
+    assert installs == ["automl-widemlp"]
+    for package in installs:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--target", str(root / "site"), str(root / package)], check=True)
     blobs = (root / "automl-blobs" / "automl_blobs.py").read_text()
     make_distribution(root / "site", "automl-blobs", {"automl_blobs": blobs}, {"blobs": "automl_blobs"})
     return root
@@ -123,21 +146,24 @@ def run_suite(tests: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow  # pip installs the tutorial's packages and searches with them
 def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -> None:
+    """Every command of the guide, in its order, as written: pip's were run by the fixture; a
+    search is capped at 3 trials."""
     env = with_path(tutorial / "site")
-    listed = run_cli("plugins", cwd=tutorial, env=env)
-    assert listed.returncode == 0, listed.stderr
-    assert any("widemlp" in line and "automl-widemlp 0.1.0" in line for line in listed.stdout.splitlines())
-
-    checked = run_cli("plugins", "check", "widemlp", cwd=tutorial, env=env)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-
-    suite = run_suite(tutorial / "automl-widemlp" / "tests", env)
-    assert suite.returncode == 0, suite.stdout + suite.stderr
-
-    searched = run_cli("run", "widemlp.toml", "--n-trials", "3", cwd=tutorial, env=env)
-    assert searched.returncode == 0, searched.stderr
-    shown = run_cli("show", "widemlp-vs-cnn", cwd=tutorial, env=env)
-    assert shown.returncode == 0 and re.search(r"Pareto front of 'widemlp-vs-cnn' \([1-3] of 3 trials\)", shown.stdout)
+    ran = {}
+    for command in doc_commands(DOC):
+        tool, args = command[0].removeprefix(VENV_BIN), command[1:]
+        if tool == "automl":
+            result = run_cli(*args, *(["--n-trials", "3"] if args[0] == "run" else []), cwd=tutorial, env=env)
+        elif tool == "pytest":
+            result = run_suite(tutorial / args[0], env)
+        else:
+            continue
+        assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}{result.stderr}"
+        ran[" ".join(args)] = result
+    assert any("widemlp" in line and "automl-widemlp 0.1.0" in line for line in ran["plugins"].stdout.splitlines())
+    assert "FAIL" not in ran["plugins check widemlp"].stdout
+    assert re.search(r"Pareto front of 'widemlp-vs-cnn' \([1-3] of 3 trials\)", ran["show widemlp-vs-cnn"].stdout)
+    assert " passed" in ran["automl-widemlp/tests"].stdout
 
 
 @pytest.mark.slow
