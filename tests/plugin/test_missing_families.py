@@ -15,23 +15,14 @@ from automl.cli import main
 from automl.errors import PluginError
 from automl.plugin.registry import ALLOWLIST_ENV, build_registry, registry
 from conftest import make_distribution
+from test_registry import FAMILY_MODULE
 
-FAMILY = """
-import torch
-import automl
 
-class Oops:
-    name = "{name}"
-    task_kinds = ("image",)
-    def search_space(self, trial, task):
-        return {{"width": trial.suggest_int("width", 2, 8)}}
-    def build(self, params, task):
-        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, task.num_classes))
 
-{marker}
-def register_families(register):
-    register(Oops())
-"""
+def family_module(name: str, marked: bool = True) -> str:
+    """A plugin module registering one family called ``name``, its hook marked or not."""
+    source = FAMILY_MODULE.format(cls="Oops", name=name)
+    return source if marked else source.replace("@automl.hookimpl\n", "")
 
 
 @pytest.fixture
@@ -59,7 +50,7 @@ def install(site: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: st
 
 def test_a_hook_without_the_marker_is_an_error_naming_the_plugin_and_the_fix(
         site: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    install(site, monkeypatch, "oops_unmarked", FAMILY.format(name="oops", marker=""))
+    install(site, monkeypatch, "oops_unmarked", family_module("oops", marked=False))
     with pytest.raises(PluginError) as caught:
         build_registry()
     message = str(caught.value)
@@ -82,7 +73,7 @@ def test_a_plugin_implementing_no_hook_is_an_error(site: Path, monkeypatch: pyte
 
 def test_plugins_check_says_why_a_plugin_of_that_name_gives_no_such_family(
         site: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    install(site, monkeypatch, "oops_other", FAMILY.format(name="oopsie", marker="@automl.hookimpl"))
+    install(site, monkeypatch, "oops_other", family_module("oopsie"))
     assert main(["plugins", "check", "oops"]) == 2
     error = " ".join(capsys.readouterr().err.split())
     assert "unknown family 'oops'" in error
