@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import make_distribution
+from test_registry import FAMILY_MODULE
 
 from automl.cli import main
 from automl.errors import PluginError
 from automl.plugin.registry import ALLOWLIST_ENV, build_registry, registry
-from conftest import make_distribution
-from test_registry import FAMILY_MODULE
-
 
 
 def family_module(name: str, marked: bool = True) -> str:

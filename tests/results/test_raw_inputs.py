@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from datafiles import labels, write_mnist, write_table
 from PIL import Image
 from torch import nn
 
@@ -17,7 +18,6 @@ from automl.config import DataConfig
 from automl.data.prepare import PreparedData, prepare, split_indices
 from automl.plugin.registry import registry
 from automl.results.raw_inputs import input_description, raw_input_model
-from datafiles import labels, write_mnist, write_table
 
 
 def _prepare(dataset: str = "digits", **options: object) -> tuple[PreparedData, np.ndarray]:
