@@ -158,7 +158,7 @@ def _show(args: argparse.Namespace) -> None:
 def _dashboard(args: argparse.Namespace) -> None:
     from optuna_dashboard import run_server
 
-    from automl.results.dashboard import DashboardUpdater
+    from automl.results.dashboard import NOTES_PER_BATCH, DashboardUpdater
     from automl.storage.artifacts import artifact_dir, open_store
     from automl.storage.schema import CONFIG_ATTR
 
@@ -167,8 +167,18 @@ def _dashboard(args: argparse.Namespace) -> None:
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if CONFIG_ATTR not in summary.user_attrs:  # not automl's: its notes are its owner's
             continue
+        name = summary.study_name
+        ERR.print(f"study {name!r} ({summary.n_trials:,} trials): bringing its dashboard notes and figures up "
+                  "to date", soft_wrap=True)
+
+        def progress(done: int, total: int, name: str = name) -> None:
+            if total > NOTES_PER_BATCH:
+                ERR.print(f"  study {name!r}: {done:,} of {total:,} notes written")
+
         try:  # a study run by `automl worker`s alone, or before automl saved figures, gets them now
-            DashboardUpdater().update(optuna.load_study(study_name=summary.study_name, storage=storage))
+            updater = DashboardUpdater(progress=progress)
+            updater.update(optuna.load_study(study_name=name, storage=storage))
+            ERR.print(f"  {updater.notes_written:,} notes written, figures saved, in {updater.spent_s:.1f} s")
         except Exception as exc:  # e.g. a read-only database: serve what is stored
             ERR.print(escape(f"note: the figures and notes of study {summary.study_name!r} were not updated: {exc}"))
     ERR.print(f"serving {redact(args.storage)} on http://{args.host}:{args.port}/ with artifacts from "

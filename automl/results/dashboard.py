@@ -14,22 +14,29 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.results.dashboard_figures import curves_figure, front_figure, hypervolume_figure
+from automl.results.dashboard_store import StudyAttrs
 from automl.results.front import si
 from automl.results.hypervolume import hypervolume_history
 from automl.storage._optuna import study_id_of, study_storage, trial_id_of
 from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of
+from automl.storage.study_attrs import set_study_system_attrs
 
 LOG = logging.getLogger(__name__)
-# The study system attr that holds a digest of each note saved ("study" or the trial's number ->
-# SHA-1 of its text): a note saved before, by this run or another, is not written again (each save
-# reads all of the study's system attrs twice, so writing every note again grows with their square).
+# The study system attrs that hold a digest of each note saved ("study" or the trial's number ->
+# SHA-1 of its text), NOTES_PER_SHARD trials to an attr (NOTES_ATTR:SHARD; studies of earlier
+# releases hold them all in NOTES_ATTR itself): a note saved before with the same text, by this run
+# or another, is not written again, and a batch of notes rewrites only the shards it touched.
 NOTES_ATTR = "automl:dashboard_notes"
+NOTES_PER_SHARD = 1000
+# Notes written per transaction: progress is stored as it goes, so a start-up cut short keeps it.
+NOTES_PER_BATCH = 1000
 # The ids the figures are saved under: saving again replaces them.
 FIGURE_IDS = ("learning-curves", "pareto-front", "hypervolume")
 # What each objective measures, for the study's note.
@@ -41,6 +48,10 @@ MEANINGS = {TrialAttr.VAL_ACCURACY: "fraction of the validation split classified
 # of the run's time the updates may take: after one that took t seconds, the next waits t / MAX_SHARE.
 UPDATE_INTERVAL_S = 15.0
 MAX_SHARE = 0.02
+# With a deadline: what a first update is assumed to take (a second or two for a small study, the
+# report's imports included), and how far past the deadline the update at the end of a run may go.
+FIRST_UPDATE_S = 5.0
+FINAL_GRACE_S = 1.0
 
 
 def _objectives(study: optuna.Study) -> list[str]:
@@ -134,75 +145,123 @@ def trial_note(trial: FrozenTrial, objectives: Sequence[str], directions: Sequen
                       *([f"Test accuracy (reported, never selected on): {test:.4f}.", ""] if test is not None else [])])
 
 
+class NoteDigests:
+    """The digests of the notes saved (NOTES_ATTR), as read once; and the shards to write back."""
+
+    def __init__(self, stored: dict[str, Any]) -> None:
+        self.shards: dict[str, dict[str, str]] = {
+            key: dict(value) for key, value in stored.items() if key.startswith(f"{NOTES_ATTR}:")}
+        self.dirty: set[str] = set()
+        for key, digest in (stored.get(NOTES_ATTR) or {}).items():  # an earlier release's one attr
+            self.shards.setdefault(self._shard(key), {}).setdefault(key, digest)
+
+    @staticmethod
+    def _shard(key: str) -> str:
+        return f"{NOTES_ATTR}:{key if key == 'study' else int(key) // NOTES_PER_SHARD}"
+
+    @staticmethod
+    def _digest(body: str) -> str:
+        return hashlib.sha1(body.encode()).hexdigest()
+
+    def changed(self, key: str, body: str) -> bool:
+        return self.shards.get(self._shard(key), {}).get(key) != self._digest(body)
+
+    def saved(self, key: str, body: str) -> None:
+        shard = self._shard(key)
+        self.shards.setdefault(shard, {})[key] = self._digest(body)
+        self.dirty.add(shard)
+
+    def take_writes(self) -> dict[str, dict[str, str]]:
+        writes = {shard: self.shards[shard] for shard in self.dirty}
+        self.dirty = set()
+        return writes
+
+
 class DashboardUpdater:
     """Saves the study's note, trial notes and figures; an Optuna trial callback that does so at
     most every ``interval_s`` seconds (between trials, in the process that runs them), and less
     often when an update takes more than ``max_share`` of the time until the next.
 
-    Notes already saved with the same text (NOTES_ATTR) are not written again. ``updates`` and
-    ``spent_s`` count what it did, for measuring its overhead.
+    An update reads the study's attributes once and writes what changed in batches of
+    NOTES_PER_BATCH notes (automl.results.dashboard_store): its cost grows with the trials, not
+    with their square. Notes already saved with the same text (their digests, NOTES_ATTR) are not
+    written again, so a note edited in the dashboard stays until automl's text for it changes.
+    ``progress(done, total)`` hears of each batch of notes written. With a ``deadline``
+    (``time.time()`` seconds) the callback makes no update that would end after it, at the last
+    update's pace. ``updates``, ``spent_s`` and ``notes_written`` count what it did.
     """
 
-    def __init__(self, interval_s: float = UPDATE_INTERVAL_S, max_share: float = MAX_SHARE) -> None:
+    def __init__(self, interval_s: float = UPDATE_INTERVAL_S, max_share: float = MAX_SHARE,
+                 deadline: float | None = None, progress: Callable[[int, int], None] | None = None) -> None:
         self.interval_s, self.max_share = interval_s, max_share
+        self.deadline, self.progress = deadline, progress
         self.updates = 0
         self.spent_s = 0.0
+        self.last_s: float | None = None  # the last update's seconds
+        self.notes_written = 0
         # time.monotonic() from which the next update is due: the first a full interval after the
         # run starts, so that a study's first trials, which give its first front, are not delayed.
         self._next = time.monotonic() + interval_s
-        self._saved: dict[str, str] | None = None  # NOTES_ATTR's value, read at the first update
         self._lock = threading.Lock()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial | None = None) -> None:
-        if time.monotonic() >= self._next:
+        if time.monotonic() >= self._next and self._fits(0.0):
             self.update(study)
+
+    def _fits(self, grace_s: float) -> bool:
+        """Whether an update at the last one's pace (FIRST_UPDATE_S before any) ends by the deadline
+        plus ``grace_s``."""
+        expected = FIRST_UPDATE_S if self.last_s is None else self.last_s
+        return self.deadline is None or time.time() + expected <= self.deadline + grace_s
+
+    def catch_up(self, study: optuna.Study) -> bool:
+        """The update at the end of a run, unless the deadline is past by more than FINAL_GRACE_S at
+        the last update's pace (``automl dashboard`` catches up then); whether it updated."""
+        if not self._fits(FINAL_GRACE_S):
+            return False
+        self.update(study)
+        return True
 
     def update(self, study: optuna.Study) -> None:
         """Bring notes and figures up to date with the stored trials now."""
-        # Imported here, at the first update: optuna_dashboard brings botorch and the report brings
-        # scikit-learn (seconds of CPU together), which `automl run` must not spend before its first
-        # trial; its first update's time includes them and spaces the next ones out accordingly.
-        from optuna_dashboard import save_plotly_graph_object
-
+        # Imported here, at the first update: the report brings scikit-learn (a second of CPU), which
+        # `automl run` must not spend before its first trial; its first update's time includes it
+        # and spaces the next ones out accordingly.
         from automl.results.report import points
 
         with self._lock:
             started = time.monotonic()
-            storage, study_id = study_storage(study), study_id_of(study)
-            if self._saved is None:
-                self._saved = dict(storage.get_study_system_attrs(study_id).get(NOTES_ATTR) or {})
-            saved = dict(self._saved)
+            attrs = StudyAttrs(study_storage(study).get_study_system_attrs(study_id_of(study)))
+            digests = NoteDigests(attrs.stored)
             trials = study.get_trials(deepcopy=False)
             objectives, max_epochs = _objectives(study), _max_epochs(study)
             directions = [direction.name.lower() for direction in study.directions]
-            history = hypervolume_history(study)
-            self._save_note(study, None, study_note(study.study_name, trials, objectives, directions,
-                                                    history.explanation))
-            for trial in trials:
-                self._save_note(study, trial, trial_note(trial, objectives, directions, max_epochs))
+            history = hypervolume_history(study, objectives)
+            notes: list[tuple[int | None, str, str]] = [
+                (None, "study", study_note(study.study_name, trials, objectives, directions, history.explanation))]
+            notes += [(trial_id_of(trial), str(trial.number), trial_note(trial, objectives, directions, max_epochs))
+                      for trial in trials]
+            changed = [(trial_id, key, body) for trial_id, key, body in notes if digests.changed(key, body)]
+            for done, (trial_id, key, body) in enumerate(changed, 1):
+                attrs.save_note(trial_id, body)
+                digests.saved(key, body)
+                if done % NOTES_PER_BATCH == 0 or done == len(changed):
+                    set_study_system_attrs(study, {**attrs.take_writes(), **digests.take_writes()})
+                    self.notes_written += done % NOTES_PER_BATCH or NOTES_PER_BATCH
+                    if self.progress is not None:
+                        self.progress(done, len(changed))
             figures = (curves_figure(trials), front_figure(points(study), objectives),
                        hypervolume_figure(history))
             for figure_id, figure in zip(FIGURE_IDS, figures, strict=True):
-                save_plotly_graph_object(study, figure, graph_object_id=figure_id)
-            if self._saved != saved:
-                storage.set_study_system_attr(study_id, NOTES_ATTR, self._saved)
+                attrs.save_figure(figure_id, figure.to_json())
+            set_study_system_attrs(study, attrs.take_writes())
             finished = time.monotonic()
             self.updates += 1
-            self.spent_s += finished - started
+            self.last_s = finished - started
+            self.spent_s += self.last_s
             # The first update also pays for loading plotly's figure classes (about a second), once.
-            share_wait = (finished - started) / self.max_share if self.updates > 1 else 0.0
+            share_wait = self.last_s / self.max_share if self.updates > 1 else 0.0
             self._next = finished + max(self.interval_s, share_wait)
-
-    def _save_note(self, study: optuna.Study, trial: FrozenTrial | None, body: str) -> None:
-        assert self._saved is not None  # read by update
-        key, digest = "study" if trial is None else str(trial.number), hashlib.sha1(body.encode()).hexdigest()
-        if self._saved.get(key) == digest:
-            return
-        from optuna_dashboard import save_note  # imported by update() already
-
-        # optuna_dashboard.save_note takes a Study or a live Trial, which a stored trial becomes by its id.
-        save_note(study if trial is None else optuna.Trial(study, trial_id_of(trial)), body)
-        self._saved[key] = digest
 
     @contextlib.contextmanager
     def in_background(self, study: optuna.Study) -> Iterator[None]:

@@ -57,17 +57,35 @@ def _minimized(trials: list[FrozenTrial], names: list[str], directions: list[Stu
     return np.stack(columns, axis=1), np.array(reference)
 
 
-def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
-    """The hypervolume of the completed, within-budget trials' front after each completion, in order."""
+def front_volumes(losses: np.ndarray, reference: np.ndarray) -> list[float]:
+    """The hypervolume of the first i+1 rows' front, for each i.
+
+    Computed again only when a row joins the front (a dominated one leaves it as it was), over the
+    front alone: the cost grows with the rows times the front, not with the square of the rows.
+    """
+    front = np.empty((0, losses.shape[1]))
+    volumes: list[float] = []
+    for row in losses:
+        if not volumes or not (front <= row).all(axis=1).any():
+            front = np.vstack([front[~(row <= front).all(axis=1)], row])
+            volumes.append(float(compute_hypervolume(front, reference)))
+        else:
+            volumes.append(volumes[-1])
+    return volumes
+
+
+def hypervolume_history(study: optuna.Study, objectives: list[str] | None = None) -> HypervolumeHistory:
+    """The hypervolume of the completed, within-budget trials' front after each completion, in order;
+    ``objectives``: the study's metric names when the caller has read them already."""
     dated = [(t.datetime_complete, t) for t in study.get_trials(deepcopy=False)
              if is_trained(t) and t.datetime_complete is not None]
     dated.sort(key=lambda pair: (pair[0], pair[1].number))
     trials = [t for _, t in dated]
-    names = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
+    names = objectives or list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
     explanation = ("Accuracy enters as error rate 1 - accuracy (reference 1), each cost as its log10 "
                    f"scaled to [0, 1] over the completed trials (reference {COST_REFERENCE}). Larger is better.")
     if not trials:
         return HypervolumeHistory([], [], [], explanation)
     losses, reference = _minimized(trials, names, list(study.directions))
-    values = [float(compute_hypervolume(losses[: i + 1], reference)) for i in range(len(trials))]
+    values = front_volumes(losses, reference)
     return HypervolumeHistory([t.number for t in trials], [completed for completed, _ in dated], values, explanation)

@@ -154,9 +154,11 @@ def test_chromium_renders_the_figures_and_notes_automl_run_saved(searched_study:
                         if s["study_name"] == searched_study.name)
         page = _render(browser, f"{base}/dashboard/studies/{study_id}", tmp_path / "profile", tmp_path / "study.png")
         plots = _plot_segments(page)
-        # plotly drew them: titles, axes, one line per trial with a curve, the families in the legend.
+        # plotly drew them: titles, axes, one line per family and state of the trials with a curve,
+        # the families in the legend.
         assert "Learning curves" in plots["learning-curves"] and "validation accuracy" in plots["learning-curves"]
-        assert plots["learning-curves"].count('class="trace scatter') == len(with_curves) > 0
+        groups = {(t.user_attrs.get(TrialAttr.FAMILY), t.state) for t in with_curves}
+        assert plots["learning-curves"].count('class="trace scatter') == len(groups) > 0
         assert "FLOPs per sample (log scale)" in plots["pareto-front"] and "mlp" in plots["pareto-front"]
         assert "Hypervolume" in plots["hypervolume"] and "completed trials" in plots["hypervolume"]
         served = {figure["id"]: json.loads(figure["graph_object"])

@@ -114,7 +114,9 @@ def test_updates_follow_the_study_and_rewrite_only_changed_notes(study: optuna.S
     # The study's note (counts changed) and the new trial's are written; the others are left alone.
     changed = {key for key in after if after[key] != versions.get(key)}
     assert changed == {"dashboard:note_ver", f"dashboard:{trial_id_of(study.trials[4])}:note_ver"}
-    assert len(_figures(study)["learning-curves"]["data"]) == 4
+    curves = _figures(study)["learning-curves"]["data"]
+    assert [trace["y"] for trace in curves][0] == [0.5, 0.8, 0.9, None, 0.6, 0.95], "one trace per family and state"
+    assert curves[0]["text"][-1] == "trial 4 (mlp, complete)"
     assert updater.updates == 2 and updater.spent_s > 0
     # Another process (a resumed run, `automl dashboard`) finds the notes saved and writes none.
     DashboardUpdater().update(study)
