@@ -6,10 +6,9 @@ import argparse
 import contextlib
 import logging
 import math
+import shutil
 import sys
-import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,130 +21,76 @@ from automl.cli_plugins import check_plugins, list_plugins
 from automl.config import DEFAULT_STORAGE, load_study_file
 from automl.errors import AutomlError, UsageError
 from automl.plugin.registry import registry
+from automl.runner import quiet_libraries
 from automl.storage.urls import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
 from automl.workers.interrupts import Interrupted
 
 if TYPE_CHECKING:  # imported when a command needs it: `automl --help` stays quick
     from automl.results.stored import StoredTrial
-    from automl.search.time_budget import Deadline
 
 ERR = Console(stderr=True)
 
 
 def _run(args: argparse.Namespace) -> None:
-    # The time budget covers the whole run: loading the libraries and the data, queueing.
-    started = time.time()
-    from automl.results.dashboard import DashboardUpdater
     from automl.results.front import print_front
-    from automl.search.budget import survey_space
-    from automl.search.plan import plan_study
-    from automl.search.startup import first_configs
-    from automl.search.study import create_or_resume, queue_run, work
-    from automl.search.time_budget import Deadline
-    from automl.search.warm_start import load_warm_start
-    from automl.storage.trial_queue import still_queued
-    from automl.training.device import resolve_device
-    from automl.workers.pool import default_workers, run_pool, visible_gpus
+    from automl.runner import WorkersFailed, run
 
     path = Path(args.study_file)
-    plan = plan_study(load_study_file(path), path, registry(), args.storage)
-    deadline = Deadline.after(args.timeout or plan.config.timeout, started)
-    warm_start = load_warm_start(plan, args.warm_start)
-    for note in [*plan.notes, *warm_start.notes]:
-        ERR.print(f"note: {note}")
-    survey = survey_space(plan.families, plan.data.task, plan.data.train.x, plan.config.budget,
-                          seed=plan.config.seed)
-    for warning in survey.warnings():
-        ERR.print(escape(f"warning: {path}: {warning}"), soft_wrap=True)
-    task = plan.data.task
-    ERR.print(f"study {plan.config.name!r}: {len(plan.families)} families ({', '.join(plan.families)}) on "
-              f"{plan.config.data.dataset} ({task.kind}, input {list(task.input_shape)}, "
-              f"{task.num_classes} classes), objectives {', '.join(plan.config.search.objectives)}, "
-              f"storage {redact(plan.storage_url)}")
-    storage = redact(plan.storage_url)
-    study = create_or_resume(plan, note=lambda text: ERR.print(escape(f"note: {text}"), soft_wrap=True))
-    first = warm_start.for_study(study)
-    if first:
-        ERR.print(f"warm start: {len(first)} known config(s) run before the sampled trials")
-    n_trials = args.n_trials or plan.config.trials_per_run(args.timeout or plan.config.timeout)
-    if not queue_run(study, n_trials, first, first_configs(plan, study)):
-        ERR.print(_resuming(study, deadline), soft_wrap=True)
-    gpus = visible_gpus(resolve_device(plan.config.train.accelerator))
-    workers = default_workers(gpus, plan.config.workers.trials_per_gpu) if args.workers is None else args.workers
-    if workers == 0:
-        ERR.print(f"queued; start workers anywhere: automl worker {path} --storage {storage}", soft_wrap=True)
+    config = load_study_file(path)
+    storage = redact(config.storage_url(args.storage))
+    try:
+        study = run(config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, workers=args.workers,
+                    threads=args.threads, progress=not args.no_progress, warm_start=args.warm_start)
+    except WorkersFailed as failed:
+        print_front(failed.study)
+        _hints(failed.study.study_name, storage)
+        raise
+    if args.workers == 0:
+        ERR.print(escape(f"queued; start workers anywhere: {invoked_as()} worker {path} --storage {storage}"),
+                  soft_wrap=True)
         return
-    failed_workers = []
-    if workers == 1:
-        _use_threads(args.threads)
-        if not args.no_progress:
-            # One INFO line per trial would tear the progress bar apart; failures still warn.
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-        # The dashboard's notes and figures are updated between trials, never inside one.
-        dashboard = DashboardUpdater()
-        study = work(plan, show_progress_bar=not args.no_progress, deadline=deadline, callbacks=[dashboard])
-        dashboard.update(study)
-    else:
-        with DashboardUpdater().in_background(study):  # from this process, which only waits for the workers
-            try:
-                codes = run_pool(path, plan.storage_url, workers, gpus, deadline.at if deadline else None,
-                                 args.threads)
-            except Interrupted as interrupt:
-                interrupt.queued_after_workers = still_queued(study)
-                raise
-        failed_workers = [code for code in codes if code != 0]
-        study = load_study(plan.config.name, plan.storage_url)
     print_front(study)
-    ERR.print(f"inspect: automl show {study.study_name} --storage {storage}", soft_wrap=True)
-    ERR.print(f"browse:  automl dashboard --storage {storage}", soft_wrap=True)
-    if failed_workers:
-        raise AutomlError(f"{len(failed_workers)} of {workers} workers failed (exit codes "
-                          f"{', '.join(map(str, failed_workers))}); their messages are above")
+    _hints(study.study_name, storage)
 
 
-def _resuming(study: optuna.Study, deadline: Deadline | None) -> str:
-    """What a run that found trials still queued does with them."""
-    from automl.storage.trial_queue import samples_until_deadline, still_queued
-
-    queued = f"{still_queued(study):,} trial(s) still queued from an earlier run"
-    if not samples_until_deadline(study):
-        return f"resuming: {queued}; n_trials adds more once they are done"
-    if deadline:
-        return f"resuming: {queued}, which sampled until its deadline; this run samples until its own"
-    return (f"resuming: {queued}, which sampled until its deadline; this run has no time budget, so it "
-            "runs those and stops; n_trials adds more once they are done")
+def _hints(study_name: str, storage: str) -> None:
+    """Where to look next, as commands the user can paste."""
+    command = invoked_as()
+    ERR.print(escape(f"inspect: {command} show {study_name} --storage {storage}"), soft_wrap=True)
+    ERR.print(escape(f"browse:  {command} dashboard --storage {storage}"), soft_wrap=True)
 
 
-def _use_threads(threads: int | None) -> None:
-    """Train with ``threads`` CPU threads in this process (None: torch's default, one per core)."""
-    if threads:
-        import torch
+def invoked_as() -> str:
+    """The command as the user ran it, for hints they can paste: ``automl`` when the shell finds this
+    one by that name, else the path they ran (``.venv/bin/automl``), or ``PYTHON -m automl``."""
+    ran = Path(sys.argv[0])
+    if ran.name == "__main__.py":  # python -m automl
+        found = shutil.which("python")
+        python = Path(sys.executable)
+        shown = "python" if found and Path(found).absolute() == python.absolute() else _as_typed(python)
+        return f"{shown} -m automl"
+    found = shutil.which(ran.name)
+    if found and Path(found).absolute() == ran.absolute():
+        return ran.name
+    return _as_typed(ran)
 
-        torch.set_num_threads(threads)
+
+def _as_typed(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    path = path.absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _worker(args: argparse.Namespace) -> None:
-    started = time.time()
-    from automl.search.plan import plan_study
-    from automl.search.study import work
-    from automl.search.time_budget import Deadline
+    from automl.runner import join
     from automl.storage.trial_queue import DONE, count
     from automl.workers.worker import worker_name
 
-    _use_threads(args.threads)
-    path = Path(args.study_file)
-    plan = plan_study(load_study_file(path), path, registry(), args.storage)
-    ERR.print(f"worker {worker_name()}: study {plan.config.name!r} in {redact(plan.storage_url)}",
-              soft_wrap=True)
-    if not args.no_progress:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-    timeout = args.timeout or plan.config.timeout
-    deadline = Deadline(args.deadline) if args.deadline else Deadline.after(timeout, started)
-    try:
-        study = work(plan, show_progress_bar=not args.no_progress, worker_tag=worker_name(), deadline=deadline)
-    except Interrupted as interrupt:
-        interrupt.worker = worker_name()  # several workers print one line each: say whose
-        raise
+    study = join(Path(args.study_file), storage=args.storage, timeout=args.timeout, deadline_at=args.deadline,
+                 threads=args.threads, progress=not args.no_progress)
     ERR.print(f"worker {worker_name()}: no trial left to run; {count(study, *DONE)} finished in the study")
 
 
@@ -335,10 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     show = _study_command(commands, "show", "print a study's Pareto front with test accuracy")
     show.set_defaults(handler=_show)
 
-    plugins = commands.add_parser("plugins", help="list installed families and datasets and their plugins")
+    # Without a command it lists; `check` is the one command it has, and optional.
+    plugins = commands.add_parser("plugins", help="list installed families and datasets and their plugins",
+                                  usage="automl plugins [-h] [check [NAME ...]]",
+                                  description="Without a command: list the installed families and datasets and the "
+                                  "plugins they come from. `automl plugins check` runs their conformance checks.")
     plugins.set_defaults(handler=list_plugins)
-    plugin_commands = plugins.add_subparsers(dest="plugins_command", metavar="check")
-    check = plugin_commands.add_parser("check", help="run quick conformance checks on installed families")
+    plugin_commands = plugins.add_subparsers(dest="plugins_command", metavar="check", required=False,
+                                             title="command (optional)")
+    check = plugin_commands.add_parser("check", help="run quick conformance checks on installed families",
+                                       prog="automl plugins check")
     check.add_argument("names", nargs="*", metavar="NAME", help="families to check (default: all)")
     check.set_defaults(handler=check_plugins)
 
@@ -374,22 +325,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Heartbeats, metric names and retries are Optuna features marked experimental; the warning
-    # tells a user of automl nothing they can act on.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    args = build_parser().parse_args(argv)
-    # Lightning's own use of a torch API deprecated in newer releases; nothing a user can change.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        # Lightning announces the accelerator on every start; one line per trial drowns the progress bar.
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # The worker's own notes (waiting for other workers' trials) go to stderr like Optuna's.
-    log = logging.getLogger("automl")
+class _PrintedLog(logging.Handler):
+    """automl's log records (notes, warnings, a worker's waits) as plain lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ERR.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _printing_log() -> Iterator[None]:
+    """Within the block, automl's notes are printed (a library call leaves that to its caller)."""
+    log, handler = logging.getLogger("automl"), _PrintedLog()
+    level = log.level
     log.setLevel(logging.INFO)
-    log.addHandler(logging.StreamHandler())
+    log.addHandler(handler)
     try:
-        args.handler(args)
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with _printing_log(), quiet_libraries():
+            args.handler(args)
     except AutomlError as exc:
         ERR.print(f"error: {exc}", markup=False, highlight=False)
         return exc.exit_code

@@ -21,6 +21,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -195,8 +196,8 @@ class WorkersConfig(_Section):
         return self
 
 
-class StudyConfig(_Section):
-    """A whole study file."""
+class _StudyKeys(_Section):
+    """The keys of a whole study file as pydantic checks them (parse_study adds the dataset's options)."""
 
     name: str = Field(min_length=1)
     n_trials: PositiveInt | None = None  # see trials_per_run
@@ -219,8 +220,41 @@ class StudyConfig(_Section):
             return self.n_trials
         return None if timeout else DEFAULT_N_TRIALS
 
+    def storage_url(self, storage: str | None = None) -> str:
+        """Where the study is stored: ``storage`` (a command-line or call argument), else this
+        config's ``storage``, else DEFAULT_STORAGE."""
+        return storage or self.storage or DEFAULT_STORAGE
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class StudyConfig(_StudyKeys):
+    """A whole study: what a study file holds, or the same keys given in Python.
+
+    ``StudyConfig(name="digits", train={"max_epochs": 5})`` (or ``StudyConfig.from_dict(...)``) is
+    validated as a study file is, the ``[data]`` options by the selected dataset among the installed
+    plugins; a relative data path is taken relative to the working directory. Raises UsageError
+    naming every wrong key, what is allowed and what was found.
+    """
+
+    # The study file it was read from (load_study_file); None for a config built in Python.
+    _source: Path | None = PrivateAttr(None)
+
+    def __init__(self, /, **keys: Any) -> None:
+        # Built in Python: checked as a study file is. Only the keys given count as set, as in a file.
+        checked = parse_study(keys, None)
+        super().__init__(**checked.model_dump(exclude_unset=True))
+
+    @classmethod
+    def from_dict(cls, keys: dict[str, Any]) -> StudyConfig:
+        """A config from a study file's keys as a dict (``{"name": ..., "train": {...}}``)."""
+        return cls(**keys)
+
+    @property
+    def source(self) -> Path | None:
+        """The study file this config was read from; None when it was built in Python."""
+        return self._source
 
 
 def _allowed_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
@@ -239,15 +273,15 @@ def _wrong_value(key: str, error: Any) -> str:
     return f"key '{key}': {message}{shown}"
 
 
-def _describe(error: Any, path: Path) -> str:
+def _describe(error: Any, prefix: str) -> str:
     location = tuple(error["loc"])
     key = ".".join(str(part) for part in location) or "(top level)"
     if error["type"] == "extra_forbidden":
         section = ".".join(str(part) for part in location[:-1])
         where = f"[{section}]" if section else "the top level"
-        allowed = ", ".join(_allowed_keys(StudyConfig, location))
-        return f"{path}: unknown key '{key}'; allowed in {where}: {allowed}"
-    return f"{path}: {_wrong_value(key, error)}"
+        allowed = ", ".join(_allowed_keys(_StudyKeys, location))
+        return f"{prefix}unknown key '{key}'; allowed in {where}: {allowed}"
+    return f"{prefix}{_wrong_value(key, error)}"
 
 
 def _describe_option(error: Any, dataset: str, model: type[DatasetOptions], table_keys: Collection[str]) -> str:
@@ -285,38 +319,50 @@ def check_options(data: DataConfig, registry: Registry, base_dir: Path | None = 
         return None, [_describe_option(error, data.dataset, model, table_keys) for error in exc.errors()]
 
 
-def parse_study(data: dict[str, Any], path: Path, registry: Registry | None = None) -> StudyConfig:
-    """Validate already-parsed TOML; every problem is named with file and key.
+def parse_study(data: dict[str, Any], path: Path | None, registry: Registry | None = None) -> StudyConfig:
+    """Validate already-parsed TOML (or a config given in Python, ``path`` None); every problem is
+    named with file and key.
 
     The ``[data]`` options are validated by the selected dataset among ``registry``'s (default: the
-    installed plugins). A relative path among them is made relative to the study file's folder, so
-    a study runs the same from any working directory (and its stored config still finds the data).
+    installed plugins). A relative path among them is made relative to the study file's folder (the
+    working directory without a file), so a study runs the same from any working directory (and its
+    stored config still finds the data).
     """
     section = data.get("data", {})
     try:
         data_config: DataConfig | None = DataConfig.model_validate(section)
     except pydantic.ValidationError:
         data_config = None  # StudyConfig's errors name it
+    prefix = f"{path}: " if path is not None else ""
     problems: list[str] = []
     options: DatasetOptions | None = None
     try:
-        config = StudyConfig.model_validate(data)
+        keys = _StudyKeys.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = [_describe(error, path) for error in exc.errors()]
+        problems = [_describe(error, prefix) for error in exc.errors()]
     if data_config is not None:
         table = section.get("options") if isinstance(section, dict) else None
-        options, wrong = check_options(data_config, registry or installed_registry(), path.parent,
+        options, wrong = check_options(data_config, registry or installed_registry(),
+                                       path.parent if path is not None else Path.cwd(),
                                        table if isinstance(table, dict) else ())
-        problems += [f"{path}: {problem}" for problem in wrong]
+        problems += [f"{prefix}{problem}" for problem in wrong]
     if problems:
-        raise UsageError("invalid study file:\n  " + "\n  ".join(problems))
+        raise UsageError(f"invalid study {'file' if path is not None else 'config'}:\n  " + "\n  ".join(problems))
     assert options is not None  # check_options returns options or problems
-    stored = config.data.model_copy(update={"options": options.model_dump(mode="json")})
-    return config.model_copy(update={"data": stored})
+    stored = keys.data.model_copy(update={"options": options.model_dump(mode="json")})
+    # Validated above: constructed as it is, not through StudyConfig's own checks (this function).
+    config = StudyConfig.model_construct(keys.model_fields_set | {"data"}, **{**dict(keys), "data": stored})
+    config._source = path
+    return config
 
 
 def load_study_file(path: str | Path, registry: Registry | None = None) -> StudyConfig:
-    """Read and validate a study file (see ``parse_study``)."""
+    """Read and validate a study file: TOML, or the JSON of a ``StudyConfig.to_dict()`` when its
+    name ends in ``.json`` (how a config built in Python reaches worker processes).
+
+    Raises UsageError for a missing or unreadable file, invalid TOML or JSON, and every wrong key
+    (see ``parse_study``), before anything is written.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -325,8 +371,16 @@ def load_study_file(path: str | Path, registry: Registry | None = None) -> Study
                          "studies/quickstart.toml in automl's repository is a commented example") from None
     except OSError as exc:
         raise UsageError(f"cannot read study file {path}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: expected a JSON object of study-file keys, found {type(data).__name__}")
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"{path} is not valid TOML: {exc}") from None
     return parse_study(data, path, registry)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import io
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -14,10 +16,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 import torch
+from rich.console import Console
 
 REPO = Path(__file__).resolve().parents[1]
 AUTOML = [sys.executable, "-m", "automl"]
@@ -43,12 +47,81 @@ NEEDS_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GP
 DEVICES = [pytest.param(torch.device("cpu"), id="cpu"), pytest.param(torch.device("cuda"), id="cuda", marks=NEEDS_GPU)]
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
-            ) -> subprocess.CompletedProcess:
-    """Run ``automl ARGS`` in a fresh interpreter, as a user would."""
+@dataclass(frozen=True)
+class CliResult:
+    """What a command did: its exit code and what it printed (as subprocess.CompletedProcess has them)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# Environment that changes what a fresh interpreter imports (plugins on the path, the allowlist,
+# hook tracing): the registry of this process was built already, so such a command needs its own.
+FRESH_INTERPRETER_ENV = ("PYTHONPATH", ALLOWLIST_ENV, "AUTOML_TRACE_HOOKS")
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+    """Run ``automl ARGS`` as a user would from ``cwd`` with ``env``: in this process (automl.cli.main,
+    milliseconds instead of a second interpreter's seconds of imports), or in a fresh interpreter
+    (spawn_cli) when ``env`` changes what one imports. ``timeout`` bounds a spawned command."""
+    if env and any(key in env for key in FRESH_INTERPRETER_ENV):
+        return spawn_cli(*args, cwd=cwd, env=env, timeout=timeout)
+    return _in_process(list(args), cwd, {"NO_COLOR": "1", "COLUMNS": "200", **(env or {})})
+
+
+def spawn_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+    """Run ``automl ARGS`` in a fresh interpreter: where the process boundary is the point."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
-    return subprocess.run([*AUTOML, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run([*AUTOML, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A log handler writing to whatever sys.stderr is when a record comes (Optuna's default
+    handler keeps the stream it was made with)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
+    import automl.cli
+
+    saved_env = {key: os.environ.get(key) for key in env}
+    saved_cwd, saved_argv, saved_err = Path.cwd(), sys.argv, automl.cli.ERR
+    out, err = io.StringIO(), io.StringIO()
+    optuna_log = _CurrentStderr()
+    optuna_log.setFormatter(logging.Formatter("[%(levelname)1.1s %(asctime)s] %(message)s"))
+    try:
+        os.environ.update(env)
+        os.chdir(cwd)
+        sys.argv = ["automl", *argv]
+        optuna.logging.disable_default_handler()
+        optuna.logging.get_logger("optuna").addHandler(optuna_log)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            automl.cli.ERR = Console(stderr=True)  # as a fresh process makes it: COLUMNS as set now
+            try:
+                code = automl.cli.main(argv)
+            except SystemExit as exit:  # argparse: --help, --version, usage errors
+                code = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        automl.cli.ERR = saved_err
+        optuna.logging.get_logger("optuna").removeHandler(optuna_log)
+        optuna.logging.enable_default_handler()
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def write_study(directory: Path, text: str, name: str = "study.toml") -> Path:
@@ -155,7 +228,7 @@ class SearchedStudy:
     name: str
     url: str
     folder: Path
-    run: subprocess.CompletedProcess
+    run: CliResult
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from automl.errors import UsageError
-from automl.plugin.task import TASK_KINDS
+from automl.plugin.task import TASK_KINDS, class_labels, kind_of
 from automl.plugin.tokenizer import Tokenizer
 
 # Offending values listed in an error message, at most.
@@ -127,3 +127,19 @@ def _check_token_ids(x: np.ndarray, vocab_size: int | None, source: str) -> None
     if not vocab_size or x.min() < 0 or x.max() >= vocab_size:
         raise UsageError(f"{source}: token ids must lie in 0..vocab_size-1 (vocab_size={vocab_size}), "
                          f"found {x.min()}..{x.max()}")
+
+
+def labeled_arrays(x: np.ndarray, y: np.ndarray, kind: str | None = None, source: str = "data=(x, y)"
+                   ) -> LabeledArrays:
+    """Samples and labels given in memory, taken as the ``npz`` dataset takes them.
+
+    ``x``: ``[N, C, H, W]`` images, ``[N, T, F]`` sequences, ``[N, F]`` tables (the kind its rank
+    says), or integer ``[N, T]`` token ids with ``kind="tokens"``. ``y``: ``[N]`` integer labels
+    0..K-1, or strings naming the classes (numbered in sorted order, the names kept). Call
+    ``checked`` on the result for the checks every dataset's arrays get.
+    """
+    x = np.asarray(x)
+    found = kind_of(x, kind, source)
+    labels, names = class_labels(np.asarray(y))
+    vocab_size = int(x.max()) + 1 if found == "tokens" and x.size else None
+    return LabeledArrays(x, labels, found, vocab_size=vocab_size, class_names=names)

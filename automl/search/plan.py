@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from automl.config import DEFAULT_STORAGE, StudyConfig
-from automl.data.prepare import PreparedData, prepare
+from automl.config import StudyConfig
+from automl.data.prepare import PreparedData, prepare, split_arrays
 from automl.errors import UsageError
+from automl.plugin.arrays import LabeledArrays
 from automl.plugin.contract import Family
 from automl.plugin.registry import Registry
 from automl.search.preflight import check_artifact_folder, check_device, check_training_step
@@ -24,7 +25,7 @@ class StudyPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Path
+def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Path | str
                     ) -> tuple[dict[str, Family], list[str]]:
     """The families that compete: those named (or all installed) that can build for ``kind``.
 
@@ -50,15 +51,20 @@ def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Pa
     return {name: registry.family(name) for name in chosen}, notes
 
 
-def plan_study(config: StudyConfig, path: Path, registry: Registry, storage: str | None = None) -> StudyPlan:
+def plan_study(config: StudyConfig, path: Path | str, registry: Registry, storage: str | None = None,
+               arrays: LabeledArrays | None = None) -> StudyPlan:
     """Resolve data, task and families, and check that they train on the study's device and that
     the artifact folder can be written (automl.search.preflight); raises UsageError before anything
-    is written."""
+    is written, naming ``path`` (the study file, or how the study is named without one).
+
+    ``arrays``: data given in memory, used instead of loading the config's dataset.
+    """
     device = check_device(config, path)
-    storage_url = storage or config.storage or DEFAULT_STORAGE
+    storage_url = config.storage_url(storage)
     check_artifact_folder(config, storage_url, path)
     try:
-        data = prepare(config.data, registry, config.seed)
+        data = prepare(config.data, registry, config.seed) if arrays is None else \
+            split_arrays(arrays, config.data, config.seed)
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
     families, notes = choose_families(config, registry, data.task.kind, path)

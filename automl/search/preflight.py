@@ -39,7 +39,7 @@ DRAWS = 4
 SAMPLES = 8
 
 
-def check_device(config: StudyConfig, path: Path) -> torch.device:
+def check_device(config: StudyConfig, path: Path | str) -> torch.device:
     """The study's device, after checking that it and the precision exist on this machine."""
     accelerator, precision = config.train.accelerator, config.train.precision
     if accelerator == "gpu" and not torch.cuda.is_available():
@@ -57,7 +57,7 @@ def check_device(config: StudyConfig, path: Path) -> torch.device:
     return device
 
 
-def check_artifact_folder(config: StudyConfig, storage_url: str, path: Path) -> None:
+def check_artifact_folder(config: StudyConfig, storage_url: str, path: Path | str) -> None:
     """Refuse an artifact folder that cannot be written (read-only, another user's, full) before
     anything is stored: else every trial would train and then fail to save what it made."""
     try:
@@ -118,7 +118,7 @@ def _one_step(family: Family, data: PreparedData, config: StudyConfig, device: t
 
 
 def check_training_step(config: StudyConfig, families: dict[str, Family], data: PreparedData,
-                        device: torch.device, path: Path, deadline: float | None = None) -> list[str]:
+                        device: torch.device, path: Path | str, deadline: float | None = None) -> list[str]:
     """Train a few drawn configs of each family one step, smallest first, until one trains; notes
     for the families none of whose configs train, an error naming the device, precision and every
     reason when that is every family. Families not reached by ``deadline`` (``time.time()``

@@ -13,9 +13,7 @@ from automl.search.objective import Objective
 from automl.search.plan import StudyPlan
 from automl.search.pruners import make_pruner
 from automl.search.samplers import make_sampler
-from automl.search.startup import first_configs
 from automl.search.time_budget import Deadline
-from automl.search.warm_start import load_warm_start
 from automl.storage.artifacts import artifact_dir, open_store
 from automl.storage.schema import CONFIG_ATTR, FINGERPRINT_ATTR, OBJECTIVES, TASK_ATTR
 from automl.storage.trial_queue import QUEUED, Queued, Requeue, count, queue_configs, queue_trials
@@ -102,8 +100,14 @@ def sampler_seed(seed: int, started_trials: int, worker_tag: str) -> int:
     return seed + started_trials + (zlib.crc32(worker_tag.encode()) if worker_tag else 0)
 
 
-def join_study(plan: StudyPlan, worker_tag: str = "") -> tuple[optuna.Study, Requeue]:
-    """Load the stored study as a worker: heartbeats on, and only queued trials can run."""
+def join_study(plan: StudyPlan, worker_tag: str = "", note: Callable[[str], None] = lambda text: None,
+               checked: bool = False) -> tuple[optuna.Study, Requeue]:
+    """Load the stored study as a worker: heartbeats on, and only queued trials can run.
+
+    The stored study is checked against ``plan`` as create_or_resume checks it (UsageError for a
+    change that alters what trials sample or train on; ``note`` hears of the harmless ones),
+    unless ``checked``: this process created or resumed it with create_or_resume just before.
+    """
     config = plan.config
     requeue = Requeue(config.workers.max_retry)
     heartbeat = Heartbeat(config.workers.heartbeat_interval, config.workers.grace_period, requeue,
@@ -121,21 +125,22 @@ def join_study(plan: StudyPlan, worker_tag: str = "") -> tuple[optuna.Study, Req
                               sampler=make_sampler(config.search.sampler,
                                                    sampler_seed(config.seed, started, worker_tag)),
                               pruner=make_pruner(config.search, config.train.max_epochs))
-    _check_resumable(study, plan)
+    if not checked:
+        for text in _check_resumable(study, plan):
+            note(text)
     return study, requeue
 
 
-def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool = True,
+def work(plan: StudyPlan, deadline: Deadline | None, show_progress_bar: bool = True,
          callbacks: Sequence[TrialCallback] = (), worker_tag: str = "",
-         deadline: Deadline | None = None) -> optuna.Study:
+         note: Callable[[str], None] = lambda text: None, checked: bool = False) -> optuna.Study:
     """Run the study's queued trials in this process, as one of any number of workers.
 
-    The run ends by ``deadline``, else ``timeout`` seconds from now, else the study file's
-    ``timeout`` (automl.search.time_budget): no trial starts after it, and the one under way stops
-    at its next training step, counting the epochs it validated.
+    The run ends by ``deadline`` (None: no time budget; automl.search.time_budget): no trial
+    starts after it, and the one under way stops at its next training step, counting the epochs
+    it validated. ``note`` and ``checked``: see join_study.
     """
-    deadline = deadline or Deadline.after(timeout or plan.config.timeout)
-    study, requeue = join_study(plan, worker_tag)
+    study, requeue = join_study(plan, worker_tag, note, checked)
     artifacts = open_store(artifact_dir(plan.storage_url, plan.config.artifacts))
     objective = Objective(plan.config, plan.families, plan.data, artifacts, deadline)
     share_gpu(objective.device, plan.config.workers.trials_per_gpu)
@@ -143,15 +148,3 @@ def work(plan: StudyPlan, timeout: float | None = None, show_progress_bar: bool 
                deadline=deadline.at if deadline else None, show_progress_bar=show_progress_bar,
                callbacks=callbacks)
     return study
-
-
-def run_study(plan: StudyPlan, n_trials: int | None = None, timeout: float | None = None,
-              show_progress_bar: bool = True, callbacks: Sequence[TrialCallback] = ()) -> optuna.Study:
-    """Queue ``n_trials`` trials (by default the study's count, StudyConfig.trials_per_run; see
-    queue_run) and run them here, within ``timeout`` seconds (default: the study file's)."""
-    deadline = Deadline.after(timeout or plan.config.timeout)
-    warm_start = load_warm_start(plan)
-    study = create_or_resume(plan)
-    n_trials = n_trials or plan.config.trials_per_run(timeout or plan.config.timeout)
-    queue_run(study, n_trials, warm_start.for_study(study), first_configs(plan, study))
-    return work(plan, show_progress_bar=show_progress_bar, callbacks=callbacks, deadline=deadline)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import socket
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -23,6 +24,7 @@ from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue
 from automl.training.device import free_memory
 from automl.workers.failures import INTERRUPTED, FailureStreak, TooManyFailures, grouped_failure_log
 from automl.workers.interrupts import Interrupted, raise_on_signals
+from automl.workers.progress_bar import ProgressBar
 
 LOG = logging.getLogger(__name__)
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -70,6 +72,19 @@ def _record_interrupt(study: optuna.Study, trial: optuna.Trial | None, requeue: 
     return trial.number
 
 
+@contextlib.contextmanager
+def _ending(bar: ProgressBar | None) -> Iterator[None]:
+    """Within the block, the worker runs; after it, its bar ends and what it kept alive can go."""
+    try:
+        yield
+    finally:
+        if bar is not None:
+            bar.close()
+        # A worker in a longer-lived process (automl.run from a notebook, a test) hands back to it
+        # what it froze for its own trials' collections.
+        gc.unfreeze()
+
+
 def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], workers: WorkersConfig,
                requeue: Requeue, device: torch.device, deadline: float | None = None,
                show_progress_bar: bool = False, callbacks: Sequence[TrialCallback] = ()) -> None:
@@ -87,8 +102,11 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     tracked = _Tracked(objective, has_deadline=deadline is not None)
     streak = FailureStreak(workers.max_failures_in_row)
     after_trial: list[TrialCallback] = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks]
+    bar = ProgressBar(study, deadline) if show_progress_bar else None
+    if bar is not None:
+        after_trial.append(bar)
     announced_wait = False
-    with warnings.catch_warnings(), raise_on_signals(), grouped_failure_log():
+    with warnings.catch_warnings(), raise_on_signals(), grouped_failure_log(), _ending(bar):
         warnings.simplefilter("ignore", ExperimentalWarning)
         try:
             while streak.summary is None:
@@ -99,7 +117,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
                 if queued:
                     try:
                         study.optimize(tracked, n_trials=queued, timeout=remaining, catch=(Exception,),
-                                       callbacks=after_trial, show_progress_bar=show_progress_bar)
+                                       callbacks=after_trial)
                     except QueueEmpty:
                         pass  # other workers popped the last queued trials first
                     continue

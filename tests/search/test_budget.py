@@ -18,7 +18,8 @@ from automl.results.hypervolume import hypervolume_history
 from automl.plugin.registry import registry
 from automl.results.front import print_front
 from automl.search.plan import plan_study
-from automl.search.study import create_or_resume, run_study
+from automl.runner import run_plan
+from automl.search.study import create_or_resume
 from conftest import run_cli, write_study
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -47,7 +48,7 @@ def test_over_budget_configs_are_rejected_before_training(tmp_path: Path) -> Non
         max_epochs = 1
         batch_size = [128]
     """)
-    study = run_study(plan_study(load_study_file(study_file), study_file, registry()), show_progress_bar=False)
+    study = run_plan(plan_study(load_study_file(study_file), study_file, registry()), progress=False)
     trials = study.trials
     assert all(t.state == COMPLETE for t in trials)
     over = [t for t in trials if "over_budget" in t.user_attrs]

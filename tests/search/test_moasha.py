@@ -17,7 +17,7 @@ from automl.search.moasha import (MOASHAPruner, crowding_distance, last_row_surv
 from automl.plugin.registry import registry
 from automl.search.samplers import make_sampler
 from automl.search.plan import plan_study
-from automl.search.study import run_study
+from automl.runner import run_plan
 from conftest import write_study
 
 
@@ -172,7 +172,7 @@ def test_real_multi_objective_study_prunes_with_rung_attrs(tmp_path: Path) -> No
         max_epochs = 2
         batch_size = [128]
     """)
-    study = run_study(plan_study(load_study_file(study_file), study_file, registry()), show_progress_bar=False)
+    study = run_plan(plan_study(load_study_file(study_file), study_file, registry()), progress=False)
     states = [t.state for t in study.trials]
     assert len(states) == 4 and TrialState.FAIL not in states
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 from automl.config import load_study_file
 from automl.plugin.registry import registry
 from automl.search.plan import plan_study
-from automl.search.study import run_study
+from automl.runner import run_plan
 from conftest import REPO
 
 pytestmark = pytest.mark.slow  # every shipped study file runs
@@ -35,5 +35,5 @@ def test_shipped_study_runs_a_trial(name: str, tmp_path: Path) -> None:
         "train": config.train.model_copy(update={"max_epochs": 1})})
     plan = plan_study(config, path, registry())
     assert plan.data.task.kind == ON_SHIPPED_FILES[name]
-    study = run_study(plan, n_trials=1, show_progress_bar=False)
+    study = run_plan(plan, n_trials=1, progress=False)
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE]

@@ -12,7 +12,7 @@ from automl.config import DEFAULT_N_TRIALS, load_study_file
 from automl.search.objective import Objective
 from automl.plugin.registry import Registered, Registry, registry
 from automl.search.plan import plan_study
-from automl.search.study import run_study
+from automl.runner import run_plan
 from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
 from automl.training.efficiency import NOT_TIMED
 from automl.plugin.task import Task
@@ -23,7 +23,7 @@ COMPLETE = optuna.trial.TrialState.COMPLETE
 
 def test_run_then_resume_adds_trials_with_attrs(tiny_study: Path, tmp_path: Path) -> None:
     config = load_study_file(tiny_study)
-    study = run_study(plan_study(config, tiny_study, registry()), show_progress_bar=False)
+    study = run_plan(plan_study(config, tiny_study, registry()), progress=False)
     assert [t.state for t in study.trials] == [COMPLETE, COMPLETE]
     assert study.metric_names == ["val_accuracy", "flops"]
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
@@ -41,7 +41,7 @@ def test_run_then_resume_adds_trials_with_attrs(tiny_study: Path, tmp_path: Path
         family = trial.params["family"]
         assert all(key.startswith((f"{family}.", "train.")) for key in trial.params if key != "family")
 
-    resumed = run_study(plan_study(config, tiny_study, registry()), n_trials=1, show_progress_bar=False)
+    resumed = run_plan(plan_study(config, tiny_study, registry()), n_trials=1, progress=False)
     assert len(resumed.trials) == 3
     assert resumed.trials[2].params != resumed.trials[0].params
 
@@ -60,8 +60,8 @@ def test_study_learns_digits(tmp_path: Path) -> None:
         lr = [0.003, 0.003]
         batch_size = [64]
     """)
-    study = run_study(plan_study(load_study_file(study_file), study_file, registry()),
-                      show_progress_bar=False)
+    study = run_plan(plan_study(load_study_file(study_file), study_file, registry()),
+                      progress=False)
     trial = study.best_trial
     assert trial.value > 0.85, trial.user_attrs
     assert trial.user_attrs["test_accuracy"] > 0.85
@@ -102,7 +102,7 @@ def test_failing_families_fail_their_trials_and_the_study_goes_on(tiny_study: Pa
     config = load_study_file(tiny_study)
     patient = config.workers.model_copy(update={"max_failures_in_row": 50})
     config = config.model_copy(update={"n_trials": 3, "workers": patient})
-    study = run_study(plan_study(config, tiny_study, fake), show_progress_bar=False)
+    study = run_plan(plan_study(config, tiny_study, fake), progress=False)
     # n_trials counts finished trials: each failed one was replaced by a fresh one.
     states = [t.state for t in study.trials]
     assert states.count(COMPLETE) == 3 and len(states) == 3 + states.count(optuna.trial.TrialState.FAIL)
@@ -120,7 +120,7 @@ def test_failing_families_fail_their_trials_and_the_study_goes_on(tiny_study: Pa
 def test_latency_is_timed_where_the_study_ranks_or_limits_it(tiny_study: Path, setting: str) -> None:
     tiny_study.write_text(tiny_study.read_text() + setting)
     config = load_study_file(tiny_study)
-    study = run_study(plan_study(config, tiny_study, registry()), n_trials=1, show_progress_bar=False)
+    study = run_plan(plan_study(config, tiny_study, registry()), n_trials=1, progress=False)
     attrs = study.trials[0].user_attrs
     assert attrs["latency_ms"] > 0
     assert attrs["latency_method"].startswith("thread CPU time, torch on 1 thread; batch 1; minimum of ")

@@ -14,7 +14,7 @@ from automl.errors import UsageError
 from automl.plugin.registry import Registered, Registry, registry
 from automl.plugin.task import Task
 from automl.search.plan import plan_study
-from automl.search.study import run_study
+from automl.runner import run_plan
 from automl.storage.schema import (CONFIG_ATTR, FAMILY_PARAM, FINGERPRINT_ATTR, OBJECTIVE_NAMES, OBJECTIVES,
                                    TASK_ATTR, TrialAttr, family_of, is_feasible)
 from automl.workers.failures import TooManyFailures
@@ -32,7 +32,7 @@ def _run_one_trial(study_file: Path, families: Registry) -> None:
     config = load_study_file(study_file)
     one_failure_stops = config.workers.model_copy(update={"max_failures_in_row": 1})
     config = config.model_copy(update={"n_trials": 1, "workers": one_failure_stops})
-    run_study(plan_study(config, study_file, families), show_progress_bar=False)
+    run_plan(plan_study(config, study_file, families), progress=False)
 
 
 def _assert_only_schema_names(study: optuna.Study) -> None:

@@ -29,7 +29,8 @@ from automl.search.startup import DRAWS
 from automl.search.plan import plan_study
 from automl.search.preflight import DRAWS as PREFLIGHT_DRAWS
 from automl.search.preflight import SAMPLES
-from automl.search.study import create_or_resume, run_study, work
+from automl.runner import run_plan
+from automl.search.study import create_or_resume, work
 from automl.plugin.task import Task
 from automl.training.loop import TrainingParams, train
 from conftest import has_study, write_study
@@ -147,7 +148,7 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(tiny_study: Path) -> N
     study = create_or_resume(plan)
     for family in ("nan", "exploding", "oom", "mlp"):
         study.enqueue_trial({"family": family})
-    study = work(plan, show_progress_bar=False)
+    study = work(plan, None, show_progress_bar=False)
     trials = study.trials
     first = {t.params["family"]: t for t in trials[:4]}
     assert first["nan"].user_attrs["fail_reason"] == "NonFiniteLoss: non-finite training loss in epoch 0"
@@ -163,7 +164,7 @@ def test_failures_in_a_row_stop_the_study_with_a_summary(tiny_study: Path) -> No
     plan = plan_study(_config(tiny_study, 2, max_failures_in_row=3), tiny_study,
                       _registry(ExplodingInTrainingFamily()))
     with pytest.raises(TooManyFailures) as stopped:
-        run_study(plan, show_progress_bar=False)
+        run_plan(plan, progress=False)
     message = str(stopped.value)
     assert "its last 3 trials failed in a row (trials 0, 1, 2)" in message
     assert "3 x RuntimeError: kaboom in forward" in message
@@ -182,7 +183,7 @@ def test_identical_failures_show_one_traceback_then_one_line_each(tiny_study: Pa
     optuna_logger.addHandler(handler)
     try:
         with pytest.raises(TooManyFailures) as stopped:
-            run_study(plan, show_progress_bar=False)
+            run_plan(plan, progress=False)
     finally:
         optuna_logger.removeHandler(handler)
     failed = [record for record in records if " failed" in record.getMessage()]
@@ -206,7 +207,7 @@ def test_a_trial_that_ran_out_of_memory_is_freed_before_the_next(tiny_study: Pat
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         with pytest.raises(TooManyFailures, match="OutOfMemoryError"):
-            run_study(plan, show_progress_bar=False)
+            run_plan(plan, progress=False)
     finally:
         gc.enable()
         optuna.logging.set_verbosity(verbosity)
@@ -248,7 +249,7 @@ def _rss_mb() -> float:
 def test_fifty_trials_in_one_worker_do_not_grow_memory(tiny_study: Path) -> None:
     plan = plan_study(_config(tiny_study, 50, max_failures_in_row=10), tiny_study, _registry(_Family()))
     rss: list[float] = []
-    run_study(plan, show_progress_bar=False, callbacks=[lambda study, trial: rss.append(_rss_mb())])
+    run_plan(plan, progress=False, callbacks=[lambda study, trial: rss.append(_rss_mb())])
     assert len(rss) == 50
     # The first trials warm caches and allocators up; after that a leak grows with every trial.
     growth = rss[-1] - rss[9]
@@ -282,7 +283,7 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
     presser = threading.Thread(target=press_ctrl_c_mid_trial)
     presser.start()
     with pytest.raises(Interrupted) as interrupted:
-        run_study(plan, show_progress_bar=False)
+        run_plan(plan, progress=False)
     presser.join()
     assert interrupted.value.exit_code == 130
     assert interrupted.value.explain() == ("interrupted (SIGINT): trial 0 was running; it is recorded as failed "
@@ -295,5 +296,5 @@ def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
 
     # The same study file (a changed max_epochs is refused): 8 epochs keep a trial running for the
     # seconds the presser needs to see it, and the rerun's two trials cheap.
-    resumed = run_study(plan_study(load_study_file(study_file), study_file, registry()), show_progress_bar=False)
+    resumed = run_plan(plan_study(load_study_file(study_file), study_file, registry()), progress=False)
     assert [t.state for t in resumed.trials] == [FAIL, COMPLETE, COMPLETE]

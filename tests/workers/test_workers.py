@@ -216,7 +216,7 @@ def test_sigterm_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> 
 
     plan = plan_study(load_study_file(study), study, registry())
     assert not queue_run(create_or_resume(plan), 2), "a rerun must resume the queued trials, not add"
-    assert _states(work(plan, show_progress_bar=False).trials) == {COMPLETE: 2, FAIL: 1}
+    assert _states(work(plan, None, show_progress_bar=False).trials) == {COMPLETE: 2, FAIL: 1}
 
 
 def test_worker_killed_between_the_pop_and_its_first_heartbeat_has_its_trial_retried(tmp_path: Path) -> None:
