@@ -12,7 +12,9 @@ Imports go one way: a stage imports only from the stages listed before it in ``S
 ``automl.testing`` for the conformance suites; so do users of the Python API.
 """
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from automl.config import StudyConfig, load_study_file
 from automl.errors import PluginError, UsageError
@@ -21,7 +23,13 @@ from automl.plugin.hookspecs import hookimpl
 from automl.plugin.task import TASK_KINDS, Task, TaskKind
 from automl.plugin.tokenizer import PAD, UNKNOWN, Tokenizer
 from automl.runner import run
+from automl.search.moasha import MOASHAPruner
 from automl.storage.schema import AUTOML_VERSION, pareto_front
+
+if TYPE_CHECKING:  # imported on first use (torch and Lightning take seconds): see __getattr__
+    from automl.results.load import load_model
+    from automl.search.pruning_callback import PruningCallback
+    from automl.search.suggest import suggest_model
 
 __version__ = AUTOML_VERSION  # defined with the records that store it
 
@@ -32,7 +40,19 @@ STAGES = ("errors", "plugin", "storage", "config", "data", "training", "workers"
 logging.getLogger("automl").addHandler(logging.NullHandler())
 
 # What a plugin author needs (automl.plugin.contract is the contract these names make up), and the
-# Python API: run a study, read its front.
+# Python API: run a study, read its front, load a model; automl's search in one's own Optuna study.
 __all__ = ["PAD", "TASK_KINDS", "UNKNOWN", "DataPath", "Dataset", "DatasetOptions", "Family", "LabeledArrays",
-           "PluginError", "RawInputs", "StudyConfig", "Task", "TaskKind", "Tokenizer", "Trial", "UsageError",
-           "__version__", "hookimpl", "load_study_file", "pareto_front", "run"]
+           "MOASHAPruner", "PluginError", "PruningCallback", "RawInputs", "StudyConfig", "Task", "TaskKind",
+           "Tokenizer", "Trial", "UsageError", "__version__", "hookimpl", "load_model", "load_study_file",
+           "pareto_front", "run", "suggest_model"]
+
+# The names whose modules import torch or Lightning, imported when first asked for: `import automl`
+# (every plugin does) and `automl --help` stay quick.
+_LAZY = {"load_model": "automl.results.load", "PruningCallback": "automl.search.pruning_callback",
+         "suggest_model": "automl.search.suggest"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'automl' has no attribute {name!r}")

@@ -43,6 +43,8 @@ PrunerName = Literal["none", "median", "sha", "hyperband", "moasha"]
 SINGLE_OBJECTIVE_PRUNERS = ("median", "sha", "hyperband")
 
 DEFAULT_STORAGE = "sqlite:///automl.db"
+# The dataset a study's stored config names when its data was given in memory (automl.run's data).
+IN_MEMORY_DATASET = "arrays"
 DEFAULT_N_TRIALS = 30
 
 
@@ -250,6 +252,16 @@ class StudyConfig(_StudyKeys):
     def from_dict(cls, keys: dict[str, Any]) -> StudyConfig:
         """A config from a study file's keys as a dict (``{"name": ..., "train": {...}}``)."""
         return cls(**keys)
+
+    @classmethod
+    def as_stored(cls, keys: dict[str, Any]) -> StudyConfig:
+        """The config a study stored (its ``automl_config`` attr): its keys checked, the dataset's
+        options not (the data may have been given in memory, or its plugin is gone since).
+
+        Raises pydantic.ValidationError (a ValueError) for keys that no longer validate.
+        """
+        checked = _StudyKeys.model_validate(keys)
+        return cls.model_construct(checked.model_fields_set, **dict(checked))
 
     @property
     def source(self) -> Path | None:

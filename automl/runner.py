@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import optuna
 
-from automl.config import StudyConfig, load_study_file
+from automl.config import IN_MEMORY_DATASET, StudyConfig, load_study_file
 from automl.errors import AutomlError, UsageError
 from automl.plugin.arrays import LabeledArrays, labeled_arrays
 from automl.plugin.registry import registry
@@ -40,8 +40,6 @@ if TYPE_CHECKING:  # imported when a run starts: `import automl` stays quick
     from automl.workers.worker import TrialCallback
 
 LOG = logging.getLogger(__name__)
-# The dataset name a study's stored config gives to data passed in memory (run's ``data``).
-IN_MEMORY = "arrays"
 
 ArrayData = tuple[np.ndarray, np.ndarray] | LabeledArrays
 """In-memory data: ``(x, y)`` as the ``npz`` dataset takes them, or a LabeledArrays."""
@@ -222,7 +220,7 @@ def _plan(config: StudyConfig, storage: str | None, data: ArrayData | None) -> S
         raise UsageError(f"study {config.name!r} names dataset {config.data.dataset!r} and data=(x, y) were given "
                          "too; give one of them")
     arrays = data if isinstance(data, LabeledArrays) else labeled_arrays(*data)
-    in_memory = config.data.model_copy(update={"dataset": IN_MEMORY, "options": {}})
+    in_memory = config.data.model_copy(update={"dataset": IN_MEMORY_DATASET, "options": {}})
     config = config.model_copy(update={"data": in_memory})
     return plan_study(config, f"study {config.name!r}", registry(), storage,
                       arrays=arrays.checked(f"data=(x, y) of study {config.name!r}"))

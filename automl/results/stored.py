@@ -108,7 +108,7 @@ def load_stored_trial(study: optuna.Study, number: int, storage_url: str, regist
     # The stored config also lists the resolved families and objectives at its top level.
     stored = {k: v for k, v in attrs[CONFIG_ATTR].items() if k not in ("families", "objectives")}
     try:
-        config = StudyConfig.model_validate({**stored, "data": _data_of_old_layout(stored.get("data"), registry)})
+        config = StudyConfig.as_stored({**stored, "data": _data_of_old_layout(stored.get("data"), registry)})
     except ValueError as exc:
         raise UsageError(f"{where}: its stored config no longer validates ({exc}); was it created by "
                          "another automl version?") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,22 +26,22 @@ class StudyPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def choose_families(config: StudyConfig, registry: Registry, kind: str, path: Path | str
-                    ) -> tuple[dict[str, Family], list[str]]:
-    """The families that compete: those named (or all installed) that can build for ``kind``.
+def choose_families(named: Sequence[str] | None, registry: Registry, kind: str, path: Path | str,
+                    key: str = "key 'search.families'") -> tuple[dict[str, Family], list[str]]:
+    """The families that compete: those ``named`` (or all installed) that can build for ``kind``.
 
-    Installed families that cannot are left out with a note; a named one that cannot is an error.
+    Installed families that cannot are left out with a note; a named one that cannot is an error,
+    naming ``path`` and ``key`` (where the names were given).
     """
-    named = config.search.families
     requested = named or list(registry.families)
     unknown = [name for name in requested if name not in registry.families]
     if unknown:
-        raise UsageError(f"{path}: key 'search.families': unknown family {', '.join(map(repr, unknown))}; "
+        raise UsageError(f"{path}: {key}: unknown family {', '.join(map(repr, unknown))}; "
                          f"installed families: {', '.join(registry.families) or 'none'} "
                          "(see `automl plugins`)")
     unable = [name for name in requested if kind not in registry.family(name).task_kinds]
     if named and unable:
-        raise UsageError(f"{path}: key 'search.families': {', '.join(map(repr, unable))} cannot build "
+        raise UsageError(f"{path}: {key}: {', '.join(map(repr, unable))} cannot build "
                          f"for {kind} tasks (see their task_kinds in `automl plugins`); families that "
                          f"can: {', '.join(registry.families_for(kind)) or 'none'}")
     notes = [f"family {name!r} is left out: it does not build for {kind} tasks "
@@ -67,6 +68,6 @@ def plan_study(config: StudyConfig, path: Path | str, registry: Registry, storag
             split_arrays(arrays, config.data, config.seed)
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
-    families, notes = choose_families(config, registry, data.task.kind, path)
+    families, notes = choose_families(config.search.families, registry, data.task.kind, path)
     notes += check_training_step(config, families, data, device, path)
     return StudyPlan(config, storage_url, families, data, [*data.notes, *notes])

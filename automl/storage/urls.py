@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from automl.errors import UsageError
 from automl.storage import sqlite
+from automl.storage._optuna import storage_backend
 from automl.storage.retry import DEFAULT_RETRY_S, RetryingStorage
 
 URL_EXAMPLES = "sqlite:///automl.db or postgresql+psycopg://user:password@host/dbname"
@@ -84,6 +85,16 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None,
 
 def existing_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
+
+
+def storage_url_of(study: optuna.Study) -> str:
+    """The SQLAlchemy URL of the database ``study`` is stored in; UsageError for a study in memory."""
+    url = getattr(storage_backend(study), "url", None)
+    if not isinstance(url, str):
+        raise UsageError(f"study {study.study_name!r} is not stored in a database (its storage is "
+                         f"{type(storage_backend(study)).__name__}); automl's studies are: load one with "
+                         "optuna.load_study(study_name=NAME, storage=URL)")
+    return url
 
 
 def load_study(name: str, url: str) -> optuna.Study:
