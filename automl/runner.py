@@ -113,6 +113,7 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
     started (``time.time()``, default now)."""
     started = time.time() if started is None else started
     from automl.results.dashboard import DashboardUpdater
+    from automl.results.raw_inputs import record_preprocessing
     from automl.search.budget import survey_space
     from automl.search.startup import first_configs
     from automl.search.study import create_or_resume, queue_run, work
@@ -129,11 +130,14 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
         warm = load_warm_start(plan, warm_start)
         for note in [*plan.notes, *warm.notes]:
             LOG.info("note: %s", note)
+        # A resumed study searches the families it was created with: the survey and the summary
+        # speak of those (create_or_resume narrows plan.families to them).
+        study = create_or_resume(plan, note=lambda text: LOG.info("note: %s", text))
+        record_preprocessing(study, plan.data)
         survey = survey_space(plan.families, plan.data.task, plan.data.train.x, config.budget, seed=config.seed)
         for warning in survey.warnings():
             LOG.warning("warning: %s: %s", _where(plan), warning)
         LOG.info("%s", _describe(plan))
-        study = create_or_resume(plan, note=lambda text: LOG.info("note: %s", text))
         first = warm.for_study(study)
         if first:
             LOG.info("warm start: %d known config(s) run before the sampled trials", len(first))

@@ -92,6 +92,9 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
     import automl.cli
+    from automl.data.prepare import prepare
+
+    prepare.cache_clear()  # a fresh process reads the data files as they are now
 
     saved_env = {key: os.environ.get(key) for key in env}
     saved_cwd, saved_argv, saved_err = Path.cwd(), sys.argv, automl.cli.ERR

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from conftest import SearchedStudy
+from conftest import SearchedStudy, run_cli
 from sklearn.datasets import load_digits
 
 import automl
@@ -112,3 +113,22 @@ def test_a_pruning_callback_needs_a_logged_metric() -> None:
                                 callbacks=[automl.PruningCallback(trial, monitor="val_acc")])
     with pytest.raises(automl.UsageError, match="monitor='val_acc'.*logged: val_loss"):
         trainer.fit(Module(), loader, loader)
+
+
+def test_a_study_on_arrays_in_memory_exports_taking_the_arrays_as_they_are(tmp_path: Path) -> None:
+    x, y = load_digits(return_X_y=True)
+    url = f"sqlite:///{tmp_path / 'mem.db'}"
+    config = automl.StudyConfig(name="mem", storage=url, n_trials=1, search={"families": ["mlp"]},
+                                train={"max_epochs": 1, "batch_size": [128]})
+    automl.run(config, data=(x, y), progress=False)
+    exported = run_cli("export", "mem", "--storage", url, "--trial", "0", "--format", "torchscript",
+                       "--out", "models", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    described = json.loads(next((tmp_path / "models").glob("*.json")).read_text())
+    standardize = described["preprocessing"]["in_the_model"]
+    assert standardize["scale"] == 1.0 and len(standardize["mean"]) == 64
+    model = torch.jit.load(str(next((tmp_path / "models").glob("*.torchscript.pt"))))
+    loaded = automl.load_model(optuna.load_study(study_name="mem", storage=url), 0)
+    with torch.no_grad():
+        inputs = torch.as_tensor(x[:8], dtype=torch.float32)
+        torch.testing.assert_close(model(inputs), loaded(inputs), rtol=1e-4, atol=1e-4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ import automl
 import automl.runner
 import automl.search.fingerprint
 from automl.cli import invoked_as
+from automl.plugin.registry import Registry, registry
+from automl.runner import run_plan
+from automl.search.plan import plan_study
 from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
 from automl.storage.trial_queue import QUEUED, count
 from automl.workers.progress_bar import ProgressBar
@@ -184,3 +188,18 @@ def test_plugins_help_says_check_is_optional(tmp_path: Path) -> None:
     result = run_cli("plugins", "--help", cwd=tmp_path)
     assert "usage: automl plugins [-h] [check [NAME ...]]" in result.stdout
     assert "Without a command: list the installed families" in " ".join(result.stdout.split())
+
+
+def test_a_resumed_run_speaks_of_the_families_the_study_searches(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    # The study file leaves the families out: the study searches those installed when it was created.
+    path = write_study(tmp_path, f'name = "kept"\nstorage = "sqlite:///{tmp_path / "kept.db"}"\n'
+                                 '[train]\nmax_epochs = 1\n')
+    installed = registry()
+    mlp_only = Registry({"mlp": installed.families["mlp"]}, installed.datasets)
+    run_plan(plan_study(automl.load_study_file(path), path, mlp_only), workers=0)
+    with caplog.at_level(logging.INFO, logger="automl"):
+        run_plan(plan_study(automl.load_study_file(path), path, installed), workers=0)
+    summary = next(record.getMessage() for record in caplog.records if record.getMessage().startswith("study 'kept'"))
+    assert "1 family (mlp)" in summary
+    assert any("cnn" in record.getMessage() and record.getMessage().startswith("note:") for record in caplog.records)

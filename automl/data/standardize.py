@@ -55,3 +55,12 @@ class Standardization:
         """The statistics as JSON, one number per channel or feature."""
         return {"per": self.per, "mean": self.mean.ravel().tolist(),
                 "std": self.std.ravel().tolist()}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any], input_ndim: int) -> Standardization:
+        """The statistics ``to_dict`` gave, shaped again to broadcast against ``[B, *input_shape]``
+        batches of ``input_ndim`` dimensions per sample."""
+        shape = [1] * (1 + input_ndim)
+        shape[1 if stored["per"] == "channel" else -1] = -1
+        mean, std = (np.asarray(stored[key], dtype=np.float32).reshape(shape) for key in ("mean", "std"))
+        return cls(mean, std, stored["per"])

@@ -29,7 +29,7 @@ from automl.errors import AutomlError, UsageError
 from automl.plugin.build import example_inputs
 from automl.plugin.registry import Registry
 from automl.plugin.task import Task
-from automl.results.raw_inputs import input_description, raw_input_model
+from automl.results.raw_inputs import Preprocessing, input_description, raw_input_model, stored_preprocessing
 from automl.results.retrain import Retrained, retrain
 from automl.results.stored import StoredTrial
 from automl.storage.artifacts import load_weights, output_dir
@@ -122,9 +122,9 @@ def _state_dict(model: nn.Module, example: torch.Tensor, path: Path, rebuild: Re
 EXPORTERS = {"onnx": _onnx, "torchscript": _torchscript, "state_dict": _state_dict}
 
 
-def _inputs_of(stored: StoredTrial, data: PreparedData | str) -> dict[str, Any]:
+def _inputs_of(stored: StoredTrial, data: PreparedData | Preprocessing | str) -> dict[str, Any]:
     """The JSON's ``input`` and ``preprocessing``: from the study's data, or why it is missing."""
-    if isinstance(data, PreparedData):
+    if not isinstance(data, str):
         return input_description(data, stored.config.data.dataset)
     tokens = stored.task.kind == "tokens"
     values = ("int64 token ids" if tokens else "standardized values, (x - mean) / std with the statistics of the "
@@ -145,7 +145,7 @@ def _measured(stored: StoredTrial, retrained: Retrained | None) -> dict[str, Any
             "train_samples": retrained.train_samples}
 
 
-def description(stored: StoredTrial, fmt: str, path: Path, weights: str, data: PreparedData | str,
+def description(stored: StoredTrial, fmt: str, path: Path, weights: str, data: PreparedData | Preprocessing | str,
                 retrained: Retrained | None, max_abs_diff: float, check_batch: int,
                 fixed_batch: int | None) -> dict[str, Any]:
     """What goes in the JSON beside an export."""
@@ -186,15 +186,16 @@ def _export_and_check(model: nn.Module, fmt: str, path: Path, task: Task, rebuil
 
 
 def export_model(stored: StoredTrial, model: nn.Module, fmt: str, out_dir: Path, weights: str,
-                 data: PreparedData | str, retrained: Retrained | None = None) -> Exported:
+                 data: PreparedData | Preprocessing | str, retrained: Retrained | None = None) -> Exported:
     """Write ``model`` (the trial's trained family module) in ``fmt`` to ``out_dir``, taking inputs
     as the user's data holds them, check it against PyTorch, and write its JSON.
 
-    ``data`` is the study's data (PreparedData), whose scaling and standardization become the
-    exported model's first layer (automl.results.raw_inputs.raw_input_model); where it could not
-    be loaded, the reason, and the export then takes standardized inputs, as the JSON says. The
-    batch size stays free where the model allows; a model that pins it somewhere (``len(x)`` used
-    as a number, say) is exported for one sample at a time. ``weights`` says where the weights came
+    ``data`` is the study's data (PreparedData, or the Preprocessing the study stored), whose
+    scaling and standardization become the exported model's first layer
+    (automl.results.raw_inputs.raw_input_model); where neither could be had, the reason, and the
+    export then takes standardized inputs, as the JSON says. The batch size stays free where the
+    model allows; a model that pins it somewhere (``len(x)`` used as a number, say) is exported
+    for one sample at a time. ``weights`` says where the weights came
     from; ``retrained`` replaces the trial's measurements with the retrained model's. Raises
     AutomlError when no export reproduces PyTorch.
     """
@@ -202,7 +203,7 @@ def export_model(stored: StoredTrial, model: nn.Module, fmt: str, out_dir: Path,
     path = out_dir / f"trial{stored.trial.number}{SUFFIXES[fmt]}"
 
     def with_inputs(module: nn.Module) -> nn.Module:
-        return raw_input_model(module, data) if isinstance(data, PreparedData) else module
+        return module if isinstance(data, str) else raw_input_model(module, data)
 
     model = with_inputs(model.cpu()).eval()
 
@@ -256,14 +257,19 @@ def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry:
     return retrain(stored, stored.data(registry), with_validation=False).model, "retrained (none stored)"
 
 
-def study_data(stored: StoredTrial, registry: Registry, note: Callable[[str], None]) -> PreparedData | str:
-    """The study's data, made again from its dataset (for the export's first layer), or why not.
+def study_data(stored: StoredTrial, registry: Registry, note: Callable[[str], None]) -> Preprocessing | str:
+    """What turns the study's data into its models' inputs (for the export's first layer): as the
+    study stored it, else made again from its dataset (a study created before automl stored it),
+    or why neither is there.
 
     A dataset that no longer loads (moved, deleted) does not stop an export of stored weights:
     ``note`` says so, and the export takes standardized inputs, which its JSON says.
     """
+    stored_there = stored_preprocessing(stored.study)
+    if stored_there is not None:
+        return stored_there
     try:
-        return stored.data(registry)
+        return Preprocessing.of(stored.data(registry))
     except UsageError as exc:
         note(f"the export takes standardized inputs, not the data's own values, since the study's data does "
              f"not load to recover its scaling and statistics: {exc}")

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from automl.config import StudyConfig
+from automl.config import IN_MEMORY_DATASET, StudyConfig
 from automl.data.prepare import PreparedData, prepare
 from automl.errors import UsageError
 from automl.plugin.build import build_model, example_inputs
@@ -54,7 +54,12 @@ class StoredTrial:
         return build_model(self.family, self.params, self.task, example)
 
     def data(self, registry: Registry) -> PreparedData:
-        """The study's splits, made again from its dataset plugin and seed."""
+        """The study's splits, made again from its dataset plugin and seed; UsageError when the data
+        was given in memory (automl.run's ``data``), which a study does not keep."""
+        if self.config.data.dataset == IN_MEMORY_DATASET:
+            raise UsageError(f"{self.label} trained on arrays given in memory (automl.run(..., data=(x, y))), "
+                             "which the study does not keep, so it cannot be trained again; its stored weights "
+                             "(kept for trials on the Pareto front) can be exported and loaded")
         return prepare(self.config.data, registry, self.config.seed)
 
 

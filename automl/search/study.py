@@ -15,7 +15,7 @@ from automl.search.pruners import make_pruner
 from automl.search.samplers import make_sampler
 from automl.search.time_budget import Deadline
 from automl.storage.artifacts import artifact_dir, open_store
-from automl.storage.schema import CONFIG_ATTR, FINGERPRINT_ATTR, OBJECTIVES, PREPROCESSING_ATTR, TASK_ATTR
+from automl.storage.schema import CONFIG_ATTR, FINGERPRINT_ATTR, OBJECTIVES, TASK_ATTR
 from automl.storage.trial_queue import QUEUED, Queued, Requeue, count, queue_configs, queue_trials
 from automl.storage.urls import Heartbeat, open_storage, redact
 from automl.storage.worker_storage import WorkerStorage
@@ -68,9 +68,6 @@ def create_or_resume(plan: StudyPlan, note: Callable[[str], None] = lambda text:
         study.set_user_attr(CONFIG_ATTR, {**config.to_dict(), "families": list(plan.families),
                                           "objectives": list(config.search.objectives)})
         study.set_user_attr(TASK_ATTR, plan.data.task.to_dict())
-        standardization = plan.data.standardization
-        study.set_user_attr(PREPROCESSING_ATTR, {"scale": float(plan.data.raw.scale), "standardization":
-                                                 standardization.to_dict() if standardization else None})
     if FINGERPRINT_ATTR not in study.user_attrs:
         record_fingerprint(study, plan)
     return study

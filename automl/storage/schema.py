@@ -23,8 +23,8 @@ AUTOML_VERSION = "0.1.0"
 # Study user attrs.
 CONFIG_ATTR = "automl_config"  # the study file as created, plus the families and objectives chosen (a dict)
 TASK_ATTR = "automl_task"  # the study's task, as automl.plugin.task.Task.to_dict() gives it
-# What turns the data as the user holds it into a model's inputs, for automl.load_model: {"scale":
-# the dataset's RawInputs.scale, "standardization": Standardization.to_dict() or None}.
+# What turns the data as the user holds it into its models' inputs, for exports and automl.load_model
+# (automl.results.raw_inputs.Preprocessing.to_dict()).
 PREPROCESSING_ATTR = "automl_preprocessing"
 # What a resumed study must match: its space, objectives, task and data (automl.search.fingerprint).
 FINGERPRINT_ATTR = "automl_fingerprint"

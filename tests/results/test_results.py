@@ -28,7 +28,7 @@ from automl.plugin.registry import registry
 from automl.plugin.task import Task
 from automl.results.stored import load_stored_trial
 from automl.search.plan import plan_study
-from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
+from automl.storage.schema import CONFIG_ATTR, PREPROCESSING_ATTR, TASK_ATTR
 from automl.search.warm_start import load_warm_start
 from conftest import FAST, SLOW, SearchedStudy, run_cli, write_study
 from datafiles import labels, write_table
@@ -341,6 +341,15 @@ def test_export_of_stored_weights_goes_on_when_the_data_file_is_gone(tmp_path: P
     """)
     assert run_cli("run", str(study), "--no-progress", cwd=tmp_path).returncode == 0
     (tmp_path / "table.csv").unlink()
+    # The study stored what turns the CSV's columns into the model's inputs: the export takes them as they are.
+    result = run_cli("export", "moved", "--storage", url, "--trial", "0", "--format", "state_dict",
+                     "--out", str(tmp_path / "kept"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    described = json.loads((tmp_path / "kept" / "trial0.state_dict.pt.json").read_text())
+    assert described["input"]["feature_names"] == ["a", "b", "c"]
+    assert len(described["preprocessing"]["in_the_model"]["mean"]) == 3
+    # A study created before automl stored it recovers it from the data, which is gone now.
+    optuna.load_study(study_name="moved", storage=url).set_user_attr(PREPROCESSING_ATTR, None)
     result = run_cli("export", "moved", "--storage", url, "--trial", "0", "--format", "state_dict",
                      "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
