@@ -304,6 +304,6 @@ def _study_file(plan: StudyPlan) -> Iterator[Path]:
         yield plan.config.source
         return
     with tempfile.TemporaryDirectory(prefix="automl-study-") as folder:
-        path = Path(folder) / f"{plan.config.name}.json"
+        path = Path(folder) / "study.json"
         path.write_text(json.dumps(plan.config.to_dict()), encoding="utf-8")
         yield path

@@ -12,8 +12,8 @@ from torch import nn
 from automl import Task
 from automl.config import load_study_file
 from automl.plugin.registry import Registered, Registry, registry
+from automl.runner import run_plan
 from automl.search.plan import plan_study
-from automl.search.study import run_study
 from automl.storage.schema import pareto_front
 from automl.training.loop import TrainingParams, train
 from conftest import write_study
@@ -74,7 +74,7 @@ def test_a_parameter_free_model_is_scored_as_built(tmp_path: Path) -> None:
 def test_a_parameter_free_config_competes_on_the_front(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     assert not plan.notes, "the pre-flight check trains the family's configs, the parameter-free one too"
-    study = run_study(plan, n_trials=4, show_progress_bar=False)
+    study = run_plan(plan, n_trials=4, progress=False)
     assert all(trial.state == TrialState.COMPLETE for trial in study.trials)
     free = [trial for trial in study.trials if trial.params["baseline.head"] == "none"]
     assert free, "the startup configs draw the parameter-free config"

@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 
 from automl.config import load_study_file
 from automl.plugin.registry import registry
+from automl.runner import run_plan
 from automl.search.plan import plan_study
-from automl.search.study import run_study
 from automl.workers.interrupts import TERMINATION_SIGNALS, Interrupted, raise_on_signals
 from conftest import has_study, write_study
 
@@ -60,7 +60,7 @@ def test_a_hang_up_or_a_scheduler_warning_records_the_running_trial(tmp_path: Pa
     sender = threading.Thread(target=send_mid_trial)
     sender.start()
     with pytest.raises(Interrupted) as interrupted:
-        run_study(plan, show_progress_bar=False)
+        run_plan(plan, progress=False)
     sender.join()
     assert interrupted.value.exit_code == 128 + signum
     trials = optuna.load_study(study_name="signal", storage=url).trials
