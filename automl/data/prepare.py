@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from automl.config import DataConfig, check_options
 from automl.data.digest import data_sha256
+from automl.data.splits import split_indices
 from automl.data.standardize import Standardization
 from automl.errors import UsageError
 from automl.plugin.arrays import LabeledArrays, RawInputs
@@ -46,8 +47,17 @@ class PreparedData:
     raw: RawInputs = field(default=RawInputs(), hash=False, compare=False)
     # SHA-256 of the data as loaded and split (automl.data.digest), which a resumed study compares.
     sha256: str = field(default="", hash=False, compare=False)
-    # What the dataset did to the data that the user should hear about (LabeledArrays.notes).
+    # What the dataset did to the data that the user should hear about (LabeledArrays.notes), and
+    # how the rows were split when the user did not say (cross-validation chosen by itself).
     notes: tuple[str, ...] = field(default=(), hash=False, compare=False)
+    # Cross-validation: each fold's validation rows, as positions in the non-test rows
+    # ``train`` + ``val`` (``non_test``); the first fold is ``val`` itself. Empty: one validation split.
+    folds: tuple[torch.Tensor, ...] = field(default=(), hash=False, compare=False)
+
+    @property
+    def non_test(self) -> Split:
+        """Every row but the test rows: train and validation together."""
+        return Split(torch.cat([self.train.x, self.val.x]), torch.cat([self.train.y, self.val.y]))
 
 
 def _float32_inputs(x: np.ndarray, dataset: str) -> np.ndarray:
@@ -70,64 +80,46 @@ def _to_split(x: np.ndarray, y: np.ndarray, kind: str) -> Split:
     return Split(inputs, torch.from_numpy(y.astype(np.int64)))
 
 
-def _too_few_samples(arrays: LabeledArrays, config: DataConfig, reason: str) -> UsageError:
-    # scikit-learn then lists every such class, hundreds for labels that are not classes at all.
-    reason = reason.split(" Classes with too few members are")[0]
-    counts = np.bincount(arrays.y)
-    rarest = int(counts.argmin())
-    return UsageError(f"dataset {config.dataset!r} cannot be split with val_size={config.val_size} and "
-                      f"test_size={config.test_size}: class {arrays.class_label(rarest)} has "
-                      f"{counts[rarest]} sample(s) of {len(arrays.y)} ({reason}); use smaller "
-                      "val_size/test_size or more data")
-
-
-def split_indices(arrays: LabeledArrays, config: DataConfig, seed: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train, validation and test indices: stratified and fixed by ``seed``.
-
-    A dataset with its own test split keeps it; validation then takes ``val_size`` of the rest.
-    """
-    indices = np.arange(len(arrays.y))
-    try:
-        if arrays.test_samples:
-            rest, test = indices[:-arrays.test_samples], indices[-arrays.test_samples:]
-            val_fraction = config.val_size
-        else:
-            rest, test = train_test_split(indices, test_size=config.test_size, random_state=seed,
-                                          stratify=arrays.y)
-            val_fraction = config.val_size / (1 - config.test_size)
-        train, val = train_test_split(rest, test_size=val_fraction, random_state=seed,
-                                      stratify=arrays.y[rest])
-    except ValueError as exc:
-        raise _too_few_samples(arrays, config, str(exc)) from None
-    for name, part in (("train", train), ("validation", val), ("test", test)):
-        missing = np.setdiff1d(np.arange(arrays.num_classes), arrays.y[part])
-        if len(missing):
-            raise UsageError(
-                f"dataset {config.dataset!r}: class {arrays.class_label(int(missing[0]))} has no "
-                f"samples in the {name} split ({np.count_nonzero(arrays.y == missing[0])} in the whole "
-                f"dataset); use smaller val_size/test_size or more data")
-    return train, val, test
-
-
 def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> PreparedData:
-    """Stratified split fixed by ``seed``; normalization statistics and a text vocabulary come
-    from the train split only."""
-    train, val, test = split_indices(arrays, config, seed)
+    """Stratified split fixed by ``seed`` (automl.data.splits); normalization statistics and a
+    text vocabulary come from the train split only, or with cross-validation from every non-test
+    row (they use no label, and one vocabulary keeps the task the same in every fold)."""
+    splits = split_indices(arrays, config, seed)
+    train, val, test = splits.train, splits.val, splits.test
+    fitted = np.concatenate([train, val]) if splits.folds else train
     x, vocab_size, standardization, vocabulary = arrays.x, arrays.vocab_size, None, None
     if arrays.tokenizer is not None:
-        vocabulary = arrays.tokenizer.fit(x[train])
+        vocabulary = arrays.tokenizer.fit(x[fitted])
         x, vocab_size = vocabulary.encode(x), vocabulary.size
     elif arrays.kind != "tokens":
         x = _float32_inputs(x, config.dataset)
-        standardization = Standardization.fit(x[train], arrays.kind, config.dataset)
+        standardization = Standardization.fit(x[fitted], arrays.kind, config.dataset)
         x = standardization.apply(x)
     task = Task(arrays.kind, x.shape[1:], arrays.num_classes, vocab_size, arrays.class_names)
     train_split, val_split, test_split = (_to_split(x[part], arrays.y[part], arrays.kind)
                                           for part in (train, val, test))
     token_ids = x if arrays.tokenizer is not None else None  # what a tokenizer's options change
+    non_test = np.concatenate([train, val])
+    folds = tuple(torch.from_numpy(np.flatnonzero(np.isin(non_test, fold))) for fold in splits.folds)
+    notes = (*arrays.notes, splits.note) if splits.note else arrays.notes
     return PreparedData(task, train_split, val_split, test_split, standardization, vocabulary, arrays.raw,
-                        data_sha256(arrays, (train, val, test), token_ids), notes=arrays.notes)
+                        data_sha256(arrays, splits.parts, token_ids), notes=notes, folds=folds)
+
+
+@functools.lru_cache(maxsize=4)
+def fold_data(data: PreparedData) -> tuple[PreparedData, ...]:
+    """The data each fold trains and validates on (the test split is every fold's), made once per
+    process; ``(data,)`` without cross-validation."""
+    if not data.folds:
+        return (data,)
+    rows = data.non_test
+    folds = []
+    for validation in data.folds:
+        training = torch.ones(len(rows.y), dtype=torch.bool)
+        training[validation] = False
+        folds.append(dataclasses.replace(data, train=Split(rows.x[training], rows.y[training]),
+                                         val=Split(rows.x[validation], rows.y[validation]), folds=()))
+    return tuple(folds)
 
 
 @functools.lru_cache(maxsize=4)

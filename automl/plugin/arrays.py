@@ -53,7 +53,9 @@ class LabeledArrays:
     """Samples ``x`` of shape ``[N, *input_shape]`` and integer labels ``y`` of shape ``[N]``.
 
     ``test_samples``: the last that many samples are the dataset's own test split (torchvision's
-    test sets); 0 lets automl split one off. ``tokenizer``: ``x`` holds raw texts, turned into
+    test sets, a user's test file); 0 lets automl split one off. ``val_samples``: the that many
+    samples before them are the dataset's own validation split; 0 lets automl split one off (or
+    cross-validate). ``tokenizer``: ``x`` holds raw texts, turned into
     token ids by a vocabulary fitted on the train split only. ``class_names``: what each label
     means, when the data said (folder names, string labels). ``notes``: what the dataset did to
     the data that the user should hear about (rows it left out), printed before a run.
@@ -66,6 +68,7 @@ class LabeledArrays:
     vocab_size: int | None = None
     class_names: tuple[str, ...] | None = None
     test_samples: int = 0
+    val_samples: int = 0
     tokenizer: Tokenizer | None = None
     notes: tuple[str, ...] = ()
     raw: RawInputs = RawInputs()
@@ -81,9 +84,9 @@ class LabeledArrays:
                              f"with shape {self.y.shape}")
         if not len(self.y):
             raise UsageError(f"{source}: the dataset has no samples")
-        if not 0 <= self.test_samples < len(self.y):
-            raise UsageError(f"{source}: test_samples={self.test_samples} must be at least 0 and "
-                             f"fewer than the {len(self.y)} samples")
+        if min(self.test_samples, self.val_samples) < 0 or self.test_samples + self.val_samples >= len(self.y):
+            raise UsageError(f"{source}: test_samples={self.test_samples} and val_samples={self.val_samples} "
+                             f"must be at least 0 and leave some of the {len(self.y)} samples to train on")
         _check_labels(self.y, source)
         if self.num_classes < 2:
             raise UsageError(f"{source}: every sample has label {self.class_label(0)}; classification "

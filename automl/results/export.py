@@ -247,6 +247,12 @@ def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry:
     is trained again as it was, with its seed and epochs, which ``note`` announces.
     """
     check_trained(stored)
+    if stored.trial.user_attrs.get(TrialAttr.FOLDS):
+        # A cross-validated trial trained one model per fold, each on part of the rows: the model
+        # to ship is its configuration trained on every non-test row.
+        note(f"{stored.label} was cross-validated; training its configuration on every non-test row, "
+             "for its epochs, before exporting")
+        return retrain(stored, stored.data(registry)).model, "trained on every non-test row (cross-validated trial)"
     state = load_weights(store, stored.study, stored.trial)
     if state is not None:
         model = stored.build()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
-from automl.data.prepare import PreparedData, Split
+from automl.data.prepare import PreparedData
 from automl.results.stored import StoredTrial
 from automl.storage.schema import TrialAttr
 from automl.training.device import resolve_device
@@ -20,22 +19,23 @@ class Retrained:
     model: nn.Module
     epochs: int
     train_samples: int
-    test_accuracy: float
+    test_accuracy: float | None  # None without a test split
 
 
 def _merged(data: PreparedData) -> PreparedData:
-    """Train on train+validation. The loop still validates each epoch; on the validation split,
-    now part of the training data, so nothing selects on those numbers and they are not reported."""
-    train_split = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
-    return dataclasses.replace(data, train=train_split)
+    """Train on every non-test row (train+validation; with cross-validation every fold's). The loop
+    still validates each epoch; on the validation split, now part of the training data, so nothing
+    selects on those numbers and they are not reported."""
+    return dataclasses.replace(data, train=data.non_test, folds=())
 
 
 def retrain(stored: StoredTrial, data: PreparedData, epochs: int | None = None,
             with_validation: bool = True) -> Retrained:
     """Train the trial's model from its initial weights for ``epochs`` (default: as many as the trial).
 
-    ``with_validation`` adds the validation split to the training data; without it the trial's
-    own training is repeated, with its seed.
+    ``with_validation`` adds the validation split to the training data (with cross-validation:
+    trains one model on every non-test row); without it the trial's own training is repeated, with
+    its seed (with cross-validation: the first fold's model).
     """
     epochs = epochs or int(stored.trial.user_attrs.get(TrialAttr.EPOCHS) or stored.config.train.max_epochs)
     data = _merged(data) if with_validation else data

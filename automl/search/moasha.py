@@ -30,6 +30,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.search.signal import ranked_accuracy
 from automl.storage._optuna import fast_non_domination_rank, study_id_of, trial_id_of
 from automl.storage.schema import OBJECTIVES, TrialAttr, family_of
 
@@ -124,11 +125,17 @@ class MOASHAPruner(BasePruner):
         self._finished_points: dict[tuple[int, int, int], list[float] | None] = {}
 
     def point(self, user_attrs: dict[str, Any], epochs: int) -> list[float] | None:
-        """(1 - accuracy after ``epochs``, log10 costs...), or None if the trial has not got there."""
+        """(1 - accuracy after ``epochs``, log10 costs...), or None if the trial has not got there.
+
+        The accuracy is the ranked one (automl.search.signal): ties broken by validation loss.
+        """
         curve = user_attrs.get(TrialAttr.VAL_CURVE) or []
         if len(curve) < epochs or any(user_attrs.get(attr) is None for attr in self.cost_attrs):
             return None
-        return [1.0 - curve[epochs - 1],
+        losses = user_attrs.get(TrialAttr.VAL_LOSS_CURVE) or []
+        loss = losses[epochs - 1] if len(losses) >= epochs else None
+        accuracy = ranked_accuracy(curve[epochs - 1], loss, user_attrs.get(TrialAttr.VAL_SAMPLES))
+        return [1.0 - accuracy,
                 *(math.log10(max(float(user_attrs[attr]), 1e-12)) for attr in self.cost_attrs)]
 
     def prune(self, study: optuna.Study, trial: Any) -> bool:

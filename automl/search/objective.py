@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from automl.plugin.space import CheckedFixedTrial, NamespacedTrial, in_namespace
 from automl.plugin.task import Task
 from automl.search.budget import screen
 from automl.search.pruners import EpochPruning, decision_epochs
+from automl.search.signal import ranked_accuracy
 from automl.search.time_budget import Deadline, EpochTimeGuard, NextDecisionGuard, OverTimeBudget, guard_trial
 from automl.search.trial_artifacts import load_checkpoint, save_checkpoint, save_trial_artifacts
 from automl.storage.held_writes import commit_trial_writes
@@ -64,8 +66,15 @@ def replay_trial(family: Family, stored_params: dict[str, Any], task: Task, conf
     return params, training, unused
 
 
+def validation_samples(data: PreparedData) -> int:
+    """The samples a trial's validation accuracy is measured on: every non-test row when it
+    cross-validates, else the validation split's."""
+    return len(data.train.y) + len(data.val.y) if data.folds else len(data.val.y)
+
+
 def measured(efficiency: Efficiency, val_accuracy: float) -> dict[str, float]:
-    """What a trial's objectives are read from (automl.storage.schema.objective_values), by trial attr."""
+    """What a trial's objectives are read from (automl.storage.schema.objective_values), by trial
+    attr; ``val_accuracy`` is the value samplers rank (automl.search.signal.ranked_accuracy)."""
     values = {TrialAttr.VAL_ACCURACY: val_accuracy, TrialAttr.FLOPS: efficiency.flops,
               TrialAttr.N_PARAMS: efficiency.n_params, TrialAttr.LATENCY_MS: efficiency.latency_ms}
     return {attr: value for attr, value in values.items() if value is not None}  # latency when timed
@@ -149,9 +158,12 @@ class Objective:
         trial.set_user_attr(TrialAttr.LATENCY_METHOD, efficiency.latency_method)
         guards: list[EpochTimeGuard] = []
         decisions = decision_epochs(config.search, config.train.max_epochs)
+        folds = len(self.data.folds)
+        # A trial's epoch trains every fold: its cost counts them all.
+        samples_per_epoch = len(self.data.train.y) * max(folds, 1)
         if self.deadline is not None:
             try:
-                guards.append(guard_trial(trial, self.deadline, family.name, efficiency.flops, len(self.data.train.y),
+                guards.append(guard_trial(trial, self.deadline, family.name, efficiency.flops, samples_per_epoch,
                                           decisions[0], self.device))
             except OverTimeBudget:
                 return self._untrained(trial, efficiency, measuring, guards)
@@ -161,11 +173,15 @@ class Objective:
         if memory is not None:
             trial.set_user_attr(TrialAttr.PEAK_MEMORY_MB, round(memory, 2))
         resume = self._resume_point(trial)
+        if folds:
+            trial.set_user_attr(TrialAttr.FOLDS, folds)
+        trial.set_user_attr(TrialAttr.VAL_SAMPLES, validation_samples(self.data))
         # The trial's parameters and cost reach the storage before it trains: a worker killed
         # while training leaves a trial that names its worker, and a retry with its parameters.
         commit_trial_writes(trial.study)
         training_started = time.perf_counter()
-        pruning = EpochPruning(trial, resume.val_curve if resume else None, config.train.max_epochs)
+        pruning = EpochPruning(trial, resume.val_curve if resume else None, config.train.max_epochs,
+                               resume.val_loss_curve if resume else None)
         # After the pruner: a trial it stops is pruned, and one it lets go on must fit the time left.
         pacing = [NextDecisionGuard(self.deadline, decisions, resume.epochs if resume else 0)] if self.deadline else []
         try:
@@ -185,15 +201,24 @@ class Objective:
             trial.set_user_attr(TrialAttr.STOPPED, result.stopped)
         trial.set_user_attr(TrialAttr.EPOCHS, result.epochs)
         trial.set_user_attr(TrialAttr.VAL_ACCURACY, result.val_accuracy)
-        trial.set_user_attr(TrialAttr.TEST_ACCURACY, result.test_accuracy)
+        val_loss = result.val_loss_curve[-1] if result.val_loss_curve else None
+        if val_loss is not None:
+            trial.set_user_attr(TrialAttr.VAL_LOSS, round(val_loss, 6))
+        if result.test_accuracy is not None:
+            trial.set_user_attr(TrialAttr.TEST_ACCURACY, result.test_accuracy)
+        if folds:
+            trial.set_user_attr(TrialAttr.FOLD_ACCURACIES, [round(v, 5) for v in result.fold_accuracies])
+            trial.set_user_attr(TrialAttr.VAL_ACCURACY_STD, round(statistics.pstdev(result.fold_accuracies), 5))
         trial.set_user_attr(TrialAttr.VAL_CURVE, [round(v, 5) for v in result.val_curve])
+        trial.set_user_attr(TrialAttr.VAL_LOSS_CURVE, [round(v, 5) for v in result.val_loss_curve])
         # Where the trial's time went, so framework overhead shows next to the training itself.
         phases = {TrialAttr.TIME_BUILD_S: measuring - started, TrialAttr.TIME_MEASURE_S: training_started - measuring,
                   TrialAttr.TIME_TRAIN_S: result.train_s, TrialAttr.TIME_VALIDATE_S: result.validate_s,
                   TrialAttr.TIME_OTHER_S: finished - training_started - result.train_s - result.validate_s}
         for attr, seconds in phases.items():
             trial.set_user_attr(attr, round(seconds, 4))
-        values = objective_values(list(config.search.objectives), measured(efficiency, result.val_accuracy))
+        ranked = ranked_accuracy(result.val_accuracy, val_loss, validation_samples(self.data))
+        values = objective_values(list(config.search.objectives), measured(efficiency, ranked))
         if self.artifacts is not None:
             try:
                 save_trial_artifacts(self.artifacts, trial, model, result, values)

@@ -6,6 +6,7 @@ import optuna
 
 from automl.config import SearchConfig
 from automl.search.moasha import MOASHAPruner, rungs
+from automl.search.signal import ranked_accuracy
 from automl.storage.schema import OBJECTIVES, TrialAttr
 
 
@@ -45,15 +46,20 @@ class EpochPruning:
     stores it then: a write per epoch would cost a small trial several percent of its time.
     """
 
-    def __init__(self, trial: optuna.Trial, curve: list[float] | None = None, max_epochs: int | None = None) -> None:
+    def __init__(self, trial: optuna.Trial, curve: list[float] | None = None, max_epochs: int | None = None,
+                 loss_curve: list[float] | None = None) -> None:
         self.trial = trial
         # The last epoch is never judged: a trial that trained to the end has cost all it will
         # cost, and pruning it would only throw its result away (Optuna's pruners would).
         self.max_epochs = max_epochs
-        # A resumed trial goes on from the curve it had validated.
+        # A resumed trial goes on from the curves it had validated.
         self.curve: list[float] = [round(value, 5) for value in curve or []]
+        self.loss_curve: list[float] = [round(value, 5) for value in loss_curve or []]
         # A warm-start config is left alone before the epochs at which its source reached its accuracy.
         self.protected = int(trial.user_attrs.get(TrialAttr.PROTECTED_EPOCHS) or 0)
+
+    def on_validation_loss(self, epoch: int, val_loss: float) -> None:
+        self.loss_curve.append(round(val_loss, 5))
 
     def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
         trial = self.trial
@@ -61,12 +67,14 @@ class EpochPruning:
         if isinstance(trial.study.pruner, optuna.pruners.NopPruner):
             return
         trial.set_user_attr(TrialAttr.VAL_CURVE, list(self.curve))  # a copy: the storage may keep the object
+        trial.set_user_attr(TrialAttr.VAL_LOSS_CURVE, list(self.loss_curve))
         epochs = len(self.curve)
         if epochs < self.protected:
             return
         single = len(trial.study.directions) == 1
         if single:
-            trial.report(val_accuracy, epochs)
+            loss = self.loss_curve[-1] if len(self.loss_curve) == epochs else None
+            trial.report(ranked_accuracy(val_accuracy, loss, trial.user_attrs.get(TrialAttr.VAL_SAMPLES)), epochs)
         if self.max_epochs is not None and epochs >= self.max_epochs:
             return
         # MO-ASHA reads a running optuna.Trial as it reads a FrozenTrial (its number and user attrs).

@@ -56,9 +56,19 @@ class TrialAttr(StrEnum):
     PEAK_MEMORY_MB = "peak_memory_mb"  # MiB of GPU memory one training step peaks at (GPU trials only)
     OVER_BUDGET = "over_budget"  # why it was never trained: "flops 4.35e+06 > max_flops 1e+06; ..."
     EPOCHS = "epochs"  # epochs trained (0 when over budget)
-    VAL_ACCURACY = "val_accuracy"  # fraction of the validation split classified right, in [0, 1]
+    # Fraction of the validation split classified right, in [0, 1]; with cross-validation the mean over folds.
+    VAL_ACCURACY = "val_accuracy"
     TEST_ACCURACY = "test_accuracy"  # the same on the test split: reported, never selected on
     VAL_CURVE = "val_curve"  # validation accuracy after each epoch so far, a list
+    VAL_LOSS = "val_loss"  # mean cross-entropy (nats) per validation sample, of the epoch val_accuracy is from
+    VAL_LOSS_CURVE = "val_loss_curve"  # val_loss after each epoch so far, a list
+    # Validation samples the accuracy is measured on (every non-test row with cross-validation).
+    VAL_SAMPLES = "val_samples"
+    FOLDS = "folds"  # cross-validation folds the trial trained (absent: one validation split)
+    # With cross-validation: each fold's validation accuracy, and their standard deviation (the
+    # spread of val_accuracy, which is their mean).
+    FOLD_ACCURACIES = "fold_accuracies"
+    VAL_ACCURACY_STD = "val_accuracy_std"
     PRUNED_AT_EPOCH = "pruned_at_epoch"  # epochs trained when the pruner stopped it
     # Why it trained fewer than max_epochs without being pruned; it counts with the epochs it
     # validated (epochs, val_curve): "deadline" (the study's time ran out) or "time budget" (its next

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 
@@ -33,6 +34,8 @@ class Classifier(L.LightningModule):
         self.backbone = backbone
         self.params = params
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
+        # Mean cross-entropy per validation sample: it tells apart models whose accuracy ties.
+        self.val_loss = MeanMetric()
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +47,9 @@ class Classifier(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
         x, y = batch
-        self.val_accuracy.update(self(x), y)
+        logits = self(x)
+        self.val_accuracy.update(logits, y)
+        self.val_loss.update(F.cross_entropy(logits.float(), y, reduction="none"))
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
         x, y = batch

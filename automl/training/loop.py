@@ -8,6 +8,7 @@ needs (device placement, precision and autocast, gradient scaling) and the loop 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import statistics
 import time
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from automl.data.prepare import PreparedData
+from automl.data.prepare import PreparedData, fold_data
 from automl.training.augment import random_crop_flip
 from automl.training.batches import LoaderBatches, TensorBatches
 from automl.training.classifier import Classifier, TrainingParams
@@ -50,11 +51,17 @@ class StopTraining(Exception):
 
 @dataclass
 class TrainResult:
+    """What a training reached. With cross-validation the accuracies and losses are means over the
+    folds (``fold_accuracies``: each fold's validation accuracy at the end); ``test_accuracy`` is
+    None when there is no test split."""
+
     val_accuracy: float
-    test_accuracy: float
+    test_accuracy: float | None
     epochs: int
     val_curve: list[float] = field(default_factory=list)
     train_loss_curve: list[float] = field(default_factory=list)
+    val_loss_curve: list[float] = field(default_factory=list)
+    fold_accuracies: list[float] = field(default_factory=list)
     train_s: float = 0.0
     validate_s: float = 0.0
     # Why training ended before max_epochs, when nothing raised: "deadline", or a callback's StopTraining.
@@ -76,15 +83,20 @@ def make_batches(data: PreparedData, batch_size: int, device: torch.device, seed
             LoaderBatches(data.test.x, data.test.y, EVAL_BATCH_SIZE, False, device, loader_workers))
 
 
-def _accuracy(fabric: L.Fabric, module: Classifier, batches: Batches,
-              step: Callable[[tuple[torch.Tensor, torch.Tensor], int], None], metric: Metric) -> float:
+def _evaluate(fabric: L.Fabric, module: Classifier, batches: Batches,
+              step: Callable[[tuple[torch.Tensor, torch.Tensor], int], None], metrics: Sequence[Metric]
+              ) -> list[float]:
+    """The metrics' values over ``batches`` (NaN for a split with no rows)."""
+    if not len(batches):
+        return [math.nan] * len(metrics)
     module.eval()
     with torch.inference_mode(), fabric.autocast():
         for index, batch in enumerate(batches):
             step(batch, index)
-    value = float(metric.compute())  # the one host sync of an evaluation
-    metric.reset()
-    return value
+    values = [float(metric.compute()) for metric in metrics]  # the host syncs of an evaluation
+    for metric in metrics:
+        metric.reset()
+    return values
 
 
 def _prepare_inputs(x: torch.Tensor, augment: bool, channels_last: bool) -> torch.Tensor:
@@ -181,9 +193,44 @@ def _as_built(fabric: L.Fabric, module: Classifier, data: PreparedData, data_on_
     fabric.setup(module)
     _, val_batches, test_batches = make_batches(data, EVAL_BATCH_SIZE, fabric.device, 0, data_on_device,
                                                 loader_workers)
-    val_accuracy = _accuracy(fabric, module, val_batches, module.validation_step, module.val_accuracy)
-    test_accuracy = _accuracy(fabric, module, test_batches, module.test_step, module.test_accuracy)
-    return TrainResult(val_accuracy, test_accuracy, epochs=0)
+    val_accuracy, val_loss = _evaluate(fabric, module, val_batches, module.validation_step,
+                                       (module.val_accuracy, module.val_loss))
+    (test_accuracy,) = _evaluate(fabric, module, test_batches, module.test_step, (module.test_accuracy,))
+    return TrainResult(val_accuracy, test_accuracy if len(data.test.y) else None, epochs=0,
+                       val_loss_curve=[val_loss])
+@dataclass
+class _Fold:
+    """One model in training: with cross-validation one per fold, trained in lockstep."""
+
+    model: nn.Module
+    module: Any  # the Classifier as Fabric set it up (its wrapper class is private to Lightning)
+    classifier: Classifier
+    optimizer: torch.optim.Optimizer  # torch's own, whose state a checkpoint keeps
+    step: Callable[[tuple[torch.Tensor, torch.Tensor], int], torch.Tensor]
+    batches: Batches
+    val_batches: Batches
+    test_batches: Batches
+
+
+def _set_up(fabric: L.Fabric, model: nn.Module, data: PreparedData, params: TrainingParams, precision: Precision,
+            seed: int, state: tuple[dict[str, Any], dict[str, Any]] | None, compile: bool,
+            data_on_device: Literal["auto"] | bool, loader_workers: int) -> _Fold:
+    channels_last = data.task.kind == "image" and fabric.device.type == "cuda"
+    if compile:
+        model.compile()  # in place: the state_dict keeps its keys for export
+    module = Classifier(model, data.task.num_classes, params)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    torch_optimizer = module.configure_optimizers()
+    if state is not None:
+        model.load_state_dict(state[0])
+        # A copy: the optimizer steps its loaded tensors in place, and the checkpoint must not change.
+        torch_optimizer.load_state_dict(copy_state(state[1]))
+    wrapped, optimizer = fabric.setup(module, torch_optimizer)
+    batches = make_batches(data, params.batch_size, fabric.device, seed, data_on_device, loader_workers)
+    classifier: Classifier = wrapped.module
+    return _Fold(model, wrapped, classifier, torch_optimizer, step_function(fabric, classifier, optimizer, precision),
+                 *batches)
 
 
 def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: torch.device,
@@ -194,13 +241,19 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
           resume: Checkpoint | None = None) -> TrainResult:
     """Train ``model`` on ``data.train``, validate each epoch, test the final weights once.
 
-    ``callbacks`` are Fabric callbacks: ``on_validation_epoch_end(epoch, val_accuracy)`` is called
-    after each validation and may raise (a pruner does) to stop the trial there;
-    ``on_epoch_time_estimate(epoch, seconds)`` is called once, a few steps into the first epoch
-    trained, with that epoch's projected time, and may raise to stop before the epoch is spent.
+    With cross-validation (``data.folds``) a copy of ``model`` per fold trains on that fold's
+    training rows, all in lockstep: each epoch trains every fold, then validates each on its own
+    rows, and the epoch's accuracy and loss are the means over the folds; ``model`` itself is the
+    first fold's. The test accuracy is the mean of the fold models'.
+
+    ``callbacks`` are Fabric callbacks: ``on_validation_loss(epoch, val_loss)`` and then
+    ``on_validation_epoch_end(epoch, val_accuracy)`` are called after each validation, and the
+    latter may raise (a pruner does) to stop the trial there; ``on_epoch_time_estimate(epoch,
+    seconds)`` is called once, a few steps into the first epoch trained, with that epoch's
+    projected time (every fold's), and may raise to stop before the epoch is spent.
     ``data_on_device`` and ``loader_workers``: see make_batches.
 
-    ``deadline`` (``time.time()`` seconds): no step starts after it; the model goes back to its
+    ``deadline`` (``time.time()`` seconds): no step starts after it; the models go back to their
     last validated epoch, which the result reports (``stopped = "deadline"``). ``progress``, when
     given, holds the last validated epoch's state whatever ends the training (an interrupt too);
     ``resume`` continues from such a state instead of from epoch 0.
@@ -214,63 +267,69 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
     channels_last = images and device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes per trial: autotuning pays off
-    if compile:
-        model.compile()  # in place: the state_dict keeps its keys for export
-    module = Classifier(model, data.task.num_classes, params)
-    if channels_last:
-        module = module.to(memory_format=torch.channels_last)
     if not any(parameter.requires_grad for parameter in model.parameters()):
-        return _as_built(fabric, module, data, data_on_device, loader_workers)
-    torch_optimizer = module.configure_optimizers()
-    if resume is not None:
-        model.load_state_dict(resume.model_state)
-        # A copy: the optimizer steps its loaded tensors in place, and the checkpoint must not change.
-        torch_optimizer.load_state_dict(copy_state(resume.optimizer_state))
-    module, optimizer = fabric.setup(module, torch_optimizer)
+        module = Classifier(model, data.task.num_classes, params)
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return _as_built(fabric, module, fold_data(data)[0], data_on_device, loader_workers)
+    fold_data_ = fold_data(data)
+    models = [model, *(copy.deepcopy(model) for _ in fold_data_[1:])]
+    states = resume.fold_states() if resume is not None else [None] * len(models)
     start_epoch = resume.epochs if resume is not None else 0
     # A resumed training draws new shuffles: the same seed would repeat epoch 0's order.
-    batches, val_batches, test_batches = make_batches(data, params.batch_size, fabric.device, seed + start_epoch,
-                                                      data_on_device, loader_workers)
-    classifier: Classifier = module.module
-    step = step_function(fabric, classifier, optimizer, precision)
+    folds = [_set_up(fabric, fold_model, part, params, precision, seed + start_epoch, state, compile,
+                     data_on_device, loader_workers)
+             for fold_model, part, state in zip(models, fold_data_, states, strict=True)]
     keep = progress is not None or deadline is not None
     progress = progress if progress is not None else Progress()
-    result = TrainResult(0.0, 0.0, start_epoch)
+    result = TrainResult(0.0, None, start_epoch)
     if resume is not None:
         result.val_curve, result.train_loss_curve = list(resume.val_curve), list(resume.train_loss_curve)
+        result.val_loss_curve = list(resume.val_loss_curve)
         progress.checkpoint = resume
     for epoch in range(start_epoch, max_epochs):
         started = time.perf_counter()
-        module.train()
-        loss_sum = torch.zeros((), device=fabric.device)
-        pace = StepPace(fabric.device, len(batches)) if epoch == start_epoch else None
-        for index, (x, y) in enumerate(batches):
-            if deadline is not None and time.time() >= deadline:
-                progress.stopped = "deadline"
+        losses = []
+        for index, fold in enumerate(folds):
+            fold.module.train()
+            loss_sum = torch.zeros((), device=fabric.device)
+            pace = StepPace(fabric.device, len(fold.batches)) if epoch == start_epoch and index == 0 else None
+            for step_index, (x, y) in enumerate(fold.batches):
+                if deadline is not None and time.time() >= deadline:
+                    progress.stopped = "deadline"
+                    break
+                loss_sum += fold.step((_prepare_inputs(x, augment and images, channels_last), y), step_index)
+                if pace is not None and pace.stepped(loss_sum):
+                    fabric.call("on_epoch_time_estimate", epoch=epoch, seconds=pace.epoch_seconds() * len(folds))
+                    pace = None
+            if progress.stopped:
                 break
-            loss_sum += step((_prepare_inputs(x, augment and images, channels_last), y), index)
-            if pace is not None and pace.stepped(loss_sum):
-                fabric.call("on_epoch_time_estimate", epoch=epoch, seconds=pace.epoch_seconds())
-                pace = None
+            # Read once per epoch: a finiteness test per step would be a host sync per step. A loss
+            # that went NaN or infinite stays so in the sum, so a diverged trial ends within one epoch.
+            losses.append(float(loss_sum) / len(fold.batches))
         if progress.stopped:
             result.train_s += time.perf_counter() - started
             break
-        # Read once per epoch: a finiteness test per step would be a host sync per step. A loss
-        # that went NaN or infinite stays so in the sum, so a diverged trial ends within one epoch.
-        mean_loss = float(loss_sum) / len(batches)
+        mean_loss = statistics.fmean(losses)
         if not math.isfinite(mean_loss):
             raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}")
         validating = time.perf_counter()
         result.train_s += validating - started
-        accuracy = _accuracy(fabric, classifier, val_batches, classifier.validation_step, classifier.val_accuracy)
+        validated = [_evaluate(fabric, fold.classifier, fold.val_batches, fold.classifier.validation_step,
+                               (fold.classifier.val_accuracy, fold.classifier.val_loss)) for fold in folds]
         result.validate_s += time.perf_counter() - validating
+        result.fold_accuracies = [accuracy for accuracy, _ in validated]
+        accuracy = statistics.fmean(result.fold_accuracies)
+        val_loss = statistics.fmean(loss for _, loss in validated)
         result.val_curve.append(accuracy)
+        result.val_loss_curve.append(val_loss)
         result.train_loss_curve.append(mean_loss)
         result.epochs = epoch + 1
         if keep:
-            progress.checkpoint = Checkpoint.capture(model, torch_optimizer, result.val_curve,
-                                                     result.train_loss_curve)
+            progress.checkpoint = Checkpoint.capture(models, [fold.optimizer for fold in folds], result.val_curve,
+                                                     result.train_loss_curve, result.val_loss_curve)
         try:
+            fabric.call("on_validation_loss", epoch=epoch, val_loss=val_loss)
             fabric.call("on_validation_epoch_end", epoch=epoch, val_accuracy=accuracy)
         except StopTraining as stop:
             progress.stopped = stop.reason
@@ -279,8 +338,10 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
     if not result.val_curve:
         return result  # stopped before its first validation: nothing to test
     if progress.stopped and progress.checkpoint is not None:
-        model.load_state_dict(progress.checkpoint.model_state)  # back to the last validated epoch
+        for fold_model, (state, _) in zip(models, progress.checkpoint.fold_states(), strict=True):
+            fold_model.load_state_dict(state)  # back to the last validated epoch
     result.val_accuracy = result.val_curve[-1]
-    result.test_accuracy = _accuracy(fabric, classifier, test_batches, classifier.test_step,
-                                     classifier.test_accuracy)
+    tested = [_evaluate(fabric, fold.classifier, fold.test_batches, fold.classifier.test_step,
+                        (fold.classifier.test_accuracy,))[0] for fold in folds]
+    result.test_accuracy = statistics.fmean(tested) if len(data.test.y) else None
     return result

@@ -10,7 +10,8 @@ training ended.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -33,7 +34,8 @@ class Checkpoint:
 
     ``model_state``: the backbone's ``state_dict``; ``optimizer_state``: the optimizer's (Adam's
     moments, SGD's momentum); the curves hold one value per epoch so far (validation accuracy in
-    [0, 1], mean training loss).
+    [0, 1], mean training loss). With cross-validation these are the first fold's states, and
+    ``other_folds`` holds the (model, optimizer) states of the others, in fold order.
     """
 
     epochs: int
@@ -41,19 +43,30 @@ class Checkpoint:
     optimizer_state: dict[str, Any]
     val_curve: list[float]
     train_loss_curve: list[float]
+    other_folds: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = field(default_factory=list)
+    val_loss_curve: list[float] = field(default_factory=list)  # mean validation cross-entropy per epoch
 
     @classmethod
-    def capture(cls, model: torch.nn.Module, optimizer: torch.optim.Optimizer, val_curve: list[float],
-                train_loss_curve: list[float]) -> Checkpoint:
-        return cls(len(val_curve), copy_state(model.state_dict()), copy_state(optimizer.state_dict()),
-                   list(val_curve), list(train_loss_curve))
+    def capture(cls, models: Sequence[torch.nn.Module], optimizers: Sequence[torch.optim.Optimizer],
+                val_curve: list[float], train_loss_curve: list[float], val_loss_curve: list[float]) -> Checkpoint:
+        """The states of one model and its optimizer per fold (one without cross-validation)."""
+        states = [(copy_state(model.state_dict()), copy_state(optimizer.state_dict()))
+                  for model, optimizer in zip(models, optimizers, strict=True)]
+        (model_state, optimizer_state), *others = states
+        return cls(len(val_curve), model_state, optimizer_state, list(val_curve), list(train_loss_curve), others,
+                   list(val_loss_curve))
+
+    def fold_states(self) -> list[tuple[dict[str, torch.Tensor], dict[str, Any]]]:
+        """The (model, optimizer) state of each fold, the first fold's first."""
+        return [(self.model_state, self.optimizer_state), *self.other_folds]
 
     def to_bytes(self) -> bytes:
         """The checkpoint as a ``torch.save`` file, its tensors on the CPU."""
         buffer = io.BytesIO()
         torch.save({"epochs": self.epochs, "model_state": self.model_state, "optimizer_state":
                     self.optimizer_state, "val_curve": self.val_curve,
-                    "train_loss_curve": self.train_loss_curve}, buffer)
+                    "train_loss_curve": self.train_loss_curve, "other_folds": self.other_folds,
+                    "val_loss_curve": self.val_loss_curve}, buffer)
         return buffer.getvalue()
 
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -16,23 +16,36 @@ from automl_plugins._delimited import Table
 
 class FileOptions(DatasetOptions):
     """Options of a dataset that reads a file or folder at ``path``; subclasses give the field a
-    description of what they read there, which ``data_path``'s message quotes."""
+    description of what they read there, which ``data_path``'s message quotes.
+
+    ``test_path`` and ``val_path`` name the user's own test and validation splits, read as
+    ``path`` is: a given test split is only reported, never searched on (``test_size`` is then
+    not used), and a given validation split replaces ``val_size`` and cross-validation.
+    """
 
     path: DataPath
+    test_path: DataPath | None = None
+    val_path: DataPath | None = None
+
+    def split_paths(self) -> dict[str, Path]:
+        """The given split files or folders by key (``val_path``, ``test_path``), validation first."""
+        return {key: path for key, path in (("val_path", self.val_path), ("test_path", self.test_path))
+                if path is not None}
 
 
-def data_path(options: FileOptions, dataset: str, kind: Literal["file", "folder"] = "file") -> Path:
-    """The ``path`` option, which must be an existing, readable ``kind``; the message says what
-    ``dataset`` reads there (the field's description)."""
-    path = options.path
+def data_path(options: FileOptions, dataset: str, kind: Literal["file", "folder"] = "file", key: str = "path"
+              ) -> Path:
+    """The ``key`` option (``path``, ``test_path``, ``val_path``), which must be an existing,
+    readable ``kind``; the message says what ``dataset`` reads there (the ``path`` field's description)."""
+    path = getattr(options, key)
     expected = f"dataset {dataset!r} reads {type(options).model_fields['path'].description}"
     if not path.exists():
-        raise UsageError(f"[data] path {path} does not exist ({expected})")
+        raise UsageError(f"[data] {key} {path} does not exist ({expected})")
     if path.is_dir() != (kind == "folder"):
         found = "a folder" if path.is_dir() else "a file"
-        raise UsageError(f"[data] path {path} is {found}, not a {kind} ({expected})")
+        raise UsageError(f"[data] {key} {path} is {found}, not a {kind} ({expected})")
     if not os.access(path, os.R_OK | (os.X_OK if kind == "folder" else 0)):
-        raise UsageError(f"[data] path {path} cannot be read: permission denied ({expected})")
+        raise UsageError(f"[data] {key} {path} cannot be read: permission denied ({expected})")
     return path
 
 
@@ -64,14 +77,15 @@ def written_as(values: Sequence[str], rows: list[int]) -> str:
     return ", ".join(map(repr, spellings[:5])) + (", ..." if len(spellings) > 5 else "")
 
 
-def label_column(table: Table, options: LabelColumnOptions
+def label_column(table: Table, options: LabelColumnOptions, whole: bool = True
                  ) -> tuple[Table, np.ndarray, tuple[str, ...] | None, tuple[str, ...]]:
     """The table's labels as ``encode_labels`` makes them, with the table they label and notes.
 
     Labels are stripped of surrounding whitespace. A missing label is never a class: with
     ``missing_labels = "error"`` the rows without one are an error naming their lines; with "skip"
     they are left out of the returned table, and a note says how many and where. One class only
-    is an error naming it: classification needs two.
+    is an error naming it, unless the table is not the ``whole`` dataset (a given test split may
+    hold one class): classification needs two.
     """
     name = options.label
     labels = [label.strip() for label in table.column(name, "label")]
@@ -90,7 +104,7 @@ def label_column(table: Table, options: LabelColumnOptions
         labels = [label for row, label in enumerate(labels) if row not in skipped]
         notes = (f'{table.path}: {where}; left out ([data] missing_labels = "skip")',)
     y, class_names = encode_labels(labels, f"{table.path}, column {name!r}", options.missing_values)
-    if len(np.unique(y)) < 2:
+    if whole and len(np.unique(y)) < 2:
         raise UsageError(f"{table.path}: column {name!r} ([data] label) holds one class, {labels[0]!r}, in all "
                          f"{len(labels)} rows; classification needs at least two classes")
     return table, y, class_names, notes
@@ -129,3 +143,45 @@ def encode_labels(values: list[str] | np.ndarray, where: str, missing_values: Se
     if not np.isfinite(numbers).all() or (numbers != np.round(numbers)).any():
         raise _looks_continuous(values, where)
     return numbers.astype(np.int64), None
+
+
+def merge_labels(parts: list[tuple[np.ndarray, tuple[str, ...] | None]], where: str
+                 ) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """The labels of a dataset's files (``encode_labels``'s, one pair per file) as one array.
+
+    Class names are numbered again over every file's names together, so a class is one label in
+    every split; files that name classes and files of integer labels do not mix (``where`` says
+    which data).
+    """
+    named = [names is not None for _, names in parts]
+    if not any(named):
+        return np.concatenate([labels for labels, _ in parts]), None
+    if not all(named):
+        raise UsageError(f"{where}: some files name their classes and others number them; label every "
+                         "split the same way")
+    every = tuple(sorted({name for _, names in parts for name in names or ()}))
+    position = {name: index for index, name in enumerate(every)}
+    return np.concatenate([np.array([position[names[label]] for label in labels], dtype=np.int64)
+                           for labels, names in parts if names is not None]), every
+
+
+def labeled_tables(options: LabelColumnOptions, dataset: str, read: Callable[[Path], Table]
+                   ) -> tuple[list[Table], np.ndarray, tuple[str, ...] | None, tuple[str, ...]]:
+    """The tables at ``path`` and the given split paths (validation, then test), each with its
+    rows that have labels, and their labels as one array (``merge_labels``), with the notes."""
+    paths = [data_path(options, dataset), *(data_path(options, dataset, key=key) for key in options.split_paths())]
+    tables, parts, notes = [], [], list[str]()
+    for index, path in enumerate(paths):
+        table, y, class_names, table_notes = label_column(read(path), options, whole=index == 0)
+        tables.append(table)
+        parts.append((y, class_names))
+        notes.extend(table_notes)
+    y, class_names = merge_labels(parts, f"{paths[0]}, column {options.label!r}")
+    return tables, y, class_names, tuple(notes)
+
+
+def given_splits(options: FileOptions, sizes: list[int]) -> tuple[int, int]:
+    """``LabeledArrays``' ``val_samples`` and ``test_samples`` for data read from ``path`` and then
+    the given split paths, whose sample counts are ``sizes`` in that order."""
+    counts = dict(zip(options.split_paths(), sizes[1:], strict=True))
+    return counts.get("val_path", 0), counts.get("test_path", 0)

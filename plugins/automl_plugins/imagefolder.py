@@ -1,5 +1,8 @@
 """Images in one folder per class (``PATH/cat/1.png``, ``PATH/dog/2.jpg``): an image task.
 
+The user's own test and validation splits are folders of the same layout (``[data] test_path``,
+``val_path``), holding some or all of the classes.
+
 A class folder's images may sit in subfolders of it (``PATH/cat/2019/1.png``), as torchvision's
 ImageFolder and Keras read them. Hidden folders and files (a name starting with ``.``, such as
 Jupyter's ``.ipynb_checkpoints``, and the ``__MACOSX`` folder a macOS zip leaves) are no class and
@@ -167,6 +170,14 @@ def _common_size(root: Path, paths: list[Path], sizes: list[tuple[int, int]]) ->
                   "to resize every image to a square of your choice"]
 
 
+def _read_folder(root: Path, key: str) -> ClassImages:
+    """``class_images(root)``, an unreadable entry named as the ``[data] key`` folder's."""
+    try:
+        return class_images(root)
+    except OSError as exc:
+        raise UsageError(f"[data] {key} {root}: cannot read {exc.filename}: {exc.strerror}") from None
+
+
 class ImageFolderOptions(FileOptions):
     path: DataPath = Field(description="a folder with one subfolder of images per class")
     image_size: PositiveInt | None = None  # resize to this square; default: the most common size
@@ -178,14 +189,25 @@ class ImageFolder:
 
     def load(self, seed: int, options: ImageFolderOptions) -> LabeledArrays:
         root = data_path(options, self.name, "folder")
-        try:
-            found = class_images(root)
-        except OSError as exc:
-            raise UsageError(f"[data] path {root}: cannot read {exc.filename}: {exc.strerror}") from None
+        found = _read_folder(root, "path")
+        classes = list(found.images)
         notes = _notes(root, found)
         paths = [path for class_paths in found.images.values() for path in class_paths]
-        labels = np.concatenate([np.full(len(class_paths), label, dtype=np.int64)
-                                 for label, class_paths in enumerate(found.images.values())])
+        labels = [np.full(len(class_paths), label, dtype=np.int64)
+                  for label, class_paths in enumerate(found.images.values())]
+        counts: dict[str, int] = {}
+        for key in options.split_paths():  # the user's own splits: folders of the same classes
+            split_root = data_path(options, self.name, "folder", key=key)
+            given = _read_folder(split_root, key)
+            unknown = sorted(set(given.images) - set(classes))
+            if unknown:
+                raise UsageError(f"[data] {key} {split_root}: class folder(s) {', '.join(unknown)} are not "
+                                 f"classes of [data] path {root} ({', '.join(classes)})")
+            notes += _notes(split_root, given)
+            for name, class_paths in given.images.items():
+                paths += class_paths
+                labels.append(np.full(len(class_paths), classes.index(name), dtype=np.int64))
+            counts[key] = sum(map(len, given.images.values()))
         sizes, modes = _headers(paths)
         if options.image_size:
             size = (options.image_size, options.image_size)
@@ -194,9 +216,9 @@ class ImageFolder:
             notes += size_notes
         channels = 1 if modes <= GRAYSCALE_MODES else 3
         x = np.stack([read_pixels(path, size, channels) for path in paths]).transpose(0, 3, 1, 2)  # [N, C, H, W]
-        return LabeledArrays(np.ascontiguousarray(x, dtype=np.float32), labels, "image",
-                             class_names=tuple(found.images), notes=tuple(notes),
-                             raw=_raw_inputs(size, modes, channels))
+        return LabeledArrays(np.ascontiguousarray(x, dtype=np.float32), np.concatenate(labels), "image",
+                             class_names=tuple(classes), notes=tuple(notes), raw=_raw_inputs(size, modes, channels),
+                             val_samples=counts.get("val_path", 0), test_samples=counts.get("test_path", 0))
 
 
 @automl.hookimpl

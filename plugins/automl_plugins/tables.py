@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -11,7 +12,7 @@ from pydantic import Field
 import automl
 from automl import DataPath, LabeledArrays, RawInputs, UsageError
 from automl_plugins._delimited import Table, read_table
-from automl_plugins._files import LabelColumnOptions, data_path, label_column, missing_rows, written_as
+from automl_plugins._files import LabelColumnOptions, given_splits, labeled_tables, missing_rows, written_as
 
 
 def _numeric(table: Table, name: str) -> np.ndarray:
@@ -75,16 +76,29 @@ class CsvTable:
     options = CsvOptions
 
     def load(self, seed: int, options: CsvOptions) -> LabeledArrays:
-        table = read_table(data_path(options, self.name))
-        table.column(options.label, "label")  # a missing label column is named before the features are read
-        features = _feature_columns(table, options)
-        table, feature_notes = _complete_rows(table, features, options)
-        table, y, class_names, notes = label_column(table, options)
-        x = np.stack([_numeric(table, name) for name in features], axis=1)
-        raw = RawInputs(description=f"one row's feature columns of {table.path.name}, as numbers in the order of "
-                        "feature_names", feature_names=tuple(features))
+        features: list[str] = []
+        feature_notes: list[str] = []
+
+        def read(path: Path) -> Table:
+            table = read_table(path)
+            table.column(options.label, "label")  # a missing label column is named before the features are read
+            columns = _feature_columns(table, options)
+            if features and columns != features:
+                raise UsageError(f"{path}: its feature columns ({', '.join(columns)}) are not those of "
+                                 f"{options.path} ({', '.join(features)}); every split needs the same columns")
+            features[:] = columns
+            table, notes = _complete_rows(table, columns, options)
+            feature_notes.extend(notes)
+            return table
+
+        tables, y, class_names, notes = labeled_tables(options, self.name, read)
+        x = np.concatenate([np.stack([_numeric(table, name) for name in features], axis=1) for table in tables])
+        raw = RawInputs(description=f"one row's feature columns of {tables[0].path.name}, as numbers in the order "
+                        "of feature_names", feature_names=tuple(features))
+        val_samples, test_samples = given_splits(options, [len(table.lines) for table in tables])
         return LabeledArrays(x.astype(np.float32), y, "tabular", class_names=class_names,
-                             notes=(*feature_notes, *notes), raw=raw)
+                             notes=(*feature_notes, *notes), raw=raw, val_samples=val_samples,
+                             test_samples=test_samples)
 
 
 @automl.hookimpl

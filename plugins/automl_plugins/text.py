@@ -7,6 +7,7 @@ Texts are split into characters or words; the vocabulary is fitted on the train 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -14,8 +15,8 @@ from pydantic import Field, PositiveInt
 
 import automl
 from automl import DataPath, LabeledArrays, Tokenizer
-from automl_plugins._delimited import read_table
-from automl_plugins._files import LabelColumnOptions, data_path, label_column
+from automl_plugins._delimited import Table, read_table
+from automl_plugins._files import LabelColumnOptions, given_splits, labeled_tables
 
 
 class TextOptions(LabelColumnOptions):
@@ -32,13 +33,17 @@ class TextFile:
     options = TextOptions
 
     def load(self, seed: int, options: TextOptions) -> LabeledArrays:
-        path = data_path(options, self.name)
-        table = read_table(path)
-        table.column(options.text, "text")  # a missing text column is named before the labels are read
-        table, y, class_names, notes = label_column(table, options)
-        texts = np.array(table.columns[options.text], dtype=object)
+        def read(path: Path) -> Table:
+            table = read_table(path)
+            table.column(options.text, "text")  # a missing text column is named before the labels are read
+            return table
+
+        tables, y, class_names, notes = labeled_tables(options, self.name, read)
+        texts = np.array([text for table in tables for text in table.columns[options.text]], dtype=object)
         tokenizer = Tokenizer(options.tokenizer, options.max_length, options.min_freq)
-        return LabeledArrays(texts, y, "tokens", class_names=class_names, tokenizer=tokenizer, notes=notes)
+        val_samples, test_samples = given_splits(options, [len(table.lines) for table in tables])
+        return LabeledArrays(texts, y, "tokens", class_names=class_names, tokenizer=tokenizer, notes=notes,
+                             val_samples=val_samples, test_samples=test_samples)
 
 
 @automl.hookimpl

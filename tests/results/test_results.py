@@ -21,7 +21,8 @@ from automl.storage.artifacts import CURVE_JSON, CURVE_PNG, SUMMARY, WEIGHTS, ar
 from automl.cli import main
 from automl.config import DataConfig, load_study_file
 from automl.search.curve_image import PALETTE
-from automl.data.prepare import prepare, split_indices
+from automl.data.prepare import prepare
+from automl.data.splits import split_indices
 from automl.errors import UsageError
 from automl.results.hypervolume import hypervolume_history
 from automl.plugin.registry import registry
@@ -150,7 +151,7 @@ def test_export_onnx_of_a_front_trial_reproduces_its_test_accuracy(searched_stud
     from sklearn.datasets import load_digits
 
     arrays = registry().datasets["digits"].obj.load(0, DataConfig())
-    test_rows = split_indices(arrays, DataConfig(), 0)[2]
+    test_rows = split_indices(arrays, DataConfig(), 0).test
     pixels = load_digits().images[test_rows][:, None].astype(np.float32)
     test = prepare(DataConfig(), registry(), 0).test
     session = onnxruntime.InferenceSession(str(tmp_path / f"trial{trial.number}.onnx"))
@@ -171,7 +172,7 @@ def test_export_without_weights_retrains_the_trial_first(searched_study: Searche
     # Same seed, same epochs: the retrained model is the trial's model again.
     from sklearn.datasets import load_digits
 
-    test_rows = split_indices(registry().datasets["digits"].obj.load(0, DataConfig()), DataConfig(), 0)[2]
+    test_rows = split_indices(registry().datasets["digits"].obj.load(0, DataConfig()), DataConfig(), 0).test
     pixels = torch.from_numpy(load_digits().images[test_rows][:, None]).float()
     test = prepare(DataConfig(), registry(), 0).test
     model = torch.jit.load(str(tmp_path / f"trial{slow.number}.torchscript.pt"))

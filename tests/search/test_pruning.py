@@ -13,6 +13,7 @@ from automl.errors import UsageError
 from automl.search.objective import Objective
 from automl.plugin.registry import registry
 from automl.search.pruners import make_pruner
+from automl.search.signal import ranked_accuracy
 from automl.search.plan import plan_study
 
 SMALL_MLP = {"family": "mlp", "mlp.depth": 1, "mlp.width": 32, "mlp.activation": "relu", "mlp.norm": "none",
@@ -36,7 +37,10 @@ def test_single_objective_pruner_stops_a_hopeless_trial(pruner: str, leaders: in
     assert hopeless.state == optuna.trial.TrialState.PRUNED, hopeless.user_attrs
     assert hopeless.user_attrs["pruned_at_epoch"] == 1 and hopeless.user_attrs["epochs"] == 1
     assert len(hopeless.user_attrs["val_curve"]) == 1 and "fail_reason" not in hopeless.user_attrs
-    assert hopeless.intermediate_values == {1: pytest.approx(hopeless.user_attrs["val_curve"][0], abs=1e-5)}
+    # It reports the ranked accuracy: the accuracy, ties broken by the validation loss.
+    attrs = hopeless.user_attrs
+    ranked = ranked_accuracy(attrs["val_curve"][0], attrs["val_loss_curve"][0], attrs["val_samples"])
+    assert ranked < attrs["val_curve"][0] and hopeless.intermediate_values == {1: pytest.approx(ranked, abs=1e-5)}
 
 
 def test_optuna_pruner_in_a_multi_objective_study_is_a_usage_error(tmp_path: Path) -> None:
