@@ -13,6 +13,7 @@ from automl.plugin.arrays import LabeledArrays
 from automl.plugin.contract import Family
 from automl.plugin.registry import Registry
 from automl.search.preflight import check_artifact_folder, check_device, check_training_step
+from automl.search.small_data import scaled_for_data
 
 
 @dataclass
@@ -68,6 +69,8 @@ def plan_study(config: StudyConfig, path: Path | str, registry: Registry, storag
             split_arrays(arrays, config.data, config.seed)
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
-    families, notes = choose_families(config.search.families, registry, data.task.kind, path)
+    config, notes = scaled_for_data(config, data)
+    families, chosen = choose_families(config.search.families, registry, data.task.kind, path)
+    notes += chosen
     notes += check_training_step(config, families, data, device, path)
     return StudyPlan(config, storage_url, families, data, [*data.notes, *notes])

@@ -2,6 +2,12 @@
 
 Images use 2-D convolutions; sequences ``[T, F]`` use 1-D convolutions over time with the ``F``
 features as channels; tokens are embedded first, the embedding's features as channels.
+
+For sequences the space also holds the time-series classifiers of Wang et al. (2017) and Ismail
+Fawaz et al. (2019): kernels 8, 5 and 3 in turn (across the blocks, or within each block of three
+convolutions), no pooling, and residual blocks with a 1x1 shortcut. FCN is 3 blocks of one
+convolution (kernels 8, 5, 3) with batch norm; ResNet is 3 residual blocks of three (8, 5, 3),
+64 channels first.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 import automl
@@ -20,6 +27,10 @@ MAX_CHANNELS = 256
 # Pool between blocks only while every spatial side is at least this long, so nothing shrinks
 # below 2: the 8x8 digits get two poolings (8 -> 4 -> 2), 32x32 images three.
 MIN_SIDE_TO_POOL = 4
+# The kernels of the time-series FCN and ResNet, used in turn ("8-5-3" in the space).
+TIME_SERIES_KERNELS = (8, 5, 3)
+IMAGE_KERNELS: list[int | str] = [3, 5]
+SEQUENCE_KERNELS: list[int | str] = [3, 5, 8, "8-5-3"]
 
 Layer = Callable[..., nn.Module]
 
@@ -60,6 +71,28 @@ def _poolings(blocks: int, sides: tuple[int, ...]) -> int:
     return count
 
 
+class Residual(nn.Module):
+    """``body(x) + shortcut(x)``, then ReLU: a ResNet block (He et al., 2016) with a 1x1 convolution
+    and batch norm on the shortcut when the channels change."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module) -> None:
+        super().__init__()
+        self.body, self.shortcut = body, shortcut
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return torch.relu(self.body(inputs) + self.shortcut(inputs))
+
+
+def _kernels(params: dict[str, Any], block: int) -> list[int]:
+    """The kernel of each convolution of block ``block``."""
+    convs = params.get("convs", 1)
+    if params["kernel"] != "8-5-3":
+        return [params["kernel"]] * convs
+    if convs == 1:  # FCN: one kernel per block, in turn
+        return [TIME_SERIES_KERNELS[min(block, len(TIME_SERIES_KERNELS) - 1)]]
+    return list(TIME_SERIES_KERNELS)  # ResNet: every block runs through them
+
+
 class CNNFamily:
     """1 to 4 conv blocks of 8 to 256 channels: 170 to about four million parameters on the digits."""
 
@@ -68,15 +101,19 @@ class CNNFamily:
 
     def search_space(self, trial: automl.Trial, task: automl.Task) -> dict[str, Any]:
         check_kind(self, task)
+        sequence = task.kind == "sequence"
         params = {
             **suggest_embedding(trial, task),
             "blocks": trial.suggest_int("blocks", 1, 4),
             "channels": trial.suggest_categorical("channels", BASE_CHANNELS),
-            "kernel": trial.suggest_categorical("kernel", [3, 5]),
+            "kernel": trial.suggest_categorical("kernel", SEQUENCE_KERNELS if sequence else IMAGE_KERNELS),
             "norm": trial.suggest_categorical("norm", ["none", "batch"]),
         }
+        if sequence:
+            params["convs"] = trial.suggest_categorical("convs", [1, 3])
+            params["residual"] = trial.suggest_categorical("residual", [False, True])
         if _poolings(params["blocks"], _sides(task)):
-            params["pool"] = trial.suggest_categorical("pool", ["max", "avg"])
+            params["pool"] = trial.suggest_categorical("pool", ["none", "max", "avg"] if sequence else ["max", "avg"])
         return params
 
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
@@ -85,16 +122,30 @@ class CNNFamily:
         layers, in_channels = _input_layers(task, params)
         conv, batch_norm, pools, global_pool = LAYERS_BY_RANK[len(sides)]
         poolings = _poolings(params["blocks"], sides)
-        kernel, use_batch_norm = params["kernel"], params["norm"] == "batch"
+        use_batch_norm = params["norm"] == "batch"
         for block in range(params["blocks"]):
             out_channels = min(params["channels"] * 2**block, MAX_CHANNELS)
-            # A bias right before batch norm is cancelled by its mean subtraction.
-            layers.append(conv(in_channels, out_channels, kernel, padding=kernel // 2,
-                               bias=not use_batch_norm))
-            if use_batch_norm:
-                layers.append(batch_norm(out_channels))
-            layers.append(nn.ReLU())
-            if block < poolings:
+            body: list[nn.Module] = []
+            channels = in_channels
+            for kernel in _kernels(params, block):
+                # A bias right before batch norm is cancelled by its mean subtraction.
+                if kernel % 2 == 0:  # only sequences have even kernels: pad one step more on the right
+                    body.append(nn.ConstantPad1d((kernel // 2 - 1, kernel // 2), 0.0))
+                body.append(conv(channels, out_channels, kernel, padding=kernel // 2 if kernel % 2 else 0,
+                                 bias=not use_batch_norm))
+                if use_batch_norm:
+                    body.append(batch_norm(out_channels))
+                body.append(nn.ReLU())
+                channels = out_channels
+            if params.get("residual"):
+                shortcut: nn.Module = nn.Identity()
+                if in_channels != out_channels:
+                    shortcut = nn.Sequential(conv(in_channels, out_channels, 1, bias=not use_batch_norm),
+                                             *([batch_norm(out_channels)] if use_batch_norm else []))
+                layers.append(Residual(nn.Sequential(*body[:-1]), shortcut))  # ReLU after the sum
+            else:
+                layers += body
+            if block < poolings and params["pool"] != "none":
                 layers.append(pools[params["pool"]](2))
             in_channels = out_channels
         layers += [global_pool(1), nn.Flatten(), nn.Linear(in_channels, task.num_classes)]
