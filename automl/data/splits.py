@@ -83,7 +83,7 @@ def _fold_count(arrays: LabeledArrays, config: DataConfig, rest: np.ndarray, val
         if config.folds > 1 and arrays.val_samples:
             raise UsageError(f"dataset {config.dataset!r} gives its own validation split, so [data] folds = "
                              f"{config.folds} cannot cross-validate; leave folds out, or give no validation split")
-        if config.folds > smallest:
+        if config.folds > 1 and config.folds > smallest:
             rarest = int(np.bincount(arrays.y[rest], minlength=arrays.num_classes).argmin())
             raise UsageError(f"dataset {config.dataset!r}: [data] folds = {config.folds}, but class "
                              f"{arrays.class_label(rarest)} has {smallest} non-test sample(s), so some fold "
@@ -99,9 +99,13 @@ def _fold_count(arrays: LabeledArrays, config: DataConfig, rest: np.ndarray, val
 
 
 def _check_classes(arrays: LabeledArrays, config: DataConfig, splits: SplitIndices) -> None:
-    named = [("train", splits.train), ("validation", splits.val)]
+    # Every class trains; the splits automl cuts hold every class too. The user's own splits
+    # need not: a test file of the classes at hand is the user's choice.
+    named = [("train", splits.train)]
+    if not arrays.val_samples:
+        named.append(("validation", splits.val))
     named += [(f"validation fold {index + 1}", fold) for index, fold in enumerate(splits.folds)]
-    if len(splits.test):
+    if len(splits.test) and not arrays.test_samples:
         named.append(("test", splits.test))
     for name, part in named:
         missing = np.setdiff1d(np.arange(arrays.num_classes), arrays.y[part])

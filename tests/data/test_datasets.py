@@ -37,8 +37,8 @@ def test_npz_kind_follows_the_shape_of_x(tmp_path: Path, shape, options, kind, i
     data = _prepare("npz", path, **options)
     assert (data.task.kind, data.task.input_shape, data.task.num_classes) == (kind, input_shape, 3)
     assert len(data.train.y) + len(data.val.y) + len(data.test.y) == 60
-    # Standardized with the train split's statistics.
-    assert abs(float(data.train.x.mean())) < 1e-5
+    # Standardized with the train split's statistics (with cross-validation, every non-test row's).
+    assert len(data.folds) == 5 and abs(float(data.non_test.x.mean())) < 1e-5
 
 
 def test_npz_tokens_keep_their_ids(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_text_vocabulary_comes_from_the_train_split_only(tmp_path: Path, suffix:
     rows = [[f"Word{i} {'good great' if label else 'bad awful'}", ["neg", "pos"][label]]
             for i, label in enumerate(y)]
     path = write_table(tmp_path / f"reviews{suffix}", ["review", "sentiment"], rows)
-    data = _prepare("text", path, text="review", label="sentiment", max_length=4)
+    data = _prepare("text", path, text="review", label="sentiment", max_length=4, folds=1)
     task = data.task
     assert (task.kind, task.input_shape, task.class_names) == ("tokens", (4,), ("neg", "pos"))
     # 4 shared words plus one word per train sample; each word{i} of val/test is unknown.
@@ -133,7 +133,7 @@ def test_prepare_checks_the_options_of_a_config_made_in_code(tmp_path: Path) -> 
     with pytest.raises(UsageError, match=r"key 'data.max_length': Input should be greater than 0 \(found 0\)"):
         _prepare("text", path, max_length=0)
     with pytest.raises(UsageError, match=r"unknown key 'data.label'; allowed in \[data\] for dataset 'npz': "
-                                         r"dataset, val_size, test_size, path, kind"):
+                                         r"dataset, val_size, test_size, folds, path, test_path, val_path, kind"):
         _prepare("npz", path, label="y")
 
 
