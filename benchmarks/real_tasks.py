@@ -226,6 +226,7 @@ class Outcome:
     front: int = 0
     best: dict[str, object] = field(default_factory=dict)
     retrained: float | None = None
+    cpu_s: float | None = None  # CPU seconds the run got (user + system): on a busy machine far below the budget
     note: str = ""
 
 
@@ -273,15 +274,16 @@ def number(value: object) -> str:
 
 def print_table(outcomes: list[Outcome], budget_s: float) -> None:
     print(f"\nofficial-test accuracy; automl: {budget_s:.0f} s budget, one thread, default settings; the best front "
-          "model retrained on every non-test row (trial: that trial's own test accuracy)")
-    header = (f"{'task':<22} {'rows':>5} {'automl':>7} {'trial':>6} {'val':>6} {'±':>6} {'folds':>5} {'front':>5} "
-              f"{'trials':>6} {'family':>6} {'1nn-ed':>7} {'1nn-dtw':>7} {'lr':>6} {'tfidf':>6} {'fcn':>6} "
-              f"{'resnet':>6}")
+          "model retrained on every non-test row (trial: that trial's own test accuracy; cpu s: what the run got)")
+    header = (f"{'task':<22} {'rows':>5} {'cpu s':>6} {'automl':>7} {'trial':>6} {'val':>6} {'±':>6} {'folds':>5} "
+              f"{'front':>5} {'trials':>6} {'family':>6} {'1nn-ed':>7} {'1nn-dtw':>7} {'lr':>6} {'tfidf':>6}"
+              f" {'fcn':>6} {'resnet':>6}")
     print(header)
     gaps, beaten = [], []
     for o in outcomes:
         b, best = o.baselines, o.best
-        print(f"{o.task.name:<22} {o.rows:>5} {number(o.retrained):>7} {number(best.get('test')):>6} "
+        cpu = f"{o.cpu_s:.0f}" if o.cpu_s is not None else "-"
+        print(f"{o.task.name:<22} {o.rows:>5} {cpu:>6} {number(o.retrained):>7} {number(best.get('test')):>6} "
               f"{number(best.get('val')):>6} {number(best.get('std')):>6} {best.get('folds') or 1:>5} {o.front:>5} "
               f"{o.trials:>6} {str(best.get('family', '-')):>6} {number(b.get('1nn_euclidean')):>7} "
               f"{number(b.get('1nn_dtw')):>7} {number(b.get('logistic_regression')):>6} {number(b.get('tfidf_lr')):>6} "
@@ -337,14 +339,18 @@ def main() -> None:
         time.sleep(1.0)
         for entry in list(running):
             outcome, folder, process, _ = entry
-            if process.poll() is not None:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                outcome.cpu_s = usage.ru_utime + usage.ru_stime
                 running.remove(entry)
                 (folder / RAN).write_text(str(process.returncode), encoding="utf-8")
                 finish(outcome, folder, automl)
                 print(f"  finished {outcome.task.name}", file=sys.stderr, flush=True)
     print_table(outcomes, budget_s)
     (root / "outcomes.json").write_text(json.dumps([{"task": o.task.name, "baselines": o.baselines, "best": o.best,
-                                                     "retrained": o.retrained, "front": o.front, "trials": o.trials}
+                                                     "retrained": o.retrained, "front": o.front, "trials": o.trials,
+                                                     "cpu_s": o.cpu_s}
                                                     for o in outcomes], default=str), encoding="utf-8")
 
 
