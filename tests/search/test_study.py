@@ -13,6 +13,7 @@ from automl.search.objective import Objective
 from automl.plugin.registry import Registered, Registry, registry
 from automl.search.plan import plan_study
 from automl.runner import run_plan
+from automl.search.signal import ranked_accuracy
 from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
 from automl.training.efficiency import NOT_TIMED
 from automl.plugin.task import Task
@@ -36,7 +37,10 @@ def test_run_then_resume_adds_trials_with_attrs(tiny_study: Path, tmp_path: Path
         assert attrs["n_params"] > 0 and attrs["flops"] > 0
         # Neither ranked nor limited here, latency is not timed (a tenth of a second per trial).
         assert "latency_ms" not in attrs and attrs["latency_method"] == NOT_TIMED
-        assert trial.values == [attrs["val_accuracy"], attrs["flops"]]
+        # The study ranks the accuracy with its ties broken by the validation loss (automl.search.signal).
+        ranked = ranked_accuracy(attrs["val_accuracy"], attrs["val_loss"], attrs["val_samples"])
+        assert trial.values == [ranked, attrs["flops"]]
+        assert 0 < attrs["val_accuracy"] - ranked < 0.5 / attrs["val_samples"]
         assert 0.0 <= attrs["test_accuracy"] <= 1.0
         family = trial.params["family"]
         assert all(key.startswith((f"{family}.", "train.")) for key in trial.params if key != "family")

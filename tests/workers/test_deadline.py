@@ -13,6 +13,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from automl.search.signal import ranked_accuracy
 from automl.storage.trial_queue import samples_until_deadline, still_queued
 from conftest import AUTOML, make_distribution, run_cli, with_path, write_study
 
@@ -116,7 +117,8 @@ def test_the_deadline_stops_the_trial_under_way_with_the_epochs_it_validated(tmp
     # It counts with what it reached: every validated epoch, its accuracy that of the last one.
     assert attrs["epochs"] == 3 and len(attrs["val_curve"]) == attrs["epochs"]
     assert attrs["val_accuracy"] == pytest.approx(attrs["val_curve"][-1], abs=1e-5)
-    assert stopped[0].values[0] == attrs["val_accuracy"] and 0 < attrs["test_accuracy"] <= 1
+    ranked = ranked_accuracy(attrs["val_accuracy"], attrs["val_loss"], attrs["val_samples"])
+    assert stopped[0].values[0] == ranked and 0 < attrs["test_accuracy"] <= 1
     assert stopped[0].number in [t.number for t in optuna.load_study(study_name="long", storage=url).best_trials]
     # Nothing started after the deadline (the stopped trial was the last to start); the trials
     # not reached stay queued for a rerun. (On a busy machine an earlier one may have been refused
