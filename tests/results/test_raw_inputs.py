@@ -15,7 +15,8 @@ from torch import nn
 
 from automl import LabeledArrays, RawInputs, UsageError
 from automl.config import DataConfig
-from automl.data.prepare import PreparedData, prepare, split_indices
+from automl.data.prepare import PreparedData, prepare
+from automl.data.splits import split_indices
 from automl.plugin.registry import registry
 from automl.results.raw_inputs import input_description, raw_input_model
 
@@ -25,7 +26,7 @@ def _prepare(dataset: str = "digits", **options: object) -> tuple[PreparedData, 
     config = DataConfig(dataset=dataset, **options)
     arrays = registry().datasets[dataset].obj.load(0, registry().datasets[dataset].obj.options.model_validate(
         config.options))
-    return prepare(config, registry(), 0), split_indices(arrays, config, 0)[2]
+    return prepare(config, registry(), 0), split_indices(arrays, config, 0).test
 
 
 def _a_model(data: PreparedData) -> nn.Module:
