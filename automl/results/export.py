@@ -247,13 +247,22 @@ def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry:
     is trained again as it was, with its seed and epochs, which ``note`` announces.
     """
     check_trained(stored)
+    state = load_weights(store, stored.study, stored.trial)
     if stored.trial.user_attrs.get(TrialAttr.FOLDS):
         # A cross-validated trial trained one model per fold, each on part of the rows: the model
-        # to ship is its configuration trained on every non-test row.
-        note(f"{stored.label} was cross-validated; training its configuration on every non-test row, "
-             "for its epochs, before exporting")
-        return retrain(stored, stored.data(registry)).model, "trained on every non-test row (cross-validated trial)"
-    state = load_weights(store, stored.study, stored.trial)
+        # to ship is its configuration trained on every non-test row. Without the data, the
+        # stored weights (its first fold's model) are what there is.
+        try:
+            data = stored.data(registry)
+        except UsageError as exc:
+            if state is None:
+                raise
+            note(f"{stored.label} was cross-validated, but its data cannot be loaded ({exc}); exporting its "
+                 "first fold's model, trained on all but that fold's rows")
+        else:
+            note(f"{stored.label} was cross-validated; training its configuration on every non-test row, "
+                 "for its epochs, before exporting")
+            return retrain(stored, data).model, "trained on every non-test row (cross-validated trial)"
     if state is not None:
         model = stored.build()
         model.load_state_dict(state)
