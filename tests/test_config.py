@@ -39,7 +39,8 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path: Path) -> None:
 def test_unknown_data_key_lists_the_keys_of_the_dataset(tmp_path: Path) -> None:
     stderr = " ".join(_reject(tmp_path, "[data]\ndataset = \"text\"\npath = \"r.tsv\"\ncentres = 4\n").split())
     assert ("unknown key 'data.centres'; allowed in [data] for dataset 'text': dataset, val_size, test_size, "
-            "path, label, missing_labels, text, tokenizer, max_length, min_freq") in stderr
+            "folds, path, test_path, val_path, label, missing_labels, missing_values, text, tokenizer, max_length, "
+            "min_freq") in stderr
 
 
 def test_options_for_a_dataset_that_reads_none_are_refused(tmp_path: Path) -> None:
@@ -103,8 +104,10 @@ def test_old_style_data_keys_run_from_another_folder(tmp_path: Path) -> None:
     result = run_cli("run", str(study), "--no-progress", cwd=tmp_path / "elsewhere")
     assert result.returncode == 0, result.stderr
     attrs = optuna.load_study(study_name="old", storage=f"sqlite:///{database}").user_attrs
-    assert attrs[CONFIG_ATTR]["data"]["options"] == {"path": str(tmp_path / "study" / "t.csv"), "label": "answer",
-                                                    "missing_labels": "error"}
+    options = attrs[CONFIG_ATTR]["data"]["options"]
+    assert {key: options[key] for key in ("path", "label", "missing_labels", "test_path", "val_path")} == {
+        "path": str(tmp_path / "study" / "t.csv"), "label": "answer", "missing_labels": "error", "test_path": None,
+        "val_path": None}
     assert list(attrs[TASK_ATTR]["class_names"]) == ["no", "yes"]
 
 
@@ -143,7 +146,7 @@ def test_third_party_dataset_validates_its_own_options(tmp_path: Path) -> None:
     stderr = " ".join(_reject(tmp_path, "[data]\ndataset = \"blobs\"\n[data.options]\ncentres = 4\n",
                               env=with_path(site)).split())
     assert "unknown key 'data.options.centres'; allowed in [data] for dataset 'blobs': dataset, val_size, " \
-           "test_size, centers" in stderr
+           "test_size, folds, centers" in stderr
 
 
 def test_wrong_type_names_key_expected_and_found(tmp_path: Path) -> None:

@@ -53,8 +53,13 @@ CASES = {
                    conv(64, 1, 8, 9) + conv(16, 8, 16, 9) + conv(4, 16, 32, 9) + linear(1, 32, 10)),
     # Conv1d over 12 steps with the 3 features as channels, pooled once to 6 steps.
     "cnn-sequence": ("cnn", SEQUENCE,
-                     {"blocks": 2, "channels": 8, "kernel": 5, "norm": "none", "pool": "max"},
+                     {"blocks": 2, "channels": 8, "kernel": 5, "norm": "none", "convs": 1, "residual": False,
+                      "pool": "max"},
                      conv(12, 3, 8, 5) + conv(6, 8, 16, 5) + linear(1, 16, 5)),
+    # A residual block of the time-series ResNet: kernels 8, 5, 3 and a 1x1 shortcut, lengths kept.
+    "cnn-resnet": ("cnn", SEQUENCE,
+                   {"blocks": 1, "channels": 8, "kernel": "8-5-3", "norm": "none", "convs": 3, "residual": True},
+                   conv(12, 3, 8, 8) + conv(12, 8, 8, 5) + conv(12, 8, 8, 3) + conv(12, 3, 8, 1) + linear(1, 8, 5)),
     "rnn-lstm": ("rnn", SEQUENCE,
                  {"cell": "lstm", "hidden": 16, "layers": 2, "bidirectional": True,
                   "readout": "last", "dropout": 0.0},
