@@ -187,8 +187,9 @@ def _retrain(args: argparse.Namespace) -> None:
     data = stored.data(registry())
     result = retrain(stored, data, args.epochs)
     before = stored.trial.user_attrs.get(TrialAttr.TEST_ACCURACY)
+    tested = "no test split" if result.test_accuracy is None else f"test accuracy {result.test_accuracy:.4f}"
     print(f"trial {stored.trial.number} ({stored.family.name}) retrained on train+validation "
-          f"({result.train_samples} samples, {result.epochs} epochs): test accuracy {result.test_accuracy:.4f}"
+          f"({result.train_samples} samples, {result.epochs} epochs): {tested}"
           + (f" (trained on train alone: {before:.4f})" if before is not None else ""))
     if args.out:
         exported = export_model(stored, result.model, fmt, Path(args.out),
