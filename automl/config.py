@@ -63,10 +63,8 @@ class DataConfig(_Section):
 
     dataset: str = "digits"
     val_size: float = Field(0.15, gt=0, lt=1)
-    # 0: no test split (nothing is reported beside validation); a dataset's own test split replaces it.
-    test_size: float = Field(0.15, ge=0, lt=1)
-    # Stratified k-fold cross-validation over the non-test rows (k >= 2), one validation split (1),
-    # or "auto": 5 folds when the validation split would hold fewer than 100 samples (automl.data.prepare).
+    test_size: float = Field(0.15, ge=0, lt=1)  # 0: no test split
+    # k-fold cross-validation (k >= 2), one validation split (1) or "auto" (automl.data.splits).
     folds: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
     options: dict[str, Any] = {}
 
