@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import importlib
 import io
 import json
 import logging
@@ -56,17 +57,11 @@ class CliResult:
     stderr: str
 
 
-# Environment that changes what a fresh interpreter imports (plugins on the path, the allowlist,
-# hook tracing): the registry of this process was built already, so such a command needs its own.
-FRESH_INTERPRETER_ENV = ("PYTHONPATH", ALLOWLIST_ENV, "AUTOML_TRACE_HOOKS")
-
-
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
-    """Run ``automl ARGS`` as a user would from ``cwd`` with ``env``: in this process (automl.cli.main,
-    milliseconds instead of a second interpreter's seconds of imports), or in a fresh interpreter
-    (spawn_cli) when ``env`` changes what one imports. ``timeout`` bounds a spawned command."""
-    if env and any(key in env for key in FRESH_INTERPRETER_ENV):
-        return spawn_cli(*args, cwd=cwd, env=env, timeout=timeout)
+    """Run ``automl ARGS`` as a user would from ``cwd`` with ``env``, in this process (automl.cli.main):
+    milliseconds where a fresh interpreter spends seconds of imports. As a fresh process would, it
+    reads the data files and builds the plugin registry afresh, puts ``env``'s PYTHONPATH on the
+    import path (and drops the modules imported from there after). ``timeout`` bounds spawn_cli only."""
     return _in_process(list(args), cwd, {"NO_COLOR": "1", "COLUMNS": "200", **(env or {})})
 
 
@@ -90,12 +85,32 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+@contextlib.contextmanager
+def _import_path(env: dict[str, str]) -> Iterator[None]:
+    """``env``'s PYTHONPATH on sys.path for the block, a registry built from it, and after the block
+    the modules imported from there forgotten and the registry built again when next asked for."""
+    from automl.plugin.registry import registry
+
+    added = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry and entry not in sys.path]
+    before = set(sys.modules)
+    sys.path[:0] = added
+    importlib.invalidate_caches()
+    registry.cache_clear()
+    try:
+        yield
+    finally:
+        del sys.path[:len(added)]
+        for name in set(sys.modules) - before:
+            if any(str(getattr(sys.modules[name], "__file__", None) or "").startswith(entry) for entry in added):
+                del sys.modules[name]
+        registry.cache_clear()
+
+
 def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
     import automl.cli
     from automl.data.prepare import prepare
 
     prepare.cache_clear()  # a fresh process reads the data files as they are now
-
     saved_env = {key: os.environ.get(key) for key in env}
     saved_cwd, saved_argv, saved_err = Path.cwd(), sys.argv, automl.cli.ERR
     out, err = io.StringIO(), io.StringIO()
@@ -107,7 +122,7 @@ def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
         sys.argv = ["automl", *argv]
         optuna.logging.disable_default_handler()
         optuna.logging.get_logger("optuna").addHandler(optuna_log)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _import_path(env):
             automl.cli.ERR = Console(stderr=True)  # as a fresh process makes it: COLUMNS as set now
             try:
                 code = automl.cli.main(argv)
