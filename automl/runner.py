@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -94,6 +95,7 @@ def run(config: StudyConfig | str | os.PathLike[str], *, n_trials: int | None = 
         automl.workers.interrupts.Interrupted: SIGINT or SIGTERM; the running trials are queued again.
     """
     started = time.time()  # the time budget covers the whole run: loading the libraries and the data too
+    _check_arguments(n_trials=n_trials, timeout=timeout, workers=workers, threads=threads)
     if data is not None and workers != 1:
         raise UsageError(f"data=(x, y) lives in this process, so it trains here (workers=1), not with workers="
                          f"{workers}; for workers elsewhere, save the arrays as an .npz file (x and y) and give "
@@ -196,6 +198,21 @@ def join(config: StudyConfig | str | os.PathLike[str], *, storage: str | None = 
         except Interrupted as interrupt:
             interrupt.worker = worker_name()  # several workers print one line each: say whose
             raise
+
+
+def _check_arguments(**values: float | None) -> None:
+    """The numbers the command line checks as it parses them (automl.cli), checked as a call's
+    arguments: UsageError naming the argument."""
+    least = {"n_trials": 1, "workers": 0, "threads": 1}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise UsageError(f"automl.run: {name} must be a number, found {value!r}")
+        if name == "timeout" and value <= 0:
+            raise UsageError(f"automl.run: timeout must be a number of seconds above 0, found {value}")
+        if name in least and (value != int(value) or value < least[name]):
+            raise UsageError(f"automl.run: {name} must be a whole number of at least {least[name]}, found {value}")
 
 
 def _loaded(config: StudyConfig | str | os.PathLike[str]) -> StudyConfig:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, spawn_cli
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["show"], ["plugins"], ["dashboard"]])
@@ -28,6 +28,15 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
         wrong = run_cli("run", "x.toml", flag, value, cwd=tmp_path)
         assert wrong.returncode == 2 and f"automl run: error: argument {flag}: {message}" in wrong.stderr
     assert not list(tmp_path.iterdir()), "a usage error wrote something"
+
+
+def test_the_command_in_a_fresh_process_prints_and_exits_as_in_process(tmp_path: Path) -> None:
+    # The other tests run the CLI in-process (conftest.run_cli); this one is the process a user starts.
+    fresh = spawn_cli("run", "nope.toml", cwd=tmp_path)
+    in_process = run_cli("run", "nope.toml", cwd=tmp_path)
+    assert (fresh.returncode, fresh.stdout, fresh.stderr) == (in_process.returncode, in_process.stdout,
+                                                              in_process.stderr)
+    assert fresh.returncode == 2 and "nope.toml does not exist" in fresh.stderr
 
 
 @pytest.mark.slow  # a real study through the CLI

@@ -215,3 +215,14 @@ def test_a_config_built_in_python_runs_on_worker_processes(tmp_path: Path) -> No
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
     assert all(trial.user_attrs["worker"].split(":")[1] != str(os.getpid()) for trial in study.trials)
     assert not list(Path(tempfile.gettempdir()).glob("automl-study-*"))  # the workers' study file is gone
+
+
+@pytest.mark.parametrize(("argument", "message"), [({"n_trials": 0}, "n_trials must be a whole number of at least 1"),
+                                                   ({"timeout": -3.0}, "timeout must be a number of seconds above 0"),
+                                                   ({"workers": -1}, "workers must be a whole number of at least 0"),
+                                                   ({"threads": True}, "threads must be a number, found True")])
+def test_automl_run_checks_its_arguments_as_the_command_line_does(tmp_path: Path, argument: dict[str, Any],
+                                                                   message: str) -> None:
+    with pytest.raises(automl.UsageError, match=message):
+        automl.run(_study_file(tmp_path), **argument)
+    assert not list(tmp_path.glob("*.db"))
