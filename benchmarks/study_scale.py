@@ -1,0 +1,163 @@
+"""How automl's costs grow with a study: per-trial overhead, the views, many workers on one database.
+
+Side by side with plain Optuna in one run, on SQLite and (with a server) PostgreSQL:
+
+1. per-trial overhead (everything but the training epochs) in studies already holding N finished
+   trials, automl's worker against Optuna's ``study.optimize`` with the same grouped multivariate
+   TPE on the same database (scale/overhead.py); the ratios automl/Optuna and automl at N / at the
+   smallest N;
+2. ``automl show``, ``automl report`` and ``automl dashboard`` (start-up, the study API as the
+   browser calls it, the page in headless Chromium) on those studies, against ``optuna
+   best-trials`` and the dashboard on the plain Optuna study of the same trials: time and peak
+   memory (scale/views.py);
+3. on PostgreSQL, 8, 32 and 128 simulated workers doing a worker's storage work on one study:
+   finished trials per second, connections, errors, lost, stuck and duplicated trials
+   (scale/workers.py).
+
+The studies are written in bulk (scale/bulk.py), as automl's workers leave them, so a study of
+50,000 trials takes a minute to make, not days. PostgreSQL: ``--postgres URL`` (or
+AUTOML_TEST_POSTGRES_URL, as .ci/postgres.sh sets it) of a role that may create databases; each
+size gets a database of its own, dropped at the end. The last lines are ``key=value`` figures.
+
+    python benchmarks/study_scale.py --quick        # about a minute: a smoke run
+    python benchmarks/study_scale.py                # 100 to 50,000 trials: an hour or more on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from scale import bulk, views, workers
+from scale.overhead import automl_overhead, optuna_overhead
+from sqlalchemy.engine import make_url
+
+from automl.results.dashboard import DashboardUpdater
+from automl.storage.urls import load_study
+
+AUTOML, OPTUNA = "automl", "optuna"
+VIEW_TIMEOUT_S = 600
+
+
+@contextlib.contextmanager
+def database(backend: str, postgres: str | None, size: int, folder: Path) -> Iterator[str]:
+    """A new, empty database for one size: an SQLite file, or a PostgreSQL database dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / f'scale-{size}.db'}"
+        return
+    assert postgres is not None
+    name = f"automl_scale_{size}_{os.getpid()}"
+    admin = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
+    finally:
+        sqlalchemy.create_engine(postgres).dispose()
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def overhead_rows(backend: str, url: str, size: int, timed: int, results: dict[str, float]) -> None:
+    started = time.perf_counter()
+    study_plan, configs = bulk.automl_study(AUTOML, url, size)
+    bulk.optuna_study(OPTUNA, url, size, configs)
+    made = time.perf_counter() - started
+    ours = automl_overhead(study_plan, size, timed)
+    theirs = optuna_overhead(study_plan, url, OPTUNA, max(2, timed // 2) if size >= 10_000 else timed)
+    results[f"overhead_ms_{backend}_{size}"] = 1000 * ours
+    base = results.setdefault(f"overhead_ms_{backend}_base", 1000 * ours)
+    print(f"{backend:<10} {size:>7,} {1000 * ours:>10.1f} {1000 * theirs:>10.1f} {ours / theirs:>13.3f} "
+          f"{1000 * ours / base:>11.2f}   (studies written in {made:.0f} s)", flush=True)
+
+
+def view_rows(url: str, size: int, browser: bool, results: dict[str, float]) -> None:
+    started = time.perf_counter()
+    DashboardUpdater().update(load_study(AUTOML, url))  # what `automl run` keeps up to date as it goes
+    notes_s = time.perf_counter() - started
+    show, report = views.show(url, AUTOML, VIEW_TIMEOUT_S), views.report(url, AUTOML, VIEW_TIMEOUT_S)
+    peer = views.optuna_best_trials(url, OPTUNA, VIEW_TIMEOUT_S)
+    with views.dashboard(url, VIEW_TIMEOUT_S) as served:
+        api = {name: views.study_api(served, name, VIEW_TIMEOUT_S) for name in (AUTOML, OPTUNA)}
+        page = {name: views.page_load(served, name, VIEW_TIMEOUT_S) if browser else None for name in (AUTOML, OPTUNA)}
+    print(f"{size:>7,} trials: show {show.seconds:6.1f} s {show.peak_mib:5.0f} MiB{'' if show.ok else ' FAILED'} | "
+          f"report {report.seconds:6.1f} s {report.peak_mib:5.0f} MiB{'' if report.ok else ' FAILED'} | "
+          f"optuna best-trials {peer.seconds:6.1f} s {peer.peak_mib:5.0f} MiB | "
+          f"show/peer {show.seconds / peer.seconds:.2f}",
+          flush=True)
+    print(f"{'':>16}dashboard: notes {notes_s:5.1f} s, start-up {served.started_s:5.1f} s, "
+          f"peak {served.peak_mib:5.0f} MiB | study API {api[AUTOML][0]:5.2f} s {api[AUTOML][1] / 1e6:5.1f} MB vs "
+          f"Optuna's study {api[OPTUNA][0]:5.2f} s {api[OPTUNA][1] / 1e6:5.1f} MB "
+          f"({api[AUTOML][0] / api[OPTUNA][0]:.2f}x)"
+          + (f" | Chromium {page[AUTOML].seconds:5.1f} s{'' if page[AUTOML].ok else ' NOT RENDERED'} vs "
+             f"{page[OPTUNA].seconds:5.1f} s ({page[AUTOML].seconds / page[OPTUNA].seconds:.2f}x)"
+             if page[AUTOML] and page[OPTUNA] else " | no Chromium"), flush=True)
+    results.update({f"show_s_{size}": show.seconds, f"show_mib_{size}": show.peak_mib,
+                    f"report_s_{size}": report.seconds, f"report_mib_{size}": report.peak_mib,
+                    f"dashboard_api_s_{size}": api[AUTOML][0]})
+    if page[AUTOML]:
+        results[f"chromium_s_{size}"] = page[AUTOML].seconds if page[AUTOML].ok else float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="studies of 100 and 300 trials, 4 workers: a smoke run")
+    parser.add_argument("--sizes", help="study sizes, comma-separated (default 100,1000,10000,50000)")
+    parser.add_argument("--views-from", type=int, default=1000, help="views on studies of at least this many trials")
+    parser.add_argument("--workers", help="simulated worker counts (default 8,32,128)")
+    parser.add_argument("--postgres", default=os.environ.get("AUTOML_TEST_POSTGRES_URL"),
+                        help="PostgreSQL server URL (default $AUTOML_TEST_POSTGRES_URL); without one, SQLite only")
+    parser.add_argument("--no-browser", action="store_true", help="leave headless Chromium out")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore")
+    sizes = [int(n) for n in (args.sizes or ("100,300" if args.quick else "100,1000,10000,50000")).split(",")]
+    views_from = 300 if args.quick else args.views_from
+    counts = [int(n) for n in (args.workers or ("4" if args.quick else "8,32,128")).split(",")]
+    backends = ["sqlite", *(["postgresql"] if args.postgres else [])]
+    browser = not args.no_browser and views.chromium() is not None
+    timed = 6 if args.quick else 15
+    results: dict[str, float] = {}
+    print(f"per-trial overhead (ms, everything but the training epochs; median of {timed} trials, fewer for "
+          "Optuna from 10,000 on)")
+    print(f"{'backend':<10} {'trials':>7} {'automl':>10} {'optuna':>10} {'automl/optuna':>13} {'automl/base':>11}")
+    with tempfile.TemporaryDirectory(prefix="automl-scale-") as folder:
+        for backend in backends:
+            for size in sizes:
+                with database(backend, args.postgres, size, Path(folder)) as url:
+                    overhead_rows(backend, url, size, timed, results)
+                    if backend == "sqlite" and size >= views_from:
+                        view_rows(url, size, browser, results)
+        if args.postgres:
+            print("simulated workers on one PostgreSQL study (threads in 4 processes without torch; "
+                  f"{'0.2' if args.quick else '1'} s of 'training' per trial)")
+            print(f"{'workers':>7} {'trials':>6} {'trials/s':>8} {'connections':>11} {'per worker':>10} "
+                  f"{'errors':>6} {'failed':>6} {'lost':>4} {'stuck':>5} {'duplicated':>10}")
+            for count in counts:
+                with database("postgresql", args.postgres, count, Path(folder)) as url:
+                    found = workers.simulate(url, f"workers-{count}", count, 2 if args.quick else 5,
+                                             0.2 if args.quick else 1.0)
+                print(f"{count:>7} {found.trials:>6} {found.per_second:>8.1f} {found.max_connections:>11} "
+                      f"{found.max_connections / count:>10.2f} {found.errors:>6} {found.failed:>6} {found.lost:>4} "
+                      f"{found.stuck:>5} {found.duplicated:>10}", flush=True)
+                if found.first_error:
+                    print(f"  first error: {found.first_error}")
+                results.update({f"workers_{count}_per_s": found.per_second,
+                                f"workers_{count}_connections": found.max_connections,
+                                f"workers_{count}_wrong": found.errors + found.failed + found.lost + found.stuck
+                                + found.duplicated})
+    for key, value in results.items():
+        print(f"{key}={value:.4g}")
+
+
+if __name__ == "__main__":
+    main()
