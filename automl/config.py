@@ -137,15 +137,18 @@ class SearchConfig(_Section):
 
 
 class BudgetConfig(_Section):
-    """``[budget]``: limits a config must meet to be trained at all; unset means no limit."""
+    """``[budget]``: limits a config must meet to be trained (unset: none); study-wide ones (s, h) too."""
 
     max_params: PositiveInt | None = None
     max_flops: PositiveFloat | None = None  # forward FLOPs per sample
     max_latency_ms: PositiveFloat | None = None  # at [search] latency_batch_size
+    study_timeout: PositiveFloat | None = None  # seconds from its creation (automl.workers.study_budget)
+    device_hours: PositiveFloat | None = None  # its trials' device time summed over all workers
 
     def limits(self) -> dict[str, float]:
-        """The budget keys that are set, with their limits."""
-        return {key: float(value) for key, value in self.model_dump().items() if value is not None}
+        """The per-config limits that are set (the trials' constraints), by budget key."""
+        dumped = self.model_dump(exclude={"study_timeout", "device_hours"}).items()
+        return {key: float(value) for key, value in dumped if value is not None}
 
 
 class TrainConfig(_Section):
@@ -239,8 +242,7 @@ class StudyConfig(_StudyKeys):
     ``StudyConfig(name="digits", train={"max_epochs": 5})`` (or ``StudyConfig.from_dict(...)``) is
     validated as a study file is, the ``[data]`` options by the selected dataset among the installed
     plugins; a relative data path is taken relative to the working directory. Raises UsageError
-    naming every wrong key, what is allowed and what was found.
-    """
+    naming every wrong key, what is allowed and what was found."""
 
     # The study file it was read from (load_study_file); None for a config built in Python.
     _source: Path | None = PrivateAttr(None)
@@ -257,11 +259,9 @@ class StudyConfig(_StudyKeys):
 
     @classmethod
     def as_stored(cls, keys: dict[str, Any]) -> StudyConfig:
-        """The config a study stored (its ``automl_config`` attr): its keys checked, the dataset's
-        options not (the data may have been given in memory, or its plugin is gone since).
-
-        Raises pydantic.ValidationError (a ValueError) for keys that no longer validate.
-        """
+        """The config a study stored (its ``automl_config`` attr): its keys checked (pydantic.ValidationError,
+        a ValueError, for keys that no longer validate), the dataset's options not (the data may have
+        been given in memory, or its plugin is gone since)."""
         checked = _StudyKeys.model_validate(keys)
         return cls.model_construct(checked.model_fields_set, **dict(checked))
 

@@ -124,6 +124,7 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
     from automl.training.device import resolve_device
     from automl.workers.interrupts import Interrupted
     from automl.workers.pool import default_workers, run_pool, visible_gpus
+    from automl.workers.study_budget import StudyBudget
 
     config = plan.config
     with quiet_libraries():
@@ -135,6 +136,14 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
         # A resumed study searches the families it was created with: the survey and the summary
         # speak of those (create_or_resume narrows plan.families to them).
         study = create_or_resume(plan, note=lambda text: LOG.info("note: %s", text))
+        # The study's own deadline ([budget] study_timeout), when earlier, is this run's too.
+        study_budget = StudyBudget.of(study)
+        exhausted = study_budget.exhausted(study)
+        if exhausted is not None:
+            LOG.info("note: no trial is queued or run: %s", exhausted)
+            return study
+        deadline = _deadline(None, started, study_budget.earliest(deadline.at if deadline else None))
+        budget_s = budget_s or (deadline.left() if deadline else None)
         record_preprocessing(study, plan.data)
         survey = survey_space(plan.families, plan.data.task, plan.data.train.x, config.budget, seed=config.seed)
         for warning in survey.warnings():

@@ -27,6 +27,7 @@ from automl.storage.schema import (
     started_trials,
 )
 from automl.storage.trial_queue import QUEUED, count
+from automl.workers.study_budget import describe as study_budget_spent
 
 
 @dataclass(frozen=True)
@@ -192,3 +193,6 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
         console.print(f"{over_budget} of {len(trials)} trial(s) were over budget and never trained "
                       f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than "
                       "a trial may take); raise the limit or the timeout if that is most of them.", markup=False)
+    spent = study_budget_spent(study)
+    if spent:
+        console.print(spent, markup=False)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import optuna
 
+from automl.config import BudgetConfig
 from automl.errors import UsageError
 from automl.search.fingerprint import check_resumable, keep_created_families, record_fingerprint
 from automl.search.objective import Objective
@@ -20,6 +21,7 @@ from automl.storage.trial_queue import QUEUED, Queued, Requeue, count, queue_con
 from automl.storage.urls import Heartbeat, open_storage, redact
 from automl.storage.worker_storage import WorkerStorage
 from automl.workers.pool import share_gpu
+from automl.workers.study_budget import StudyBudget, record_study_budget
 from automl.workers.worker import TrialCallback, run_worker
 
 
@@ -33,7 +35,7 @@ def _check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
     # Samplers compare trials' constraints one by one (GP refuses trials with differing sets),
     # so the budget keys that are set must stay; their limits may change.
     where = f"study {plan.config.name!r} in {redact(plan.storage_url)}"
-    limits = {key: float(limit) for key, limit in (stored.get("budget") or {}).items() if limit is not None}
+    limits = BudgetConfig.model_validate(stored.get("budget") or {}).limits()
     now = plan.config.budget.limits()
     if sorted(limits) != sorted(now):
         raise UsageError(f"{where} was created with budget keys {sorted(limits)}, the study file now gives "
@@ -61,7 +63,7 @@ def create_or_resume(plan: StudyPlan, note: Callable[[str], None] = lambda text:
                                     load_if_exists=True)
     except ValueError as exc:
         raise UsageError(f"study {config.name!r} in {redact(plan.storage_url)} cannot be resumed: {exc}") from None
-    for text in _check_resumable(study, plan):
+    for text in [*_check_resumable(study, plan), *record_study_budget(study, config.budget)]:
         note(text)
     if CONFIG_ATTR not in study.user_attrs:
         study.set_metric_names(list(config.search.objectives))
@@ -136,15 +138,20 @@ def work(plan: StudyPlan, deadline: Deadline | None, show_progress_bar: bool = T
          note: Callable[[str], None] = lambda text: None, checked: bool = False) -> optuna.Study:
     """Run the study's queued trials in this process, as one of any number of workers.
 
-    The run ends by ``deadline`` (None: no time budget; automl.search.time_budget): no trial
-    starts after it, and the one under way stops at its next training step, counting the epochs
-    it validated. ``note`` and ``checked``: see join_study.
+    The run ends by ``deadline`` (None: no time budget; automl.search.time_budget), or the study's
+    own deadline when it is earlier (``[budget] study_timeout``, automl.workers.study_budget): no
+    trial starts after it, and the one under way stops at its next training step, counting the
+    epochs it validated. No trial starts once the study's ``[budget] device_hours`` are spent.
+    ``note`` and ``checked``: see join_study.
     """
     study, requeue = join_study(plan, worker_tag, note, checked)
+    budget = StudyBudget.of(study)
+    at = budget.earliest(deadline.at if deadline else None)
+    deadline = Deadline(at) if at is not None else None
     artifacts = open_store(artifact_dir(plan.storage_url, plan.config.artifacts))
     objective = Objective(plan.config, plan.families, plan.data, artifacts, deadline)
     share_gpu(objective.device, plan.config.workers.trials_per_gpu)
     run_worker(study, objective, plan.config.workers, requeue, objective.device,
                deadline=deadline.at if deadline else None, show_progress_bar=show_progress_bar,
-               callbacks=callbacks)
+               callbacks=callbacks, budget=budget)
     return study

@@ -26,6 +26,9 @@ TASK_ATTR = "automl_task"  # the study's task, as automl.plugin.task.Task.to_dic
 # What turns the data as the user holds it into its models' inputs, for exports and automl.load_model
 # (automl.results.raw_inputs.Preprocessing.to_dict()).
 PREPROCESSING_ATTR = "automl_preprocessing"
+# The budget shared by all workers of a study (automl.workers.study_budget): {"deadline": time.time()
+# seconds or None, "study_timeout": seconds it was set from, "device_hours": hours or None}.
+STUDY_BUDGET_ATTR = "automl_study_budget"
 # What a resumed study must match: its space, objectives, task and data (automl.search.fingerprint).
 FINGERPRINT_ATTR = "automl_fingerprint"
 

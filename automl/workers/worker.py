@@ -25,6 +25,7 @@ from automl.training.device import free_memory
 from automl.workers.failures import INTERRUPTED, FailureStreak, TooManyFailures, grouped_failure_log
 from automl.workers.interrupts import Interrupted, raise_on_signals
 from automl.workers.progress_bar import ProgressBar
+from automl.workers.study_budget import StopWhenSpent, StudyBudget
 
 LOG = logging.getLogger(__name__)
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -87,10 +88,12 @@ def _ending(bar: ProgressBar | None) -> Iterator[None]:
 
 def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], workers: WorkersConfig,
                requeue: Requeue, device: torch.device, deadline: float | None = None,
-               show_progress_bar: bool = False, callbacks: Sequence[TrialCallback] = ()) -> None:
+               show_progress_bar: bool = False, callbacks: Sequence[TrialCallback] = (),
+               budget: StudyBudget | None = None) -> None:
     """Pop and run queued trials; then wait while other workers' trials run, to retry any that die.
 
     ``study`` must sit on a WorkerStorage with heartbeats (see automl.search.study.join_study).
+    With the study's ``budget`` (automl.workers.study_budget), no trial starts once it is spent.
     Raises TooManyFailures when the study's last trials all failed, Interrupted on a termination
     signal (SIGINT, SIGTERM, SIGHUP, ...) after recording the running trial as failed and queued
     again, StorageUnreachable when the database stayed unreachable past ``workers.storage_retry_s``.
@@ -101,7 +104,8 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     gc.freeze()
     tracked = _Tracked(objective, has_deadline=deadline is not None)
     streak = FailureStreak(workers.max_failures_in_row)
-    after_trial: list[TrialCallback] = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks]
+    spent = StopWhenSpent(budget or StudyBudget())
+    after_trial: list[TrialCallback] = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks, spent]
     bar = ProgressBar(study, deadline) if show_progress_bar else None
     if bar is not None:
         after_trial.append(bar)
@@ -112,6 +116,10 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
             while streak.summary is None:
                 remaining = None if deadline is None else deadline - time.time()
                 if remaining is not None and remaining <= 0:
+                    break
+                exhausted = spent.budget.exhausted(study)
+                if exhausted is not None:
+                    LOG.info("no trial starts here any more: %s", exhausted)
                     break
                 queued = count(study, QUEUED)
                 if queued:
