@@ -117,12 +117,15 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("AUTOML_TEST_POSTGRES_URL"),
                         help="PostgreSQL server URL (default $AUTOML_TEST_POSTGRES_URL); without one, SQLite only")
     parser.add_argument("--no-browser", action="store_true", help="leave headless Chromium out")
+    parser.add_argument("--parts", default="overhead,views,workers", help="which of overhead, views, workers to run "
+                        "(default all; views need overhead's studies)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     sizes = [int(n) for n in (args.sizes or ("100,300" if args.quick else "100,1000,10000,50000")).split(",")]
     views_from = 300 if args.quick else args.views_from
     counts = [int(n) for n in (args.workers or ("4" if args.quick else "8,32,128")).split(",")]
+    parts = args.parts.split(",")
     backends = ["sqlite", *(["postgresql"] if args.postgres else [])]
     browser = not args.no_browser and views.chromium() is not None
     timed = 6 if args.quick else 15
@@ -131,13 +134,13 @@ def main() -> None:
           "Optuna from 10,000 on)")
     print(f"{'backend':<10} {'trials':>7} {'automl':>10} {'optuna':>10} {'automl/optuna':>13} {'automl/base':>11}")
     with tempfile.TemporaryDirectory(prefix="automl-scale-") as folder:
-        for backend in backends:
+        for backend in backends if "overhead" in parts else []:
             for size in sizes:
                 with database(backend, args.postgres, size, Path(folder)) as url:
                     overhead_rows(backend, url, size, timed, results)
-                    if backend == "sqlite" and size >= views_from:
+                    if backend == "sqlite" and size >= views_from and "views" in parts:
                         view_rows(url, size, browser, results)
-        if args.postgres:
+        if args.postgres and "workers" in parts:
             print("simulated workers on one PostgreSQL study (threads in 4 processes without torch; "
                   f"{'0.2' if args.quick else '1'} s of 'training' per trial)")
             print(f"{'workers':>7} {'trials':>6} {'trials/s':>8} {'connections':>11} {'per worker':>10} "
