@@ -69,13 +69,15 @@ def _objective(study: optuna.Study, worker: str, train_s: float) -> Any:
     return objective
 
 
-def _work(url: str, name: str, worker: str, train_s: float, errors: list[str]) -> None:
-    """One simulated worker, as automl.workers.worker.run_worker loops (see module)."""
+def _work(url: str, name: str, worker: str, train_s: float, errors: list[str], ready: threading.Barrier) -> None:
+    """One simulated worker, as automl.workers.worker.run_worker loops (see module); it starts
+    popping once every worker has opened its storage (``ready``)."""
     try:
         requeue = Requeue(max_retry=2)
         storage = open_storage(url, Heartbeat(5, 20, requeue, retry_s=60), storage_class=WorkerStorage)
         study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
         objective = _objective(study, worker, train_s)
+        ready.wait()
         while True:
             queued = count(study, QUEUED)
             if queued:
@@ -92,12 +94,14 @@ def _work(url: str, name: str, worker: str, train_s: float, errors: list[str]) -
         errors.append(f"{worker}: {traceback.format_exc(limit=3)}")
 
 
-def _process(url: str, name: str, first: int, threads: int, train_s: float, errors: Any) -> None:
-    """A light process running ``threads`` simulated workers."""
+def _process(url: str, name: str, first: int, threads: int, train_s: float, errors: Any, ready: Any) -> None:
+    """A light process running ``threads`` simulated workers; they start together with every other
+    process's once all are ready (``ready``, a barrier across the processes)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     found: list[str] = []
-    workers = [threading.Thread(target=_work, args=(url, name, f"sim:{first + index}", train_s, found))
+    here = threading.Barrier(threads, action=ready.wait)
+    workers = [threading.Thread(target=_work, args=(url, name, f"sim:{first + index}", train_s, found, here))
                for index in range(threads)]
     for worker in workers:
         worker.start()
@@ -144,8 +148,9 @@ def simulate(url: str, name: str, workers: int, trials_per_worker: int, train_s:
         errors = manager.list()
         processes = min(processes, workers)
         shares = [workers // processes + (index < workers % processes) for index in range(processes)]
-        started = [context.Process(target=_process, args=(url, name, sum(shares[:index]), share, train_s, errors))
-                   for index, share in enumerate(shares)]
+        ready = context.Barrier(processes)
+        started = [context.Process(target=_process, args=(url, name, sum(shares[:index]), share, train_s, errors,
+                                                          ready)) for index, share in enumerate(shares)]
         for process in started:
             process.start()
         for process in started:

@@ -141,7 +141,7 @@ def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_pa
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     # The clock starts when the study is created: it must leave the workers time to start on a busy
     # machine. A worker's start-up is a run's (imports, data, checks): one is timed first, on a study
-    # of its own, and the budget leaves twice that plus half a minute of trials.
+    # of its own, and the budget leaves three times that (two start at once) plus half a minute of trials.
     warm_up = write_study(tmp_path, f"""
         name = "warm-up"
         n_trials = 1
@@ -152,7 +152,7 @@ def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_pa
     started = time.monotonic()
     assert subprocess.run([*AUTOML, "run", str(warm_up), "--workers", "0"], cwd=tmp_path, env=env,
                           capture_output=True).returncode == 0
-    timeout = round(2 * (time.monotonic() - started) + 30)
+    timeout = round(3 * (time.monotonic() - started) + 30)
     study_file = write_study(tmp_path, f"""
         name = "shared"
         n_trials = 40
@@ -176,15 +176,16 @@ def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_pa
         for worker in workers:
             _, stderr = worker.communicate(timeout=timeout + 180)
             assert worker.returncode == 0, stderr
-            assert time.time() < deadline + GRACE_S, f"a worker ended {time.time() - deadline:.0f} s past the deadline"
     finally:
         for worker in workers:
             worker.kill()
     trials = optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
     started = [t for t in trials if t.datetime_start is not None]
     assert len({t.user_attrs.get("worker") for t in started}) == 2, "both workers ran trials before the deadline"
-    # Nothing started after the study's deadline, nothing is left running, the rest stays queued.
+    # Nothing started after the study's deadline, nothing ran on past it, nothing is left running,
+    # the rest stays queued.
     assert all(t.datetime_start.timestamp() <= deadline + 1 for t in started)
+    assert all(t.datetime_complete.timestamp() <= deadline + GRACE_S for t in started if t.datetime_complete)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert [t for t in trials if t.state == TrialState.WAITING]
     # Trials ended as a time budget ends them: each counts with the epochs it validated; one the
