@@ -84,10 +84,10 @@ def not_public(source: str) -> list[str]:
 AUTHOR_SOURCES = {
     "docs/plugins.md": python_blocks(DOC),
     "README.md (plugin contract)": python_blocks(README_CONTRACT),
-    **{str(path.relative_to(REPO)): [path.read_text()]
-       for path in sorted((REPO / "examples" / "automl-mixer").rglob("*.py"))},
+    # One package: its layers module imports torch alone, the family module imports automl.
+    "examples/automl-mixer": [path.read_text() for path in sorted((REPO / "examples" / "automl-mixer").rglob("*.py"))],
     **{f"plugins/automl_plugins/{name}.py": [(REPO / "plugins" / "automl_plugins" / f"{name}.py").read_text()]
-       for name in ("mlp", "cnn", "rnn", "transformer", "_layers")},
+       for name in ("mlp", "cnn", "rnn", "transformer", "_layers", "_space")},
 }
 
 

@@ -13,13 +13,13 @@ convolution (kernels 8, 5, 3) with batch norm; ResNet is 3 residual blocks of th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 import automl
-from automl_plugins._layers import check_kind, embedding, suggest_embedding
+from automl_plugins._space import check_kind, suggest_embedding
+
+if TYPE_CHECKING:  # torch is imported by build: reading a study file loads this module without it
+    from torch import nn
 
 BASE_CHANNELS = [8, 16, 32, 64, 128]
 # Doubling stops here: four blocks from 128 channels would otherwise reach 1024 and ~60M parameters.
@@ -32,21 +32,6 @@ TIME_SERIES_KERNELS = (8, 5, 3)
 IMAGE_KERNELS: list[int | str] = [3, 5]
 SEQUENCE_KERNELS: list[int | str] = [3, 5, 8, "8-5-3"]
 
-Layer = Callable[..., nn.Module]
-
-# Per spatial rank: convolution, batch norm, the poolings between blocks by name, global pooling.
-LAYERS_BY_RANK: dict[int, tuple[Layer, Layer, dict[str, Layer], Layer]] = {
-    2: (nn.Conv2d, nn.BatchNorm2d, {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}, nn.AdaptiveAvgPool2d),
-    1: (nn.Conv1d, nn.BatchNorm1d, {"max": nn.MaxPool1d, "avg": nn.AvgPool1d}, nn.AdaptiveAvgPool1d),
-}
-
-
-class TimeAsLastAxis(nn.Module):
-    """``[B, T, F]`` to the ``[B, F, T]`` layout that ``Conv1d`` expects."""
-
-    def forward(self, sequences: Tensor) -> Tensor:
-        return sequences.transpose(1, 2)
-
 
 def _sides(task: automl.Task) -> tuple[int, ...]:
     """The spatial sides convolutions slide over: ``(H, W)`` or ``(T,)``."""
@@ -55,6 +40,8 @@ def _sides(task: automl.Task) -> tuple[int, ...]:
 
 def _input_layers(task: automl.Task, params: dict[str, Any]) -> tuple[list[nn.Module], int]:
     """Layers from ``task``'s inputs to what the first convolution reads, and its channels."""
+    from automl_plugins._layers import TimeAsLastAxis, embedding
+
     if task.kind == "image":
         return [], task.input_shape[0]
     if task.kind == "tokens":
@@ -69,18 +56,6 @@ def _poolings(blocks: int, sides: tuple[int, ...]) -> int:
         sides = tuple(side // 2 for side in sides)
         count += 1
     return count
-
-
-class Residual(nn.Module):
-    """``body(x) + shortcut(x)``, then ReLU: a ResNet block (He et al., 2016) with a 1x1 convolution
-    and batch norm on the shortcut when the channels change."""
-
-    def __init__(self, body: nn.Module, shortcut: nn.Module) -> None:
-        super().__init__()
-        self.body, self.shortcut = body, shortcut
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        return torch.relu(self.body(inputs) + self.shortcut(inputs))
 
 
 def _kernels(params: dict[str, Any], block: int) -> list[int]:
@@ -117,10 +92,14 @@ class CNNFamily:
         return params
 
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
+        from torch import nn
+
+        from automl_plugins._layers import CONV_LAYERS_BY_RANK, Residual
+
         check_kind(self, task)
         sides = _sides(task)
         layers, in_channels = _input_layers(task, params)
-        conv, batch_norm, pools, global_pool = LAYERS_BY_RANK[len(sides)]
+        conv, batch_norm, pools, global_pool = CONV_LAYERS_BY_RANK[len(sides)]
         poolings = _poolings(params["blocks"], sides)
         use_batch_norm = params["norm"] == "batch"
         for block in range(params["blocks"]):

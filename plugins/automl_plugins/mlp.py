@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 import automl
-from automl_plugins._layers import BagOfEmbeddings, activation, check_kind, suggest_embedding
+from automl_plugins._space import check_kind, suggest_embedding
+
+if TYPE_CHECKING:  # torch is imported by build: reading a study file loads this module without it
+    from torch import nn
 
 # From 4 units: on an efficiency front the smallest models that still classify well are the point.
 WIDTHS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
-NORMALIZATIONS = {"none": None, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
+NORMALIZATIONS = ["none", "batch", "layer"]
 
 
 class MLPFamily:
@@ -32,11 +33,15 @@ class MLPFamily:
             "depth": trial.suggest_int("depth", 1, 4),
             "width": trial.suggest_categorical("width", WIDTHS),
             "activation": trial.suggest_categorical("activation", ["relu", "gelu"]),
-            "norm": trial.suggest_categorical("norm", list(NORMALIZATIONS)),
+            "norm": trial.suggest_categorical("norm", NORMALIZATIONS),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5, step=0.05),
         }
 
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
+        from torch import nn
+
+        from automl_plugins._layers import NORMALIZATIONS, BagOfEmbeddings, activation
+
         check_kind(self, task)
         width, norm = params["width"], NORMALIZATIONS[params["norm"]]
         if task.kind == "tokens":

@@ -7,37 +7,17 @@ embedded (the embedding width is searched).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 import automl
-from automl_plugins._layers import as_sequence, check_kind, suggest_embedding
+from automl_plugins._space import check_kind, suggest_embedding
 
-CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+if TYPE_CHECKING:  # torch is imported by build: reading a study file loads this module without it
+    from torch import nn
+
+CELLS = ["gru", "lstm"]
 # 512 units would put three bidirectional LSTM layers at ~15M parameters; 256 stops at ~3.7M.
 HIDDEN_SIZES = [16, 32, 64, 128, 256]
-
-
-class RecurrentClassifier(nn.Module):
-    """A recurrent layer stack whose last state (``"last"``) or mean output (``"mean"``) is classified."""
-
-    def __init__(self, to_sequence: nn.Module, rnn: nn.RNNBase, readout: str, num_classes: int) -> None:
-        super().__init__()
-        self.to_sequence = to_sequence
-        self.rnn = rnn
-        self.readout = readout
-        self.directions = 2 if rnn.bidirectional else 1
-        self.head = nn.Linear(self.directions * rnn.hidden_size, num_classes)
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        outputs, state = self.rnn(self.to_sequence(inputs))
-        if self.readout == "mean":
-            return self.head(outputs.mean(dim=1))
-        hidden = state[0] if isinstance(state, tuple) else state  # an LSTM's state is (h, c)
-        # The top layer's final state per direction; the backward one has read the sequence from the end.
-        return self.head(torch.cat(list(hidden[-self.directions:]), dim=-1))
 
 
 class RNNFamily:
@@ -50,7 +30,7 @@ class RNNFamily:
         check_kind(self, task)
         params = {
             **suggest_embedding(trial, task),
-            "cell": trial.suggest_categorical("cell", list(CELLS)),
+            "cell": trial.suggest_categorical("cell", CELLS),
             "hidden": trial.suggest_categorical("hidden", HIDDEN_SIZES),
             "layers": trial.suggest_int("layers", 1, 3),
             "bidirectional": trial.suggest_categorical("bidirectional", [False, True]),
@@ -62,9 +42,11 @@ class RNNFamily:
         return params
 
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
+        from automl_plugins._layers import RECURRENT_CELLS, RecurrentClassifier, as_sequence
+
         check_kind(self, task)
         to_sequence, _, features = as_sequence(task, params.get("embedding"))
-        rnn = CELLS[params["cell"]](
+        rnn = RECURRENT_CELLS[params["cell"]](
             features, params["hidden"], num_layers=params["layers"], batch_first=True,
             bidirectional=params["bidirectional"], dropout=params.get("dropout", 0.0))
         return RecurrentClassifier(to_sequence, rnn, params["readout"], task.num_classes)

@@ -8,15 +8,13 @@ padding is masked out of attention and of the mean readout.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import torch
-from torch import Tensor, nn
-from torch.nn import functional
+from typing import TYPE_CHECKING, Any
 
 import automl
-from automl import PAD
-from automl_plugins._layers import as_sequence, check_kind, embedding
+from automl_plugins._space import check_kind
+
+if TYPE_CHECKING:  # torch is imported by build: reading a study file loads this module without it
+    from torch import nn
 
 D_MODELS = [16, 32, 64, 128, 256]
 HEADS = [1, 2, 4, 8]  # every width in D_MODELS is a multiple of 8, so every head count divides it
@@ -32,53 +30,6 @@ def patch_sizes(task: automl.Task) -> list[int]:
     return [side for side in range(2, min(height, width) + 1)
             if height % side == 0 and width % side == 0
             and MIN_PATCH_TOKENS <= (height // side) * (width // side) <= MAX_PATCH_TOKENS]
-
-
-class PatchTokens(nn.Module):
-    """Cut ``[B, C, H, W]`` into non-overlapping ``side x side`` patches, each projected to a token."""
-
-    def __init__(self, channels: int, side: int, d_model: int) -> None:
-        super().__init__()
-        self.project = nn.Conv2d(channels, d_model, kernel_size=side, stride=side)
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.project(images).flatten(2).transpose(1, 2)
-
-
-class TransformerClassifier(nn.Module):
-    """Tokens plus learned positions through an encoder, then the mean token or [CLS] to the head."""
-
-    def __init__(self, tokenize: nn.Module, tokens: int, d_model: int, encoder: nn.Module,
-                 pooling: str, num_classes: int, token_ids: bool = False) -> None:
-        super().__init__()
-        self.tokenize = tokenize
-        self.token_ids = token_ids  # inputs are token ids, whose padding is masked
-        self.pad_id = PAD  # an attribute, not the global: TorchScript cannot read imported globals
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model)) if pooling == "cls" else None
-        self.position = nn.Parameter(torch.empty(1, tokens + (pooling == "cls"), d_model))
-        nn.init.trunc_normal_(self.position, std=0.02)
-        self.encoder = encoder
-        self.head = nn.Linear(d_model, num_classes)
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        tokens = self.tokenize(inputs)
-        padding: Tensor | None = None
-        if self.token_ids:
-            pads = inputs == self.pad_id
-            # An empty text (all padding) attends over its padding rather than over nothing (NaN).
-            padding = pads & ~pads.all(dim=1, keepdim=True)
-        if self.cls_token is not None:
-            # shape[0], not len(): exporters (torch.export, ONNX) keep a size symbolic, not a Python int.
-            tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-            if padding is not None:
-                padding = functional.pad(padding, (1, 0), value=False)
-        encoded = self.encoder(tokens + self.position, src_key_padding_mask=padding)
-        if self.cls_token is not None:
-            return self.head(encoded[:, 0])
-        if padding is None:
-            return self.head(encoded.mean(dim=1))
-        kept = (~padding).unsqueeze(-1).to(encoded.dtype)
-        return self.head((encoded * kept).sum(dim=1) / kept.sum(dim=1))
 
 
 class TransformerFamily:
@@ -108,6 +59,10 @@ class TransformerFamily:
         return params
 
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
+        from torch import nn
+
+        from automl_plugins._layers import PatchTokens, TransformerClassifier, as_sequence, embedding
+
         check_kind(self, task)
         d_model = params["d_model"]
         if params.get("tokenizer") == "patches":
