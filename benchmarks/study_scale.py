@@ -130,9 +130,10 @@ def main() -> None:
     browser = not args.no_browser and views.chromium() is not None
     timed = 6 if args.quick else 15
     results: dict[str, float] = {}
-    print(f"per-trial overhead (ms, everything but the training epochs; median of {timed} trials, fewer for "
-          "Optuna from 10,000 on)")
-    print(f"{'backend':<10} {'trials':>7} {'automl':>10} {'optuna':>10} {'automl/optuna':>13} {'automl/base':>11}")
+    if "overhead" in parts:
+        print(f"per-trial overhead (ms, everything but the training epochs; median of {timed} trials, fewer for "
+              "Optuna from 10,000 on)")
+        print(f"{'backend':<10} {'trials':>7} {'automl':>10} {'optuna':>10} {'automl/optuna':>13} {'automl/base':>11}")
     with tempfile.TemporaryDirectory(prefix="automl-scale-") as folder:
         for backend in backends if "overhead" in parts else []:
             for size in sizes:
