@@ -182,12 +182,12 @@ def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_pa
     trials = optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
     started = [t for t in trials if t.datetime_start is not None]
     assert len({t.user_attrs.get("worker") for t in started}) == 2, "both workers ran trials before the deadline"
-    # Nothing started after the study's deadline, nothing ran on past it, nothing is left running,
-    # the rest stays queued.
+    # Nothing started after the study's deadline, nothing ran on past it, nothing is left running.
+    # (Whether trials stay queued depends on the pace: near the deadline the time budget refuses
+    # configurations in milliseconds, and may empty the queue.)
     assert all(t.datetime_start.timestamp() <= deadline + 1 for t in started)
     assert all(t.datetime_complete.timestamp() <= deadline + GRACE_S for t in started if t.datetime_complete)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
-    assert [t for t in trials if t.state == TrialState.WAITING]
     # Trials ended as a time budget ends them: each counts with the epochs it validated; one the
     # deadline caught before its first validated epoch is queued again.
     for trial in started:
