@@ -16,7 +16,7 @@ from automl.plugin.task import Task
 from automl.search.plan import plan_study
 from automl.runner import run_plan
 from automl.storage.schema import (CONFIG_ATTR, FAMILY_PARAM, FINGERPRINT_ATTR, OBJECTIVE_NAMES, OBJECTIVES,
-                                   TASK_ATTR, TrialAttr, family_of, is_feasible)
+                                   PREPROCESSING_ATTR, TASK_ATTR, TrialAttr, family_of, is_feasible)
 from automl.workers.failures import TooManyFailures
 
 NAMED = {attr.value for attr in TrialAttr}
@@ -36,7 +36,7 @@ def _run_one_trial(study_file: Path, families: Registry) -> None:
 
 
 def _assert_only_schema_names(study: optuna.Study) -> None:
-    assert set(study.user_attrs) == {CONFIG_ATTR, TASK_ATTR, FINGERPRINT_ATTR}
+    assert set(study.user_attrs) == {CONFIG_ATTR, TASK_ATTR, FINGERPRINT_ATTR, PREPROCESSING_ATTR}
     finished = [t for t in study.trials if t.state.is_finished()]
     assert finished
     for trial in finished:
