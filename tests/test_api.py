@@ -15,7 +15,7 @@ from conftest import SearchedStudy, run_cli
 from sklearn.datasets import load_digits
 
 import automl
-from automl.data.prepare import split_indices
+from automl.data.splits import split_indices
 from automl.plugin.arrays import labeled_arrays
 from automl.plugin.registry import registry
 from automl.results.export import trained_model
@@ -45,7 +45,7 @@ def test_load_model_takes_the_pixels_digits_holds(searched_study: SearchedStudy)
     family_module, _ = trained_model(stored, open_store(artifact_dir(searched_study.url)), registry(), print)
     x, _ = load_digits(return_X_y=True)
     test = split_indices(labeled_arrays(x.reshape(-1, 1, 8, 8), load_digits().target), stored.config.data,
-                         stored.config.seed)[2]
+                         stored.config.seed).test
     with torch.no_grad():
         raw = model(torch.as_tensor(x[test].reshape(-1, 1, 8, 8), dtype=torch.float32))
         expected = family_module.eval()(data.test.x)
@@ -61,7 +61,7 @@ def test_load_model_of_arrays_in_memory_scores_the_trials_test_accuracy(tmp_path
     study = automl.run(config, data=(x, y), progress=False)
     best = max(automl.pareto_front(study), key=lambda trial: trial.values[0])
     model = automl.load_model(study, best.number)
-    test = split_indices(labeled_arrays(x, y), config.data, config.seed)[2]
+    test = split_indices(labeled_arrays(x, y), config.data, config.seed).test
     with torch.no_grad():
         predicted = model(torch.as_tensor(x[test], dtype=torch.float32)).argmax(-1).numpy()
     assert np.mean(predicted == y[test]) == pytest.approx(best.user_attrs["test_accuracy"], abs=1e-6)

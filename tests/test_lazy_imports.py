@@ -50,11 +50,17 @@ def test_the_built_in_plugins_load_without_torch(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("case", "data", "expected"), [
     ("misspelled key", '[data]\ndataset = "digits"\n[train]\nmax_epoch = 3', "unknown key 'train.max_epoch'"),
     ("unknown dataset", '[data]\ndataset = "digitz"', "unknown dataset 'digitz'"),
-], ids=["misspelled-key", "unknown-dataset"])
-def test_a_study_file_error_comes_before_any_heavy_import(tmp_path: Path, case: str, data: str,
-                                                          expected: str) -> None:
+    ("data file not there", '[data]\ndataset = "csv"\npath = "gone.csv"\nlabel = "label"',
+     "gone.csv does not exist"),
+    ("data file without its label column", '[data]\ndataset = "csv"\npath = "rows.csv"\nlabel = "label"',
+     "has no column 'label'"),
+], ids=["misspelled-key", "unknown-dataset", "missing-data-file", "missing-label-column"])
+def test_a_study_file_or_data_error_comes_before_any_heavy_import(tmp_path: Path, case: str, data: str,
+                                                                  expected: str) -> None:
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n3,4\n")
     study = write_study(tmp_path, f'name = "lazy"\nstorage = "sqlite:///{tmp_path / "lazy.db"}"\n{data}\n')
+    before = sorted(tmp_path.iterdir())
     ran = imported_by(PROBE, "run", str(study), cwd=tmp_path)
     assert ran["code"] == 2 and expected in " ".join(str(ran["stderr"]).split()), ran
     assert ran["heavy"] == [], f"{case}: imported before the error: {ran['heavy']}"
-    assert list(tmp_path.iterdir()) == [study]  # nothing written either
+    assert sorted(tmp_path.iterdir()) == before  # nothing written either

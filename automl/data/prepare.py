@@ -5,19 +5,23 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from automl.config import DataConfig, check_options
 from automl.data.digest import data_sha256
-from automl.data.splits import split_indices
 from automl.data.standardize import Standardization
 from automl.errors import UsageError
 from automl.plugin.arrays import LabeledArrays, RawInputs
 from automl.plugin.registry import Registry
 from automl.plugin.task import Task
 from automl.plugin.tokenizer import Vocabulary
+
+# torch and scikit-learn (the splits) are imported once the dataset has loaded: a missing or
+# malformed data file is reported without waiting for them.
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class PreparedData:
     @property
     def non_test(self) -> Split:
         """Every row but the test rows: train and validation together."""
+        import torch
+
         return Split(torch.cat([self.train.x, self.val.x]), torch.cat([self.train.y, self.val.y]))
 
 
@@ -75,6 +81,8 @@ def _float32_inputs(x: np.ndarray, dataset: str) -> np.ndarray:
 
 
 def _to_split(x: np.ndarray, y: np.ndarray, kind: str) -> Split:
+    import torch
+
     inputs = torch.from_numpy(np.ascontiguousarray(x))
     inputs = inputs.long() if kind == "tokens" else inputs.float()
     return Split(inputs, torch.from_numpy(y.astype(np.int64)))
@@ -84,6 +92,10 @@ def split_arrays(arrays: LabeledArrays, config: DataConfig, seed: int) -> Prepar
     """Stratified split fixed by ``seed`` (automl.data.splits); normalization statistics and a
     text vocabulary come from the train split only, or with cross-validation from every non-test
     row (they use no label, and one vocabulary keeps the task the same in every fold)."""
+    import torch
+
+    from automl.data.splits import split_indices
+
     splits = split_indices(arrays, config, seed)
     train, val, test = splits.train, splits.val, splits.test
     fitted = np.concatenate([train, val]) if splits.folds else train
@@ -112,6 +124,8 @@ def fold_data(data: PreparedData) -> tuple[PreparedData, ...]:
     process; ``(data,)`` without cross-validation."""
     if not data.folds:
         return (data,)
+    import torch
+
     rows = data.non_test
     folds = []
     for validation in data.folds:

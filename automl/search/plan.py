@@ -12,7 +12,6 @@ from automl.errors import UsageError
 from automl.plugin.arrays import LabeledArrays
 from automl.plugin.contract import Family
 from automl.plugin.registry import Registry
-from automl.search.preflight import check_artifact_folder, check_device, check_training_step
 from automl.search.small_data import scaled_for_data
 
 
@@ -61,14 +60,18 @@ def plan_study(config: StudyConfig, path: Path | str, registry: Registry, storag
 
     ``arrays``: data given in memory, used instead of loading the config's dataset.
     """
-    device = check_device(config, path)
     storage_url = config.storage_url(storage)
-    check_artifact_folder(config, storage_url, path)
+    # The data first: loading it needs neither torch nor Lightning (prepare imports torch and
+    # scikit-learn once the dataset has loaded), so a data file's error comes in about a CPU-second.
     try:
         data = prepare(config.data, registry, config.seed) if arrays is None else \
             split_arrays(arrays, config.data, config.seed)
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
+    from automl.search.preflight import check_artifact_folder, check_device, check_training_step
+
+    device = check_device(config, path)
+    check_artifact_folder(config, storage_url, path)
     config, notes = scaled_for_data(config, data)
     families, chosen = choose_families(config.search.families, registry, data.task.kind, path)
     notes += chosen
