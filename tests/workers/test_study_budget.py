@@ -155,7 +155,7 @@ def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_pa
     timeout = round(3 * (time.monotonic() - started) + 30)
     study_file = write_study(tmp_path, f"""
         name = "shared"
-        n_trials = 40
+        n_trials = 1000
         storage = "{url}"
         [search]
         families = ["sleepy"]
@@ -198,4 +198,4 @@ def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_pa
     assert any(DEADLINE in (t.user_attrs.get("stopped"), t.user_attrs.get("fail_reason"))
                or t.user_attrs.get("stopped") == TIME_STOP or t.user_attrs.get("over_budget") for t in started)
     shown = run_cli("show", "shared", "--storage", url, cwd=tmp_path, env=with_path(site))
-    assert f"of {timeout:,.0f} s of its study_timeout spent (ended" in " ".join(shown.stdout.split())
+    assert f"of {timeout:,.0f} s of its study_timeout spent" in " ".join(shown.stdout.split())
