@@ -8,6 +8,7 @@ import logging
 import math
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from automl.plugin.registry import registry
 from automl.runner import quiet_libraries
 from automl.storage.urls import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
 from automl.workers.interrupts import Interrupted
+from automl.workers.process_clock import process_start_time
 
 if TYPE_CHECKING:  # imported when a command needs it: `automl --help` stays quick
     from automl.results.stored import StoredTrial
@@ -40,7 +42,8 @@ def _run(args: argparse.Namespace) -> None:
     storage = redact(config.storage_url(args.storage))
     try:
         study = run(config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, workers=args.workers,
-                    threads=args.threads, progress=not args.no_progress, warm_start=args.warm_start)
+                    threads=args.threads, progress=not args.no_progress, warm_start=args.warm_start,
+                    started=args.started)
     except WorkersFailed as failed:
         print_front(failed.study)
         _hints(failed.study.study_name, storage)
@@ -90,7 +93,7 @@ def _worker(args: argparse.Namespace) -> None:
     from automl.workers.worker import worker_name
 
     study = join(Path(args.study_file), storage=args.storage, timeout=args.timeout, deadline_at=args.deadline,
-                 threads=args.threads, progress=not args.no_progress)
+                 threads=args.threads, progress=not args.no_progress, started=args.started)
     ERR.print(f"worker {worker_name()}: no trial left to run; {count(study, *DONE)} finished in the study")
 
 
@@ -348,7 +351,11 @@ def _printing_log() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A time budget counts from the moment the user started automl: the process's start when this
+    # is the program, the call when automl runs inside another program (a notebook, a test).
+    started = process_start_time() if argv is None else time.time()
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         with _printing_log(), quiet_libraries():
             args.handler(args)

@@ -34,6 +34,9 @@ from automl.errors import AutomlError, UsageError
 from automl.plugin.arrays import LabeledArrays, labeled_arrays
 from automl.plugin.registry import registry
 from automl.storage.urls import load_study, redact
+from automl.workers.hard_deadline import HardDeadline
+from automl.workers.hard_deadline import paused as paused_alarm
+from automl.workers.hard_deadline import tighten as tighten_alarm
 
 if TYPE_CHECKING:  # imported when a run starts: `import automl` stays quick
     from automl.search.plan import StudyPlan
@@ -57,7 +60,7 @@ class WorkersFailed(AutomlError):
 
 def run(config: StudyConfig | str | os.PathLike[str], *, n_trials: int | None = None, timeout: float | None = None,
         storage: str | None = None, workers: int | None = 1, threads: int | None = None, progress: bool = True,
-        data: ArrayData | None = None, warm_start: Sequence[str] = ()) -> optuna.Study:
+        data: ArrayData | None = None, warm_start: Sequence[str] = (), started: float | None = None) -> optuna.Study:
     """Run (or resume) a study, as ``automl run`` does, and return it.
 
     Args:
@@ -65,8 +68,9 @@ def run(config: StudyConfig | str | os.PathLike[str], *, n_trials: int | None = 
         n_trials: trials to add (default: the config's ``n_trials``; without one, as many as the
             time budget allows, else 30). A study with trials still queued runs those first.
         timeout: the run's wall-clock budget in seconds (default: the config's ``timeout``), counted
-            from this call: no trial starts after it, and the trials under way stop at their next
-            training step, counting the epochs they validated.
+            from ``started``: no trial starts after it, the trials under way stop at their next
+            training or validation step, counting the epochs they validated, and an alarm a few
+            seconds past it (automl.workers.hard_deadline) ends whatever cannot look at a clock.
         storage: SQLAlchemy URL of the study (default: the config's ``storage``, else
             ``sqlite:///automl.db``).
         workers: 1 trains in this process; N > 1 starts N ``automl worker`` processes on this
@@ -83,6 +87,8 @@ def run(config: StudyConfig | str | os.PathLike[str], *, n_trials: int | None = 
             ``seed``, standardized like a dataset's, and fingerprinted (SHA-256), so resuming the
             study with other arrays is refused. Trains in this process only (``workers=1``).
         warm_start: warm-start sources added to the config's ``[search] warm_start``.
+        started: when the time budget started (``time.time()`` seconds; default: this call;
+            ``automl run`` gives its process's start).
 
     Returns:
         The ``optuna.Study``: ``automl.pareto_front(study)`` is its front.
@@ -92,16 +98,20 @@ def run(config: StudyConfig | str | os.PathLike[str], *, n_trials: int | None = 
             raised before anything is written.
         PluginError: a plugin failed to load.
         WorkersFailed: some worker processes failed (``.study`` holds the others' trials).
-        automl.workers.interrupts.Interrupted: SIGINT or SIGTERM; the running trials are queued again.
+        automl.workers.interrupts.Interrupted: a termination signal (SIGINT, SIGTERM, SIGHUP, ...) or the
+            alarm past the deadline (OutOfTime, automl.workers.hard_deadline); the running trials are
+            queued again.
     """
-    started = time.time()  # the time budget covers the whole run: loading the libraries and the data too
+    started = time.time() if started is None else started  # the budget covers loading the data too
     _check_arguments(n_trials=n_trials, timeout=timeout, workers=workers, threads=threads)
     if data is not None and workers != 1:
         raise UsageError(f"data=(x, y) lives in this process, so it trains here (workers=1), not with workers="
                          f"{workers}; for workers elsewhere, save the arrays as an .npz file (x and y) and give "
                          "its path as the config's data (dataset = \"npz\")")
-    with quiet_libraries():
-        plan = _plan(_loaded(config), storage, data)
+    config = _loaded(config)
+    deadline_at = _deadline_at(timeout or config.timeout, started)
+    with quiet_libraries(), HardDeadline(deadline_at):
+        plan = _plan(config, storage, data, deadline_at)
         return run_plan(plan, n_trials=n_trials, timeout=timeout, workers=workers, threads=threads, progress=progress,
                         warm_start=warm_start, started=started)
 
@@ -130,6 +140,7 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
     with quiet_libraries():
         budget_s = timeout or config.timeout
         deadline = _deadline(budget_s, started)
+        at = deadline.at if deadline else None  # the start-up's checks, survey and draws stop at it
         warm = load_warm_start(plan, warm_start)
         for note in [*plan.notes, *warm.notes]:
             LOG.info("note: %s", note)
@@ -143,33 +154,40 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
             LOG.info("note: no trial is queued or run: %s", exhausted)
             return study
         deadline = _deadline(None, started, study_budget.earliest(deadline.at if deadline else None))
+        at = deadline.at if deadline else None
+        tighten_alarm(at)
         budget_s = budget_s or (deadline.left() if deadline else None)
         record_preprocessing(study, plan.data)
-        survey = survey_space(plan.families, plan.data.task, plan.data.train.x, config.budget, seed=config.seed)
+        survey = survey_space(plan.families, plan.data.task, plan.data.train.x, config.budget, seed=config.seed,
+                              deadline=at)
         for warning in survey.warnings():
             LOG.warning("warning: %s: %s", _where(plan), warning)
         LOG.info("%s", _describe(plan))
         first = warm.for_study(study)
         if first:
             LOG.info("warm start: %d known config(s) run before the sampled trials", len(first))
-        if not queue_run(study, n_trials or config.trials_per_run(budget_s), first, first_configs(plan, study)):
+        if not queue_run(study, n_trials or config.trials_per_run(budget_s), first, first_configs(plan, study, at)):
             LOG.info("%s", _resuming(study, deadline))
+        if deadline and not deadline.left():
+            LOG.info("note: the time budget ran out before the first trial: the start-up (libraries, data, checks, "
+                     "queueing) took %.0f s of %g s; the queued trials wait for the next run",
+                     time.time() - started, budget_s)
         gpus = visible_gpus(resolve_device(config.train.accelerator))
         workers = default_workers(gpus, config.workers.trials_per_gpu) if workers is None else workers
         if workers == 0:
             return study
         if workers == 1:
             # The dashboard's notes and figures are updated between trials, never inside one.
-            dashboard = DashboardUpdater()
+            dashboard = DashboardUpdater(deadline=at)
             with _torch_threads(threads):
                 study = work(plan, deadline, show_progress_bar=progress, callbacks=[*callbacks, dashboard],
                              checked=True)
-            dashboard.update(study)
+            dashboard.catch_up(study)
             return study
-        with DashboardUpdater().in_background(study), _study_file(plan) as study_file:
-            try:  # this process only waits for the workers
-                codes = run_pool(study_file, plan.storage_url, workers, gpus, deadline.at if deadline else None,
-                                 threads)
+        with DashboardUpdater(deadline=at).in_background(study), _study_file(plan) as study_file:
+            try:  # this process only waits for the workers, which keep the deadline themselves
+                with paused_alarm():
+                    codes = run_pool(study_file, plan.storage_url, workers, gpus, at, threads)
             except Interrupted as interrupt:
                 interrupt.queued_after_workers = still_queued(study)
                 raise
@@ -181,23 +199,32 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
 
 
 def join(config: StudyConfig | str | os.PathLike[str], *, storage: str | None = None, timeout: float | None = None,
-         deadline_at: float | None = None, threads: int | None = None, progress: bool = True) -> optuna.Study:
+         deadline_at: float | None = None, threads: int | None = None, progress: bool = True,
+         started: float | None = None) -> optuna.Study:
     """Join a study that a run queued and run its queued trials here, as ``automl worker`` does.
 
     The study is checked against ``config`` as a run checks it (UsageError for a change in what its
     trials sample or train on) and the harmless changes are noted. ``deadline_at``: the deadline of
     the run that started this worker (``time.time()`` seconds); else ``timeout`` seconds (default:
-    the config's) from this call.
+    the config's) from ``started`` (default: this call). An alarm a few seconds past the deadline
+    ends whatever cannot look at a clock (automl.workers.hard_deadline).
     """
-    started = time.time()
+    started = time.time() if started is None else started
+    config = _loaded(config)
+    deadline_at = deadline_at or _deadline_at(timeout or config.timeout, started)
+    with quiet_libraries(), HardDeadline(deadline_at):
+        return _join(config, storage, deadline_at, threads, progress)
+
+
+def _join(config: StudyConfig, storage: str | None, deadline_at: float | None, threads: int | None,
+          progress: bool) -> optuna.Study:
     from automl.search.study import work
     from automl.workers.interrupts import Interrupted
     from automl.workers.worker import worker_name
 
-    with quiet_libraries(), _torch_threads(threads):
-        config = _loaded(config)
-        deadline = _deadline(timeout or config.timeout, started, deadline_at)
-        plan = _plan(config, storage, None)
+    with _torch_threads(threads):
+        deadline = _deadline(None, 0.0, deadline_at)
+        plan = _plan(config, storage, None, deadline_at)
         LOG.info("worker %s: study %r in %s", worker_name(), config.name, redact(plan.storage_url))
         for note in plan.notes:
             LOG.info("note: %s", note)
@@ -241,11 +268,19 @@ def _where(plan: StudyPlan) -> str:
     return str(plan.config.source) if plan.config.source else f"study {plan.config.name!r}"
 
 
-def _plan(config: StudyConfig, storage: str | None, data: ArrayData | None) -> StudyPlan:
+def _deadline_at(budget_s: float | None, started: float) -> float | None:
+    """The deadline as a ``time.time()`` value, computed before the libraries that Deadline needs
+    are imported: the alarm covers their import too."""
+    return None if budget_s is None else started + budget_s
+
+
+def _plan(config: StudyConfig, storage: str | None, data: ArrayData | None, deadline_at: float | None
+          ) -> StudyPlan:
     from automl.search.plan import plan_study
 
     if data is None:
-        return plan_study(config, config.source or f"study {config.name!r}", registry(), storage)
+        return plan_study(config, config.source or f"study {config.name!r}", registry(), storage,
+                          deadline=deadline_at)
     if "dataset" in config.data.model_fields_set:
         raise UsageError(f"study {config.name!r} names dataset {config.data.dataset!r} and data=(x, y) were given "
                          "too; give one of them")
@@ -253,7 +288,7 @@ def _plan(config: StudyConfig, storage: str | None, data: ArrayData | None) -> S
     in_memory = config.data.model_copy(update={"dataset": IN_MEMORY_DATASET, "options": {}})
     config = config.model_copy(update={"data": in_memory})
     return plan_study(config, f"study {config.name!r}", registry(), storage,
-                      arrays=arrays.checked(f"data=(x, y) of study {config.name!r}"))
+                      arrays=arrays.checked(f"data=(x, y) of study {config.name!r}"), deadline=deadline_at)
 
 
 def _describe(plan: StudyPlan) -> str:

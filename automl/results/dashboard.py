@@ -266,15 +266,17 @@ class DashboardUpdater:
     @contextlib.contextmanager
     def in_background(self, study: optuna.Study) -> Iterator[None]:
         """Update from a thread while the block runs (trials running in other processes), as often
-        as the callback would, and once more at its end."""
+        as the callback would, and once more at its end (catch_up)."""
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.wait(max(self._next - time.monotonic(), 0.0)):
                 try:
-                    self.update(study)
+                    self(study)
                 except Exception as exc:  # the figures are a view: a failed update must not end the run
                     LOG.warning("the dashboard's figures and notes were not updated: %s", exc)
+                if not self._fits(0.0):
+                    return  # past the deadline at this pace: the update at the end decides
 
         thread = threading.Thread(target=loop, name="dashboard-updates", daemon=True)
         thread.start()
@@ -283,4 +285,4 @@ class DashboardUpdater:
         finally:
             stop.set()
             thread.join()
-        self.update(study)
+        self.catch_up(study)

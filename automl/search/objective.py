@@ -31,6 +31,7 @@ from automl.training.device import resolve_device
 from automl.training.efficiency import Efficiency, measure, peak_memory_mb
 from automl.training.loop import TrainingParams, train
 from automl.training.progress import Checkpoint, Progress
+from automl.workers.interrupts import DeadlineReached
 
 LOG = logging.getLogger(__name__)
 # The accuracy objective of a config rejected over budget: it never trained, so it is worst-case.
@@ -83,10 +84,6 @@ def measured(efficiency: Efficiency, val_accuracy: float) -> dict[str, float]:
 def _not_saved(trial: optuna.Trial, what: str, error: OSError) -> None:
     LOG.warning(f"trial {trial.number}: {what} could not be written to the artifact folder "
                 f"({error.filename or ''}: {error.strerror or error}); its results are stored in the study")
-
-
-class DeadlineReached(Exception):
-    """The study's deadline came before the trial validated its first epoch: nothing to count."""
 
 
 class Objective:

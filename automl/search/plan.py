@@ -53,12 +53,13 @@ def choose_families(named: Sequence[str] | None, registry: Registry, kind: str, 
 
 
 def plan_study(config: StudyConfig, path: Path | str, registry: Registry, storage: str | None = None,
-               arrays: LabeledArrays | None = None) -> StudyPlan:
+               arrays: LabeledArrays | None = None, deadline: float | None = None) -> StudyPlan:
     """Resolve data, task and families, and check that they train on the study's device and that
     the artifact folder can be written (automl.search.preflight); raises UsageError before anything
     is written, naming ``path`` (the study file, or how the study is named without one).
 
-    ``arrays``: data given in memory, used instead of loading the config's dataset.
+    ``arrays``: data given in memory, used instead of loading the config's dataset. The training
+    check stops at ``deadline`` (``time.time()`` seconds), judging the families it reached.
     """
     storage_url = config.storage_url(storage)
     # The data first: loading it needs neither torch nor Lightning (prepare imports torch and
@@ -75,5 +76,5 @@ def plan_study(config: StudyConfig, path: Path | str, registry: Registry, storag
     config, notes = scaled_for_data(config, data)
     families, chosen = choose_families(config.search.families, registry, data.task.kind, path)
     notes += chosen
-    notes += check_training_step(config, families, data, device, path)
+    notes += check_training_step(config, families, data, device, path, deadline)
     return StudyPlan(config, storage_url, families, data, [*data.notes, *notes])

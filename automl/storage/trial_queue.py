@@ -38,7 +38,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage.schema import DEADLINE, TrialAttr
+from automl.storage.schema import TrialAttr
 
 QUEUED = TrialState.WAITING
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -177,11 +177,8 @@ class Requeue:
         self._retry(study, template)
 
     def replace(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """The after-trial callback: a trial that failed by itself gets a fresh replacement; one the
-        deadline stopped before its first epoch is queued again with its parameters."""
-        if trial.state != TrialState.FAIL:
-            return
-        if trial.user_attrs.get(TrialAttr.FAIL_REASON) == DEADLINE:
-            self(study, trial)
-        else:
+        """The after-trial callback: a trial that failed by itself gets a fresh replacement. (One the
+        deadline stopped before its first epoch is queued again with its parameters by the worker,
+        which records it: automl.workers.worker.)"""
+        if trial.state == TrialState.FAIL:
             queue_trials(study, 1)

@@ -30,6 +30,9 @@ from automl.training.progress import Checkpoint, Progress, copy_state
 
 EVAL_BATCH_SIZE = 1024
 AUGMENT_PADDING = 2
+# How far past the deadline the test pass of a trial stopped there may go: a small model's takes
+# milliseconds; a large one's is left out (the trial counts with its validation accuracy).
+TEST_GRACE_S = 2.0
 
 __all__ = ["NonFiniteLoss", "StopTraining", "TrainResult", "TrainingParams", "step_function", "train"]
 
@@ -53,7 +56,8 @@ class StopTraining(Exception):
 class TrainResult:
     """What a training reached. With cross-validation the accuracies and losses are means over the
     folds (``fold_accuracies``: each fold's validation accuracy at the end); ``test_accuracy`` is
-    None when there is no test split."""
+    None when there is no test split, or when the deadline (plus TEST_GRACE_S) came before the test
+    pass finished."""
 
     val_accuracy: float
     test_accuracy: float | None
@@ -84,14 +88,20 @@ def make_batches(data: PreparedData, batch_size: int, device: torch.device, seed
 
 
 def _evaluate(fabric: L.Fabric, module: Classifier, batches: Batches,
-              step: Callable[[tuple[torch.Tensor, torch.Tensor], int], None], metrics: Sequence[Metric]
-              ) -> list[float]:
-    """The metrics' values over ``batches`` (NaN for a split with no rows)."""
+              step: Callable[[tuple[torch.Tensor, torch.Tensor], int], None], metrics: Sequence[Metric],
+              deadline: float | None = None) -> list[float] | None:
+    """The metrics' values over ``batches`` (NaN for a split with no rows); None when ``deadline``
+    (``time.time()`` seconds) came first: no batch starts after it, so a slow model's evaluation
+    never holds a run past its time budget."""
     if not len(batches):
         return [math.nan] * len(metrics)
     module.eval()
     with torch.inference_mode(), fabric.autocast():
         for index, batch in enumerate(batches):
+            if deadline is not None and time.time() >= deadline:
+                for metric in metrics:
+                    metric.reset()
+                return None
             step(batch, index)
     values = [float(metric.compute()) for metric in metrics]  # the host syncs of an evaluation
     for metric in metrics:
@@ -186,18 +196,28 @@ class StepPace:
 
 
 def _as_built(fabric: L.Fabric, module: Classifier, data: PreparedData, data_on_device: Literal["auto"] | bool,
-              loader_workers: int) -> TrainResult:
+              loader_workers: int, deadline: float | None) -> TrainResult:
     """A model with nothing to train (a pooling baseline, a fixed feature map) is scored as it was
     built: validation and test accuracy after 0 epochs. (torch's optimizers refuse an empty
     parameter list, so the trial would fail instead.)"""
     fabric.setup(module)
     _, val_batches, test_batches = make_batches(data, EVAL_BATCH_SIZE, fabric.device, 0, data_on_device,
                                                 loader_workers)
-    val_accuracy, val_loss = _evaluate(fabric, module, val_batches, module.validation_step,
-                                       (module.val_accuracy, module.val_loss))
-    (test_accuracy,) = _evaluate(fabric, module, test_batches, module.test_step, (module.test_accuracy,))
-    return TrainResult(val_accuracy, test_accuracy if len(data.test.y) else None, epochs=0,
+    validated = _evaluate(fabric, module, val_batches, module.validation_step,
+                          (module.val_accuracy, module.val_loss), deadline)
+    if validated is None:
+        return TrainResult(0.0, None, epochs=0, stopped="deadline")
+    val_accuracy, val_loss = validated
+    tested = _evaluate(fabric, module, test_batches, module.test_step, (module.test_accuracy,),
+                       _test_deadline(deadline))
+    return TrainResult(val_accuracy, tested[0] if tested and len(data.test.y) else None, epochs=0,
                        val_loss_curve=[val_loss])
+
+
+def _test_deadline(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline + TEST_GRACE_S
+
+
 @dataclass
 class _Fold:
     """One model in training: with cross-validation one per fold, trained in lockstep."""
@@ -253,8 +273,10 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
     projected time (every fold's), and may raise to stop before the epoch is spent.
     ``data_on_device`` and ``loader_workers``: see make_batches.
 
-    ``deadline`` (``time.time()`` seconds): no step starts after it; the models go back to their
-    last validated epoch, which the result reports (``stopped = "deadline"``). ``progress``, when
+    ``deadline`` (``time.time()`` seconds): no training or validation step starts after it; the
+    models go back to their last validated epoch, which the result reports (``stopped =
+    "deadline"``), and their test pass may go on TEST_GRACE_S past the deadline, else the result
+    has no test accuracy. ``progress``, when
     given, holds the last validated epoch's state whatever ends the training (an interrupt too);
     ``resume`` continues from such a state instead of from epoch 0.
     """
@@ -271,7 +293,7 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
         module = Classifier(model, data.task.num_classes, params)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
-        return _as_built(fabric, module, fold_data(data)[0], data_on_device, loader_workers)
+        return _as_built(fabric, module, fold_data(data)[0], data_on_device, loader_workers, deadline)
     fold_data_ = fold_data(data)
     models = [model, *(copy.deepcopy(model) for _ in fold_data_[1:])]
     states = resume.fold_states() if resume is not None else [None] * len(models)
@@ -315,9 +337,13 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
             raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}")
         validating = time.perf_counter()
         result.train_s += validating - started
-        validated = [_evaluate(fabric, fold.classifier, fold.val_batches, fold.classifier.validation_step,
-                               (fold.classifier.val_accuracy, fold.classifier.val_loss)) for fold in folds]
+        evaluated = [_evaluate(fabric, fold.classifier, fold.val_batches, fold.classifier.validation_step,
+                               (fold.classifier.val_accuracy, fold.classifier.val_loss), deadline) for fold in folds]
         result.validate_s += time.perf_counter() - validating
+        validated = [values for values in evaluated if values is not None]
+        if len(validated) < len(folds):  # the deadline came while validating: the epoch does not count
+            progress.stopped = "deadline"
+            break
         result.fold_accuracies = [accuracy for accuracy, _ in validated]
         accuracy = statistics.fmean(result.fold_accuracies)
         val_loss = statistics.fmean(loss for _, loss in validated)
@@ -342,6 +368,7 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
             fold_model.load_state_dict(state)  # back to the last validated epoch
     result.val_accuracy = result.val_curve[-1]
     tested = [_evaluate(fabric, fold.classifier, fold.test_batches, fold.classifier.test_step,
-                        (fold.classifier.test_accuracy,))[0] for fold in folds]
-    result.test_accuracy = statistics.fmean(tested) if len(data.test.y) else None
+                        (fold.classifier.test_accuracy,), _test_deadline(deadline)) for fold in folds]
+    whole = [values[0] for values in tested if values is not None]
+    result.test_accuracy = statistics.fmean(whole) if len(whole) == len(folds) and len(data.test.y) else None
     return result

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl.errors import AutomlError
 from automl.storage._optuna import TRIAL_LOOP_LOGGER
-from automl.storage.schema import TrialAttr
+from automl.storage.schema import DEADLINE, TrialAttr
 
 INTERRUPTED = "interrupted"
 
@@ -91,8 +91,10 @@ class FailureStreak:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.FAIL:
             return
-        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                            TrialState.FAIL))
+        # A trial the deadline stopped before its first epoch did not fail: it is queued again.
+        finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                        TrialState.FAIL))
+                    if t.user_attrs.get(TrialAttr.FAIL_REASON) != DEADLINE]
         latest = sorted(finished, key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
         streak = latest[-self.limit:]
         if len(streak) < self.limit or any(t.state != TrialState.FAIL for t in streak):

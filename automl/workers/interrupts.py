@@ -59,6 +59,15 @@ class Interrupted(BaseException):
         return f"interrupted ({name}) while no trial was running here"
 
 
+class DeadlineReached(BaseException):
+    """The run's deadline came before the running trial validated its first epoch: the trial has
+    nothing to count, and the worker queues it again with its parameters.
+
+    A BaseException for the reason Interrupted is one: Optuna's trial loop would log an Exception
+    as a failed trial, with its traceback; this one passes it, to the worker that records it.
+    """
+
+
 @contextlib.contextmanager
 def raise_on_signals(signals: tuple[int, ...] = TERMINATION_SIGNALS) -> Iterator[None]:
     """Within the block, the first of ``signals`` raises Interrupted; repeats wait for cleanup."""

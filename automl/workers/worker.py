@@ -19,11 +19,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl.config import WorkersConfig
 from automl.storage.retry import unreachable_in
-from automl.storage.schema import TrialAttr
+from automl.storage.schema import DEADLINE, TrialAttr
 from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue_more
 from automl.training.device import free_memory
 from automl.workers.failures import INTERRUPTED, FailureStreak, TooManyFailures, grouped_failure_log
-from automl.workers.interrupts import Interrupted, raise_on_signals
+from automl.workers.hard_deadline import OutOfTime
+from automl.workers.interrupts import DeadlineReached, Interrupted, raise_on_signals
 from automl.workers.progress_bar import ProgressBar
 from automl.workers.study_budget import StopWhenSpent, StudyBudget
 
@@ -62,12 +63,13 @@ def _frozen(study: optuna.Study, number: int) -> FrozenTrial:
     return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
-def _record_interrupt(study: optuna.Study, trial: optuna.Trial | None, requeue: Requeue) -> int | None:
-    """Fail the interrupted trial with reason ``interrupted`` and queue it again; its number, or
-    None when no trial was running."""
+def _record_interrupt(study: optuna.Study, trial: optuna.Trial | None, requeue: Requeue,
+                      reason: str = INTERRUPTED) -> int | None:
+    """Fail the trial an interrupt (or the deadline) stopped with ``reason`` and queue it again with
+    its parameters; its number, or None when no trial was running."""
     if trial is None or _frozen(study, trial.number).state != TrialState.RUNNING:
         return None  # between trials, or the trial was told before the signal came
-    trial.set_user_attr(TrialAttr.FAIL_REASON, INTERRUPTED)
+    trial.set_user_attr(TrialAttr.FAIL_REASON, reason)
     study.tell(trial, state=TrialState.FAIL)
     requeue(study, _frozen(study, trial.number))
     return trial.number
@@ -140,8 +142,13 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
                 time.sleep(workers.heartbeat_interval)
                 optuna.storages.fail_stale_trials(study)
         except Interrupted as interrupt:
-            interrupt.requeued_trial = _record_interrupt(study, tracked.trial, requeue)
+            # Past the deadline's grace (automl.workers.hard_deadline), the trial counts as caught by the deadline.
+            reason = DEADLINE if isinstance(interrupt, OutOfTime) else INTERRUPTED
+            interrupt.requeued_trial = _record_interrupt(study, tracked.trial, requeue, reason)
             raise
+        except DeadlineReached:
+            # Not a failure: no Optuna log line, no traceback, no failure streak; the run is over.
+            _record_interrupt(study, tracked.trial, requeue, DEADLINE)
         except Exception as error:
             # The database stayed unreachable past [workers] storage_retry_s: one message, not the
             # error Optuna's trial loop raised while handling it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from conftest import write_study
 from optuna.trial import TrialState
 from torch import nn
 
@@ -16,7 +17,6 @@ from automl.runner import run_plan
 from automl.search.plan import plan_study
 from automl.storage.schema import pareto_front
 from automl.training.loop import TrainingParams, train
-from conftest import write_study
 
 
 class PooledScores(nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from torch import nn
 from automl.config import DataConfig
 from automl.data.prepare import PreparedData, prepare
 from automl.plugin.registry import registry
-from automl.training.loop import TrainingParams, train
+from automl.training import loop
+from automl.training.loop import TEST_GRACE_S, TrainingParams, train
 from automl.training.progress import Checkpoint, Progress
 
 PARAMS = TrainingParams(optimizer="adam", lr=3e-3, weight_decay=0.0, batch_size=32)
@@ -52,18 +54,65 @@ def test_a_deadline_between_epochs_ends_the_training_with_the_epochs_it_validate
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + offset["s"])
 
+    deadline = real_time() + 600
+
     class JumpAfterSecondEpoch:
         def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
             if epoch == 1:
-                offset["s"] = 3600.0
+                offset["s"] = deadline - real_time() + 0.1  # just past it: the test pass still runs
 
     progress = Progress()
-    result = train(_model(), digits, PARAMS, CPU, "32-true", max_epochs=5, seed=0, deadline=real_time() + 600,
+    result = train(_model(), digits, PARAMS, CPU, "32-true", max_epochs=5, seed=0, deadline=deadline,
                    progress=progress, callbacks=[JumpAfterSecondEpoch()])
     assert result.stopped == progress.stopped == "deadline"
     assert result.epochs == 2 and len(result.val_curve) == 2
     assert result.val_accuracy == result.val_curve[-1] and 0 < result.test_accuracy <= 1
     assert progress.checkpoint is not None and progress.checkpoint.epochs == 2
+
+
+class CountsEvaluations(nn.Module):
+    """The model of _model, calling ``at_evaluation(n)`` before its n-th evaluation batch (from 1)."""
+
+    def __init__(self, at_evaluation: Callable[[int], None]) -> None:
+        super().__init__()
+        self.inner, self.at_evaluation, self.evaluations = _model(), at_evaluation, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            self.evaluations += 1
+            self.at_evaluation(self.evaluations)
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("past_s", [0.1, TEST_GRACE_S + 1.0], ids=["just-past", "past-the-grace"])
+def test_a_deadline_inside_a_validation_leaves_that_epoch_out(digits: PreparedData, monkeypatch: pytest.MonkeyPatch,
+                                                             past_s: float) -> None:
+    # Validation in batches of 64: the clock passes the deadline at the second validation's first batch.
+    monkeypatch.setattr(loop, "EVAL_BATCH_SIZE", 64)
+    batches = -(-len(digits.val.y) // 64)
+    offset = {"s": 0.0}
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + offset["s"])
+    deadline = real_time() + 600
+
+    def jump(evaluation: int) -> None:
+        if evaluation == batches + 1:
+            offset["s"] = deadline - real_time() + past_s
+
+    model, progress = CountsEvaluations(jump), Progress()
+    result = train(model, digits, PARAMS, CPU, "32-true", max_epochs=5, seed=0, deadline=deadline, progress=progress)
+    assert result.stopped == "deadline" and result.epochs == 1 and len(result.val_curve) == 1
+    assert progress.checkpoint is not None and progress.checkpoint.epochs == 1
+    assert _states_equal(model.state_dict(), progress.checkpoint.model_state), "back to the validated epoch"
+    tested = -(-len(digits.test.y) // 64) if past_s < TEST_GRACE_S else 0
+    assert model.evaluations == batches + 1 + tested, "no batch after the deadline; the test pass within its grace"
+    assert (result.test_accuracy is None) == (past_s > TEST_GRACE_S)
+
+
+def test_a_model_scored_as_built_stops_at_the_deadline_too(digits: PreparedData) -> None:
+    pooled = nn.Sequential(nn.Flatten(), nn.AdaptiveAvgPool1d(10))  # no parameters: scored as built
+    result = train(pooled, digits, PARAMS, CPU, "32-true", max_epochs=3, seed=0, deadline=time.time() - 1)
+    assert result.stopped == "deadline" and result.epochs == 0 and result.test_accuracy is None
 
 
 def test_a_deadline_inside_an_epoch_returns_the_model_to_its_last_validated_epoch(digits: PreparedData) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import has_study, write_study
 from optuna.trial import TrialState
 
 from automl.config import load_study_file
@@ -18,7 +19,6 @@ from automl.plugin.registry import registry
 from automl.runner import run_plan
 from automl.search.plan import plan_study
 from automl.workers.interrupts import TERMINATION_SIGNALS, Interrupted, raise_on_signals
-from conftest import has_study, write_study
 
 
 @pytest.mark.parametrize("signum", TERMINATION_SIGNALS, ids=[signal.Signals(s).name for s in TERMINATION_SIGNALS])
