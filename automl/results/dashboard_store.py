@@ -8,8 +8,8 @@ read every system attribute of the study, so saving a note for each of N trials 
 reads: the square of the trials. Here the same attributes are computed from one read of the
 study's attributes (``StudyAttrs``) and written in batches (automl.storage.study_attrs).
 
-The key layout and chunking are optuna-dashboard's own functions, imported from its private
-modules in this one place: a release that renames them fails here, at import.
+The key layout and chunking are optuna-dashboard's own functions, from its private modules
+(automl.storage._optuna.dashboard_internals): a release that renames them fails at the first update.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from optuna_dashboard._custom_plot_data import SYSTEM_ATTR_PLOT_DATA, split_plot_data
-from optuna_dashboard._note import note_str_key_prefix, note_ver_key, split_body
+from automl.storage._optuna import dashboard_internals
 
 
 class StudyAttrs:
@@ -30,6 +29,7 @@ class StudyAttrs:
 
     def __init__(self, stored: dict[str, Any]) -> None:
         self.stored = stored
+        self._note, self._plot = dashboard_internals()
         self.writes: dict[str, Any] = {}
         self.chunks: Counter[str] = Counter(key.rpartition(":")[0] + ":" for key in stored
                                             if key.startswith("dashboard:"))
@@ -41,14 +41,14 @@ class StudyAttrs:
 
     def save_note(self, trial_id: int | None, body: str) -> None:
         """The note of the study (``trial_id`` None) or of a trial, at the next version."""
-        version_key = note_ver_key(trial_id)
+        version_key = self._note.note_ver_key(trial_id)
         self.writes[version_key] = int(self.writes.get(version_key, self.stored.get(version_key, 0))) + 1
-        self._chunked(note_str_key_prefix(trial_id), split_body(body, trial_id))
+        self._chunked(self._note.note_str_key_prefix(trial_id), self._note.split_body(body, trial_id))
 
     def save_figure(self, graph_object_id: str, figure_json: str) -> None:
         """A plotly figure's JSON under ``graph_object_id``, replacing the one saved there."""
-        prefix = f"{SYSTEM_ATTR_PLOT_DATA}{graph_object_id}:"
-        self._chunked(prefix, split_plot_data(figure_json, prefix))
+        prefix = f"{self._plot.SYSTEM_ATTR_PLOT_DATA}{graph_object_id}:"
+        self._chunked(prefix, self._plot.split_plot_data(figure_json, prefix))
 
     def take_writes(self) -> dict[str, Any]:
         """The writes collected so far, which the caller writes; collecting starts over."""

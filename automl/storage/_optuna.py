@@ -24,6 +24,7 @@ import importlib.util
 import inspect
 import warnings
 from collections.abc import Container
+from types import ModuleType
 
 import optuna
 from optuna.samplers import TPESampler
@@ -128,8 +129,8 @@ def _check_private_names() -> None:
 _check_private_names()
 
 __all__ = ["OVERRIDDEN", "SUPPORTED", "TRIAL_LOOP_LOGGER", "RetryHeartbeatStaleTrialCallback", "UnsupportedOptuna",
-           "cached_trials", "compute_hypervolume", "fast_non_domination_rank", "models", "scoped_session",
-           "storage_backend", "study_id_of", "study_storage", "trial_id_of"]
+           "cached_trials", "compute_hypervolume", "dashboard_internals", "fast_non_domination_rank", "models",
+           "scoped_session", "storage_backend", "study_id_of", "study_storage", "trial_id_of"]
 
 
 def study_id_of(study: optuna.Study) -> int:
@@ -151,6 +152,16 @@ def storage_backend(study: optuna.Study) -> optuna.storages.BaseStorage:
     """The storage inside the study's _CachedStorage (the one automl opened)."""
     storage = study._storage
     return getattr(storage, "_backend", storage)
+
+
+def dashboard_internals() -> tuple[ModuleType, ModuleType]:
+    """optuna-dashboard's private note and figure modules (``_note``, ``_custom_plot_data``): the key
+    layout and chunking of the notes and figures it stores as study system attributes, which
+    automl.results.dashboard_store writes in batches. Imported when first asked for: importing
+    optuna_dashboard takes about a second."""
+    from optuna_dashboard import _custom_plot_data, _note
+
+    return _note, _custom_plot_data
 
 
 def cached_trials(study: optuna.Study, states: Container[TrialState]) -> list[FrozenTrial]:
