@@ -216,8 +216,13 @@ def test_the_deadline_holds_on_a_study_of_thousands_of_trials() -> None:
     run = subprocess.run([sys.executable, "deadline_overrun.py", "--trials", "2000", "--timeout", str(budget)],
                          cwd=BENCHMARKS, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
-    overruns = dict(re.findall(r"^overrun_(small|large)_s=(-?[\d.]+)$", run.stdout, re.MULTILINE))
-    assert overruns.keys() == {"small", "large"}, run.stdout
-    for size, overrun in overruns.items():
-        assert float(overrun) < GRACE_S, f"{size} study: {overrun} s past a {budget:g} s budget\n{run.stdout}"
+    values = {f"{kind}_{size}": float(value) for kind, size, value in
+              re.findall(r"^(overrun|exit)_(small|large)_s=(-?[\d.]+)$", run.stdout, re.MULTILINE)}
+    assert len(values) == 4, run.stdout
+    for size in ("small", "large"):
+        # Past the deadline: the alarm's grace at most, then the interpreter's exit, which a busy
+        # machine slows (measured beside the run) and no run can shorten.
+        overrun, teardown = values[f"overrun_{size}"], values[f"exit_{size}"]
+        assert overrun < HARD_GRACE_S + teardown + 3.0, f"{size} study: {overrun} s past a {budget:g} s budget " \
+                                                         f"(exit {teardown} s)\n{run.stdout}"
     assert re.findall(r"(\d+) tracebacks", run.stdout) == ["0", "0"], run.stdout
