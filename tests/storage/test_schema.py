@@ -14,6 +14,7 @@ from automl.errors import UsageError
 from automl.plugin.registry import Registered, Registry, registry
 from automl.plugin.task import Task
 from automl.search.plan import plan_study
+from automl.search.signal import ranked_accuracy
 from automl.runner import run_plan
 from automl.storage.schema import (CONFIG_ATTR, FAMILY_PARAM, FINGERPRINT_ATTR, OBJECTIVE_NAMES, OBJECTIVES,
                                    PREPROCESSING_ATTR, TASK_ATTR, TrialAttr, family_of, is_feasible)
@@ -56,9 +57,14 @@ def test_a_trained_trial_stores_schema_names_and_each_objective_in_its_attr(tiny
     assert {TrialAttr.VAL_CURVE, TrialAttr.TIME_TRAIN_S, TrialAttr.WORKER} <= set(trial.user_attrs)
     assert study.metric_names == list(OBJECTIVES)
     assert [d.name.lower() for d in study.directions] == [spec.direction for spec in OBJECTIVES.values()]
+    attrs = trial.user_attrs
+    stored = {spec.attr: attrs[spec.attr] for spec in OBJECTIVES.values()}
+    # Accuracy is ranked with its loss tie-break (automl.search.signal); the stored loss is rounded.
+    stored[TrialAttr.VAL_ACCURACY] = ranked_accuracy(attrs[TrialAttr.VAL_ACCURACY], attrs[TrialAttr.VAL_LOSS],
+                                                     attrs[TrialAttr.VAL_SAMPLES])
     for value, spec in zip(trial.values, OBJECTIVES.values()):
         # The stored latency is rounded to 0.1 microseconds; the objective value is not.
-        assert value == pytest.approx(trial.user_attrs[spec.attr], abs=1e-4), spec.name
+        assert value == pytest.approx(stored[spec.attr], abs=1e-4), spec.name
 
 
 def test_an_over_budget_trial_stores_schema_names(tiny_study: Path) -> None:
@@ -115,7 +121,8 @@ def test_study_files_refuse_other_objectives_listing_the_table() -> None:
 
 def test_the_budget_keys_are_the_tables() -> None:
     limited = {spec.budget_key for spec in OBJECTIVES.values() if spec.budget_key}
-    assert limited == set(BudgetConfig.model_fields)
+    every_key_set = BudgetConfig(**dict.fromkeys(BudgetConfig.model_fields, 1))
+    assert set(every_key_set.limits()) == limited
 
 
 def test_family_of_a_trial_queued_again_comes_from_its_params() -> None:
