@@ -206,7 +206,11 @@ class DashboardUpdater:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial | None = None) -> None:
         if time.monotonic() >= self._next and self._fits(0.0):
-            self.update(study)
+            try:
+                self.update(study)
+            except Exception as exc:  # the figures are a view: a failed update must not end the run
+                self._next = time.monotonic() + self.interval_s
+                LOG.warning("the dashboard's figures and notes were not updated: %s", exc)
 
     def _fits(self, grace_s: float) -> bool:
         """Whether an update at the last one's pace (FIRST_UPDATE_S before any) ends by the deadline
@@ -271,10 +275,7 @@ class DashboardUpdater:
 
         def loop() -> None:
             while not stop.wait(max(self._next - time.monotonic(), 0.0)):
-                try:
-                    self(study)
-                except Exception as exc:  # the figures are a view: a failed update must not end the run
-                    LOG.warning("the dashboard's figures and notes were not updated: %s", exc)
+                self(study)
                 if not self._fits(0.0):
                     return  # past the deadline at this pace: the update at the end decides
 
