@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
-
-from conftest import run_cli, spawn_cli
+from conftest import run_cli, spawn_cli, write_study
+from datafiles import labels, write_npz
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["show"], ["plugins"], ["dashboard"]])
@@ -74,3 +76,29 @@ def test_default_storage_is_a_sqlite_file_in_the_working_directory(tmp_path: Pat
     assert run_cli("run", str(study), cwd=tmp_path).returncode == 0
     assert (tmp_path / "automl.db").exists()
     assert run_cli("show", "here", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.slow  # a real cross-validated study through the CLI
+def test_a_small_dataset_cross_validates_says_so_and_shows_the_spread(tmp_path: Path) -> None:
+    y = labels(2, 30)
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32) + y[:, None]
+    write_npz(tmp_path / "small.npz", x, y)
+    study = write_study(tmp_path, f"""
+        name = "small"
+        n_trials = 1
+        storage = "sqlite:///{tmp_path / 'small.db'}"
+        [data]
+        dataset = "npz"
+        path = "small.npz"
+        [search]
+        families = ["mlp"]
+        [train]
+        max_epochs = 1
+    """)
+    run = run_cli("run", str(study), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "note: cross-validating: 5 stratified folds over the 51 non-test rows" in " ".join(run.stderr.split())
+    show = run_cli("show", "small", "--storage", f"sqlite:///{tmp_path / 'small.db'}", cwd=tmp_path)
+    for printed in (run.stdout, show.stdout):  # the run ends with the front, as show prints it
+        assert re.search(r"\d\.\d{4} ± \d\.\d{3}", printed), printed
+        assert "val acc: the mean over 5 cross-validation folds ± their standard deviation" in printed

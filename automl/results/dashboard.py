@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl.results.dashboard_figures import curves_figure, front_figure, hypervolume_figure
 from automl.results.dashboard_store import StudyAttrs
-from automl.results.front import si
+from automl.results.front import accuracy_text, si
 from automl.results.hypervolume import hypervolume_history
 from automl.storage._optuna import study_id_of, study_storage, trial_id_of
 from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of
@@ -40,7 +40,8 @@ NOTES_PER_BATCH = 1000
 # The ids the figures are saved under: saving again replaces them.
 FIGURE_IDS = ("learning-curves", "pareto-front", "hypervolume")
 # What each objective measures, for the study's note.
-MEANINGS = {TrialAttr.VAL_ACCURACY: "fraction of the validation split classified right",
+MEANINGS = {TrialAttr.VAL_ACCURACY: "fraction of the validation split classified right (cross-validated: the "
+                                                  "mean over the folds)",
             TrialAttr.FLOPS: "forward FLOPs per sample (a multiply-add counts 2)",
             TrialAttr.N_PARAMS: "trainable parameters",
             TrialAttr.LATENCY_MS: "median milliseconds of one forward pass"}
@@ -126,6 +127,16 @@ def _objective_value(trial: FrozenTrial, index: int, name: str) -> str:
     return f"{_value(name, curve[-1])} (at epoch {len(curve)}, not reported)" if curve else "-"
 
 
+def _cross_validated(attrs: dict[str, Any]) -> list[str]:
+    """A cross-validated trial's accuracy spread, as markdown lines; none for one validation split."""
+    folds = attrs.get(TrialAttr.FOLDS)
+    if not folds or attrs.get(TrialAttr.VAL_ACCURACY_STD) is None:
+        return []
+    spread = accuracy_text(attrs.get(TrialAttr.VAL_ACCURACY), attrs[TrialAttr.VAL_ACCURACY_STD], folds, long=True)
+    each = ", ".join(f"{value:.4f}" for value in attrs.get(TrialAttr.FOLD_ACCURACIES) or [])
+    return [f"**Cross-validated:** validation accuracy {spread} (mean ± standard deviation; each fold's: {each}).", ""]
+
+
 def trial_note(trial: FrozenTrial, objectives: Sequence[str], directions: Sequence[str],
                max_epochs: int | None = None) -> str:
     """Markdown: the trial's family, where it stopped, its objective values by name and its cost."""
@@ -142,6 +153,7 @@ def trial_note(trial: FrozenTrial, objectives: Sequence[str], directions: Sequen
                       f"**Where it stopped:** {where_it_stopped(trial, max_epochs)}.", "",
                       "| objective | value |", "| --- | --- |", *rows, "",
                       f"**Cost:** {', '.join(cost)}.", "",
+                      *_cross_validated(attrs),
                       *([f"Test accuracy (reported, never selected on): {test:.4f}.", ""] if test is not None else [])])
 
 

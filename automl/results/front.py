@@ -46,6 +46,14 @@ class FrontRow:
     # Why it trained fewer than max_epochs without being pruned (TrialAttr.STOPPED): it counts with
     # the epochs it validated, in every view.
     stopped: str | None = None
+    # With cross-validation (TrialAttr.FOLDS): how many folds val_accuracy is the mean over, and
+    # the standard deviation of their accuracies (TrialAttr.VAL_ACCURACY_STD).
+    folds: int | None = None
+    val_accuracy_std: float | None = None
+
+    def val_accuracy_text(self, long: bool = False) -> str:
+        """The validation accuracy as accuracy_text writes it, with its spread over the folds."""
+        return accuracy_text(self.val_accuracy, self.val_accuracy_std, self.folds, long)
 
     def epochs_text(self, long: bool = False) -> str:
         """``10``, or ``3*`` (``3, stopped by the time budget`` when ``long``) for a stopped trial."""
@@ -67,8 +75,30 @@ def front_rows(study: optuna.Study) -> list[FrontRow]:
         rows.append(FrontRow(trial.number, family, attrs.get(TrialAttr.VAL_ACCURACY),
                              attrs.get(TrialAttr.TEST_ACCURACY), attrs.get(TrialAttr.FLOPS),
                              attrs.get(TrialAttr.N_PARAMS), attrs.get(TrialAttr.LATENCY_MS), hyperparameters,
-                             attrs.get(TrialAttr.EPOCHS), attrs.get(TrialAttr.STOPPED)))
+                             attrs.get(TrialAttr.EPOCHS), attrs.get(TrialAttr.STOPPED),
+                             attrs.get(TrialAttr.FOLDS), attrs.get(TrialAttr.VAL_ACCURACY_STD)))
     return sorted(rows, key=lambda row: -(row.val_accuracy or 0.0))
+
+
+def accuracy_text(accuracy: float | None, std: float | None = None, folds: int | None = None,
+                      long: bool = False) -> str:
+    """``0.9300``, or "-"; cross-validated (``folds`` and ``std``, the folds' standard deviation),
+    ``0.9300 ± 0.040``, and ``0.9300 ± 0.0400 over 5 folds`` when ``long``."""
+    if accuracy is None:
+        return "-"
+    if not folds or std is None:
+        return f"{accuracy:.4f}"
+    return f"{accuracy:.4f} ± {std:.4f} over {folds} folds" if long else f"{accuracy:.4f} ± {std:.3f}"
+
+
+def cross_validation_note(rows: Sequence[FrontRow]) -> str | None:
+    """What the ``±`` of the accuracy column means; None when no row was cross-validated."""
+    folds = sorted({row.folds for row in rows if row.folds and row.val_accuracy_std is not None})
+    if not folds:
+        return None
+    counts = " or ".join(str(count) for count in folds)
+    return (f"val acc: the mean over {counts} cross-validation folds ± their standard deviation "
+            f"('{TrialAttr.VAL_ACCURACY_STD}' user attr; each fold's in '{TrialAttr.FOLD_ACCURACIES}')")
 
 
 def si(value: float | None) -> str:
@@ -137,9 +167,9 @@ def front_table(study: optuna.Study, rows: Sequence[FrontRow]) -> Table:
         table.add_column(column, justify="left" if column == "family" else "right")
     table.add_column("hyperparameters", overflow="fold", min_width=36)
     for row in rows:
-        accuracy = [f"{v:.4f}" if v is not None else "-" for v in (row.val_accuracy, row.test_accuracy)]
         latency = f"{row.latency_ms:.3f}" if row.latency_ms is not None else "-"
-        table.add_row(str(row.number), row.family, row.epochs_text(), *accuracy, si(row.flops), si(row.n_params),
+        table.add_row(str(row.number), row.family, row.epochs_text(), row.val_accuracy_text(),
+                      accuracy_text(row.test_accuracy), si(row.flops), si(row.n_params),
                       latency, " ".join(f"{k}={short(v)}" for k, v in row.hyperparameters.items()))
     return table
 
@@ -175,9 +205,9 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
     over_budget = sum(TrialAttr.OVER_BUDGET in t.user_attrs for t in trials)
     rows = front_rows(study)
     _print_narrow_or_wide(console, front_table(study, rows))
-    note = stopped_note(rows)
-    if note:
-        console.print(note, markup=False)
+    for note in (cross_validation_note(rows), stopped_note(rows)):
+        if note:
+            console.print(note, markup=False)
     for warning in zero_flops_warnings(trials):
         console.print(f"warning: {warning}", markup=False)
     if len(failed) > caught:

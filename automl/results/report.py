@@ -15,7 +15,15 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from automl.results.figures import Point, curves_figure, families_figure, hypervolume_figure, pareto_figure
-from automl.results.front import empty_front_reason, front_rows, front_title, short, si, zero_flops_warnings
+from automl.results.front import (
+    cross_validation_note,
+    empty_front_reason,
+    front_rows,
+    front_title,
+    short,
+    si,
+    zero_flops_warnings,
+)
 from automl.results.hypervolume import hypervolume_history
 from automl.results.importance import importance_figure
 from automl.storage.artifacts import output_dir
@@ -68,7 +76,7 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def front_table(study: optuna.Study) -> str:
-    rows = [(r.number, r.family, r.epochs_text(long=True), _number(r.val_accuracy), _number(r.test_accuracy),
+    rows = [(r.number, r.family, r.epochs_text(long=True), r.val_accuracy_text(long=True), _number(r.test_accuracy),
              si(r.flops), si(r.n_params), _number(r.latency_ms, 3),
              " ".join(f"{k}={short(v)}" for k, v in r.hyperparameters.items()))
             for r in front_rows(study)]
@@ -115,8 +123,10 @@ def sections(study: optuna.Study, out_dir: Path) -> list[Section]:
         reason = empty_front_reason(study.get_trials(deepcopy=False)) or "no trained trial has accuracy and FLOPs"
         return [Section("No trained trials", f"Nothing to draw: {reason}.")]
     on_front = sum(p.on_front for p in completed)
+    folds = cross_validation_note(front_rows(study))
     found = [Section(front_title(study, on_front), f"Front by {', '.join(objectives)}; validation accuracy selects, "
-                                                   f"test accuracy is only reported. {warnings}".strip(),
+                                                   f"test accuracy is only reported. {f'{folds}. ' if folds else ''}"
+                                                   f"{warnings}".strip(),
                      _save(pareto_figure(completed, objectives), out_dir, "pareto_front.png"), front_table(study))]
     history = hypervolume_history(study)
     found.append(Section("Hypervolume", history.explanation,

@@ -22,6 +22,7 @@ from rich.console import Console
 from automl.cli import main
 from automl.config import load_study_file
 from automl.plugin.registry import registry
+from automl.results.dashboard import trial_note
 from automl.results.figures import pareto_figure
 from automl.results.front import front_rows, print_front
 from automl.results.hypervolume import hypervolume_history
@@ -162,3 +163,24 @@ def test_queued_trials_are_named_as_queued_not_counted_as_trials(mixed: optuna.S
     assert "(2 of 5 trials; 3 queued)" in page
     assert "<td>None</td>" not in page  # a queued trial has no family yet: no row for it
     assert _family_rows(page)["mlp"][1] == "4"
+
+
+def test_a_cross_validated_accuracy_is_shown_with_its_spread_over_the_folds(tmp_path: Path) -> None:
+    folds = {"folds": 5, "fold_accuracies": [0.9, 1.0, 0.9, 0.9, 0.95], "val_accuracy_std": 0.04}
+    study = study_of(tmp_path, [trained("mlp", 0.93, 4700.0, **folds), trained("mlp", 0.5, 900.0)])
+    console = Console(record=True, width=200)
+    print_front(study, console)
+    shown = console.export_text()
+    assert "0.9300 ± 0.040" in shown and "0.5000 ±" not in shown  # one validation split: no spread
+    assert "val acc: the mean over 5 cross-validation folds ± their standard deviation" in shown
+    page = html.unescape(write_report(study, "sqlite://", tmp_path / "report").read_text())
+    assert "<td>0.9300 ± 0.0400 over 5 folds</td>" in page and "<td>0.5000</td>" in page
+    note = trial_note(study.trials[0], ["val_accuracy", "flops"], DIRECTIONS)
+    assert "validation accuracy 0.9300 ± 0.0400 over 5 folds" in note and "0.9000, 1.0000, 0.9000" in note
+    assert "Cross-validated" not in trial_note(study.trials[1], ["val_accuracy", "flops"], DIRECTIONS)
+
+
+def test_one_validation_split_shows_no_spread(mixed: optuna.Study) -> None:
+    console = Console(record=True, width=200)
+    print_front(mixed, console)
+    assert "±" not in console.export_text() and "cross-validation" not in console.export_text()
