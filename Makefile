@@ -18,7 +18,7 @@ $(BIN)/automl: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-# One thread: the quickstart's models are tiny, and a second costs more CPU than it saves (README, Set-up).
+# One thread: the quickstart's models are tiny, and a second costs more CPU than it saves (docs/speed.md).
 quickstart: $(BIN)/automl
 	$(BIN)/automl run studies/quickstart.toml --threads 1
 

@@ -1,6 +1,6 @@
 """docs/plugins.md is followed literally: its files are written, installed, checked and searched;
-what it, the README's plugin section, the example plugin and the built-in families import is the
-public API a plugin author gets from ``automl`` and ``automl.testing``."""
+what it, the example plugin and the built-in families import is the public API a plugin author gets
+from ``automl`` and ``automl.testing``."""
 
 from __future__ import annotations
 
@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 
 from automl.plugin import hookspecs
-from conftest import REPO, make_distribution, run_cli, with_path
+from conftest import REPO, run_cli, with_path
 
 DOC = (REPO / "docs" / "plugins.md").read_text()
-README_CONTRACT = ((REPO / "README.md").read_text()
-                   .split("## Writing a family: the plugin contract")[1].split("\n## ")[0])
 # Where a plugin author imports automl from.
 AUTHOR_MODULES = ("automl", "automl.testing")
 HOOKS = {name: function for name, function in vars(hookspecs).items()
@@ -83,7 +81,8 @@ def not_public(source: str) -> list[str]:
 
 AUTHOR_SOURCES = {
     "docs/plugins.md": python_blocks(DOC),
-    "README.md (plugin contract)": python_blocks(README_CONTRACT),
+    # What a user's own code reads from automl: the README's and the Python API page's examples.
+    **{page: python_blocks((REPO / page).read_text()) for page in ("README.md", "docs/python-api.md")},
     # One package: its layers module imports torch alone, the family module imports automl.
     "examples/automl-mixer": [path.read_text() for path in sorted((REPO / "examples" / "automl-mixer").rglob("*.py"))],
     **{f"plugins/automl_plugins/{name}.py": [(REPO / "plugins" / "automl_plugins" / f"{name}.py").read_text()]
@@ -128,12 +127,10 @@ def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
     installs = [command[3] for command in doc_commands(DOC) if command[:3] == [f"{VENV_BIN}pip", "install", "-e"]]
-    assert installs == ["automl-widemlp"]
+    assert installs == ["automl-widemlp", "automl-blobs"]
     for package in installs:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                         "--target", str(root / "site"), str(root / package)], check=True)
-    blobs = (root / "automl-blobs" / "automl_blobs.py").read_text()
-    make_distribution(root / "site", "automl-blobs", {"automl_blobs": blobs}, {"blobs": "automl_blobs"})
     return root
 
 
@@ -145,7 +142,7 @@ def run_suite(tests: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow  # pip installs the tutorial's packages and searches with them
-def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -> None:
+def test_tutorial_family_and_dataset_are_listed_checked_tested_and_searched(tutorial: Path) -> None:
     """Every command of the guide, in its order, as written: pip's were run by the fixture; a
     search is capped at 3 trials."""
     env = with_path(tutorial / "site")
@@ -164,24 +161,20 @@ def test_tutorial_family_is_listed_checked_tested_and_searched(tutorial: Path) -
     assert "FAIL" not in ran["plugins check widemlp"].stdout
     assert re.search(r"Pareto front of 'widemlp-vs-cnn' \([1-3] of 3 trials\)", ran["show widemlp-vs-cnn"].stdout)
     assert " passed" in ran["automl-widemlp/tests"].stdout
+    assert "5 passed" in ran["automl-blobs/tests"].stdout
+    assert "blobs (tabular, input [8], 4 classes)" in " ".join(ran["run blobs.toml"].stderr.split())
 
 
 @pytest.mark.slow
-def test_tutorial_dataset_passes_its_suite_and_is_searched_with_its_own_option(tutorial: Path) -> None:
+def test_tutorial_dataset_options_refuse_a_bad_value_and_a_typo(tutorial: Path) -> None:
     env = with_path(tutorial / "site")
-    suite = run_suite(tutorial / "automl-blobs" / "tests", env)
-    assert suite.returncode == 0 and "5 passed" in suite.stdout, suite.stdout + suite.stderr
 
     def run(data: str, db: str) -> subprocess.CompletedProcess:
-        study = tutorial / "blobs.toml"
+        study = tutorial / "blobs-options.toml"
         study.write_text(f'name = "blobs"\nn_trials = 2\nstorage = "sqlite:///{tutorial / db}"\n'
                          '[search]\nfamilies = ["mlp"]\n[train]\nmax_epochs = 2\n'
                          f'[data]\ndataset = "blobs"\n{data}\n')
         return run_cli("run", str(study), cwd=tutorial, env=env)
-
-    searched = run("classes = 4", "blobs.db")
-    assert searched.returncode == 0, searched.stderr
-    assert "blobs (tabular, input [8], 4 classes)" in " ".join(searched.stderr.split())
 
     # The options model refuses a bad value given in a [data.options] table and a typo in [data].
     bad_value, typo = run('[data.options]\nclasses = "many"', "bad_value.db"), run("clases = 4", "typo.db")
