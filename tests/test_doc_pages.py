@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from automl.cli import build_parser
 from automl.config import StudyConfig
+from automl.plugin.registry import registry
 from conftest import REPO
 
 README = REPO / "README.md"
@@ -120,3 +121,21 @@ def test_every_automl_command_the_pages_show_parses() -> None:
         parsed = parser.parse_args(arguments)
         study_file = getattr(parsed, "study_file", "")
         assert not study_file.startswith("studies/") or (REPO / study_file).exists(), (page, arguments)
+
+
+def dataset_table(markdown: str) -> dict[str, set[str]]:
+    """{dataset: the [data] keys its row names} from the table whose header starts `| dataset |`;
+    a key is a backticked name (quoted values such as `"skip"` are not keys)."""
+    table = markdown.split("| dataset |", 1)[1].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = line.split(" | ")
+        for name in re.findall(r"`(\w+)`", cells[0]):
+            rows[name] = set(re.findall(r"`(\w+)`", cells[-1]))
+    return rows
+
+
+def test_the_dataset_table_names_every_built_in_dataset_and_each_of_its_keys() -> None:
+    shown = dataset_table((REPO / "docs" / "datasets.md").read_text())
+    installed = {name: set(entry.obj.options.model_fields) for name, entry in registry().datasets.items()}
+    assert shown == installed
