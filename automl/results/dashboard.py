@@ -44,7 +44,9 @@ MEANINGS = {TrialAttr.VAL_ACCURACY: "fraction of the validation split classified
                                                   "mean over the folds)",
             TrialAttr.FLOPS: "forward FLOPs per sample (a multiply-add counts 2)",
             TrialAttr.N_PARAMS: "trainable parameters",
-            TrialAttr.LATENCY_MS: "median milliseconds of one forward pass"}
+            # automl.training.efficiency.latency: the minimum of repeated timings.
+            TrialAttr.LATENCY_MS: "milliseconds of one forward pass at latency_batch_size, the minimum of repeated "
+                                  "timings (each trial's `latency_method` says how it was timed)"}
 # How often `automl run` brings the dashboard up to date, at most (seconds), and the largest share
 # of the run's time the updates may take: after one that took t seconds, the next waits t / MAX_SHARE.
 UPDATE_INTERVAL_S = 15.0

@@ -83,6 +83,15 @@ def test_notes_name_the_objectives_values_family_cost_and_where_each_trial_stopp
     assert "failed after 0 of 3 epochs: RuntimeError: boom" in _note(study, 3)
 
 
+
+def test_the_latency_objective_is_described_as_it_is_measured(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name="latency", storage=f"sqlite:///{tmp_path / 'latency.db'}",
+                                directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "latency_ms"])
+    DashboardUpdater().update(study)
+    # efficiency.latency reports the minimum of its timings (a median would move with the machine's load).
+    assert "| latency_ms | minimize | milliseconds of one forward pass at latency_batch_size, the minimum " in get_note(study)
+
 def test_figures_show_every_curve_the_front_on_log_flops_and_the_hypervolume(study: optuna.Study) -> None:
     DashboardUpdater().update(study)
     figures = _figures(study)
