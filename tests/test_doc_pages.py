@@ -80,6 +80,16 @@ def test_the_readmes_study_file_is_accepted() -> None:
     assert StudyConfig.from_dict(study).search.families == study["search"]["families"]
 
 
+# Every TOML block but the plugin guide's, whose files name its own plugins (tests/test_docs.py
+# installs and runs them).
+STUDY_FILES = [(page, block) for page in PAGES if page.name != "plugins.md" for block in toml_blocks(page)]
+
+
+@pytest.mark.parametrize(("page", "block"), STUDY_FILES, ids=lambda value: getattr(value, "name", ""))
+def test_every_study_file_or_part_of_one_the_pages_show_is_accepted(page: Path, block: dict) -> None:
+    StudyConfig.from_dict({"name": "shown", **block})
+
+
 def keys(model: type[BaseModel]) -> dict[str, set[str]]:
     """Every key a study file may set, by section ("" for the top level); [data]'s options belong to
     its dataset, not to the study file's model."""
