@@ -31,6 +31,12 @@ ALLOWLIST_ENV = "AUTOML_LOAD_PLUGINS"
 # third-party plugin installed on the developer's machine must not fail (or change) automl's own
 # tests. A test that installs plugins allows them by name (with_path does it for a site folder).
 os.environ[ALLOWLIST_ENV] = ""
+# One torch thread in this process and in every process it starts (they inherit OMP_NUM_THREADS),
+# as `make quickstart` runs: the suite's models are tiny, and on the shared 2-core machine a second
+# thread spin-waits for the first, which cost the suite more than twice its CPU time for no gain.
+# A test about threads sets its own (torch.set_num_threads, or OMP_NUM_THREADS in a child's env).
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
 
