@@ -275,3 +275,17 @@ def searched_study(tmp_path_factory: pytest.TempPathFactory) -> SearchedStudy:
     run = run_cli("run", str(study_file), "--warm-start", "configs.json", "--no-progress", cwd=folder)
     assert run.returncode == 0, run.stderr
     return SearchedStudy("results", url, folder, run)
+
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what the session holds once the tests are collected (the imported modules, Lightning
+    and torch among them): each trial ends with gc.collect() (automl.training.device.free_memory),
+    which scanned those half a million objects again, 0.2-0.7 CPU-s a time, as an automl worker,
+    which freezes them the same way, does not."""
+    import gc
+
+    import automl.search.objective  # noqa: F401 - Lightning and torchmetrics, which most tests import anyway
+
+    gc.collect()
+    gc.freeze()

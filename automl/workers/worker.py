@@ -76,8 +76,9 @@ def _record_interrupt(study: optuna.Study, trial: optuna.Trial | None, requeue: 
 
 
 @contextlib.contextmanager
-def _ending(bar: ProgressBar | None) -> Iterator[None]:
-    """Within the block, the worker runs; after it, its bar ends and what it kept alive can go."""
+def _ending(bar: ProgressBar | None, unfreeze: bool) -> Iterator[None]:
+    """Within the block, the worker runs; after it, its bar ends and, with ``unfreeze``, what it
+    froze can go."""
     try:
         yield
     finally:
@@ -85,7 +86,8 @@ def _ending(bar: ProgressBar | None) -> Iterator[None]:
             bar.close()
         # A worker in a longer-lived process (automl.run from a notebook, a test) hands back to it
         # what it froze for its own trials' collections.
-        gc.unfreeze()
+        if unfreeze:
+            gc.unfreeze()
 
 
 def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], workers: WorkersConfig,
@@ -102,8 +104,11 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     """
     # What is alive now (modules, the data) lives as long as the worker: moved out of the
     # collector's sight, the collection after each trial scans only what the trial left behind.
-    gc.collect()
-    gc.freeze()
+    # A process that froze its own objects already (a server, a test session) keeps them frozen.
+    own_freeze = gc.get_freeze_count() == 0
+    if own_freeze:
+        gc.collect()
+        gc.freeze()
     tracked = _Tracked(objective, has_deadline=deadline is not None)
     streak = FailureStreak(workers.max_failures_in_row)
     spent = StopWhenSpent(budget or StudyBudget())
@@ -112,7 +117,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     if bar is not None:
         after_trial.append(bar)
     announced_wait = False
-    with warnings.catch_warnings(), raise_on_signals(), grouped_failure_log(), _ending(bar):
+    with warnings.catch_warnings(), raise_on_signals(), grouped_failure_log(), _ending(bar, own_freeze):
         warnings.simplefilter("ignore", ExperimentalWarning)
         try:
             while streak.summary is None:

@@ -256,6 +256,24 @@ def test_fifty_trials_in_one_worker_do_not_grow_memory(tiny_study: Path) -> None
     assert growth < 20, f"RSS grew {growth:.1f} MB over 40 trials: {[round(r) for r in rss]}"
 
 
+def test_a_worker_hands_back_what_it_froze_and_keeps_what_its_process_froze(tiny_study: Path) -> None:
+    frozen = gc.get_freeze_count()
+    assert frozen > 0  # the test session froze its modules (conftest), as a long-lived process may
+    during: list[int] = []
+    freezes = [lambda study, trial: during.append(gc.get_freeze_count())]
+    run_plan(plan_study(_config(tiny_study, 1, max_failures_in_row=3), tiny_study, _registry(_Family())),
+             progress=False, callbacks=freezes)
+    assert during == [frozen] and gc.get_freeze_count() == frozen
+    gc.unfreeze()  # a process that froze nothing: the worker freezes what is alive, and unfreezes it after
+    try:
+        run_plan(plan_study(_config(tiny_study, 1, max_failures_in_row=3), tiny_study, _registry(_Family())),
+                 progress=False, callbacks=freezes)
+        assert during[-1] > 0 and gc.get_freeze_count() == 0
+    finally:
+        gc.collect()
+        gc.freeze()
+
+
 def test_ctrl_c_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
     db = tmp_path / "ctrl_c.db"
     url = f"sqlite:///{db}"
