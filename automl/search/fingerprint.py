@@ -12,11 +12,12 @@ compared with the config the study stored at creation.
 A change is refused when it changes what trials sample, how they train, stop and are measured,
 what they train and validate on, or how they are ranked; one that does not (the dataset's file
 moved with the same content, another automl version with the same space, another sampler for the
-trials to come) is accepted with a note. How a trial runs (accelerator, precision, compile, data
-placement, [workers]) may change, so that a study can move between machines. A study file that leaves
-``[search] families`` out searches every installed family when the study is created, and the
-families it was created with from then on (keep_created_families): installing a plugin does not
-stop it.
+trials to come, another precision for them) is accepted with a note. How a trial runs (accelerator,
+precision, compile, data placement, [workers]) may change, so that a study can move between
+machines; a changed precision is noted, as trials trained in two precisions share one front.
+A study file that leaves ``[search] families`` out searches every installed family when the study
+is created, and the families it was created with from then on (keep_created_families): installing
+a plugin does not stop it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ TRIAL_KEYS = ("train.max_epochs", "train.augment", "search.pruner", "search.redu
 LATENCY_KEYS = ("search.latency_batch_size", "search.latency_device")
 # Keys that only steer which configs are sampled next: the trials run so far stay comparable.
 STEERING_KEYS = ("search.sampler",)
+# Keys of how a trial runs that may change (a study moves to another machine), but that a user
+# should hear of: the trials before and after share one front.
+NOTED_KEYS = ("train.precision",)
 
 
 def searched_space(plan: StudyPlan) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -98,10 +102,10 @@ def _flat(print_: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _settings(config: Mapping[str, Any], latency_counts: bool) -> dict[str, Any]:
-    """The TRIAL_KEYS and STEERING_KEYS (and LATENCY_KEYS where ``latency_counts``) of a config as
+    """The TRIAL_KEYS, STEERING_KEYS and NOTED_KEYS (and LATENCY_KEYS where ``latency_counts``) of a config as
     stored (StudyConfig.to_dict), by dotted key; a key the config lacks (stored by an automl
     without it) is left out, so it is not judged."""
-    keys = (*TRIAL_KEYS, *STEERING_KEYS, *(LATENCY_KEYS if latency_counts else ()))
+    keys = (*TRIAL_KEYS, *STEERING_KEYS, *NOTED_KEYS, *(LATENCY_KEYS if latency_counts else ()))
     found = {}
     for key in keys:
         section, name = key.split(".")
@@ -221,7 +225,8 @@ def check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
     harmless = [change for change in changes if not data_changed
                 and (change.key in DATA_KEYS or change.key.startswith("data.options."))]
     steering = [change for change in changes if change.key in STEERING_KEYS]
-    refused = [change for change in changes if change not in harmless and change not in steering]
+    noted = [change for change in changes if change.key in NOTED_KEYS]
+    refused = [change for change in changes if change not in harmless + steering + noted]
     created_by = (stored_print or {}).get("automl_version", AUTOML_VERSION)
     if refused:
         cause = (f"it was created by automl {created_by} and this is automl {AUTOML_VERSION}, whose search spaces "
@@ -236,6 +241,9 @@ def check_resumable(study: optuna.Study, plan: StudyPlan) -> list[str]:
               "so the study goes on" for change in harmless]
     notes += [f"{where}: {change}; the trials run so far stay as they are, the next ones are sampled by "
               f"{_shown(change.now)}" for change in steering]
+    notes += [f"{where}: {change}; the trials run so far trained with {_shown(change.stored)} and share the front "
+              f"with the next ones, which train with {_shown(change.now)}; for a front of one {change.key}, use a "
+              "new study name" for change in noted]
     if created_by != AUTOML_VERSION:
         notes.append(f"{where} was created by automl {created_by}, this is automl {AUTOML_VERSION}; its space and "
                      "data are unchanged, so the study goes on")

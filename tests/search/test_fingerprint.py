@@ -177,9 +177,15 @@ def test_how_trials_run_and_which_are_sampled_next_may_change(tmp_path: Path) ->
     create_or_resume(plan_of(tmp_path, search='sampler = "random"\nlatency_device = "cpu"',
                              train='accelerator = "cpu"\nprecision = "32-true"\nloader_workers = 0'),
                      note=notes.append)
-    # Latency is no objective or budget here, so where it is timed changes nothing ranked.
-    assert notes == [f"study 'fp' in sqlite:///{tmp_path / 'fp.db'}: search.sampler: stored \"tpe\", now "
-                     "\"random\"; the trials run so far stay as they are, the next ones are sampled by \"random\""]
+    # Latency is no objective or budget here, so where it is timed changes nothing ranked; a trial
+    # may train in another precision (the study moved to another machine), said so, as the trials
+    # before and after share the front.
+    where = f"study 'fp' in sqlite:///{tmp_path / 'fp.db'}"
+    assert notes == [f"{where}: search.sampler: stored \"tpe\", now \"random\"; the trials run so far stay as they "
+                     "are, the next ones are sampled by \"random\"",
+                     f"{where}: train.precision: stored \"auto\", now \"32-true\"; the trials run so far trained "
+                     "with \"auto\" and share the front with the next ones, which train with \"32-true\"; for a "
+                     "front of one train.precision, use a new study name"]
 
 
 def test_a_key_the_stored_config_lacks_is_not_judged(tmp_path: Path) -> None:
