@@ -1,4 +1,5 @@
-"""Errors that reach the user as one clear message instead of a traceback.
+"""Errors that reach the user as one clear message instead of a traceback, and the wording of the
+counts those messages (and automl's notes) print.
 
 The first stage: imports nothing of automl, and every other module may import it.
 """
@@ -21,3 +22,9 @@ class PluginError(AutomlError):
     installation problem, found before any work, like a bad study file)."""
 
     exit_code = 2
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``count`` with ``noun`` in the right number: ``1 trial``, ``0 trials``, ``1,200 trials``;
+    ``plural_form`` where adding an s is wrong (``plural(2, "family", "families")``)."""
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"

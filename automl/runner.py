@@ -30,7 +30,7 @@ import numpy as np
 import optuna
 
 from automl.config import IN_MEMORY_DATASET, StudyConfig, load_study_file
-from automl.errors import AutomlError, UsageError
+from automl.errors import AutomlError, UsageError, plural
 from automl.plugin.arrays import LabeledArrays, labeled_arrays
 from automl.plugin.registry import registry
 from automl.storage.urls import load_study, redact
@@ -165,9 +165,9 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
         LOG.info("%s", _describe(plan))
         first = warm.for_study(study)
         if first:
-            LOG.info("warm start: %d known config(s) run before the sampled trials", len(first))
+            LOG.info("warm start: %s run before the sampled trials", plural(len(first), "known config"))
         if not queue_run(study, n_trials or config.trials_per_run(budget_s), first, first_configs(plan, study, at)):
-            LOG.info("%s", _resuming(study, deadline))
+            LOG.info("%s", _resuming(study, plan, deadline))
         if deadline and not deadline.left():
             LOG.info("note: the time budget ran out before the first trial: the start-up (libraries, data, checks, "
                      "queueing) took %.0f s of %g s; the queued trials wait for the next run",
@@ -294,27 +294,53 @@ def _plan(config: StudyConfig, storage: str | None, data: ArrayData | None, dead
 def _describe(plan: StudyPlan) -> str:
     """One line on what the study searches, on which data, where it is stored."""
     task, families = plan.data.task, list(plan.families)
-    return (f"study {plan.config.name!r}: {len(families)} famil{'y' if len(families) == 1 else 'ies'} "
+    return (f"study {plan.config.name!r}: {plural(len(families), 'family', 'families')} "
             f"({', '.join(families)}) on {plan.config.data.dataset} ({task.kind}, input {list(task.input_shape)}, "
             f"{task.num_classes} classes), objectives {', '.join(plan.config.search.objectives)}, "
             f"storage {redact(plan.storage_url)}")
 
 
-def _resuming(study: optuna.Study, deadline: Deadline | None) -> str:
-    """What a run that found trials still queued does with them."""
-    from automl.storage.trial_queue import count, samples_until_deadline, still_queued
+def _resuming(study: optuna.Study, plan: StudyPlan, deadline: Deadline | None) -> str:
+    """What a run that found trials still queued does with them, and whose they are: a run going on
+    now where another process runs some of the study's trials (their heartbeats are fresh), else an
+    earlier run."""
+    from automl.storage.trial_queue import samples_until_deadline, still_queued
+
+    queued, (live, stale) = still_queued(study), _running_elsewhere(study, plan)
+    grace = plan.config.workers.grace_period
+    where = (f"still queued by a run going on now: {live} running in another process, its heartbeat fresh "
+             f"([workers] grace_period {grace} s); this run works through the same queue beside it" if live else
+             "still queued from an earlier run")
+    if stale:
+        where += (f"; the {plural(stale, 'trial')} left running by a process that stopped (no heartbeat for over "
+                  f"{grace} s) will be queued again when a worker next starts a trial")
+    queued_text = f"{plural(queued, 'trial')} {where}"
+    if not samples_until_deadline(study):
+        return f"resuming: {queued_text}; n_trials adds more once they are done"
+    if deadline:
+        return f"resuming: {queued_text}; that run sampled until its deadline, this run samples until its own"
+    return (f"resuming: {queued_text}; that run sampled until its deadline, this run has no time budget, so it "
+            "runs those and stops; n_trials adds more once they are done")
+
+
+def _running_elsewhere(study: optuna.Study, plan: StudyPlan) -> tuple[int, int]:
+    """The study's running trials (this run runs none yet), as (live, stale): stale where their
+    last heartbeat is older than [workers] grace_period, the worker gone; live otherwise."""
+    from automl.storage._optuna import stale_trial_ids, study_id_of
+    from automl.storage.trial_queue import count
+    from automl.storage.urls import Heartbeat, open_storage
 
     running = count(study, optuna.trial.TrialState.RUNNING)
-    queued = (f"{still_queued(study):,} trial(s) still queued, and {running} running in another process (a run "
-              "going on at the same time, or one stopped without recording them: those are queued again once "
-              "their heartbeat is stale)" if running else
-              f"{still_queued(study):,} trial(s) still queued from an earlier run")
-    if not samples_until_deadline(study):
-        return f"resuming: {queued}; n_trials adds more once they are done"
-    if deadline:
-        return f"resuming: {queued}, which sampled until its deadline; this run samples until its own"
-    return (f"resuming: {queued}, which sampled until its deadline; this run has no time budget, so it "
-            "runs those and stops; n_trials adds more once they are done")
+    if not running:
+        return 0, 0
+    workers = plan.config.workers
+    storage = open_storage(plan.storage_url, Heartbeat(workers.heartbeat_interval, workers.grace_period,
+                                                       on_stale=lambda study, trial: None))
+    try:
+        stale = len(stale_trial_ids(storage, study_id_of(study)))
+    finally:
+        storage.remove_session()
+    return running - stale, stale
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import contextlib
 import io
 import logging
 import os
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from automl.cli import invoked_as
 from automl.plugin.registry import Registry, registry
 from automl.runner import run_plan
 from automl.search.plan import plan_study
+from automl.storage._optuna import trial_id_of
 from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
 from automl.storage.trial_queue import QUEUED, count
 from automl.workers.progress_bar import ProgressBar
@@ -142,14 +144,29 @@ def test_no_optuna_line_leaks_and_one_family_is_one(tmp_path: Path) -> None:
     assert "Using an existing study" not in refused.stderr
 
 
-def test_trials_running_elsewhere_are_not_said_to_be_from_an_earlier_run(tmp_path: Path) -> None:
-    study_file = _study_file(tmp_path, n_trials=3)
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_trials_running_elsewhere_are_said_to_be_of_a_run_going_on_or_of_one_that_stopped(tmp_path: Path) -> None:
+    study_file = _study_file(tmp_path, n_trials=4)
     assert run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path).returncode == 0
-    study = optuna.load_study(study_name="one", storage=f"sqlite:///{tmp_path / 'one.db'}")
-    study.ask()  # another run's worker pops a queued trial and trains it
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=10)
+    study = optuna.load_study(study_name="one", storage=storage)
+    trial = study.ask()  # another run's worker pops a queued trial, beats and trains it
+    storage.record_heartbeat(trial_id_of(trial))
     again = run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path)
-    assert "resuming: 2 trial(s) still queued, and 1 running in another process" in again.stderr
-    assert "from an earlier run" not in again.stderr
+    assert ("resuming: 3 trials still queued by a run going on now: 1 running in another process, its heartbeat "
+            "fresh ([workers] grace_period 60 s); this run works through the same queue beside it") in again.stderr
+    assert "earlier run" not in again.stderr
+    # That worker stops sending heartbeats (killed) and a second one pops a trial: one live, one gone.
+    with sqlite3.connect(tmp_path / "one.db") as connection:
+        connection.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'")
+    storage.record_heartbeat(trial_id_of(study.ask()))
+    again = run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path)
+    assert ("resuming: 2 trials still queued by a run going on now: 1 running in another process, its heartbeat "
+            "fresh ([workers] grace_period 60 s); this run works through the same queue beside it; the 1 trial "
+            "left running by a process that stopped (no heartbeat for over 60 s) will be queued again when a "
+            "worker next starts a trial") in again.stderr
+    storage.remove_session()
 
 
 def test_the_hints_name_the_command_as_it_was_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,7 +130,7 @@ _check_private_names()
 
 __all__ = ["OVERRIDDEN", "SUPPORTED", "TRIAL_LOOP_LOGGER", "RetryHeartbeatStaleTrialCallback", "UnsupportedOptuna",
            "cached_trials", "compute_hypervolume", "dashboard_internals", "fast_non_domination_rank", "models",
-           "scoped_session", "storage_backend", "study_id_of", "study_storage", "trial_id_of"]
+           "scoped_session", "stale_trial_ids", "storage_backend", "study_id_of", "study_storage", "trial_id_of"]
 
 
 def study_id_of(study: optuna.Study) -> int:
@@ -162,6 +162,13 @@ def dashboard_internals() -> tuple[ModuleType, ModuleType]:
     from optuna_dashboard import _custom_plot_data, _note
 
     return _note, _custom_plot_data
+
+
+def stale_trial_ids(storage: RDBStorage, study_id: int) -> list[int]:
+    """The study's running trials whose last heartbeat is older than ``storage``'s grace period
+    (a storage opened with heartbeats): Optuna's own test, which fail_stale_trials acts on. A
+    running trial that never sent a heartbeat is not among them."""
+    return storage._get_stale_trial_ids(study_id)
 
 
 def cached_trials(study: optuna.Study, states: Container[TrialState]) -> list[FrozenTrial]:

@@ -55,7 +55,7 @@ def _dominated_by_earlier(trial: optuna.trial.FrozenTrial, trials: list[optuna.t
 def test_warm_start_configs_run_first_and_artifacts_follow_the_front(searched_study: SearchedStudy) -> None:
     study = _study(searched_study)
     trials = study.get_trials(states=(COMPLETE,))
-    assert len(trials) == 3 and "warm start: 2 known config(s)" in searched_study.run.stderr
+    assert len(trials) == 3 and "warm start: 2 known configs" in searched_study.run.stderr
     assert trials[0].params == FAST and trials[1].params == SLOW
     assert trials[0].values[1] == trials[1].values[1] and trials[1].values[0] < trials[0].values[0]
     for trial in trials:

@@ -199,7 +199,8 @@ def test_a_budget_without_n_trials_samples_until_the_deadline_and_a_rerun_withou
     # Run again without a budget: it runs what is left of the queue and stops, not forever.
     rerun = run_cli("run", str(study_file), "--no-progress", cwd=tmp_path, env=ONE_THREAD, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resuming: {left} trial(s) still queued" in rerun.stderr and "runs those and stops" in rerun.stderr
+    assert f"resuming: {left} trial{'s' if left != 1 else ''} still queued" in rerun.stderr
+    assert "runs those and stops" in rerun.stderr
     study = optuna.load_study(study_name="open", storage=url)
     assert len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))) \
         == len(finished) + left
