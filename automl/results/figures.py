@@ -22,6 +22,7 @@ from matplotlib.ticker import AutoLocator
 from matplotlib.transforms import Bbox
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.errors import plural
 from automl.results.hypervolume import HypervolumeHistory
 from automl.storage.schema import ACCURACY, FLOPS, TrialAttr, family_of
 
@@ -191,7 +192,8 @@ def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int]) -> Figu
                for ending, style in LINE_STYLES.items() if ending in endings and len(endings) > 1]
     stopped = sum(_ending(t) == "stopped early" for t in curved)
     axis.set(xlabel="epoch", ylabel="validation accuracy",
-             title=f"Learning curves of {len(curved)} trials, {stopped} stopped early (thick: Pareto front trials)")
+             title=f"Learning curves of {plural(len(curved), 'trial')}, {stopped} stopped early "
+                   "(thick: Pareto front trials)")
     axis.grid(alpha=0.3)
     axis.legend(handles=legend, fontsize=8, loc="lower right")
     return figure

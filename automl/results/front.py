@@ -15,6 +15,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from automl.errors import plural
 from automl.plugin.space import namespaced_params
 from automl.storage.schema import (
     DEADLINE,
@@ -124,7 +125,8 @@ def empty_front_reason(trials: Sequence[FrozenTrial]) -> str | None:
         return "the study has no trials yet"
     completed = [trial for trial in trials if is_completed(trial)]
     if completed:
-        return (f"all {len(completed)} completed trial(s) were over budget and never trained "
+        were = "the 1 completed trial was" if len(completed) == 1 else f"all {len(completed)} completed trials were"
+        return (f"{were} over budget and never trained "
                 f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than a trial "
                 "may take); raise the limit or the timeout")
     states = Counter(trial.state.name.lower() for trial in trials)
@@ -135,8 +137,8 @@ def zero_flops_warnings(trials: Sequence[FrozenTrial]) -> list[str]:
     """One warning per family whose completed trials count 0 FLOPs per sample."""
     zero = Counter(family_of(trial) or "?" for trial in trials
                    if is_completed(trial) and trial.user_attrs.get(TrialAttr.FLOPS) == 0)
-    return [f"family {family!r} counts 0 FLOPs per sample in {count} trial(s): torch's FLOP counter does not see "
-            "the operations its models compute with, so the FLOPs objective and max_flops cannot rank them; "
+    return [f"family {family!r} counts 0 FLOPs per sample in {plural(count, 'trial')}: torch's FLOP counter does "
+            "not see the operations its models compute with, so the FLOPs objective and max_flops cannot rank them; "
             "the figures draw them at a marked floor" for family, count in sorted(zero.items())]
 
 
@@ -153,7 +155,7 @@ def stopped_note(rows: Sequence[FrontRow]) -> str | None:
 def front_title(study: optuna.Study, on_front: int) -> str:
     """The front's heading: how many trials are on it, of how many started (the queued ones aside)."""
     queued = count(study, QUEUED)
-    return (f"Pareto front of {study.study_name!r} ({on_front} of {len(started_trials(study))} trials"
+    return (f"Pareto front of {study.study_name!r} ({on_front} of {plural(len(started_trials(study)), 'trial')}"
             f"{f'; {queued} queued' if queued else ''})")
 
 
@@ -211,16 +213,19 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
     for warning in zero_flops_warnings(trials):
         console.print(f"warning: {warning}", markup=False)
     if len(failed) > caught:
-        console.print(f"{len(failed) - caught} trial(s) failed; the reason is in each trial's "
+        console.print(f"{plural(len(failed) - caught, 'trial')} failed; the reason is in each trial's "
                       f"'{TrialAttr.FAIL_REASON}' user attr.")
     if caught:
-        console.print(f"{caught} trial(s) were under way when the time budget ran out, before their first "
-                      "validated epoch: each is queued again with its parameters for the next run.")
+        console.print(f"{plural(caught, 'trial')} {'was' if caught == 1 else 'were'} under way when the time budget "
+                      "ran out, before the first validated epoch: each is queued again with its parameters for the "
+                      "next run.")
     if pruned:
-        console.print(f"{pruned} trial(s) stopped early by the pruner ('{TrialAttr.PRUNED_AT_EPOCH}' user attr).")
+        console.print(f"{plural(pruned, 'trial')} stopped early by the pruner "
+                      f"('{TrialAttr.PRUNED_AT_EPOCH}' user attr).")
     if over_budget:
         # markup=False: rich would read "[budget]" as a style tag and drop it.
-        console.print(f"{over_budget} of {len(trials)} trial(s) were over budget and never trained "
+        console.print(f"{over_budget} of {plural(len(trials), 'trial')} {'was' if over_budget == 1 else 'were'} "
+                      "over budget and never trained "
                       f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than "
                       "a trial may take); raise the limit or the timeout if that is most of them.", markup=False)
     spent = study_budget_spent(study)

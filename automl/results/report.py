@@ -14,6 +14,7 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
+from automl.errors import plural
 from automl.results.figures import Point, curves_figure, families_figure, hypervolume_figure, pareto_figure
 from automl.results.front import (
     cross_validation_note,
@@ -169,7 +170,7 @@ def write_report(study: optuna.Study, storage_url: str, out_dir: Path) -> Path:
                        if any(t.state == s for t in trials))
     title = f"Study {study.study_name!r}"
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f'<p class="meta">{len(trials)} trials ({html.escape(states or "none")}); storage '
+             f'<p class="meta">{plural(len(trials), "trial")} ({html.escape(states or "none")}); storage '
              f"{html.escape(redact(storage_url))}; written {datetime.now():%Y-%m-%d %H:%M}</p>"]
     for section in sections(study, out_dir):
         parts.append(f"<h2>{html.escape(section.title)}</h2><p>{html.escape(section.text)}</p>")

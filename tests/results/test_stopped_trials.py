@@ -49,8 +49,8 @@ def test_show_marks_stopped_trials_and_tells_deadline_catches_from_failures(tmp_
             if line.startswith("│") and line.split("│")[1].strip().isdigit()}
     assert rows == {"0": "10", "1": "3*", "2": "2*"}
     assert "* stopped before max_epochs (1 by the deadline, 1 by the time budget; 'stopped' user attr)" in text
-    assert "1 trial(s) failed" in text
-    assert "1 trial(s) were under way when the time budget ran out" in text
+    assert "1 trial failed" in text
+    assert "1 trial was under way when the time budget ran out" in text
 
 
 def test_the_report_names_why_a_front_trial_stopped(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_the_report_counts_as_show_does_and_warns_of_zero_flops(mixed: optuna.St
         "zeroflop": ["zeroflop", "1", "1", "0", "1", "0"],
     }
     assert "Pareto front of &#x27;views&#x27; (2 of 5 trials)" in page
-    assert "family &#x27;zeroflop&#x27; counts 0 FLOPs per sample in 1 trial(s)" in page
+    assert "family &#x27;zeroflop&#x27; counts 0 FLOPs per sample in 1 trial:" in page
     console = Console(record=True, width=200)
     print_front(mixed, console)
     shown = console.export_text()
@@ -118,10 +118,10 @@ def test_a_front_emptied_by_the_budget_says_why(tmp_path: Path) -> None:
     print_front(study, console)
     shown = console.export_text()
     assert "(0 of 3 trials)" in shown and "(3 trials)" not in shown
-    assert "empty: all 3 completed trial(s) were over budget and never trained" in shown
+    assert "empty: all 3 completed trials were over budget and never trained" in shown
     assert "[budget]" in shown  # printed as written, not read as markup
     page = write_report(study, "sqlite://", tmp_path / "report").read_text()
-    assert "Nothing to draw: all 3 completed trial(s) were over budget" in page
+    assert "Nothing to draw: all 3 completed trials were over budget" in page
 
 
 def test_a_study_with_no_completed_trial_says_so(tmp_path: Path) -> None:

@@ -68,7 +68,8 @@ def test_over_budget_configs_are_rejected_before_training(tmp_path: Path) -> Non
     assert set(hypervolume_history(study).trial_numbers) == {t.number for t in within}
     console = Console(record=True, width=200)
     print_front(study, console)
-    assert f"{len(over)} of {len(trials)} trial(s) were over budget" in console.export_text()
+    were = "was" if len(over) == 1 else "were"
+    assert f"{len(over)} of {len(trials)} trials {were} over budget" in console.export_text()
 
 
 def test_survey_counts_the_space_over_budget(tmp_path: Path) -> None:
