@@ -161,6 +161,10 @@ class TrainConfig(_Section):
     weight_decay: tuple[float, float] = (1e-6, 1e-2)
     batch_size: list[PositiveInt] = Field([32, 64, 128], min_length=1)
     optimizer: list[OptimizerName] = Field(["adam", "adamw"], min_length=1)
+    # The learning rate over a training's epochs: the sampled lr throughout, or decayed from it to 0
+    # along a half cosine (Loshchilov and Hutter, 2017), so that the last epoch's model, the one kept,
+    # is not the luck of one noisy step. Small data gets "cosine" unless set (automl.search.small_data).
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     augment: bool = False  # random crop and flip for image tasks, done on the device
     compile: bool = False  # torch.compile each model: pays off for long trials on a GPU
     # Splits live on the device when they fit ("auto": under half the GPU's free memory);

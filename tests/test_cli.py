@@ -97,8 +97,8 @@ def test_a_small_dataset_cross_validates_says_so_and_shows_the_spread(tmp_path: 
     """)
     run = run_cli("run", str(study), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "note: cross-validating: 5 stratified folds over the 51 non-test rows" in " ".join(run.stderr.split())
+    assert "note: cross-validating: 3 stratified folds over the 51 non-test rows" in " ".join(run.stderr.split())
     show = run_cli("show", "small", "--storage", f"sqlite:///{tmp_path / 'small.db'}", cwd=tmp_path)
     for printed in (run.stdout, show.stdout):  # the run ends with the front, as show prints it
         assert re.search(r"\d\.\d{4} ± \d\.\d{3}", printed), printed
-        assert "val acc: the mean over 5 cross-validation folds ± their standard deviation" in printed
+        assert "val acc: the mean over 3 cross-validation folds ± their standard deviation" in printed

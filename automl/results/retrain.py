@@ -43,6 +43,6 @@ def retrain(stored: StoredTrial, data: PreparedData, epochs: int | None = None,
     model = stored.build()
     result = train(model, data, stored.training, resolve_device(train_config.accelerator), train_config.precision,
                    epochs, stored.seed, augment=train_config.augment, data_on_device=train_config.data_on_device,
-                   loader_workers=train_config.loader_workers)
+                   loader_workers=train_config.loader_workers, lr_schedule=train_config.lr_schedule)
     assert result.test_accuracy is not None  # trained without a deadline: the test pass ran
     return Retrained(model.cpu().eval(), result.epochs, len(data.train.y), result.test_accuracy)

@@ -187,6 +187,7 @@ class Objective:
                            compile=config.train.compile, callbacks=[*guards, pruning, *pacing],
                            data_on_device=config.train.data_on_device, loader_workers=config.train.loader_workers,
                            deadline=self.deadline.at if self.deadline else None, resume=resume,
+                           lr_schedule=config.train.lr_schedule,
                            # The per-epoch copy is kept only where an interrupt's checkpoint can be stored.
                            progress=progress if self.artifacts is not None else None)
         except OverTimeBudget:

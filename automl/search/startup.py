@@ -9,6 +9,12 @@ cheap models exists within seconds, and a family whose cheapest model is expensi
 its trials before the sampler takes over. The sampler learns from their results as from its own
 draws.
 
+A family may also name configurations known to do well on a task (an optional method
+``starting_points(task)`` returning build params, e.g. the time-series FCN for sequences): they
+are queued before the spread draws, within the study's [budget] limits. On a small archive task a
+run's budget trains a handful of trials, and a known-good architecture among them first matters
+more than which of the cheap draws come next.
+
 The draws spread the architectures; their training hyperparameters are the centre of the study's
 ranges (default_training), as SMAC's initial design starts from a default configuration. A random
 learning rate at either end of its range can make the cheapest model of a family look useless
@@ -29,7 +35,7 @@ import torch
 
 from automl.config import BudgetConfig, TrainConfig
 from automl.plugin.contract import Family
-from automl.plugin.space import random_study
+from automl.plugin.space import CheckedFixedTrial, random_study
 from automl.plugin.task import Task
 from automl.search.budget import drawn_cost
 from automl.search.objective import sample_training
@@ -47,11 +53,13 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
                     deadline: float | None = None) -> list[dict[str, Any]]:
     """Stored-params dicts (``{"family": ..., "FAMILY.KEY": ..., "train.KEY": ...}``) to queue first,
     cheapest first; ``example`` is one or more inputs of ``task``'s shape. Draws over a ``budget``
-    limit on FLOPs or parameters are left out. No draw starts after ``deadline`` (``time.time()``
+    limit on FLOPs or parameters are left out; the family's known-good configs (known_good) come
+    first, in the families' order. No draw starts after ``deadline`` (``time.time()``
     seconds): the families drawn by then give their picks."""
     max_flops = budget.max_flops if budget and budget.max_flops else math.inf
     max_params = budget.max_params if budget and budget.max_params else math.inf
     study = random_study(seed)
+    first: list[dict[str, Any]] = []
     chosen: list[tuple[float, dict[str, Any]]] = []
     for name, family in families.items():
         draws = []
@@ -64,6 +72,11 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
             if cost is None or (cost.flops <= max_flops and cost.n_params <= max_params):
                 draws.append((flops, {FAMILY_PARAM: name, **trial.params, **default_training(train)}))
             study.tell(trial, 0.0)
+        for params in known_good(family, task):
+            fixed = CheckedFixedTrial({f"{name}.{key}": value for key, value in params.items()})
+            cost = drawn_cost(family, fixed, task, example)
+            if cost is not None and not fixed.outside and cost.flops <= max_flops and cost.n_params <= max_params:
+                first.append({FAMILY_PARAM: name, **fixed.params, **default_training(train)})
         built = sorted((pair for pair in draws if math.isfinite(pair[0])), key=lambda pair: pair[0])
         if built:
             picks = sorted({round(i * (len(built) - 1) / per_family) for i in range(per_family)})
@@ -71,7 +84,14 @@ def startup_configs(families: dict[str, Family], task: Task, example: torch.Tens
         elif draws:
             # A family that fails to build gets one trial, first: it fails at once and records why.
             chosen.append((-math.inf, draws[0][1]))
-    return [config for _, config in sorted(chosen, key=lambda pair: pair[0])]
+    return first + [config for _, config in sorted(chosen, key=lambda pair: pair[0])]
+
+
+def known_good(family: Family, task: Task) -> list[dict[str, Any]]:
+    """The build params ``family`` names as known to do well on ``task`` (its optional
+    ``starting_points(task)``); none when it names none."""
+    starting_points = getattr(family, "starting_points", None)
+    return list(starting_points(task)) if callable(starting_points) else []
 
 
 class _CentreTrial:

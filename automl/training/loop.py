@@ -253,12 +253,18 @@ def _set_up(fabric: L.Fabric, model: nn.Module, data: PreparedData, params: Trai
                  *batches)
 
 
+def scheduled_lr(lr: float, schedule: Literal["constant", "cosine"], epoch: int, epochs: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based) of ``epochs``: ``lr``, or with "cosine" ``lr``
+    decayed along a half cosine towards 0 at the end (Loshchilov and Hutter, 2017, without restarts)."""
+    return lr if schedule == "constant" else lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+
+
 def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: torch.device,
           precision: Precision | Literal["auto"], max_epochs: int, seed: int, augment: bool = False,
           compile: bool = False,
           callbacks: Sequence[object] = (), data_on_device: Literal["auto"] | bool = "auto",
           loader_workers: int = 2, deadline: float | None = None, progress: Progress | None = None,
-          resume: Checkpoint | None = None) -> TrainResult:
+          resume: Checkpoint | None = None, lr_schedule: Literal["constant", "cosine"] = "constant") -> TrainResult:
     """Train ``model`` on ``data.train``, validate each epoch, test the final weights once.
 
     With cross-validation (``data.folds``) a copy of ``model`` per fold trains on that fold's
@@ -271,7 +277,8 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
     latter may raise (a pruner does) to stop the trial there; ``on_epoch_time_estimate(epoch,
     seconds)`` is called once, a few steps into the first epoch trained, with that epoch's
     projected time (every fold's), and may raise to stop before the epoch is spent.
-    ``data_on_device`` and ``loader_workers``: see make_batches.
+    ``data_on_device`` and ``loader_workers``: see make_batches. ``lr_schedule``: the learning rate
+    of each epoch, over ``max_epochs`` (scheduled_lr).
 
     ``deadline`` (``time.time()`` seconds): no training or validation step starts after it; the
     models go back to their last validated epoch, which the result reports (``stopped =
@@ -312,7 +319,12 @@ def train(model: nn.Module, data: PreparedData, params: TrainingParams, device: 
     for epoch in range(start_epoch, max_epochs):
         started = time.perf_counter()
         losses = []
+        # Set from the epoch's number (torch's schedulers count their own steps instead), so that a
+        # training resumed from a checkpoint's optimizer state goes on along the same schedule.
+        lr = scheduled_lr(params.lr, lr_schedule, epoch, max_epochs)
         for index, fold in enumerate(folds):
+            for group in fold.optimizer.param_groups:
+                group["lr"] = lr
             fold.module.train()
             loss_sum = torch.zeros((), device=fabric.device)
             pace = StepPace(fabric.device, len(fold.batches)) if epoch == start_epoch and index == 0 else None

@@ -91,6 +91,16 @@ class CNNFamily:
             params["pool"] = trial.suggest_categorical("pool", ["none", "max", "avg"] if sequence else ["max", "avg"])
         return params
 
+    def starting_points(self, task: automl.Task) -> list[dict[str, Any]]:
+        """For sequences, the time-series FCN (three blocks of one convolution, kernels 8, 5, 3,
+        batch norm, no pooling) at 32 channels first: a search starts from the net that does best
+        on small archive tasks, at a fraction of the published 128 channels' cost."""
+        if task.kind != "sequence":
+            return []
+        blocks = 3
+        fcn = {"blocks": blocks, "channels": 32, "kernel": "8-5-3", "norm": "batch", "convs": 1, "residual": False}
+        return [{**fcn, "pool": "none"} if _poolings(blocks, _sides(task)) else fcn]
+
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
         from torch import nn
 

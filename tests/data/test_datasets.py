@@ -38,7 +38,7 @@ def test_npz_kind_follows_the_shape_of_x(tmp_path: Path, shape, options, kind, i
     assert (data.task.kind, data.task.input_shape, data.task.num_classes) == (kind, input_shape, 3)
     assert len(data.train.y) + len(data.val.y) + len(data.test.y) == 60
     # Standardized with the train split's statistics (with cross-validation, every non-test row's).
-    assert len(data.folds) == 5 and abs(float(data.non_test.x.mean())) < 1e-5
+    assert len(data.folds) == 3 and abs(float(data.non_test.x.mean())) < 1e-5
 
 
 def test_npz_tokens_keep_their_ids(tmp_path: Path) -> None:
@@ -101,7 +101,8 @@ def test_mnist_layouts_keep_their_test_set(tmp_path: Path, dataset: str, folder:
     root = write_mnist(tmp_path / "root", folder, train=60, test=20, gzipped=gzipped)
     data = _prepare(dataset, root, val_size=0.2)
     assert data.task.input_shape == (1, 28, 28) and data.task.num_classes == 10
-    assert (len(data.train.y), len(data.val.y), len(data.test.y)) == (48, 12, 20)
+    # 60 training images: cross-validated on 3 folds (the first fold's rows are the validation split).
+    assert (len(data.train.y), len(data.val.y), len(data.test.y), len(data.folds)) == (40, 20, 20, 3)
 
 
 def test_cifar_layouts_keep_their_test_set(tmp_path: Path) -> None:

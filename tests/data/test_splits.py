@@ -87,14 +87,14 @@ def test_test_size_zero_leaves_no_test_split(tmp_path: Path) -> None:
 def test_small_data_cross_validates_by_itself_and_says_so(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", x=_series(60), y=labels(3, 20))
     data = _prepare("npz", tmp_path / "d.npz")
-    assert len(data.folds) == 5 and any("cross-validating: 5 stratified folds" in note for note in data.notes)
+    assert len(data.folds) == 3 and any("cross-validating: 3 stratified folds" in note for note in data.notes)
     non_test = len(data.train.y) + len(data.val.y)
     # Every non-test row validates in exactly one fold, and the first fold is the validation split.
     rows = torch.cat(list(data.folds))
     assert sorted(rows.tolist()) == list(range(non_test))
     assert data.folds[0].tolist() == list(range(len(data.train.y), non_test))
     folds = fold_data(data)
-    assert [len(part.train.y) + len(part.val.y) for part in folds] == [non_test] * 5
+    assert [len(part.train.y) + len(part.val.y) for part in folds] == [non_test] * 3
     assert all(set(part.val.y.tolist()) == {0, 1, 2} for part in folds)  # stratified
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 import torch
+from datafiles import labels
 
 from automl.config import BudgetConfig, DataConfig, TrainConfig
 from automl.data.prepare import PreparedData, prepare
@@ -15,8 +18,8 @@ from automl.plugin.build import build_model
 from automl.plugin.contract import Family
 from automl.plugin.registry import registry
 from automl.plugin.space import sample_params
-from automl.search.startup import PER_FAMILY, default_training, startup_configs
-from automl.search.time_budget import Deadline, OverTimeBudget, guard_trial
+from automl.search.startup import PER_FAMILY, default_training, known_good, startup_configs
+from automl.search.time_budget import Deadline, EpochTimeGuard, OverTimeBudget, guard_trial
 from automl.storage.schema import FAMILY_PARAM, TrialAttr
 from automl.training.efficiency import flops_per_sample
 from automl.training.throughput import fastest_epoch_seconds, peak_flops_per_second
@@ -46,6 +49,24 @@ def test_startup_queues_each_family_cheapest_first_within_a_budget(digits: Prepa
     assert flops == sorted(flops) and flops[-1] <= 2e6
 
 
+def test_a_family_s_known_good_configs_come_first_within_a_budget(tmp_path) -> None:
+    x = np.random.default_rng(0).normal(size=(40, 64, 1)).astype(np.float32)
+    np.savez(tmp_path / "s.npz", x=x, y=labels(2, 20))
+    series = prepare(DataConfig(dataset="npz", path=str(tmp_path / "s.npz")), registry(), 0)
+    families = {name: registry().family(name) for name in ("mlp", "cnn")}
+    configs = startup_configs(families, series.task, series.train.x, TrainConfig(), seed=3)
+    fcn = {"cnn.blocks": 3, "cnn.channels": 32, "cnn.kernel": "8-5-3", "cnn.norm": "batch", "cnn.convs": 1,
+           "cnn.residual": False, "cnn.pool": "none"}
+    assert {key: configs[0].get(key) for key in fcn} == fcn and configs[0][FAMILY_PARAM] == "cnn"
+    assert len(configs) == 1 + PER_FAMILY * len(families)
+    fcn_flops = _flops(families["cnn"], configs[0], series)
+    tight = startup_configs(families, series.task, series.train.x, TrainConfig(), seed=3,
+                            budget=BudgetConfig(max_flops=fcn_flops - 1))
+    assert fcn not in [{key: config.get(key) for key in fcn} for config in tight]
+    assert known_good(families["cnn"], prepare(DataConfig(), registry(), 0).task) == []  # images: none named
+    assert known_good(families["mlp"], series.task) == []  # a family without starting_points
+
+
 def _flops(family: Family, config: dict[str, Any], data: PreparedData) -> int:
     trial = optuna.trial.FixedTrial(config)
     model = build_model(family, sample_params(family, trial, data.task), data.task, data.train.x[:2])
@@ -65,3 +86,22 @@ def test_the_device_peak_refuses_a_huge_first_model_before_it_trains() -> None:
     # A small model passes, with its bound as the estimate until its first steps are timed.
     guard = guard_trial(study.ask(), deadline, "cnn", flops=1e4, train_samples=1000, epochs_to_decision=1, device=cpu)
     assert 0 < guard.estimate < math.inf
+
+
+def test_an_epoch_too_short_to_time_its_steps_is_judged_after_it() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    deadline = Deadline.after(60)
+    assert deadline is not None
+
+    def first_epoch(guard: EpochTimeGuard) -> None:
+        time.sleep(0.03)  # the first epoch: 4 epochs to the first rung project to 0.12 s > 0.05 s
+        guard.on_validation_epoch_end(0, 0.5)
+
+    trial = study.ask()
+    with pytest.raises(OverTimeBudget, match="4 epoch"):
+        first_epoch(EpochTimeGuard(trial, deadline, allowed=0.05, epochs_to_decision=4))
+    assert "at the pace of its first" in trial.user_attrs[TrialAttr.OVER_BUDGET]
+    paced = EpochTimeGuard(study.ask(), deadline, allowed=0.05, epochs_to_decision=4)
+    paced.on_epoch_time_estimate(0, 0.001)  # its steps were timed and passed: it goes on to its rung
+    first_epoch(paced)
+    first_epoch(EpochTimeGuard(study.ask(), deadline, allowed=0.05, epochs_to_decision=1))  # at its decision
