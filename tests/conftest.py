@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import gc
 import importlib
 import io
 import json
@@ -278,14 +279,13 @@ def searched_study(tmp_path_factory: pytest.TempPathFactory) -> SearchedStudy:
 
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Freeze what the session holds once the tests are collected (the imported modules, Lightning
-    and torch among them): each trial ends with gc.collect() (automl.training.device.free_memory),
-    which scanned those half a million objects again, 0.2-0.7 CPU-s a time, as an automl worker,
-    which freezes them the same way, does not."""
-    import gc
 
-    import automl.search.objective  # noqa: F401 - Lightning and torchmetrics, which most tests import anyway
-
+@pytest.fixture(autouse=True)
+def _collector_frozen() -> None:
+    """What is alive as each test starts (the imported modules, Lightning and torch among them, and
+    what earlier tests keep, such as pytest's reports) is frozen, out of the collector's sight: each
+    trial ends with gc.collect() (automl.training.device.free_memory), which would otherwise scan
+    those half a million objects again, 0.2-0.7 CPU-s a time. An automl worker freezes them the
+    same way where its process has not; the collection first frees what earlier tests left."""
     gc.collect()
     gc.freeze()

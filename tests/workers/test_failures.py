@@ -258,12 +258,13 @@ def test_fifty_trials_in_one_worker_do_not_grow_memory(tiny_study: Path) -> None
 
 def test_a_worker_hands_back_what_it_froze_and_keeps_what_its_process_froze(tiny_study: Path) -> None:
     frozen = gc.get_freeze_count()
-    assert frozen > 0  # the test session froze its modules (conftest), as a long-lived process may
+    assert frozen > 0  # the test session froze what is alive (conftest), as a long-lived process may
     during: list[int] = []
     freezes = [lambda study, trial: during.append(gc.get_freeze_count())]
     run_plan(plan_study(_config(tiny_study, 1, max_failures_in_row=3), tiny_study, _registry(_Family())),
              progress=False, callbacks=freezes)
-    assert during == [frozen] and gc.get_freeze_count() == frozen
+    # Frozen objects may die (by reference count) but the worker froze none more, nor unfroze them.
+    assert len(during) == 1 and 0 < during[0] <= frozen and 0 < gc.get_freeze_count() <= frozen
     gc.unfreeze()  # a process that froze nothing: the worker freezes what is alive, and unfreezes it after
     try:
         run_plan(plan_study(_config(tiny_study, 1, max_failures_in_row=3), tiny_study, _registry(_Family())),
