@@ -261,15 +261,14 @@ def test_a_worker_hands_back_what_it_froze_and_keeps_what_its_process_froze(tiny
     assert frozen > 0  # the test session froze what is alive (conftest), as a long-lived process may
     during: list[int] = []
     freezes = [lambda study, trial: during.append(gc.get_freeze_count())]
-    run_plan(plan_study(_config(tiny_study, 1, max_failures_in_row=3), tiny_study, _registry(_Family())),
-             progress=False, callbacks=freezes)
+    plan = plan_study(_config(tiny_study, 1, max_failures_in_row=3), tiny_study, _registry(_Family()))
+    run_plan(plan, progress=False, callbacks=freezes)
     # Frozen objects may die (by reference count) but the worker froze none more, nor unfroze them.
     assert len(during) == 1 and 0 < during[0] <= frozen and 0 < gc.get_freeze_count() <= frozen
     gc.unfreeze()  # a process that froze nothing: the worker freezes what is alive, and unfreezes it after
     try:
-        run_plan(plan_study(_config(tiny_study, 1, max_failures_in_row=3), tiny_study, _registry(_Family())),
-                 progress=False, callbacks=freezes)
-        assert during[-1] > 0 and gc.get_freeze_count() == 0
+        run_plan(plan, progress=False, callbacks=freezes)  # the study resumed: one trial more
+        assert len(during) == 2 and during[-1] > 0 and gc.get_freeze_count() == 0
     finally:
         gc.collect()
         gc.freeze()
