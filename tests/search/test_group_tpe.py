@@ -64,24 +64,3 @@ def test_sampling_moves_to_where_the_objectives_are_good() -> None:
     late = study.trials[-40:]
     assert sum(t.params["family"] == "a" for t in late) < len(late) / 6  # random: 1/3
     assert sum(math.log10(t.params["lr"]) for t in late) / len(late) < -3  # random: -2.5
-
-
-def test_models_are_fit_again_as_the_study_grows_by_five_percent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Below 100 finished trials every sample fits TPE's model; after that a group's model is
-    reused until the study has grown by 5%, and trials drawn from one model still differ."""
-    sampler = GroupTPESampler(seed=0, n_startup_trials=STARTUP)
-    study = _study(sampler)
-    fits: list[int] = []  # finished trials at each fit of the {family, lr} model
-    original = optuna.samplers.TPESampler._build_parzen_estimator
-
-    def counting(self, study, search_space, trials, handle_below):  # noqa: ANN001, ANN202
-        if handle_below and set(search_space) == {"family", "lr"}:
-            fits.append(len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))))
-        return original(self, study, search_space, trials, handle_below)
-
-    monkeypatch.setattr(optuna.samplers.TPESampler, "_build_parzen_estimator", counting)
-    study.optimize(objective, n_trials=120)
-    assert fits[:3] == [STARTUP, STARTUP + 1, STARTUP + 2]
-    assert [n for n in fits if n >= 98] == [98, 99, 100, 105, 111, 117]
-    reused = [t.params["lr"] for t in study.trials[106:111]]  # drawn from the model fit at 105
-    assert len(set(reused)) == len(reused)
