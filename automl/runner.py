@@ -326,7 +326,7 @@ def _resuming(study: optuna.Study, plan: StudyPlan, deadline: Deadline | None) -
 def _running_elsewhere(study: optuna.Study, plan: StudyPlan) -> tuple[int, int]:
     """The study's running trials (this run runs none yet), as (live, stale): stale where their
     last heartbeat is older than [workers] grace_period, the worker gone; live otherwise."""
-    from automl.storage._optuna import stale_trial_ids, study_id_of
+    from automl.storage._optuna import stale_trial_ids
     from automl.storage.trial_queue import count
     from automl.storage.urls import Heartbeat, open_storage
 
@@ -337,7 +337,7 @@ def _running_elsewhere(study: optuna.Study, plan: StudyPlan) -> tuple[int, int]:
     storage = open_storage(plan.storage_url, Heartbeat(workers.heartbeat_interval, workers.grace_period,
                                                        on_stale=lambda study, trial: None))
     try:
-        stale = len(stale_trial_ids(storage, study_id_of(study)))
+        stale = len(stale_trial_ids(storage, storage.get_study_id_from_name(study.study_name)))
     finally:
         storage.remove_session()
     return running - stale, stale

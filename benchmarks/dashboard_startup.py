@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from automl.results.dashboard import DashboardUpdater, study_note, trial_note
-from automl.storage._optuna import trial_id_of
+from automl.storage._optuna import study_storage
 from automl.storage.schema import CONFIG_ATTR, TrialAttr
 
 STUDY = "bench"
@@ -73,8 +73,11 @@ def save_note_per_trial(study: optuna.Study) -> None:
     trials = study.get_trials(deepcopy=False)
     objectives, directions = list(study.metric_names), [d.name.lower() for d in study.directions]
     save_note(study, study_note(STUDY, trials, objectives, directions, ""))
+    storage = study_storage(study)
+    study_id = storage.get_study_id_from_name(STUDY)
     for trial in trials:
-        save_note(optuna.Trial(study, trial_id_of(trial)), trial_note(trial, objectives, directions, 5))
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        save_note(optuna.Trial(study, trial_id), trial_note(trial, objectives, directions, 5))
 
 
 def main() -> None:

@@ -41,7 +41,6 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from optuna._hypervolume import compute_hypervolume  # noqa: E402
 from optuna.exceptions import ExperimentalWarning  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState, create_trial  # noqa: E402
 
@@ -53,6 +52,7 @@ from automl.search.objective import Objective, sample_training  # noqa: E402
 from automl.plugin.registry import registry  # noqa: E402
 from automl.search.pruners import make_pruner  # noqa: E402
 from automl.storage.worker_storage import WorkerStorage  # noqa: E402
+from automl.storage._optuna import compute_hypervolume  # noqa: E402
 from automl.search.samplers import make_sampler  # noqa: E402
 from automl.plugin.space import sample_params  # noqa: E402
 from automl.storage.urls import open_storage  # noqa: E402
@@ -201,7 +201,8 @@ class Setup:
     # Makes the sampler (called when timed: Optuna warns of experimental ones as they are made);
     # None: the strategy's own.
     sampler: Callable[[], optuna.samplers.BaseSampler] | None = None
-    storage_class: type[optuna.storages.RDBStorage] = WorkerStorage
+    # The storage around an RDBStorage (None: the RDBStorage itself).
+    storage: Callable[[optuna.storages.RDBStorage], optuna.storages.BaseStorage] | None = WorkerStorage
     prunes: bool = True
 
 
@@ -212,8 +213,7 @@ OPTUNA_TPE = Setup("ours, Optuna's grouped TPE",
 # The least any study on Optuna's SQL storage pays per trial for the same writes: no model to fit,
 # no pruner to consult, and the storage as Optuna ships it (on automl's SQLite settings).
 OPTUNA_FLOOR = Setup("Optuna alone: its RDBStorage, random sampler, no pruner",
-                     sampler=lambda: optuna.samplers.RandomSampler(seed=0), storage_class=optuna.storages.RDBStorage,
-                     prunes=False)
+                     sampler=lambda: optuna.samplers.RandomSampler(seed=0), storage=None, prunes=False)
 
 
 @dataclass
@@ -245,7 +245,8 @@ def bookkeeping(data: PreparedData, max_epochs: int, folder: Path, finished: int
         created.enqueue_trial({})
     if not setup.prunes:
         pruner = optuna.pruners.NopPruner()
-    study = optuna.load_study(study_name="bookkeeping", storage=open_storage(url, storage_class=setup.storage_class),
+    backend = open_storage(url)
+    study = optuna.load_study(study_name="bookkeeping", storage=setup.storage(backend) if setup.storage else backend,
                               sampler=setup.sampler() if setup.sampler else make_sampler(config.search.sampler, 0),
                               pruner=pruner)
     families = families_for(data)

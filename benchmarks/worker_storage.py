@@ -27,9 +27,8 @@ from optuna.trial import TrialState, create_trial
 
 from automl.storage.schema import TrialAttr
 from automl.storage.trial_queue import queue_trials
-
-from automl.storage.worker_storage import WorkerStorage
 from automl.storage.urls import open_storage
+from automl.storage.worker_storage import WorkerStorage
 
 STUDY = "bench"
 
@@ -52,9 +51,8 @@ def finished_trials(count: int) -> list[optuna.trial.FrozenTrial]:
                          user_attrs={f"a{i}": i for i in range(20)}) for _ in range(count)]
 
 
-def study_on(url: str, storage_class: type[optuna.storages.RDBStorage]) -> optuna.Study:
-    return optuna.load_study(study_name=STUDY, storage=open_storage(url, storage_class=storage_class),
-                             sampler=optuna.samplers.RandomSampler(seed=0))
+def study_on(storage: optuna.storages.BaseStorage) -> optuna.Study:
+    return optuna.load_study(study_name=STUDY, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
 
 
 def one_trial(study: optuna.Study, rungs: int = 0) -> None:
@@ -85,7 +83,7 @@ def main() -> None:
                                       directions=["maximize", "minimize"])
         created.add_trials(finished_trials(args.finished))
         queue_trials(created, args.queued + 4 * args.repeats)
-        studies = {"optuna": study_on(url, optuna.storages.RDBStorage), "automl": study_on(url, WorkerStorage)}
+        studies = {"optuna": study_on(open_storage(url)), "automl": study_on(WorkerStorage(open_storage(url)))}
         for study in studies.values():
             study.get_trials(deepcopy=False)  # the first read loads every trial, on both
         print(f"study of {args.finished} finished and {args.queued} queued trials, median of {args.repeats}")

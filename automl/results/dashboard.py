@@ -24,7 +24,7 @@ from automl.results.dashboard_figures import curves_figure, front_figure, hyperv
 from automl.results.dashboard_store import StudyAttrs
 from automl.results.front import accuracy_text, si
 from automl.results.hypervolume import hypervolume_history
-from automl.storage._optuna import study_id_of, study_storage, trial_id_of
+from automl.storage._optuna import study_storage
 from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of
 from automl.storage.study_attrs import set_study_system_attrs
 
@@ -249,7 +249,9 @@ class DashboardUpdater:
 
         with self._lock:
             started = time.monotonic()
-            attrs = StudyAttrs(study_storage(study).get_study_system_attrs(study_id_of(study)))
+            storage = study_storage(study)
+            study_id = storage.get_study_id_from_name(study.study_name)
+            attrs = StudyAttrs(storage.get_study_system_attrs(study_id))
             digests = NoteDigests(attrs.stored)
             trials = study.get_trials(deepcopy=False)
             objectives, max_epochs = _objectives(study), _max_epochs(study)
@@ -257,11 +259,13 @@ class DashboardUpdater:
             history = hypervolume_history(study, objectives)
             notes: list[tuple[int | None, str, str]] = [
                 (None, "study", study_note(study.study_name, trials, objectives, directions, history.explanation))]
-            notes += [(trial_id_of(trial), str(trial.number), trial_note(trial, objectives, directions, max_epochs))
+            notes += [(trial.number, str(trial.number), trial_note(trial, objectives, directions, max_epochs))
                       for trial in trials]
-            changed = [(trial_id, key, body) for trial_id, key, body in notes if digests.changed(key, body)]
-            for done, (trial_id, key, body) in enumerate(changed, 1):
-                attrs.save_note(trial_id, body)
+            changed = [(number, key, body) for number, key, body in notes if digests.changed(key, body)]
+            for done, (number, key, body) in enumerate(changed, 1):
+                # A trial's note is kept under its id in the storage, which a FrozenTrial does not show.
+                attrs.save_note(None if number is None else
+                                storage.get_trial_id_from_study_id_trial_number(study_id, number), body)
                 digests.saved(key, body)
                 if done % NOTES_PER_BATCH == 0 or done == len(changed):
                     set_study_system_attrs(study, {**attrs.take_writes(), **digests.take_writes()})

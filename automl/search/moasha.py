@@ -30,8 +30,8 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.search.pareto import non_domination_ranks
 from automl.search.signal import ranked_accuracy
-from automl.storage._optuna import fast_non_domination_rank, study_id_of, trial_id_of
 from automl.storage.schema import OBJECTIVES, TrialAttr, family_of
 
 RANKED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -54,10 +54,10 @@ def rungs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
 def non_dominated_fronts(losses: np.ndarray, enough: int | None = None) -> Iterator[np.ndarray]:
     """Indices of the rows of ``losses`` (minimized), front by front, best front first, until the
     fronts yielded hold ``enough`` rows (all of them by default)."""
-    # Optuna's non-dominated sort (what its NSGA-II and TPE rank with) peels one front at a time,
-    # in O(n log n) for two objectives and O(n) memory, and stops once ``enough`` rows are ranked;
-    # the rows past that share one rank that is not a front, so it is never yielded.
-    ranks = fast_non_domination_rank(losses, n_below=enough)
+    # The sort peels one front at a time, in one pass per front for two objectives, and stops once
+    # ``enough`` rows are ranked; the rows past that share one rank that is not a front, so it is
+    # never yielded.
+    ranks = non_domination_ranks(losses, enough)
     order = np.argsort(ranks, kind="stable")
     bounds = np.searchsorted(ranks[order], np.arange(ranks.max(initial=-1) + 2))
     taken = 0
@@ -120,9 +120,9 @@ class MOASHAPruner(BasePruner):
         self.cost_attrs = [OBJECTIVES[name].attr for name in cost_objectives]
         self.reduction_factor = reduction_factor
         self.rungs = rungs(min_epochs, reduction_factor, max_epochs)
-        # (study id, trial id, rung epochs) -> point of a finished trial, which no longer changes:
+        # (study name, trial number, rung epochs) -> point of a finished trial, which no longer changes:
         # at 1,000 trials, working the points out again at every rung was most of the pruner's time.
-        self._finished_points: dict[tuple[int, int, int], list[float] | None] = {}
+        self._finished_points: dict[tuple[str, int, int], list[float] | None] = {}
 
     def point(self, user_attrs: dict[str, Any], epochs: int) -> list[float] | None:
         """(1 - accuracy after ``epochs``, log10 costs...), or None if the trial has not got there.
@@ -156,7 +156,7 @@ class MOASHAPruner(BasePruner):
     def _point_of(self, study: optuna.Study, trial: FrozenTrial, epochs: int) -> list[float] | None:
         if not trial.state.is_finished():
             return self.point(trial.user_attrs, epochs)
-        key = (study_id_of(study), trial_id_of(trial), epochs)
+        key = (study.study_name, trial.number, epochs)
         if key not in self._finished_points:
             self._finished_points[key] = self.point(trial.user_attrs, epochs)
         return self._finished_points[key]

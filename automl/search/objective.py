@@ -25,8 +25,8 @@ from automl.search.pruners import EpochPruning, decision_epochs
 from automl.search.signal import ranked_accuracy
 from automl.search.time_budget import Deadline, EpochTimeGuard, NextDecisionGuard, OverTimeBudget, guard_trial
 from automl.search.trial_artifacts import load_checkpoint, save_checkpoint, save_trial_artifacts
-from automl.storage.held_writes import commit_trial_writes
 from automl.storage.schema import DEADLINE, FAMILY_PARAM, LATENCY, TRAINING_NAMESPACE, TrialAttr, objective_values
+from automl.storage.worker_storage import commit_trial_writes
 from automl.training.device import resolve_device
 from automl.training.efficiency import Efficiency, measure, peak_memory_mb
 from automl.training.loop import TrainingParams, train
@@ -175,7 +175,7 @@ class Objective:
         trial.set_user_attr(TrialAttr.VAL_SAMPLES, validation_samples(self.data))
         # The trial's parameters and cost reach the storage before it trains: a worker killed
         # while training leaves a trial that names its worker, and a retry with its parameters.
-        commit_trial_writes(trial.study)
+        commit_trial_writes(trial)
         training_started = time.perf_counter()
         pruning = EpochPruning(trial, resume.val_curve if resume else None, config.train.max_epochs,
                                resume.val_loss_curve if resume else None)

@@ -19,7 +19,7 @@ from automl.storage.artifacts import artifact_dir, open_store
 from automl.storage.schema import CONFIG_ATTR, FINGERPRINT_ATTR, OBJECTIVES, TASK_ATTR
 from automl.storage.trial_queue import QUEUED, Queued, Requeue, count, queue_configs, queue_trials
 from automl.storage.urls import Heartbeat, open_storage, redact
-from automl.storage.worker_storage import WorkerStorage
+from automl.storage.worker_storage import open_worker_storage
 from automl.workers.pool import share_gpu
 from automl.workers.study_budget import StudyBudget, record_study_budget
 from automl.workers.worker import TrialCallback, run_worker
@@ -114,7 +114,7 @@ def join_study(plan: StudyPlan, worker_tag: str = "", note: Callable[[str], None
     requeue = Requeue(config.workers.max_retry)
     heartbeat = Heartbeat(config.workers.heartbeat_interval, config.workers.grace_period, requeue,
                           config.workers.storage_retry_s)
-    storage = open_storage(plan.storage_url, heartbeat, storage_class=WorkerStorage)
+    storage = open_worker_storage(plan.storage_url, heartbeat)
     try:
         study_id = storage.get_study_id_from_name(config.name)
     except KeyError:

@@ -1,154 +1,127 @@
-"""A worker's reads of its study: each trial loaded in full only when it may have changed.
+"""What a worker's storage knows of a study's trials: each trial loaded in full only when it may
+have changed.
 
-Every Study wraps its storage in Optuna's _CachedStorage, which keeps finished trials and reloads
-every unfinished one, with all its rows, at every read of the study. A worker reads the study
-several times a trial (the pop, the sampler once per parameter group, the pruner at each rung,
-the front check), and ``automl run`` queues its whole trial count up front: with 1,000 queued
-trials a read took 30 times as long (benchmarks/worker_storage.py). Three kinds of trial cannot
-have changed since this process last read them, so this storage reads only their states:
+A worker reads the study several times a trial (the pop, the sampler, the pruner at each rung, the
+front check), and ``automl run`` queues its trials up front: reloading every unfinished trial with
+all its rows at each read, as Optuna's storages do, made a read of a study with 1,000 queued
+trials 30 times as long (benchmarks/worker_storage.py). A read first asks the database for the
+states of the trials that may have changed (automl.storage.optuna_tables.OptunaTables.trial_states),
+then loads in full only those whose state shows they did. Three kinds cannot have changed since
+this process last read them:
 
-- a queued trial, until it is popped: queueing and retrying create it whole;
 - a finished trial: nothing may change it;
-- a trial this process is running: only this process writes to it, and this storage applies
-  those writes to its copy; another worker failing it as stale changes its state, which is read.
+- a queued trial, until it is popped: queueing and retrying create it whole (a write through this
+  storage to a trial it does not run marks the copy outdated);
+- a trial this process runs ("ours"): only this process writes to it, and its writes are applied
+  to the copy here; another worker failing it as stale changes its state, which is read.
+
+Trial ids grow in the order trials are created within a study (Optuna creates a trial under the
+study's row lock, or SQLite's write lock), so the states asked for are those from the lowest
+unfinished trial known on, and the new ones above the highest id a read has seen.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Container
-from typing import Any
 
-import optuna
-from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage._optuna import models, scoped_session, trial_id_of
+
+def snapshot(trial: FrozenTrial) -> FrozenTrial:
+    """A copy of ``trial`` that later writes to it leave alone (its dicts copied, not their values)."""
+    copied = copy.copy(trial)
+    copied.params, copied.user_attrs = dict(trial.params), dict(trial.user_attrs)
+    copied.distributions, copied.system_attrs = dict(trial.distributions), dict(trial.system_attrs)
+    copied.intermediate_values = dict(trial.intermediate_values)
+    return copied
 
 
-class ReadOnceStorage(optuna.storages.RDBStorage):
-    """An RDBStorage that reloads only the trials that may have changed (see module)."""
+class KnownTrials:
+    """One study's trials as this process last read or wrote them (see module)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._queued: dict[int, FrozenTrial] = {}  # trial_id -> the trial as read while queued
-        # trial_id -> a finished trial get_trial read, until the next read of the study takes it.
-        self._finished: dict[int, FrozenTrial] = {}
-        self._popped: set[int] = set()  # trials this process set running
-        self._running: dict[int, FrozenTrial] = {}  # trial_id -> such a trial, with its writes since
+    def __init__(self) -> None:
+        self.trials: dict[int, FrozenTrial] = {}  # trial id -> trial, in id (so number) order when _sorted
+        self._ids: dict[int, int] = {}  # trial number -> trial id
+        self.ours: set[int] = set()  # running here: the copy (if loaded) is the truth
+        self._unfinished: set[int] = set()
+        self._outdated: set[int] = set()  # written through this storage while not ours: load again
+        self._highest = -1  # the highest trial id a read of the study has seen
+        self._sorted = True
 
-    def get_trial(self, trial_id: int) -> FrozenTrial:
-        if trial_id in self._finished:
-            return self._finished[trial_id]
-        if trial_id in self._running:
-            return copy.deepcopy(self._running[trial_id])
-        trial = super().get_trial(trial_id)
-        self._keep(trial)
-        return trial
+    @property
+    def lowest_to_check(self) -> int:
+        """The lowest trial id whose state the next read of the study must look at."""
+        return min(self._unfinished, default=self._highest + 1)
 
-    # The _CachedStorage reads through this private method: the unfinished trials it holds, and
-    # every trial created after the last finished one.
-    def _get_trials(self, study_id: int, states: Container[TrialState] | None, included_trial_ids: set[int],
-                    trial_id_greater_than: int) -> list[FrozenTrial]:
-        if states is not None:
-            return super()._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)
-        current = self._states(study_id, included_trial_ids, trial_id_greater_than)
-        known = {trial_id: trial for trial_id, state in current.items()
-                 if (trial := self._unchanged(trial_id, state)) is not None}
-        load = set(current) - set(known)
-        # Optuna's query loads the given ids and every id above its bound: with the highest id
-        # just seen as the bound, only trials created since then come along.
-        loaded = super()._get_trials(study_id, None, load, max(current)) if load else []
-        for trial in loaded:
-            self._keep(trial)
-        return sorted([*loaded, *known.values()], key=trial_id_of)
+    def to_load(self, states: list[tuple[int, TrialState]]) -> list[int]:
+        """The trials among ``states`` (id, state now) that must be loaded in full; also notes the
+        highest id seen, and drops from ``ours`` a trial another process ended."""
+        load = []
+        for trial_id, state in states:
+            self._highest = max(self._highest, trial_id)
+            known = self.trials.get(trial_id)
+            if known is None or trial_id in self._outdated:
+                load.append(trial_id)
+            elif known.state.is_finished():
+                continue
+            elif trial_id in self.ours:
+                if state != TrialState.RUNNING:  # failed as stale by another worker
+                    self.ours.discard(trial_id)
+                    load.append(trial_id)
+            elif not (state == known.state == TrialState.WAITING):
+                load.append(trial_id)
+        return load
 
-    def _unchanged(self, trial_id: int, state: TrialState) -> FrozenTrial | None:
-        """The trial as this process knows it, if ``state`` (its state now) shows it unchanged."""
-        if state == TrialState.WAITING:
-            return self._queued.get(trial_id)
-        if state.is_finished():
-            self._queued.pop(trial_id, None)
-            self._running.pop(trial_id, None)  # failed as stale by another worker
-            return self._finished.pop(trial_id, None)
-        if trial_id in self._running:
-            return copy.deepcopy(self._running[trial_id])
-        return None
+    def keep(self, trial_id: int, trial: FrozenTrial) -> None:
+        """Remember ``trial`` as it is stored now."""
+        if trial_id not in self.trials and trial_id < max(self.trials, default=-1):
+            self._sorted = False
+        self.trials[trial_id] = trial
+        self._ids[trial.number] = trial_id
+        self._outdated.discard(trial_id)
+        if trial.state.is_finished():
+            self._unfinished.discard(trial_id)
+            self.ours.discard(trial_id)
+        else:
+            self._unfinished.add(trial_id)
 
-    def _keep(self, trial: FrozenTrial) -> None:
-        """Remember a trial just loaded, if it is of a kind that this process need not load again."""
-        self._queued.pop(trial_id_of(trial), None)
-        if trial.state == TrialState.WAITING:
-            self._queued[trial_id_of(trial)] = trial
-        elif trial.state.is_finished():
-            self._finished[trial_id_of(trial)] = trial
-        elif trial.state == TrialState.RUNNING and trial_id_of(trial) in self._popped:
-            self._running[trial_id_of(trial)] = copy.deepcopy(trial)
+    def outdate(self, trial_id: int) -> None:
+        """Mark the copy of a trial this process wrote to, but does not run, for loading again."""
+        if trial_id in self.trials:
+            self._outdated.add(trial_id)
 
-    def _states(self, study_id: int, included_trial_ids: set[int], trial_id_greater_than: int,
-                ) -> dict[int, TrialState]:
-        """The state of each trial in ``included_trial_ids`` or with an id above the bound."""
-        lowest = min(included_trial_ids, default=trial_id_greater_than + 1)
-        with scoped_session(self.scoped_session) as session:
-            models.StudyModel.find_or_raise_by_id(study_id, session)  # a KeyError, as Optuna's read
-            # A range, not an IN list of every id: SQLite caps the number of bound variables.
-            rows = (session.query(models.TrialModel.trial_id, models.TrialModel.state)
-                    .filter(models.TrialModel.study_id == study_id, models.TrialModel.trial_id >= lowest)
-                    .all())
-        return {trial_id: state for trial_id, state in rows
-                if trial_id in included_trial_ids or trial_id > trial_id_greater_than}
+    def ours_copy(self, trial_id: int) -> FrozenTrial | None:
+        """The copy of a trial this process runs, to apply its writes to; None if not loaded yet."""
+        return self.trials.get(trial_id) if trial_id in self.ours else None
 
-    # This process's writes to its running trials, applied to its copies as well.
+    def current(self, trial_id: int) -> FrozenTrial | None:
+        """The copy of the trial, if it is as stored: finished, ours, or queued (see module)."""
+        trial = self.trials.get(trial_id)
+        if trial is None or trial_id in self._outdated:
+            return None
+        unchanged = trial.state.is_finished() or trial_id in self.ours or trial.state == TrialState.WAITING
+        return trial if unchanged else None
 
-    # A state change this process makes also moves its copy along: a trial it pops from the queue
-    # becomes its running copy, and a running one it ends its finished copy, so neither is loaded
-    # again in full (Optuna's Trial and its tell each read the trial just changed).
-    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
-        known = self._running.pop(trial_id, None) or self._queued.pop(trial_id, None)
-        self._popped.discard(trial_id)
-        changed = super().set_trial_state_values(trial_id, state, values)
-        if not changed:
-            return changed
-        if state == TrialState.RUNNING:
-            self._popped.add(trial_id)
-        if known is not None and (state == TrialState.RUNNING or state.is_finished()):
-            self._keep(self._moved(known, state, values))
-        return changed
+    def cached(self, trial_id: int) -> FrozenTrial | None:
+        """The trial as get_trial returns it without reading the database: a finished trial, or one
+        of ours (as a snapshot); None for any other (a queued one is read afresh, as Optuna's is)."""
+        trial = self.current(trial_id)
+        if trial is None or trial.state == TrialState.WAITING:
+            return None
+        return snapshot(trial) if trial_id in self.ours else trial
 
-    def _moved(self, trial: FrozenTrial, state: TrialState, values: Any) -> FrozenTrial:
-        """``trial`` as it is stored now that it went to ``state`` with ``values``.
+    def listing(self, states: Container[TrialState] | None) -> list[FrozenTrial]:
+        """The known trials in ``states`` (all by default) by number; ours as snapshots."""
+        if not self._sorted:
+            self.trials = dict(sorted(self.trials.items()))
+            self._sorted = True
+        return [snapshot(trial) if trial_id in self.ours else trial for trial_id, trial in self.trials.items()
+                if states is None or trial.state in states]
 
-        Optuna stamps the start and end times with the writing process's clock; they are read back
-        rather than guessed."""
-        with scoped_session(self.scoped_session) as session:
-            row = models.TrialModel.find_or_raise_by_id(trial_id_of(trial), session)
-            started, completed = row.datetime_start, row.datetime_complete
-        moved = copy.deepcopy(trial)
-        moved.state, moved.datetime_start, moved.datetime_complete = state, started, completed
-        if values is not None:
-            moved.values = [float(value) for value in values]
-        return moved
+    def id_of(self, number: int) -> int | None:
+        return self._ids.get(number)
 
-    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        super().set_trial_user_attr(trial_id, key, value)
-        if trial_id in self._running:
-            self._running[trial_id].user_attrs[key] = copy.deepcopy(value)
-
-    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        super().set_trial_system_attr(trial_id, key, value)
-        if trial_id in self._running:
-            self._running[trial_id].system_attrs[key] = copy.deepcopy(value)
-
-    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-        super().set_trial_intermediate_value(trial_id, step, intermediate_value)
-        if trial_id in self._running:
-            self._running[trial_id].intermediate_values[step] = intermediate_value
-
-    # RDBStorage.set_trial_param and the _CachedStorage both write parameters through this one.
-    def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
-                         distribution: BaseDistribution, previous_distribution: BaseDistribution | None) -> None:
-        super()._set_trial_param(trial_id, param_name, param_value_internal, distribution, previous_distribution)
-        if trial_id in self._running:
-            trial = self._running[trial_id]
-            trial.params[param_name] = distribution.to_external_repr(param_value_internal)
-            trial.distributions[param_name] = distribution
+    def counts(self) -> tuple[int, int]:
+        """How many trials are known here, and how many of them finished."""
+        return len(self.trials), sum(trial.state.is_finished() for trial in self.trials.values())

@@ -3,47 +3,39 @@
 Optuna writes each study system attribute in a transaction of its own (a few milliseconds on
 SQLite), and optuna-dashboard keeps every note and figure as such attributes, in chunks of about
 2 kB: a study of thousands of trials holds tens of thousands of them. Optuna has no batched write,
-so on SQLite and PostgreSQL this module upserts them in one transaction (statements of a few
-hundred rows); on any other storage it writes them one by one through Optuna, which is slower
-but still one write per attribute.
+so on a database this module upserts them in one transaction (automl.storage.optuna_tables); on
+any other storage it writes them one by one through Optuna, which is slower but still one write
+per attribute.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
-from sqlalchemy.dialects import postgresql, sqlite
 
-from automl.storage._optuna import models, scoped_session, storage_backend, study_id_of
-
-# The dialects whose insert statement can update on conflict, as Optuna's own attribute writes do.
-_UPSERTS: dict[str, Callable[[Any], sqlite.Insert | postgresql.Insert]] = {
-    "sqlite": sqlite.insert, "postgresql": postgresql.insert}
-# Rows per statement: 3 bound values each stays under SQLite's oldest limit of 999.
-ROWS_PER_STATEMENT = 300
+from automl.storage._optuna import storage_backend, study_storage
+from automl.storage.optuna_tables import OptunaTables
+from automl.storage.worker_storage import WorkerStorage
 
 
 def set_study_system_attrs(study: optuna.Study, attrs: Mapping[str, Any]) -> None:
     """Set each of ``attrs`` (key -> JSON-serializable value) on ``study``, in one transaction
-    where the storage allows it (see module)."""
+    where the storage allows it (see module). KeyError if the study is gone (StudyDeleted on a
+    worker's storage)."""
     if not attrs:
         return
-    backend, study_id = storage_backend(study), study_id_of(study)
-    insert = _UPSERTS.get(backend.engine.name) if isinstance(backend, RDBStorage) else None
-    if insert is None:
-        for key, value in attrs.items():
-            backend.set_study_system_attr(study_id, key, value)
+    storage = study_storage(study)
+    if isinstance(storage, WorkerStorage):
+        storage.set_study_system_attrs(storage.get_study_id_from_name(study.study_name), attrs)
         return
-    assert isinstance(backend, RDBStorage)
-    model = models.StudySystemAttributeModel
-    rows = [{"study_id": study_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
-    with scoped_session(backend.scoped_session, True) as session:
-        models.StudyModel.find_or_raise_by_id(study_id, session)
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            statement = insert(model).values(rows[start:start + ROWS_PER_STATEMENT])
-            session.execute(statement.on_conflict_do_update(index_elements=[model.study_id, model.key],
-                                                            set_={"value_json": statement.excluded.value_json}))
+    study_id = storage.get_study_id_from_name(study.study_name)
+    backend = storage_backend(study)
+    if not isinstance(backend, RDBStorage):
+        for key, value in attrs.items():
+            storage.set_study_system_attr(study_id, key, value)
+        return
+    if not OptunaTables(backend.engine).set_study_system_attrs(study_id, attrs):
+        raise KeyError(f"no study with id {study_id}")

@@ -28,17 +28,15 @@ is left of the window and stops, where a count would have it sample forever.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage.schema import TrialAttr
+from automl.storage.schema import CONFIG_ATTR, TrialAttr
 
 QUEUED = TrialState.WAITING
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -53,44 +51,18 @@ class QueueEmpty(Exception):
     """No queued trial is left for this worker to pop."""
 
 
-class QueueOnlyStorage(optuna.storages.RDBStorage):
-    """An RDBStorage on which ``study.ask()`` pops queued trials and never creates new ones.
+def runs_queued_only(study_user_attrs: dict[str, Any]) -> bool:
+    """Whether a study runs only the trials queued for it: one automl created (it carries its
+    config). On a worker's storage, Optuna's ``ask()`` there pops a queued trial or raises
+    QueueEmpty, never creating one (automl.storage.worker_storage).
 
     Optuna's ask() pops a WAITING trial or, when none is left, creates one. Workers that count the
     finished trials before asking race each other and overshoot the study's count (so does Optuna's
     MaxTrialsCallback); refusing the creation leaves the atomic pop as the only way to a trial.
-    Trials added from a template (queueing, retries) are created as usual.
+    Trials added from a template (queueing, retries) are created as usual, and a study automl did
+    not create (Optuna's storage conformance suite makes its own) is served as Optuna serves it.
     """
-
-    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        if template_trial is None:
-            raise QueueEmpty()
-        return super().create_new_trial(study_id, template_trial)
-
-    # The _CachedStorage that every Study puts around an RDBStorage calls this private twin.
-    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> Any:
-        if template_trial is None:
-            raise QueueEmpty()
-        return super()._create_new_trial(study_id, template_trial)
-
-    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
-        if state == TrialState.RUNNING and self.heartbeat_interval is not None:
-            # Beat before the pop. Optuna never takes a running trial without any heartbeat as
-            # stale, so a worker killed between the pop and its heartbeat thread's first beat
-            # would leave a trial running forever, and every other worker waiting for it. A
-            # heartbeat on a queued trial is harmless: only running ones are checked.
-            self.record_heartbeat(trial_id)
-        return super().set_trial_state_values(trial_id, state, values)
-
-    # Optuna's fail_stale_trials fails each trial this names, then calls the stale-trial callback
-    # with the trial already finished, when it takes no more writes: the reason goes on before.
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        stale: list[int] = super()._get_stale_trial_ids(study_id)
-        grace_period = self.grace_period or 2 * (self.heartbeat_interval or 0)  # Optuna's default
-        for trial_id in stale:
-            with contextlib.suppress(UpdateFinishedTrialError):  # another worker failed it first
-                self.set_trial_user_attr(trial_id, TrialAttr.FAIL_REASON, stale_reason(grace_period))
-        return stale
+    return CONFIG_ATTR in study_user_attrs
 
 
 def stale_reason(grace_period: float) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from automl.errors import UsageError
 from automl.storage import sqlite
 from automl.storage._optuna import storage_backend
-from automl.storage.retry import DEFAULT_RETRY_S, RetryingStorage
+from automl.storage.retry import DEFAULT_RETRY_S
 
 URL_EXAMPLES = "sqlite:///automl.db or postgresql+psycopg://user:password@host/dbname"
 # Where --storage is read from when not given: keeps a password off command lines and `ps`.
@@ -45,14 +45,12 @@ def redact(url: str) -> str:
         return "<unparsable storage URL>"
 
 
-def open_storage(url: str, heartbeat: Heartbeat | None = None,
-                 storage_class: type[optuna.storages.RDBStorage] = optuna.storages.RDBStorage,
-                 must_exist: bool = False) -> optuna.storages.RDBStorage:
+def open_storage(url: str, heartbeat: Heartbeat | None = None, must_exist: bool = False) -> optuna.storages.RDBStorage:
     """Connect to (and if needed create) the Optuna tables behind ``url``.
 
-    With ``heartbeat`` the storage is a worker's: running trials send heartbeats, retried for
-    ``heartbeat.retry_s`` through an outage where ``storage_class`` is a RetryingStorage, and on
-    SQLite every transaction takes the write lock up front (see automl.storage.sqlite). With
+    With ``heartbeat`` the storage is for a worker (automl.storage.worker_storage wraps it):
+    running trials send heartbeats, and on SQLite every transaction takes the write lock up front
+    (see automl.storage.sqlite). With
     ``must_exist`` (commands that only read) an SQLite file that does not exist is refused, not
     created. Raises UsageError for an unusable URL (see sqlite.check_usable) or one that cannot
     be opened.
@@ -71,10 +69,8 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None,
     if heartbeat is not None:
         beats = dict(heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace_period,
                      heartbeat_stale_trial_callback=heartbeat.on_stale)
-        if issubclass(storage_class, RetryingStorage):
-            beats["retry_s"] = heartbeat.retry_s
     try:
-        storage = storage_class(url, engine_kwargs=engine_kwargs, **beats)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beats)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         reason = str(exc).splitlines()[0]
         raise UsageError(f"cannot open storage {redact(url)}: {reason}") from None

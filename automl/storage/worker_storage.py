@@ -1,14 +1,433 @@
-"""A worker's storage: Optuna's RDBStorage with automl's four layers stacked on it."""
+"""A worker's storage: Optuna's public storage contract around an RDBStorage, with the parts that
+make a worker cheap and able to ride out a troubled database.
+
+As Optuna's own _CachedStorage does, it holds an RDBStorage and implements ``BaseStorage`` (and
+``BaseHeartbeat``, delegated) around it, without subclassing it. The parts it owns, one module each:
+
+- retries (automl.storage.retry): every call rides out a database outage for ``storage_retry_s``;
+- held writes (automl.storage.held_writes): a running trial's parameters and attributes are
+  committed together;
+- reads once (automl.storage.read_once): a trial is loaded in full only when it may have changed;
+- the queue (automl.storage.trial_queue): a study automl created runs only the trials queued for
+  it, and a trial popped gets its first heartbeat before it is running;
+- lost storage (automl.storage.lost): the study deleted, or the SQLite file deleted or replaced,
+  under a worker stops it with one message.
+
+The batched SQL these need, which Optuna's public API lacks, is in automl.storage.optuna_tables.
+Optuna's storage conformance suite runs on this storage (tests/storage/test_optuna_suites.py).
+"""
 
 from __future__ import annotations
 
-from automl.storage.held_writes import HeldWritesStorage
-from automl.storage.read_once import ReadOnceStorage
-from automl.storage.retry import RetryingStorage
-from automl.storage.trial_queue import QueueOnlyStorage
+import contextlib
+import copy
+import json
+import threading
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.distributions import BaseDistribution, check_distribution_compatibility, distribution_to_json
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.storage._optuna import BaseHeartbeat, stale_trial_ids
+from automl.storage.held_writes import PARAM, SYSTEM, USER, HeldWrites
+from automl.storage.lost import DatabaseFile, StorageLost, StudyDeleted, study_deleted
+from automl.storage.optuna_tables import OptunaTables
+from automl.storage.read_once import KnownTrials, snapshot
+from automl.storage.retry import DEFAULT_RETRY_S, Retry, retried
+from automl.storage.schema import TrialAttr
+from automl.storage.sqlite import is_file_sqlite
+from automl.storage.trial_queue import QueueEmpty, runs_queued_only, stale_reason
+from automl.storage.urls import Heartbeat, open_storage, redact
 
 
-class WorkerStorage(RetryingStorage, QueueOnlyStorage, ReadOnceStorage, HeldWritesStorage):
-    """A worker's storage: rides out a database outage (automl.storage.retry), pops queued trials
-    only (automl.storage.trial_queue), reloads only trials that may have changed
-    (automl.storage.read_once), and batches its trial writes (automl.storage.held_writes)."""
+class WorkerStorage(BaseStorage, BaseHeartbeat):
+    """A worker's storage around ``backend`` (see module); thread-safe, as Optuna's heartbeat
+    thread and ``Study.optimize(n_jobs=...)`` need."""
+
+    def __init__(self, backend: RDBStorage, retry_s: float = DEFAULT_RETRY_S) -> None:
+        self.backend = backend
+        self.retry = Retry(retry_s)
+        self._tables = OptunaTables(backend.engine)
+        self._file = DatabaseFile(backend.url) if is_file_sqlite(backend.url) else None
+        self._lock = threading.RLock()  # over the parts below, held through a commit
+        self._held = HeldWrites()
+        self._studies: dict[int, KnownTrials] = {}
+        self._study_of: dict[int, int] = {}  # trial id -> study id, for the trials seen here
+        self._names: dict[int, str] = {}  # study id -> name, for the studies seen here
+        self._directions: dict[int, list[StudyDirection]] = {}
+        self._distributions: dict[int, dict[str, BaseDistribution]] = {}  # the first seen per parameter
+        self._queued_only: set[int] = set()  # studies that run only queued trials
+
+    # Pickled (sent to another process) with what it holds committed; a lock and an engine are not.
+    def __getstate__(self) -> dict[str, Any]:
+        self.commit_held()
+        state = self.__dict__.copy()
+        del state["_lock"], state["_tables"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._tables = OptunaTables(self.backend.engine)
+
+    # Studies.
+
+    @retried
+    def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
+        study_id = self.backend.create_new_study(directions, study_name)
+        with self._lock:
+            self._names[study_id] = self.backend.get_study_name_from_id(study_id) if study_name is None else study_name
+            self._directions[study_id] = list(directions)
+        return study_id
+
+    @retried
+    def delete_study(self, study_id: int) -> None:
+        with self._lock:
+            self._commit()
+            self.backend.delete_study(study_id)
+            self._names.pop(study_id, None)
+            self._directions.pop(study_id, None)
+            self._distributions.pop(study_id, None)
+            self._studies.pop(study_id, None)
+            self._queued_only.discard(study_id)
+
+    @retried
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        with self._noticing_deletion(study_id):
+            self.backend.set_study_user_attr(study_id, key, value)
+
+    @retried
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        with self._noticing_deletion(study_id):
+            self.backend.set_study_system_attr(study_id, key, value)
+
+    @retried
+    def set_study_system_attrs(self, study_id: int, attrs: Mapping[str, Any]) -> None:
+        """Set each of ``attrs`` on the study in one transaction (Optuna writes one a transaction)."""
+        if not self._tables.set_study_system_attrs(study_id, attrs):
+            raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
+
+    @retried
+    def get_study_id_from_name(self, study_name: str) -> int:
+        with self._lock:
+            seen = next((known for known, name in self._names.items() if name == study_name), None)
+        with self._noticing_deletion(seen):
+            study_id = self.backend.get_study_id_from_name(study_name)
+        with self._lock:
+            self._names[study_id] = study_name
+        return study_id
+
+    @retried
+    def get_study_name_from_id(self, study_id: int) -> str:
+        if study_id not in self._names:
+            self._names[study_id] = self.backend.get_study_name_from_id(study_id)
+        return self._names[study_id]
+
+    @retried
+    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
+        if study_id not in self._directions:
+            with self._noticing_deletion(study_id):
+                self._directions[study_id] = self.backend.get_study_directions(study_id)
+        return self._directions[study_id]
+
+    @retried
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        with self._noticing_deletion(study_id):
+            return self.backend.get_study_user_attrs(study_id)
+
+    @retried
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        with self._noticing_deletion(study_id):
+            return self.backend.get_study_system_attrs(study_id)
+
+    @retried
+    def get_all_studies(self) -> list[Any]:  # Optuna's FrozenStudy, which it keeps in a private module
+        return self.backend.get_all_studies()
+
+    # Trials: created and written.
+
+    @retried
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        if template_trial is None and self._runs_queued_only(study_id):
+            raise QueueEmpty()
+        with self._noticing_deletion(study_id):
+            trial_id = self.backend.create_new_trial(study_id, template_trial)
+        with self._lock:
+            self._study_of[trial_id] = study_id
+            if template_trial is None or template_trial.state == TrialState.RUNNING:
+                self._known(study_id).ours.add(trial_id)
+        return trial_id
+
+    def _runs_queued_only(self, study_id: int) -> bool:
+        if study_id not in self._queued_only and runs_queued_only(self.get_study_user_attrs(study_id)):
+            self._queued_only.add(study_id)
+        return study_id in self._queued_only
+
+    @retried
+    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
+                        distribution: BaseDistribution) -> None:
+        with self._lock:
+            study_id, running = self._running(trial_id)
+            if running is not None and param_name not in running.params:
+                assert study_id is not None  # a trial known to run here has a known study
+                self._check_distribution(study_id, param_name, distribution)
+                self._held.hold(PARAM, trial_id, param_name, (param_value_internal, distribution_to_json(distribution)))
+                running.params[param_name] = distribution.to_external_repr(param_value_internal)
+                running.distributions[param_name] = distribution
+                return
+            with self._noticing_deletion(study_id):
+                self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
+            self._written(trial_id)
+
+    def _check_distribution(self, study_id: int, name: str, distribution: BaseDistribution) -> None:
+        """Refuse (ValueError) a distribution that contradicts the study's for ``name``, as Optuna's
+        write does; looked up in the database once per name."""
+        seen = self._distributions.setdefault(study_id, {})
+        if name not in seen:
+            with self._tables.engine.connect() as connection:
+                seen[name] = self._tables.study_distribution(connection, study_id, name) or distribution
+        check_distribution_compatibility(seen[name], distribution)
+
+    @retried
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        with self._lock:
+            self._commit()  # a trial's writes land before its state changes
+            study_id = self._study_of.get(trial_id)
+            with self._noticing_deletion(study_id):
+                if state == TrialState.RUNNING and self.get_heartbeat_interval() is not None:
+                    # Beat before the pop. Optuna never takes a running trial without any heartbeat
+                    # as stale, so a worker killed between the pop and its heartbeat thread's first
+                    # beat would leave a trial running forever, and every other worker waiting for
+                    # it. A heartbeat on a queued trial is harmless: only running ones are checked.
+                    self.backend.record_heartbeat(trial_id)
+                changed = self.backend.set_trial_state_values(trial_id, state, values)
+            if changed and study_id is not None:
+                self._moved(self._known(study_id), trial_id, state, values)
+            return changed
+
+    def _moved(self, known: KnownTrials, trial_id: int, state: TrialState, values: Sequence[float] | None) -> None:
+        """Move the copy of a trial along with the state this process gave it: a trial it pops
+        becomes its running copy, one it ends its finished copy, so neither is loaded again. The
+        start and end times Optuna stamped are read back rather than guessed."""
+        trial = known.current(trial_id)
+        if state == TrialState.RUNNING:
+            known.ours.add(trial_id)
+        elif state.is_finished():
+            known.ours.discard(trial_id)
+        if trial is None or not (state == TrialState.RUNNING or state.is_finished()):
+            known.outdate(trial_id)
+            return
+        moved = snapshot(trial)
+        with self._tables.engine.connect() as connection:
+            times = self._tables.trial_times(connection, trial_id)
+        if times is None:  # deleted since
+            raise self._deleted(self._study_of.get(trial_id)) or KeyError(f"no trial with id {trial_id}")
+        moved.datetime_start, moved.datetime_complete = times
+        moved.state = state
+        if values is not None:
+            moved.values = [float(value) for value in values]
+        known.keep(trial_id, moved)
+
+    @retried
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        with self._lock:
+            self._commit()
+            study_id, running = self._running(trial_id)
+            with self._noticing_deletion(study_id):
+                self.backend.set_trial_intermediate_value(trial_id, step, intermediate_value)
+            if running is not None:
+                running.intermediate_values[step] = float(intermediate_value)
+            self._written(trial_id)
+
+    @retried
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_attr(USER, trial_id, key, value)
+
+    @retried
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_attr(SYSTEM, trial_id, key, value)
+
+    def _set_attr(self, kind: str, trial_id: int, key: str, value: Any) -> None:
+        with self._lock:
+            study_id, running = self._running(trial_id)
+            if running is not None:
+                stored = json.dumps(value)  # refused here (TypeError) as Optuna's write would be
+                self._held.hold(kind, trial_id, key, stored)
+                (running.user_attrs if kind == USER else running.system_attrs)[key] = json.loads(stored)
+                return
+            write = self.backend.set_trial_user_attr if kind == USER else self.backend.set_trial_system_attr
+            with self._noticing_deletion(study_id):
+                write(trial_id, key, value)
+            self._written(trial_id)
+
+    def _running(self, trial_id: int) -> tuple[int | None, FrozenTrial | None]:
+        """The trial's study (if seen), and its copy if this process runs it and may hold its writes."""
+        study_id = self._study_of.get(trial_id)
+        if study_id is None:
+            return study_id, None
+        known = self._known(study_id)
+        running = known.ours_copy(trial_id)
+        if running is None and trial_id in known.ours:  # created running here, not read yet
+            loaded = self._load(trial_ids=[trial_id])
+            if not loaded:
+                raise self._deleted(study_id) or KeyError(f"no trial with id {trial_id}")
+            running = known.ours_copy(trial_id)
+        return study_id, running
+
+    def _written(self, trial_id: int) -> None:
+        study_id = self._study_of.get(trial_id)
+        if study_id is not None and trial_id not in self._known(study_id).ours:
+            self._known(study_id).outdate(trial_id)
+
+    # Trials: read.
+
+    @retried
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        with self._lock:
+            study_id = self._study_of.get(trial_id)
+            cached = self._studies[study_id].cached(trial_id) if study_id in self._studies else None
+            if cached is not None:
+                return cached
+            loaded = self._load(trial_ids=[trial_id])
+            if not loaded:
+                raise self._deleted(study_id) or KeyError(f"no trial with id {trial_id}")
+            return self._known(self._study_of[trial_id]).cached(trial_id) or loaded[0]
+
+    @retried
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        with self._lock:
+            self._commit()
+            known = self._studies.get(study_id, KnownTrials())
+            with self._tables.engine.connect() as connection:
+                current = self._tables.trial_states(connection, study_id, known.lowest_to_check)
+                if current is None:
+                    raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
+                self._studies[study_id] = known
+                load = known.to_load(current)
+                if load:
+                    everything = not known.trials
+                    stored = self._tables.load(connection, study_id, () if everything else load)
+                    for trial in stored:
+                        self._study_of[trial.trial_id] = study_id
+                        known.keep(trial.trial_id, trial.trial)
+            trials = known.listing(states)
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def _load(self, trial_ids: list[int]) -> list[FrozenTrial]:
+        """Load trials by id (after committing what is held), and keep them."""
+        self._commit()
+        with self._tables.engine.connect() as connection:
+            stored = self._tables.load(connection, trial_ids=trial_ids)
+        for trial in stored:
+            self._study_of[trial.trial_id] = trial.study_id
+            self._known(trial.study_id).keep(trial.trial_id, trial.trial)
+        return [trial.trial for trial in stored]
+
+    @retried
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        with self._lock:
+            found = self._studies[study_id].id_of(trial_number) if study_id in self._studies else None
+        if found is not None:
+            return found
+        with self._noticing_deletion(study_id):
+            return self.backend.get_trial_id_from_study_id_trial_number(study_id, trial_number)
+
+    def _known(self, study_id: int) -> KnownTrials:
+        return self._studies.setdefault(study_id, KnownTrials())
+
+    # Held writes, and storage lost.
+
+    @retried
+    def commit_held(self) -> None:
+        """Commit every write held for this process's running trials, in one transaction."""
+        with self._lock:
+            self._commit()
+
+    def _commit(self) -> None:
+        """Commit what is held; first, on SQLite, check the file is still the one opened (most
+        calls commit first: a worker whose file was deleted stops at its next one)."""
+        if self._file is not None:
+            self._file.check()
+        missing = self._held.commit(self._tables)
+        for study_id in {self._study_of.get(trial_id) for trial_id in missing}:
+            deleted = self._deleted(study_id)
+            if deleted is not None:
+                raise deleted
+        if missing:
+            raise KeyError(f"trials {sorted(missing)} were deleted")
+
+    @contextlib.contextmanager
+    def _noticing_deletion(self, study_id: int | None) -> Iterator[None]:
+        """A KeyError (or, for a heartbeat, a foreign key error) on a study this storage has seen
+        becomes StudyDeleted when the study is gone."""
+        try:
+            yield
+        except StudyDeleted:
+            raise
+        except (KeyError, sqlalchemy.exc.IntegrityError):
+            deleted = self._deleted(study_id)
+            if deleted is not None:
+                raise deleted from None
+            raise
+
+    def _deleted(self, study_id: int | None) -> StudyDeleted | None:
+        """StudyDeleted if ``study_id`` names a study seen here that no longer exists."""
+        if study_id is None or study_id not in self._names:
+            return None
+        with self._tables.engine.connect() as connection:
+            if self._tables.study_exists(connection, study_id):
+                return None
+        trials, finished = self._studies[study_id].counts() if study_id in self._studies else (0, 0)
+        return study_deleted(self._names[study_id], redact(self.backend.url), trials, finished)
+
+    # The heartbeat, delegated.
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.retry.run(lambda: self._beat(trial_id))
+        except StorageLost:
+            pass  # Optuna's heartbeat thread would die with a traceback: a missed beat is enough,
+            # as the worker's own next call reports what was lost.
+
+    def _beat(self, trial_id: int) -> None:
+        with self._lock:
+            self._commit()
+        with self._noticing_deletion(self._study_of.get(trial_id)):
+            self.backend.record_heartbeat(trial_id)
+
+    # Optuna's fail_stale_trials fails each trial this names, then calls the stale-trial callback
+    # with the trial already finished, when it takes no more writes: the reason goes on before.
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = self.retry.run(lambda: stale_trial_ids(self.backend, study_id))
+        grace_period = self.backend.grace_period or 2 * (self.backend.heartbeat_interval or 0)  # Optuna's default
+        for trial_id in stale:
+            with contextlib.suppress(UpdateFinishedTrialError):  # another worker failed it first
+                self.set_trial_user_attr(trial_id, TrialAttr.FAIL_REASON, stale_reason(grace_period))
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.backend.get_heartbeat_interval()
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self.backend.get_heartbeat_stale_trial_callback()
+
+    def remove_session(self) -> None:
+        self.backend.remove_session()
+
+
+def open_worker_storage(url: str, heartbeat: Heartbeat) -> WorkerStorage:
+    """A worker's storage on ``url`` (see automl.storage.urls.open_storage for the errors)."""
+    return WorkerStorage(open_storage(url, heartbeat), retry_s=heartbeat.retry_s)
+
+
+def commit_trial_writes(trial: optuna.Trial) -> None:
+    """Commit what the trial's storage holds now, if it is a worker's; nothing to do on any other."""
+    if isinstance(trial.storage, WorkerStorage):
+        trial.storage.commit_held()

@@ -14,7 +14,6 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.errors import AutomlError
-from automl.storage._optuna import TRIAL_LOOP_LOGGER
 from automl.storage.schema import DEADLINE, TrialAttr
 
 INTERRUPTED = "interrupted"
@@ -35,14 +34,24 @@ def error_location(error: BaseException) -> str:
 
 class GroupedFailureLog(logging.Filter):
     """Lets Optuna log a failed trial's traceback once per distinct error (type, message, place);
-    a later trial that failed the same way gets one line naming the place and the count so far."""
+    a later trial that failed the same way gets one line naming the place and the count so far.
+
+    It filters handlers, and a record goes through each handler's filters: it is judged once, and
+    the verdict given again to the next handler.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.seen: Counter[tuple[str, str, str]] = Counter()
         self.repeated: set[str] = set()  # trial numbers whose failure was told in one line
+        self._last: tuple[logging.LogRecord, bool] | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self._last is None or self._last[0] is not record:
+            self._last = (record, self._judge(record))
+        return self._last[1]
+
+    def _judge(self, record: logging.LogRecord) -> bool:
         number = re.match(r"Trial (\d+) failed", record.getMessage())
         if number is None:
             return True
@@ -63,14 +72,21 @@ class GroupedFailureLog(logging.Filter):
 
 @contextlib.contextmanager
 def grouped_failure_log() -> Iterator[None]:
-    """Within the block, identical trial failures are logged once in full (GroupedFailureLog)."""
-    logger = logging.getLogger(TRIAL_LOOP_LOGGER)
+    """Within the block, identical trial failures are logged once in full (GroupedFailureLog).
+
+    Optuna's trial loop logs them through a logger below Optuna's root logger ("optuna"), whose
+    handlers print them: the grouping filters those handlers (a logger's own filters would not
+    see its children's records).
+    """
+    handlers = list(logging.getLogger("optuna").handlers)
     grouping = GroupedFailureLog()
-    logger.addFilter(grouping)
+    for handler in handlers:
+        handler.addFilter(grouping)
     try:
         yield
     finally:
-        logger.removeFilter(grouping)
+        for handler in handlers:
+            handler.removeFilter(grouping)
 
 
 class TooManyFailures(AutomlError):

@@ -18,7 +18,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.config import WorkersConfig
-from automl.storage.retry import unreachable_in
+from automl.storage.lost import lost_in
 from automl.storage.schema import DEADLINE, TrialAttr
 from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue_more
 from automl.training.device import free_memory
@@ -100,7 +100,8 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     With the study's ``budget`` (automl.workers.study_budget), no trial starts once it is spent.
     Raises TooManyFailures when the study's last trials all failed, Interrupted on a termination
     signal (SIGINT, SIGTERM, SIGHUP, ...) after recording the running trial as failed and queued
-    again, StorageUnreachable when the database stayed unreachable past ``workers.storage_retry_s``.
+    again, StorageLost when the database stayed unreachable past ``workers.storage_retry_s`` or the
+    study or its file was deleted.
     """
     # What is alive now (modules, the data) lives as long as the worker: moved out of the
     # collector's sight, the collection after each trial scans only what the trial left behind.
@@ -155,11 +156,12 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
             # Not a failure: no Optuna log line, no traceback, no failure streak; the run is over.
             _record_interrupt(study, tracked.trial, requeue, DEADLINE)
         except Exception as error:
-            # The database stayed unreachable past [workers] storage_retry_s: one message, not the
-            # error Optuna's trial loop raised while handling it.
-            unreachable = unreachable_in(error)
-            if unreachable is None:
+            # The database stayed unreachable past [workers] storage_retry_s, or the study or its
+            # SQLite file was deleted (automl.storage.lost): one message, not the error Optuna's
+            # trial loop raised while handling it.
+            lost = lost_in(error)
+            if lost is None:
                 raise
-            raise unreachable from None
+            raise lost from None
     if streak.summary is not None:
         raise TooManyFailures(streak.summary)

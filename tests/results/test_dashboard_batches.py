@@ -18,11 +18,19 @@ import automl.results.dashboard as dashboard
 from automl.cli import main
 from automl.results.dashboard import NOTES_ATTR, DashboardUpdater
 from automl.results.hypervolume import front_volumes
-from automl.storage._optuna import compute_hypervolume, study_id_of, study_storage, trial_id_of
+from automl.storage._optuna import compute_hypervolume, study_storage
 from automl.storage.schema import CONFIG_ATTR, TrialAttr
 
 TRIALS = 25
 BATCH = 10
+
+
+def _study_id(study: optuna.Study) -> int:
+    return study_storage(study).get_study_id_from_name(study.study_name)
+
+
+def _trial_id(study: optuna.Study, number: int) -> int:
+    return study_storage(study).get_trial_id_from_study_id_trial_number(_study_id(study), number)
 
 
 @pytest.fixture
@@ -65,10 +73,10 @@ def test_two_reads_of_the_study_attrs_and_a_write_per_batch(study: optuna.Study,
     # optuna_dashboard.save_note reads them all twice per note.
     assert reads.calls == 2 and single_writes.calls == 0
     assert progress == [(10, notes), (20, notes), (notes, notes)] and updater.notes_written == notes
-    assert get_note(optuna.Trial(study, trial_id_of(study.trials[17]))).startswith("### Trial 17: mlp")
+    assert get_note(optuna.Trial(study, _trial_id(study, 17))).startswith("### Trial 17: mlp")
     assert "26 complete" not in get_note(study) and "25 complete" in get_note(study)
     # The notes' digests, in shards of 8 trials: an update with nothing new writes no note.
-    attrs = study_storage(study).get_study_system_attrs(study_id_of(study))
+    attrs = study_storage(study).get_study_system_attrs(_study_id(study))
     assert sorted(key for key in attrs if key.startswith(NOTES_ATTR)) == [
         f"{NOTES_ATTR}:{shard}" for shard in ("0", "1", "2", "3", "study")]
     again = DashboardUpdater()
@@ -90,7 +98,7 @@ def test_a_start_up_cut_short_keeps_the_notes_it_wrote(study: optuna.Study) -> N
 
 def test_digests_of_an_earlier_release_are_read(study: optuna.Study) -> None:
     DashboardUpdater().update(study)
-    storage, study_id = study_storage(study), study_id_of(study)
+    storage, study_id = study_storage(study), _study_id(study)
     attrs = storage.get_study_system_attrs(study_id)
     legacy = {key: digest for name, shard in attrs.items() if name.startswith(f"{NOTES_ATTR}:")
               for key, digest in shard.items()}

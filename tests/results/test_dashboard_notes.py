@@ -17,9 +17,17 @@ import optuna_dashboard
 from optuna_dashboard import get_note
 
 from automl.results.dashboard import FIGURE_IDS, DashboardUpdater
-from automl.storage._optuna import study_id_of, study_storage, trial_id_of
+from automl.storage._optuna import study_storage
 from automl.storage.artifacts import CHECKPOINT, CURVE_JSON, CURVE_PNG, MIME_TYPES, SUMMARY, WEIGHTS, upload
 from automl.storage.schema import CONFIG_ATTR, TrialAttr
+
+
+def _study_id(study: optuna.Study) -> int:
+    return study_storage(study).get_study_id_from_name(study.study_name)
+
+
+def _trial_id(study: optuna.Study, number: int) -> int:
+    return study_storage(study).get_trial_id_from_study_id_trial_number(_study_id(study), number)
 
 
 def _trial(state: TrialState, family: str, curve: list[float], flops: float, values: list[float] | None = None,
@@ -46,14 +54,14 @@ def study(tmp_path: Path) -> optuna.Study:
 
 
 def _note(study: optuna.Study, number: int) -> str:
-    return get_note(optuna.Trial(study, trial_id_of(study.trials[number])))
+    return get_note(optuna.Trial(study, _trial_id(study, number)))
 
 
 def _figures(study: optuna.Study) -> dict[str, dict]:
     """The plotly figures the dashboard's API serves for the study, by id (its WSGI app, in process)."""
     environ: dict = {}
     setup_testing_defaults(environ)
-    environ["PATH_INFO"] = f"/api/studies/{study_id_of(study)}"
+    environ["PATH_INFO"] = f"/api/studies/{_study_id(study)}"
     app = optuna_dashboard.wsgi(study_storage(study))
     served = json.loads(b"".join(app(environ, lambda status, headers, exc_info=None: None)))
     return {figure["id"]: json.loads(figure["graph_object"]) for figure in served["plotly_graph_objects"]}
@@ -61,7 +69,7 @@ def _figures(study: optuna.Study) -> dict[str, dict]:
 
 def _note_versions(study: optuna.Study) -> dict[str, int]:
     """optuna-dashboard's version of each note saved to the study (one more at every save)."""
-    return {key: value for key, value in study_storage(study).get_study_system_attrs(study_id_of(study)).items()
+    return {key: value for key, value in study_storage(study).get_study_system_attrs(_study_id(study)).items()
             if key.endswith("note_ver")}
 
 
@@ -122,7 +130,7 @@ def test_updates_follow_the_study_and_rewrite_only_changed_notes(study: optuna.S
     after = _note_versions(study)
     # The study's note (counts changed) and the new trial's are written; the others are left alone.
     changed = {key for key in after if after[key] != versions.get(key)}
-    assert changed == {"dashboard:note_ver", f"dashboard:{trial_id_of(study.trials[4])}:note_ver"}
+    assert changed == {"dashboard:note_ver", f"dashboard:{_trial_id(study, 4)}:note_ver"}
     curves = _figures(study)["learning-curves"]["data"]
     assert [trace["y"] for trace in curves][0] == [0.5, 0.8, 0.9, None, 0.6, 0.95], "one trace per family and state"
     assert curves[0]["text"][-1] == "trial 4 (mlp, complete)"

@@ -1,42 +1,41 @@
-"""Optuna's own conformance suites on automl's storage layers and on the grouped TPE.
+"""Optuna's own conformance suites on automl's worker storage and on the grouped TPE.
 
-The storage suite (optuna.testing.pytest_storages) runs on each layer alone and on the stack a
-worker uses, opened as workers open it (heartbeats, SQLite's BEGIN IMMEDIATE), on a real SQLite
-file and on the real PostgreSQL server (.ci/postgres.sh starts one; the cases skip without it,
-fail in CI). The sampler suite (optuna.testing.pytest_samplers) runs on GroupTPESampler.
+The storage suite (optuna.testing.pytest_storages) runs on the storage a worker uses, opened as
+workers open it (heartbeats, SQLite's BEGIN IMMEDIATE), on a real SQLite file and on the real
+PostgreSQL server (.ci/postgres.sh starts one; the cases skip without it, fail in CI), with no case
+skipped. Its parts (retries, held writes, reads once, the queue) are not storages of their own:
+the suite runs on the storage that has them all, and its cases reach each (a trial created running
+is one of the storage's own, so its writes are held and it is read from memory). The queue's
+refusal to create a trial without a template applies to the studies automl creates, not to the
+suite's. The sampler suite (optuna.testing.pytest_samplers) runs on GroupTPESampler.
 
-One kind of case is skipped, where it happens and with its reason: on the queue layer, creating a
-trial without a template raises QueueEmpty by design (a worker only pops queued trials, so N
-queued trials end as N; automl.storage.trial_queue). The same cases pass on every other layer.
-The sampler suite's relative cases run the grouped TPE without startup trials: TPE samples
-relatively only after them (independently before), and those cases sample after one trial.
+One database per module and backend, emptied before each case (the suite expects an empty
+storage): creating Optuna's tables for each of the ~120 cases cost most of the suite's time.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy
+from conftest import POSTGRES_ENV
 from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveSamplerTestCase, RelativeSamplerTestCase
 from optuna.testing.pytest_storages import StorageTestCase
+from sqlalchemy.engine import make_url
 
 from automl.search.group_tpe import GroupTPESampler
-from automl.storage.held_writes import HeldWritesStorage
-from automl.storage.read_once import ReadOnceStorage
-from automl.storage.trial_queue import QueueEmpty, QueueOnlyStorage, Requeue
+from automl.storage.trial_queue import Requeue
 from automl.storage.urls import Heartbeat, open_storage
 from automl.storage.worker_storage import WorkerStorage
 
-# About 600 cases, each on a fresh database: minutes on two cores, so out of the everyday run.
+# About 120 storage cases and 120 sampler cases: a minute on two cores, out of the everyday run.
 pytestmark = pytest.mark.slow
-
-QUEUE_ONLY = ("the queue layer refuses a trial created without a template (QueueEmpty): workers run "
-              "queued trials only, by design (automl.storage.trial_queue)")
 
 
 @pytest.fixture(autouse=True)
@@ -46,61 +45,56 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+@pytest.fixture(scope="module")
+def _postgres_database() -> Iterator[str]:
+    """One database on the test PostgreSQL server for the module (conftest's postgres_url makes one per test)."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_ENV} is not set in CI: .ci/run must start PostgreSQL")
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (.ci/postgres.sh starts one)")
+    import psycopg
+
+    url = make_url(base)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    database = f"automl_suite_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield url.set(database=database).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> optuna.storages.RDBStorage:
+    """Optuna's RDBStorage as a worker opens it, on one database for the module."""
     if request.param == "postgresql":
-        return str(request.getfixturevalue("postgres_url"))
-    return f"sqlite:///{tmp_path / 'suite.db'}"
+        url = str(request.getfixturevalue("_postgres_database"))
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('suite') / 'suite.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return open_storage(url, Heartbeat(60, 120, Requeue(0)))
 
 
-def _worker_stack(url: str, layer: type[optuna.storages.RDBStorage]) -> optuna.storages.RDBStorage:
-    return open_storage(url, Heartbeat(60, 120, Requeue(0)), storage_class=layer)
+def _emptied(engine: sqlalchemy.engine.Engine) -> None:
+    """Delete every study and trial (not Optuna's version records), as a fresh database has none."""
+    tables = sqlalchemy.MetaData()
+    tables.reflect(engine)
+    kept = {"version_info", "alembic_version"}
+    with engine.begin() as connection:
+        for table in reversed(tables.sorted_tables):  # children first
+            if table.name not in kept:
+                connection.execute(table.delete())
 
 
-def _skipping_queue_refusals(case: Callable[..., Any]) -> Callable[..., Any]:
-    """The case, skipped with QUEUE_ONLY where it creates a trial without a template."""
-
-    @functools.wraps(case)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return case(*args, **kwargs)
-        except QueueEmpty:
-            pytest.skip(QUEUE_ONLY)
-
-    return run
-
-
-class _QueueSuite(StorageTestCase):
-    """StorageTestCase with each case skipped where it meets the queue's refusal (see QUEUE_ONLY)."""
-
-
-for _name in dir(StorageTestCase):
-    if _name.startswith("test_"):
-        setattr(_QueueSuite, _name, _skipping_queue_refusals(getattr(StorageTestCase, _name)))
-
-
-class TestHeldWritesStorage(StorageTestCase):
+class TestWorkerStorage(StorageTestCase):
     @pytest.fixture
-    def storage(self, url: str) -> optuna.storages.BaseStorage:
-        return _worker_stack(url, HeldWritesStorage)
-
-
-class TestReadOnceStorage(StorageTestCase):
-    @pytest.fixture
-    def storage(self, url: str) -> optuna.storages.BaseStorage:
-        return _worker_stack(url, ReadOnceStorage)
-
-
-class TestQueueOnlyStorage(_QueueSuite):
-    @pytest.fixture
-    def storage(self, url: str) -> optuna.storages.BaseStorage:
-        return _worker_stack(url, QueueOnlyStorage)
-
-
-class TestWorkerStorage(_QueueSuite):
-    @pytest.fixture
-    def storage(self, url: str) -> optuna.storages.BaseStorage:
-        return _worker_stack(url, WorkerStorage)
+    def storage(self, backend: optuna.storages.RDBStorage) -> optuna.storages.BaseStorage:
+        _emptied(backend.engine)
+        return WorkerStorage(backend)
 
 
 class _GroupTPE:

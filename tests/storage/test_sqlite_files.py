@@ -19,12 +19,12 @@ RUN = textwrap.dedent("""
     import optuna
     from automl.storage.trial_queue import Requeue, queue_trials
     from automl.storage.urls import Heartbeat, open_storage
-    from automl.storage.worker_storage import WorkerStorage
+    from automl.storage.worker_storage import open_worker_storage
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     queue_trials(optuna.create_study(study_name="wal", storage=open_storage(sys.argv[1])), 1)
-    storage = open_storage(sys.argv[1], Heartbeat(60, 120, Requeue(0)), storage_class=WorkerStorage)
+    storage = open_worker_storage(sys.argv[1], Heartbeat(60, 120, Requeue(0)))
     study = optuna.load_study(study_name="wal", storage=storage)
     gc.freeze()
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)

@@ -14,13 +14,14 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from automl.storage._optuna import storage_backend, trial_id_of
-from automl.storage.held_writes import HeldWritesStorage
-from automl.storage.retry import RetryingStorage, StorageUnreachable, transient_cause
+from automl.storage._optuna import study_storage
+from automl.storage.held_writes import USER, HeldWrites
+from automl.storage.optuna_tables import OptunaTables
+from automl.storage.retry import StorageUnreachable, transient_cause
 from automl.storage.schema import TrialAttr
 from automl.storage.trial_queue import Requeue, queue_trials, stale_reason
 from automl.storage.urls import Heartbeat, open_storage
-from automl.storage.worker_storage import WorkerStorage
+from automl.storage.worker_storage import WorkerStorage, open_worker_storage
 
 STUDY = "faults"
 LOCKED = sqlite3.OperationalError("database is locked")
@@ -47,12 +48,22 @@ def _fail_statements(storage: optuna.storages.RDBStorage, matching: str, times: 
     return failed
 
 
-def _popped(url: str, storage_class: type[optuna.storages.RDBStorage], grace_period: int = 60
-            ) -> tuple[optuna.Study, optuna.Trial]:
+def _popped(url: str, grace_period: int = 60) -> tuple[optuna.Study, optuna.Trial]:
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url), load_if_exists=True), 1)
     heartbeat = Heartbeat(1, grace_period, Requeue(1), retry_s=30)
-    study = optuna.load_study(study_name=STUDY, storage=open_storage(url, heartbeat, storage_class=storage_class))
+    study = optuna.load_study(study_name=STUDY, storage=open_worker_storage(url, heartbeat))
     return study, study.ask()
+
+
+def _worker_storage(study: optuna.Study) -> WorkerStorage:
+    storage = study_storage(study)
+    assert isinstance(storage, WorkerStorage)
+    return storage
+
+
+def _trial_id(study: optuna.Study, number: int) -> int:
+    storage = study_storage(study)
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
 
 
 def _stored(url: str) -> list[optuna.trial.FrozenTrial]:
@@ -68,23 +79,25 @@ def _attrs(trial: optuna.Trial) -> dict[str, int]:
 
 def test_a_held_commit_that_fails_keeps_its_writes_for_the_next(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'faults.db'}"
-    study, trial = _popped(url, HeldWritesStorage)
-    attrs = _attrs(trial)
-    backend = storage_backend(study)
-    assert isinstance(backend, HeldWritesStorage)
+    study, trial = _popped(url)
+    backend = open_storage(url)
+    held = HeldWrites()
+    attrs = {f"a{i}": i for i in range(20)}
+    for key, value in attrs.items():
+        held.hold(USER, _trial_id(study, trial.number), key, str(value))
     failed = _fail_statements(backend, "trial_user_attributes", times=1)
-    with pytest.raises(optuna.exceptions.StorageInternalError):
-        backend.commit_held()
-    assert failed[0] == 1 and _stored(url)[0].user_attrs == {}
-    study.tell(trial, 0.5)  # commits what it holds first
-    assert _stored(url)[0].user_attrs == attrs and _stored(url)[0].state == TrialState.COMPLETE
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        held.commit(OptunaTables(backend.engine))
+    assert failed[0] == 1 and held and _stored(url)[0].user_attrs == {}
+    held.commit(OptunaTables(backend.engine))
+    assert not held and _stored(url)[0].user_attrs == attrs
 
 
 def test_a_worker_retries_a_commit_that_fails_once_and_stores_every_attribute(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'faults.db'}"
-    study, trial = _popped(url, WorkerStorage)
+    study, trial = _popped(url)
     attrs = _attrs(trial)
-    failed = _fail_statements(storage_backend(study), "trial_user_attributes", times=1)
+    failed = _fail_statements(_worker_storage(study).backend, "trial_user_attributes", times=1)
     study.tell(trial, 0.5)
     assert failed[0] == 1
     stored = _stored(url)[0]
@@ -103,11 +116,11 @@ def _timed(call: Callable[[], Any]) -> tuple[BaseException | None, float]:
 def test_an_outage_is_retried_until_storage_retry_s_then_every_call_fails_at_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'faults.db'}"
     optuna.create_study(study_name=STUDY, storage=open_storage(url))
-    storage = RetryingStorage(url, retry_s=2)
-    failed = _fail_statements(storage, "studies", times=2)
+    storage = WorkerStorage(open_storage(url), retry_s=2)
+    failed = _fail_statements(storage.backend, "studies", times=2)
     assert storage.get_study_id_from_name(STUDY) >= 0 and failed[0] == 2  # two failures ridden out
 
-    _fail_statements(storage, "", times=10**6)
+    _fail_statements(storage.backend, "", times=10**6)
     error, took = _timed(lambda: storage.get_study_id_from_name(STUDY))
     assert isinstance(error, StorageUnreachable) and 1 <= took < 10
     assert "storage_retry_s = 2" in str(error) and "database is locked" in str(error)
@@ -118,7 +131,7 @@ def test_an_outage_is_retried_until_storage_retry_s_then_every_call_fails_at_onc
 
 def test_only_connection_errors_are_retried(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'faults.db'}"
-    storage = RetryingStorage(url, retry_s=30)
+    storage = WorkerStorage(open_storage(url), retry_s=30)
     error, took = _timed(lambda: storage.get_study_name_from_id(12345))
     assert isinstance(error, KeyError) and took < 1
     missing_table = sqlalchemy.exc.OperationalError("SELECT", None, sqlite3.OperationalError("no such table: x"))
@@ -131,12 +144,12 @@ def test_only_connection_errors_are_retried(tmp_path: Path) -> None:
 
 def test_a_trial_whose_worker_stops_beating_says_why_and_keeps_its_worker(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'faults.db'}"
-    study, trial = _popped(url, WorkerStorage, grace_period=2)
+    study, trial = _popped(url, grace_period=2)
     trial.suggest_int("x", 1, 9)
     trial.set_user_attr(TrialAttr.WORKER, "lost-host:1")
-    storage_backend(study).record_heartbeat(trial_id_of(trial))  # its last beat, with its writes
+    _worker_storage(study).record_heartbeat(_trial_id(study, trial.number))  # its last beat, with its writes
     time.sleep(3)
-    other, _ = _popped(url, WorkerStorage, grace_period=2)  # another worker, which checks for stale trials
+    other, _ = _popped(url, grace_period=2)  # another worker, which checks for stale trials
     optuna.storages.fail_stale_trials(other)
     lost = _stored(url)[0]
     assert lost.state == TrialState.FAIL

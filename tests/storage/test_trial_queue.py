@@ -13,7 +13,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from automl.storage.schema import TrialAttr
+from automl.storage.schema import CONFIG_ATTR, TrialAttr
 from automl.storage.trial_queue import (
     WINDOW,
     QueueEmpty,
@@ -24,7 +24,7 @@ from automl.storage.trial_queue import (
     still_queued,
 )
 from automl.storage.urls import STORAGE_ENV, Heartbeat, open_storage
-from automl.storage.worker_storage import WorkerStorage
+from automl.storage.worker_storage import WorkerStorage, open_worker_storage
 from automl.workers.pool import default_workers, share_gpu, threads_per_worker, worker_command, worker_environment
 
 # A worker without training: pops queued trials as fast as it can, with heartbeats, until none is left.
@@ -32,12 +32,12 @@ POPPER = textwrap.dedent("""
     import os, sys, warnings
     import optuna
     from automl.storage.trial_queue import QueueEmpty, Requeue
-    from automl.storage.worker_storage import WorkerStorage
-    from automl.storage.urls import Heartbeat, open_storage
+    from automl.storage.urls import Heartbeat
+    from automl.storage.worker_storage import open_worker_storage
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(sys.argv[1], Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
+    storage = open_worker_storage(sys.argv[1], Heartbeat(1, 3, Requeue(0)))
     study = optuna.load_study(study_name="pops", storage=storage, sampler=optuna.samplers.RandomSampler())
     def objective(trial):
         trial.set_user_attr("pid", os.getpid())
@@ -50,13 +50,20 @@ POPPER = textwrap.dedent("""
 
 
 def _worker_storage(url: str) -> WorkerStorage:
-    return open_storage(url, Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
+    return open_worker_storage(url, Heartbeat(1, 3, Requeue(0)))
+
+
+def _automl_study(url: str, name: str) -> optuna.Study:
+    """A study as automl creates it (with its config), whose workers run only queued trials."""
+    study = optuna.create_study(study_name=name, storage=open_storage(url))
+    study.set_user_attr(CONFIG_ATTR, {"name": name})
+    return study
 
 
 def test_two_processes_pop_each_queued_trial_once_beside_a_reader(tmp_path: Path) -> None:
     """Without BEGIN IMMEDIATE two SQLite workers pop the same trial and one crashes telling it."""
     url = f"sqlite:///{tmp_path / 'pops.db'}"
-    queue_trials(optuna.create_study(study_name="pops", storage=open_storage(url)), 100)
+    queue_trials(_automl_study(url, "pops"), 100)
     errors: list[str] = []
     reads = [0]
     poppers = [subprocess.Popen([sys.executable, "-c", POPPER, url], stderr=subprocess.PIPE, text=True)
@@ -82,9 +89,9 @@ def test_two_processes_pop_each_queued_trial_once_beside_a_reader(tmp_path: Path
     assert len({t.user_attrs["pid"] for t in trials}) == 2, "one process did all the work"
 
 
-def test_an_empty_queue_refuses_new_trials(tmp_path: Path) -> None:
+def test_an_empty_queue_refuses_new_trials_in_a_study_automl_created(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
-    optuna.create_study(study_name="empty", storage=open_storage(url))
+    _automl_study(url, "empty")
     study = optuna.load_study(study_name="empty", storage=_worker_storage(url))
     with pytest.raises(QueueEmpty):
         study.ask()
@@ -92,11 +99,15 @@ def test_an_empty_queue_refuses_new_trials(tmp_path: Path) -> None:
     assert study.ask().number == 0
     with pytest.raises(QueueEmpty):
         study.ask()
+    # Any other study on a worker's storage is served as Optuna serves it (its conformance suite
+    # makes such studies): ask() creates a trial when none is queued.
+    other = optuna.create_study(study_name="other", storage=_worker_storage(url))
+    assert other.ask().number == 0
 
 
 def test_sqlite_workers_use_wal_and_wait_for_the_lock(tmp_path: Path) -> None:
     storage = _worker_storage(f"sqlite:///{tmp_path / 'settings.db'}")
-    with storage.engine.connect() as connection:
+    with storage.backend.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
 
@@ -152,7 +163,7 @@ LAZY_POPPER = POPPER.replace("from automl.storage.trial_queue import QueueEmpty,
 @pytest.mark.slow  # two processes pop 137 trials: a minute on a busy machine
 def test_a_large_count_is_queued_a_window_at_a_time_and_runs_exactly_that_count(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'pops.db'}"
-    study = optuna.create_study(study_name="pops", storage=open_storage(url))
+    study = _automl_study(url, "pops")
     n_trials = WINDOW + 37
     queue_trials(study, n_trials)
     assert len(study.get_trials(states=(TrialState.WAITING,))) == WINDOW

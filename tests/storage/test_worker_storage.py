@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from automl.storage.held_writes import HeldWritesStorage, commit_trial_writes
+from automl.storage._optuna import study_storage
+from automl.storage.optuna_tables import OptunaTables
 from automl.storage.trial_queue import Requeue, queue_trials
-from automl.storage.worker_storage import WorkerStorage
 from automl.storage.urls import Heartbeat, open_storage
+from automl.storage.worker_storage import WorkerStorage, commit_trial_writes, open_worker_storage
 
 STUDY = "held"
 
@@ -25,12 +26,33 @@ def _quiet() -> None:
 
 
 def _worker_study(url: str) -> optuna.Study:
-    storage = open_storage(url, Heartbeat(1, 3, Requeue(0)), storage_class=WorkerStorage)
+    storage = open_worker_storage(url, Heartbeat(1, 3, Requeue(0)))
     return optuna.load_study(study_name=STUDY, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
 
 
-def _backend(study: optuna.Study) -> WorkerStorage:
-    return study._storage._backend  # the RDBStorage inside the Study's _CachedStorage
+def _storage(study: optuna.Study) -> WorkerStorage:
+    storage = study_storage(study)
+    assert isinstance(storage, WorkerStorage)
+    return storage
+
+
+def _trial_id(study: optuna.Study, number: int) -> int:
+    storage = study_storage(study)
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+def _counting_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the trials the worker's storage loads in full from now on."""
+    loaded: list[int] = []
+    load = OptunaTables._load
+
+    def counting(self: OptunaTables, *args: object) -> list:
+        stored = load(self, *args)  # type: ignore[arg-type]
+        loaded.extend(trial.trial_id for trial in stored)
+        return stored
+
+    monkeypatch.setattr(OptunaTables, "_load", counting)
+    return loaded
 
 
 def _stored(url: str, number: int) -> optuna.trial.FrozenTrial:
@@ -38,9 +60,9 @@ def _stored(url: str, number: int) -> optuna.trial.FrozenTrial:
     return optuna.load_study(study_name=STUDY, storage=open_storage(url)).trials[number]
 
 
-def _count_commits(storage: HeldWritesStorage) -> list[int]:
+def _count_commits(storage: WorkerStorage) -> list[int]:
     commits = [0]
-    sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.__setitem__(0, commits[0] + 1))
+    sqlalchemy.event.listen(storage.backend.engine, "commit", lambda connection: commits.__setitem__(0, commits[0] + 1))
     return commits
 
 
@@ -48,8 +70,9 @@ def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: 
     url = f"sqlite:///{tmp_path / 'held.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 1)
     study = _worker_study(url)
-    commits = _count_commits(_backend(study))
+    commits = _count_commits(_storage(study))
     trial = study.ask()
+    trial_id = _trial_id(study, trial.number)
     before = commits[0]
     for i in range(10):
         trial.suggest_float(f"x{i}", 0, 1)
@@ -61,10 +84,10 @@ def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: 
     assert _stored(url, 0).user_attrs == {}, "another process saw a held write"
 
     # This process reads its own writes at once, from its copy of the trial.
-    read = study._storage.get_trial(trial._trial_id)
+    read = _storage(study).get_trial(trial_id)
     assert read.user_attrs["a19"] == 19 and read.user_attrs["curve"] == [0.1, 0.2] and len(read.params) == 10
     assert commits[0] == before, "reading this process's own running trial committed"
-    _backend(study).commit_held()
+    _storage(study).commit_held()
     assert commits[0] == before + 1, "31 writes took more than one transaction"
     assert _stored(url, 0).user_attrs["curve"] == [0.1, 0.2] and len(_stored(url, 0).params) == 10
 
@@ -81,20 +104,20 @@ def test_the_heartbeat_commits_held_writes(tmp_path: Path) -> None:
     trial = study.ask()
     trial.set_user_attr("flops", 1000)
     assert "flops" not in _stored(url, 0).user_attrs
-    _backend(study).record_heartbeat(trial._trial_id)  # what the heartbeat thread calls every interval
+    _storage(study).record_heartbeat(_trial_id(study, trial.number))  # what the heartbeat thread calls every interval
     assert _stored(url, 0).user_attrs["flops"] == 1000
 
 
 def test_commit_trial_writes_commits_what_the_worker_holds_and_leaves_other_storages_alone(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'held.db'}"
     plain = optuna.create_study(study_name=STUDY, storage=open_storage(url))
-    queue_trials(plain, 1)
+    queue_trials(plain, 2)
     study = _worker_study(url)
     trial = study.ask()
     trial.set_user_attr("worker", "host:1")
-    commit_trial_writes(plain)  # not a worker's storage: nothing held there, nothing to do
+    commit_trial_writes(plain.ask())  # not a worker's storage: nothing held there, nothing to do
     assert "worker" not in _stored(url, 0).user_attrs
-    commit_trial_writes(study)
+    commit_trial_writes(trial)
     assert _stored(url, 0).user_attrs["worker"] == "host:1"
 
 
@@ -117,14 +140,7 @@ def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_
     for _ in range(3):  # 300 queued at once (queue_trials queues a window of 100 at a time)
         queue_trials(created, 100)
     study = _worker_study(url)
-    built: list[int] = []
-    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
-
-    def counting_build(self, model):
-        built.append(model.trial_id)
-        return build(self, model)
-
-    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model", counting_build)
+    built = _counting_loads(monkeypatch)
     assert len(study.get_trials(deepcopy=False)) == 300
     assert len(built) == 300
     built.clear()
@@ -142,7 +158,7 @@ def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_
     assert [t.state for t in trials].count(TrialState.WAITING) == 299
     finished = trials[popped.number]
     assert finished.state == TrialState.COMPLETE and finished.user_attrs == {"by": "other"}
-    assert built == [popped._trial_id]
+    assert built == [_trial_id(study, popped.number)]
 
 
 def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_worker_fails_it(
@@ -151,27 +167,24 @@ def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_wor
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
     study = _worker_study(url)
     trial = study.ask()
-    built: list[int] = []
-    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
-    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model",
-                        lambda self, model: built.append(model.trial_id) or build(self, model))
+    built = _counting_loads(monkeypatch)
     study.get_trials(deepcopy=False)
     built.clear()
     trial.suggest_int("layers", 1, 3)
     trial.set_user_attr("curve", [0.5])
     trial.report(0.5, step=1)
-    trial.storage.set_trial_system_attr(trial._trial_id, "note", "x")
+    trial_id = _trial_id(study, trial.number)
+    trial.storage.set_trial_system_attr(trial_id, "note", "x")
     mine = study.get_trials(deepcopy=False)[trial.number]
     assert built == [], "the study read loaded this process's running trial again"
     assert (mine.state, mine.params, mine.user_attrs["curve"], mine.intermediate_values, mine.system_attrs["note"]) \
         == (TrialState.RUNNING, {"layers": trial.params["layers"]}, [0.5], {1: 0.5}, "x")
 
     # Another worker finds the trial's heartbeat stale and fails it: this worker's next read says so.
-    other = optuna.load_study(study_name=STUDY, storage=open_storage(url))
-    other._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    open_storage(url).set_trial_state_values(trial_id, TrialState.FAIL)
     trial.set_user_attr("late", 1)  # held: it cannot land on a finished trial, and is dropped
     assert study.get_trials(deepcopy=False)[trial.number].state == TrialState.FAIL
-    assert built == [trial._trial_id]
+    assert built == [trial_id]
     assert "late" not in _stored(url, 0).user_attrs
 
 
@@ -181,21 +194,19 @@ def test_a_trial_this_worker_pops_and_tells_is_moved_along_in_memory_as_stored(
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
     study = _worker_study(url)
     study.get_trials(deepcopy=False)  # the worker has read the queue, as its pop does
-    built: list[int] = []
-    build = optuna.storages.RDBStorage._build_frozen_trial_from_trial_model
-    monkeypatch.setattr(optuna.storages.RDBStorage, "_build_frozen_trial_from_trial_model",
-                        lambda self, model: built.append(model.trial_id) or build(self, model))
+    built = _counting_loads(monkeypatch)
     trial = study.ask()
     trial.suggest_int("layers", 1, 3)
     trial.set_user_attr("curve", [0.5])
-    running = study._storage.get_trial(trial._trial_id)
+    trial_id = _trial_id(study, trial.number)
+    running = _storage(study).get_trial(trial_id)
     assert built == [], "the popped trial was loaded again in full"
-    _backend(study).commit_held()
+    _storage(study).commit_held()
     assert running == _stored(url, 0) and running.datetime_start is not None
 
     built.clear()
     study.tell(trial, 0.5)
-    finished = study._storage.get_trial(trial._trial_id)
+    finished = _storage(study).get_trial(trial_id)
     assert study.get_trials(deepcopy=False)[0] == finished
     assert built == [], "the told trial was loaded again in full"
     assert finished == _stored(url, 0) and finished.datetime_complete is not None

@@ -1,0 +1,261 @@
+"""Optuna's database tables, read and written in batches with SQLAlchemy Core.
+
+Optuna's public storage API reads a study's trials all at once or one at a time, and writes each
+parameter and attribute in a transaction of its own. A worker needs what it lacks: the state of
+every trial in one query (to reload only the trials that changed, automl.storage.read_once), the
+trials that changed in one batch, and a trial's held writes in one transaction
+(automl.storage.held_writes). So those statements are written here, against the tables Optuna's
+RDBStorage creates, declared below with the columns automl touches, never through Optuna's own
+(private) model classes. ``OptunaTables`` checks on first use of a database that its tables have
+those columns and the unique keys the upserts rely on, and refuses a database that has not, naming
+what is missing (tests/storage/test_optuna_tables.py runs the check and compares every trial read
+here with Optuna's own reading, on SQLite and PostgreSQL).
+
+Two stored conventions of Optuna's are read as Optuna reads them: trial times are naive UTC (shown
+in local time), and an infinite or NaN value is stored as a type beside a NULL value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, NamedTuple
+
+import sqlalchemy
+from optuna.distributions import BaseDistribution, json_to_distribution
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from automl.errors import UsageError
+
+_METADATA = MetaData()  # never created: Optuna creates the tables, automl only uses them
+STUDIES = Table("studies", _METADATA, Column("study_id", Integer, primary_key=True), Column("study_name", String))
+TRIALS = Table("trials", _METADATA, Column("trial_id", Integer, primary_key=True), Column("number", Integer),
+               Column("study_id", Integer), Column("state", String),  # TrialState's name
+               Column("datetime_start", DateTime), Column("datetime_complete", DateTime))
+PARAMS = Table("trial_params", _METADATA, Column("param_id", Integer, primary_key=True), Column("trial_id", Integer),
+               Column("param_name", String), Column("param_value", Float), Column("distribution_json", Text))
+VALUES = Table("trial_values", _METADATA, Column("trial_value_id", Integer, primary_key=True),
+               Column("trial_id", Integer), Column("objective", Integer), Column("value", Float),
+               Column("value_type", String))  # FINITE, INF_POS or INF_NEG
+INTERMEDIATE = Table("trial_intermediate_values", _METADATA,
+                     Column("trial_intermediate_value_id", Integer, primary_key=True), Column("trial_id", Integer),
+                     Column("step", Integer), Column("intermediate_value", Float),
+                     Column("intermediate_value_type", String))  # the same, or NAN
+USER_ATTRS, SYSTEM_ATTRS = (
+    Table(f"trial_{kind}_attributes", _METADATA, Column(f"trial_{kind}_attribute_id", Integer, primary_key=True),
+          Column("trial_id", Integer), Column("key", String), Column("value_json", Text))
+    for kind in ("user", "system"))
+STUDY_SYSTEM_ATTRS = Table("study_system_attributes", _METADATA,
+                           Column("study_system_attribute_id", Integer, primary_key=True), Column("study_id", Integer),
+                           Column("key", String), Column("value_json", Text))
+# The unique keys the attribute upserts conflict on: the owner's id (trial or study) and the key.
+UNIQUE_KEYS = {USER_ATTRS.name: ("trial_id", "key"), SYSTEM_ATTRS.name: ("trial_id", "key"),
+               STUDY_SYSTEM_ATTRS.name: ("study_id", "key")}
+_STORED_FLOATS = {"FINITE": None, "INF_POS": math.inf, "INF_NEG": -math.inf, "NAN": math.nan}
+# The dialects whose insert can update on conflict, as Optuna's own attribute writes do.
+_UPSERTS: dict[str, Callable[[Table], Any]] = {
+    "sqlite": lambda table: sqlite.insert(table), "postgresql": lambda table: postgresql.insert(table),
+    "mysql": lambda table: mysql.insert(table)}
+# SQLite's default cap on bound variables is 32766 (999 before 3.32): ids go in chunks well below,
+# and an upsert's rows (three values each) in statements of at most 300.
+_CHUNK = 500
+_ROWS_PER_STATEMENT = 300
+_CHECKED: set[str] = set()  # the databases (rendered URLs) whose layout this process has checked
+
+
+class UnknownOptunaTables(UsageError):
+    """The database's Optuna tables lack a column or key automl reads or writes."""
+
+
+class StoredTrial(NamedTuple):
+    study_id: int
+    trial_id: int
+    trial: FrozenTrial
+
+
+def _local(stored: datetime.datetime | None) -> datetime.datetime | None:
+    """A stored (naive UTC) time as Optuna shows it: naive local time."""
+    if stored is None:
+        return None
+    return stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
+
+
+def _float(value: float | None, stored_type: str) -> float:
+    special = _STORED_FLOATS[stored_type]
+    if special is not None:
+        return special
+    assert value is not None, "a finite value stored as NULL"
+    return float(value)
+
+
+class OptunaTables:
+    """Batched reads and writes of one database's Optuna tables (see module)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        key = engine.url.render_as_string(hide_password=False)
+        if key not in _CHECKED:
+            check_layout(engine)
+            _CHECKED.add(key)
+
+    def trial_states(self, connection: Connection, study_id: int, lowest: int) -> list[tuple[int, TrialState]] | None:
+        """Each trial of the study with an id from ``lowest`` on, and its state; None if the study
+        is gone. One query: the study's row joined to those trials."""
+        trials = TRIALS.c
+        joined = STUDIES.outerjoin(TRIALS, sqlalchemy.and_(trials.study_id == STUDIES.c.study_id,
+                                                           trials.trial_id >= lowest))
+        rows = connection.execute(sqlalchemy.select(STUDIES.c.study_id, trials.trial_id, trials.state)
+                                  .select_from(joined).where(STUDIES.c.study_id == study_id)).all()
+        if not rows:
+            return None
+        return [(trial_id, TrialState[state]) for _, trial_id, state in rows if trial_id is not None]
+
+    def study_exists(self, connection: Connection, study_id: int) -> bool:
+        return connection.execute(sqlalchemy.select(STUDIES.c.study_id).where(STUDIES.c.study_id == study_id)
+                                  ).first() is not None
+
+    def trial_rows(self, connection: Connection, trial_ids: Collection[int]) -> dict[int, tuple[int, TrialState]]:
+        """The study id and state of each of the trials that exist."""
+        found = {}
+        for chunk in _chunks(trial_ids):
+            rows = connection.execute(sqlalchemy.select(TRIALS.c.trial_id, TRIALS.c.study_id, TRIALS.c.state)
+                                      .where(TRIALS.c.trial_id.in_(chunk)))
+            found.update({trial_id: (study_id, TrialState[state]) for trial_id, study_id, state in rows})
+        return found
+
+    def trial_times(self, connection: Connection, trial_id: int) -> tuple[datetime.datetime | None, ...] | None:
+        """The trial's start and completion times, as Optuna shows them; None if it is gone."""
+        row = connection.execute(sqlalchemy.select(TRIALS.c.datetime_start, TRIALS.c.datetime_complete)
+                                 .where(TRIALS.c.trial_id == trial_id)).first()
+        return None if row is None else (_local(row[0]), _local(row[1]))
+
+    def study_distribution(self, connection: Connection, study_id: int, name: str) -> BaseDistribution | None:
+        """The distribution some trial of the study stored for parameter ``name``, if any."""
+        stored = connection.execute(
+            sqlalchemy.select(PARAMS.c.distribution_json).join(TRIALS, TRIALS.c.trial_id == PARAMS.c.trial_id)
+            .where(TRIALS.c.study_id == study_id, PARAMS.c.param_name == name).limit(1)).scalar()
+        return None if stored is None else json_to_distribution(stored)
+
+    def load(self, connection: Connection, study_id: int | None = None,
+             trial_ids: Collection[int] = ()) -> list[StoredTrial]:
+        """Whole trials, by id or (with ``study_id`` and no ids) every trial of a study, in id order."""
+        if study_id is not None and not trial_ids:
+            return self._load(connection, TRIALS.c.study_id == study_id,
+                              lambda table: table.c.trial_id.in_(
+                                  sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id)))
+        loaded: list[StoredTrial] = []
+        for chunk in _chunks(sorted(trial_ids)):
+            loaded += self._load(connection, TRIALS.c.trial_id.in_(chunk),
+                                 lambda table, chunk=chunk: table.c.trial_id.in_(chunk))  # type: ignore[misc]
+        return loaded
+
+    def _load(self, connection: Connection, which: Any, children: Callable[[Table], Any]) -> list[StoredTrial]:
+        rows = connection.execute(sqlalchemy.select(TRIALS).where(which).order_by(TRIALS.c.trial_id)).all()
+        if not rows:
+            return []
+
+        def read(table: Table, order: Column[Any]) -> dict[int, list[Any]]:
+            found: dict[int, list[Any]] = {}
+            for row in connection.execute(sqlalchemy.select(table).where(children(table)).order_by(order)):
+                found.setdefault(row.trial_id, []).append(row)
+            return found
+
+        params, values = read(PARAMS, PARAMS.c.param_id), read(VALUES, VALUES.c.objective)
+        steps = read(INTERMEDIATE, INTERMEDIATE.c.trial_intermediate_value_id)
+        user, system = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id), read(
+            SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id)
+        distributions: dict[str, BaseDistribution] = {}  # one parse per distinct JSON
+
+        def distribution(stored: str) -> BaseDistribution:
+            if stored not in distributions:
+                distributions[stored] = json_to_distribution(stored)
+            return distributions[stored]
+
+        trials = []
+        for row in rows:
+            own = {p.param_name: distribution(p.distribution_json) for p in params.get(row.trial_id, [])}
+            objectives = values.get(row.trial_id)
+            trial = FrozenTrial(
+                number=row.number, state=TrialState[row.state], value=None,
+                values=[_float(v.value, v.value_type) for v in objectives] if objectives else None,
+                datetime_start=_local(row.datetime_start), datetime_complete=_local(row.datetime_complete),
+                params={p.param_name: own[p.param_name].to_external_repr(p.param_value)
+                        for p in params.get(row.trial_id, [])},
+                distributions=own,
+                user_attrs={a.key: json.loads(a.value_json) for a in user.get(row.trial_id, [])},
+                system_attrs={a.key: json.loads(a.value_json) for a in system.get(row.trial_id, [])},
+                intermediate_values={v.step: _float(v.intermediate_value, v.intermediate_value_type)
+                                     for v in steps.get(row.trial_id, [])},
+                trial_id=row.trial_id)
+            trials.append(StoredTrial(row.study_id, row.trial_id, trial))
+        return trials
+
+    def insert_params(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert parameters: dicts of trial_id, param_name, param_value (internal), distribution_json."""
+        if rows:
+            connection.execute(sqlalchemy.insert(PARAMS), rows)
+
+    def set_study_system_attrs(self, study_id: int, attrs: Mapping[str, Any]) -> bool:
+        """Upsert ``attrs`` (key -> JSON-serializable value) on the study, in one transaction;
+        False, writing nothing, if there is no such study."""
+        with self.engine.begin() as connection:
+            if not self.study_exists(connection, study_id):
+                return False
+            self.upsert_attrs(connection, STUDY_SYSTEM_ATTRS,
+                              [(study_id, key, json.dumps(value)) for key, value in attrs.items()])
+        return True
+
+    def upsert_attrs(self, connection: Connection, table: Table, rows: list[tuple[int, str, str]]) -> None:
+        """Insert or overwrite attributes of a trial or a study (``table``), each row the owner's id,
+        the key and the value as JSON: a statement per 300 rows on SQLite, PostgreSQL and MySQL,
+        else an update (and an insert) per row."""
+        owner = UNIQUE_KEYS[table.name][0]
+        values = [{owner: owner_id, "key": key, "value_json": value} for owner_id, key, value in rows]
+        if self.engine.dialect.name not in _UPSERTS:
+            for row in values:
+                where = (table.c[owner] == row[owner]) & (table.c.key == row["key"])
+                if not connection.execute(sqlalchemy.update(table).where(where).values(value_json=row["value_json"])
+                                          ).rowcount:
+                    connection.execute(sqlalchemy.insert(table).values(row))
+            return
+        for start in range(0, len(values), _ROWS_PER_STATEMENT):
+            statement = _UPSERTS[self.engine.dialect.name](table).values(values[start:start + _ROWS_PER_STATEMENT])
+            if self.engine.dialect.name == "mysql":
+                statement = statement.on_duplicate_key_update(value_json=statement.inserted.value_json)
+            else:
+                statement = statement.on_conflict_do_update(index_elements=list(UNIQUE_KEYS[table.name]),
+                                                            set_={"value_json": statement.excluded.value_json})
+            connection.execute(statement)
+
+
+def _chunks(ids: Iterable[int]) -> list[list[int]]:
+    listed = list(ids)
+    return [listed[start:start + _CHUNK] for start in range(0, len(listed), _CHUNK)]
+
+
+def check_layout(engine: Engine) -> None:
+    """Raise UnknownOptunaTables unless every table above exists with its columns and unique keys."""
+    inspector = sqlalchemy.inspect(engine)
+    problems = []
+    for table in _METADATA.sorted_tables:
+        if not inspector.has_table(table.name):
+            problems.append(f"no table {table.name}")
+            continue
+        columns = {column["name"] for column in inspector.get_columns(table.name)}
+        problems += [f"table {table.name} has no column {name}" for name in table.c.keys() if name not in columns]
+        key = UNIQUE_KEYS.get(table.name)
+        if key and not any(tuple(unique["column_names"]) == key for unique in inspector.get_unique_constraints(
+                table.name)):
+            problems.append(f"table {table.name} has no unique key ({', '.join(key)})")
+    if problems:
+        where = engine.url.render_as_string(hide_password=True)
+        raise UnknownOptunaTables(
+            f"the Optuna tables in {where} are not laid out as automl reads and writes them: {'; '.join(problems)}. "
+            "They were created by an Optuna release automl does not support, or changed by hand; automl "
+            "supports the Optuna releases its package requires (pip show automl-pareto), and `optuna storage "
+            f"upgrade --storage {where}` brings older tables up to date")

@@ -1,0 +1,91 @@
+"""The Optuna tables automl reads and writes with SQLAlchemy Core: laid out as the installed Optuna
+creates them, checked at start-up, and read exactly as Optuna's own storage reads them."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from automl.errors import UsageError
+from automl.storage.optuna_tables import OptunaTables, UnknownOptunaTables, check_layout
+from automl.storage.urls import open_storage
+from automl.storage.worker_storage import WorkerStorage
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'tables.db'}"
+
+
+@pytest.fixture
+def _far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local time zone far from UTC: Optuna stores trial times in UTC and shows them in local time."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _trials() -> list[optuna.trial.FrozenTrial]:
+    """Trials with every kind of stored value: infinities, NaN steps, categorical and log params."""
+    started = datetime.datetime(2024, 3, 1, 12, 30, 15, 123456)
+    distributions = {"x": FloatDistribution(0, 1), "lr": FloatDistribution(1e-4, 1, log=True),
+                     "n": IntDistribution(1, 8), "act": CategoricalDistribution(["relu", None, 0.5])}
+    params = {"x": 0.25, "lr": 0.001, "n": 3, "act": None}
+    return [
+        create_trial(state=TrialState.COMPLETE, values=[0.5, math.inf], params=params, distributions=distributions,
+                     user_attrs={"curve": [0.1, 0.2], "family": "mlp"}, system_attrs={"constraints:max_flops": -1.0},
+                     intermediate_values={0: 0.1, 1: math.nan, 2: -math.inf}),
+        create_trial(state=TrialState.PRUNED, params={"x": 0.75}, distributions={"x": distributions["x"]},
+                     intermediate_values={0: 0.3}),
+        create_trial(state=TrialState.FAIL, user_attrs={"fail_reason": "RuntimeError: kaboom"}),
+        create_trial(state=TrialState.WAITING, user_attrs={"queue_window": 0}),
+        create_trial(state=TrialState.COMPLETE, values=[-math.inf, 2.0]),
+    ] + [optuna.trial.FrozenTrial(number=0, state=TrialState.RUNNING, value=None, datetime_start=started,
+                                  datetime_complete=None, params={}, distributions={}, user_attrs={},
+                                  system_attrs={}, intermediate_values={}, trial_id=0)]
+
+
+@pytest.mark.usefixtures("_far_from_utc")
+def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> None:
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+    study.add_trials(_trials())
+    study_id = storage.get_study_id_from_name(study.study_name)
+    check_layout(storage.engine)
+    tables = OptunaTables(storage.engine)
+    with storage.engine.connect() as connection:
+        everything = tables.load(connection, study_id)
+        some = tables.load(connection, trial_ids=[trial.trial_id for trial in everything[1:3]])
+        states = tables.trial_states(connection, study_id, lowest=everything[3].trial_id)
+    # Every field, NaN included (which compares unequal to itself): the trials' reprs.
+    theirs = [repr(trial) for trial in storage.get_all_trials(study_id)]
+    assert [repr(stored.trial) for stored in everything] == theirs and len(theirs) == 6
+    assert all(stored.study_id == study_id for stored in everything)
+    assert [repr(stored.trial) for stored in some] == theirs[1:3]
+    assert states == [(stored.trial_id, stored.trial.state) for stored in everything[3:]]
+
+
+def test_a_database_missing_a_column_automl_reads_is_refused_at_start_up_naming_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'changed.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backend = open_storage(url)
+    with backend.engine.begin() as connection:
+        connection.execute(sqlalchemy.text("ALTER TABLE trial_params DROP COLUMN distribution_json"))
+    with pytest.raises(UnknownOptunaTables, match="table trial_params has no column distribution_json") as refused:
+        WorkerStorage(backend)
+    assert isinstance(refused.value, UsageError) and f"optuna storage upgrade --storage {url}" in str(refused.value)
