@@ -25,7 +25,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Container
 
+from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.trial import FrozenTrial, TrialState
+
+from automl.storage.optuna_tables import OptunaTables
 
 
 def snapshot(trial: FrozenTrial) -> FrozenTrial:
@@ -125,3 +128,64 @@ class KnownTrials:
     def counts(self) -> tuple[int, int]:
         """How many trials are known here, and how many of them finished."""
         return len(self.trials), sum(trial.state.is_finished() for trial in self.trials.values())
+
+
+class TrialCache:
+    """What this process knows of each study's trials, and of which study each trial is in."""
+
+    def __init__(self) -> None:
+        self.studies: dict[int, KnownTrials] = {}
+        self.study_of: dict[int, int] = {}  # trial id -> study id, for the trials seen here
+        self._distributions: dict[int, dict[str, BaseDistribution]] = {}  # the first seen per parameter
+
+    def forget(self, study_id: int) -> None:
+        self.studies.pop(study_id, None)
+        self._distributions.pop(study_id, None)
+
+    def check_distribution(self, tables: OptunaTables, study_id: int, name: str,
+                           distribution: BaseDistribution) -> None:
+        """Refuse (ValueError) a distribution that contradicts the study's for parameter ``name``,
+        as Optuna's write does where a trial suggests it; looked up in the database once per name."""
+        seen = self._distributions.setdefault(study_id, {})
+        if name not in seen:
+            with tables.engine.connect() as connection:
+                seen[name] = tables.study_distribution(connection, study_id, name) or distribution
+        check_distribution_compatibility(seen[name], distribution)
+
+    def known(self, study_id: int) -> KnownTrials:
+        return self.studies.setdefault(study_id, KnownTrials())
+
+    def of_trial(self, trial_id: int) -> KnownTrials | None:
+        study_id = self.study_of.get(trial_id)
+        return None if study_id is None else self.known(study_id)
+
+    def counts(self, study_id: int) -> tuple[int, int]:
+        """How many of the study's trials are known here, and how many of them finished."""
+        return self.studies[study_id].counts() if study_id in self.studies else (0, 0)
+
+    def load(self, tables: OptunaTables, trial_ids: list[int]) -> list[FrozenTrial]:
+        """Load trials by id, in full, and keep them; the ones that exist."""
+        with tables.engine.connect() as connection:
+            stored = tables.load(connection, trial_ids=trial_ids)
+        for trial in stored:
+            self.study_of[trial.trial_id] = trial.study_id
+            self.known(trial.study_id).keep(trial.trial_id, trial.trial)
+        return [trial.trial for trial in stored]
+
+    def refresh(self, tables: OptunaTables, study_id: int) -> KnownTrials | None:
+        """The study's trials brought up to date: one query of their states, and the trials whose
+        state shows they may have changed loaded in full (all of them, the first time). None if
+        the study is gone."""
+        known = self.studies.get(study_id, KnownTrials())
+        with tables.engine.connect() as connection:
+            current = tables.trial_states(connection, study_id, known.lowest_to_check)
+            if current is None:
+                return None
+            self.studies[study_id] = known
+            load = known.to_load(current)
+            if load:
+                everything = not known.trials
+                for trial in tables.load(connection, study_id, () if everything else load):
+                    self.study_of[trial.trial_id] = study_id
+                    known.keep(trial.trial_id, trial.trial)
+        return known

@@ -28,7 +28,7 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.distributions import BaseDistribution, check_distribution_compatibility, distribution_to_json
+from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.study import StudyDirection
@@ -38,7 +38,7 @@ from automl.storage._optuna import BaseHeartbeat, stale_trial_ids
 from automl.storage.held_writes import PARAM, SYSTEM, USER, HeldWrites
 from automl.storage.lost import DatabaseFile, StorageLost, StudyDeleted, study_deleted
 from automl.storage.optuna_tables import OptunaTables
-from automl.storage.read_once import KnownTrials, snapshot
+from automl.storage.read_once import KnownTrials, TrialCache, snapshot
 from automl.storage.retry import DEFAULT_RETRY_S, Retry, retried
 from automl.storage.schema import TrialAttr
 from automl.storage.sqlite import is_file_sqlite
@@ -57,11 +57,9 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         self._file = DatabaseFile(backend.url) if is_file_sqlite(backend.url) else None
         self._lock = threading.RLock()  # over the parts below, held through a commit
         self._held = HeldWrites()
-        self._studies: dict[int, KnownTrials] = {}
-        self._study_of: dict[int, int] = {}  # trial id -> study id, for the trials seen here
+        self._cache = TrialCache()
         self._names: dict[int, str] = {}  # study id -> name, for the studies seen here
         self._directions: dict[int, list[StudyDirection]] = {}
-        self._distributions: dict[int, dict[str, BaseDistribution]] = {}  # the first seen per parameter
         self._queued_only: set[int] = set()  # studies that run only queued trials
 
     # Pickled (sent to another process) with what it holds committed; a lock and an engine are not.
@@ -93,8 +91,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
             self.backend.delete_study(study_id)
             self._names.pop(study_id, None)
             self._directions.pop(study_id, None)
-            self._distributions.pop(study_id, None)
-            self._studies.pop(study_id, None)
+            self._cache.forget(study_id)
             self._queued_only.discard(study_id)
 
     @retried
@@ -159,9 +156,9 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         with self._noticing_deletion(study_id):
             trial_id = self.backend.create_new_trial(study_id, template_trial)
         with self._lock:
-            self._study_of[trial_id] = study_id
+            self._cache.study_of[trial_id] = study_id
             if template_trial is None or template_trial.state == TrialState.RUNNING:
-                self._known(study_id).ours.add(trial_id)
+                self._cache.known(study_id).ours.add(trial_id)
         return trial_id
 
     def _runs_queued_only(self, study_id: int) -> bool:
@@ -176,7 +173,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
             study_id, running = self._running(trial_id)
             if running is not None and param_name not in running.params:
                 assert study_id is not None  # a trial known to run here has a known study
-                self._check_distribution(study_id, param_name, distribution)
+                self._cache.check_distribution(self._tables, study_id, param_name, distribution)
                 self._held.hold(PARAM, trial_id, param_name, (param_value_internal, distribution_to_json(distribution)))
                 running.params[param_name] = distribution.to_external_repr(param_value_internal)
                 running.distributions[param_name] = distribution
@@ -185,20 +182,11 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
                 self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
             self._written(trial_id)
 
-    def _check_distribution(self, study_id: int, name: str, distribution: BaseDistribution) -> None:
-        """Refuse (ValueError) a distribution that contradicts the study's for ``name``, as Optuna's
-        write does; looked up in the database once per name."""
-        seen = self._distributions.setdefault(study_id, {})
-        if name not in seen:
-            with self._tables.engine.connect() as connection:
-                seen[name] = self._tables.study_distribution(connection, study_id, name) or distribution
-        check_distribution_compatibility(seen[name], distribution)
-
     @retried
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         with self._lock:
             self._commit()  # a trial's writes land before its state changes
-            study_id = self._study_of.get(trial_id)
+            study_id = self._cache.study_of.get(trial_id)
             with self._noticing_deletion(study_id):
                 if state == TrialState.RUNNING and self.get_heartbeat_interval() is not None:
                     # Beat before the pop. Optuna never takes a running trial without any heartbeat
@@ -208,7 +196,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
                     self.backend.record_heartbeat(trial_id)
                 changed = self.backend.set_trial_state_values(trial_id, state, values)
             if changed and study_id is not None:
-                self._moved(self._known(study_id), trial_id, state, values)
+                self._moved(self._cache.known(study_id), trial_id, state, values)
             return changed
 
     def _moved(self, known: KnownTrials, trial_id: int, state: TrialState, values: Sequence[float] | None) -> None:
@@ -227,7 +215,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         with self._tables.engine.connect() as connection:
             times = self._tables.trial_times(connection, trial_id)
         if times is None:  # deleted since
-            raise self._deleted(self._study_of.get(trial_id)) or KeyError(f"no trial with id {trial_id}")
+            raise self._deleted(self._cache.study_of.get(trial_id)) or KeyError(f"no trial with id {trial_id}")
         moved.datetime_start, moved.datetime_complete = times
         moved.state = state
         if values is not None:
@@ -268,79 +256,57 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     def _running(self, trial_id: int) -> tuple[int | None, FrozenTrial | None]:
         """The trial's study (if seen), and its copy if this process runs it and may hold its writes."""
-        study_id = self._study_of.get(trial_id)
+        study_id = self._cache.study_of.get(trial_id)
         if study_id is None:
             return study_id, None
-        known = self._known(study_id)
+        known = self._cache.known(study_id)
         running = known.ours_copy(trial_id)
         if running is None and trial_id in known.ours:  # created running here, not read yet
-            loaded = self._load(trial_ids=[trial_id])
-            if not loaded:
+            self._commit()
+            if not self._cache.load(self._tables, [trial_id]):
                 raise self._deleted(study_id) or KeyError(f"no trial with id {trial_id}")
             running = known.ours_copy(trial_id)
         return study_id, running
 
     def _written(self, trial_id: int) -> None:
-        study_id = self._study_of.get(trial_id)
-        if study_id is not None and trial_id not in self._known(study_id).ours:
-            self._known(study_id).outdate(trial_id)
+        known = self._cache.of_trial(trial_id)
+        if known is not None and trial_id not in known.ours:
+            known.outdate(trial_id)
 
     # Trials: read.
 
     @retried
     def get_trial(self, trial_id: int) -> FrozenTrial:
         with self._lock:
-            study_id = self._study_of.get(trial_id)
-            cached = self._studies[study_id].cached(trial_id) if study_id in self._studies else None
+            known = self._cache.of_trial(trial_id)
+            cached = None if known is None else known.cached(trial_id)
             if cached is not None:
                 return cached
-            loaded = self._load(trial_ids=[trial_id])
+            self._commit()
+            loaded = self._cache.load(self._tables, [trial_id])
             if not loaded:
-                raise self._deleted(study_id) or KeyError(f"no trial with id {trial_id}")
-            return self._known(self._study_of[trial_id]).cached(trial_id) or loaded[0]
+                raise self._deleted(self._cache.study_of.get(trial_id)) or KeyError(f"no trial with id {trial_id}")
+            return self._cache.known(self._cache.study_of[trial_id]).cached(trial_id) or loaded[0]
 
     @retried
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
         with self._lock:
             self._commit()
-            known = self._studies.get(study_id, KnownTrials())
-            with self._tables.engine.connect() as connection:
-                current = self._tables.trial_states(connection, study_id, known.lowest_to_check)
-                if current is None:
-                    raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
-                self._studies[study_id] = known
-                load = known.to_load(current)
-                if load:
-                    everything = not known.trials
-                    stored = self._tables.load(connection, study_id, () if everything else load)
-                    for trial in stored:
-                        self._study_of[trial.trial_id] = study_id
-                        known.keep(trial.trial_id, trial.trial)
+            known = self._cache.refresh(self._tables, study_id)
+            if known is None:
+                raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
             trials = known.listing(states)
         return copy.deepcopy(trials) if deepcopy else trials
-
-    def _load(self, trial_ids: list[int]) -> list[FrozenTrial]:
-        """Load trials by id (after committing what is held), and keep them."""
-        self._commit()
-        with self._tables.engine.connect() as connection:
-            stored = self._tables.load(connection, trial_ids=trial_ids)
-        for trial in stored:
-            self._study_of[trial.trial_id] = trial.study_id
-            self._known(trial.study_id).keep(trial.trial_id, trial.trial)
-        return [trial.trial for trial in stored]
 
     @retried
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
         with self._lock:
-            found = self._studies[study_id].id_of(trial_number) if study_id in self._studies else None
+            found = self._cache.studies[study_id].id_of(trial_number) if study_id in self._cache.studies else None
         if found is not None:
             return found
         with self._noticing_deletion(study_id):
             return self.backend.get_trial_id_from_study_id_trial_number(study_id, trial_number)
-
-    def _known(self, study_id: int) -> KnownTrials:
-        return self._studies.setdefault(study_id, KnownTrials())
 
     # Held writes, and storage lost.
 
@@ -356,7 +322,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         if self._file is not None:
             self._file.check()
         missing = self._held.commit(self._tables)
-        for study_id in {self._study_of.get(trial_id) for trial_id in missing}:
+        for study_id in {self._cache.study_of.get(trial_id) for trial_id in missing}:
             deleted = self._deleted(study_id)
             if deleted is not None:
                 raise deleted
@@ -384,7 +350,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         with self._tables.engine.connect() as connection:
             if self._tables.study_exists(connection, study_id):
                 return None
-        trials, finished = self._studies[study_id].counts() if study_id in self._studies else (0, 0)
+        trials, finished = self._cache.counts(study_id)
         return study_deleted(self._names[study_id], redact(self.backend.url), trials, finished)
 
     # The heartbeat, delegated.
@@ -399,7 +365,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
     def _beat(self, trial_id: int) -> None:
         with self._lock:
             self._commit()
-        with self._noticing_deletion(self._study_of.get(trial_id)):
+        with self._noticing_deletion(self._cache.study_of.get(trial_id)):
             self.backend.record_heartbeat(trial_id)
 
     # Optuna's fail_stale_trials fails each trial this names, then calls the stale-trial callback

@@ -27,9 +27,9 @@ from automl.storage.urls import Heartbeat, open_storage
 from automl.storage.worker_storage import WorkerStorage
 
 # A private Optuna module imported, or a private attribute of a Study, trial, storage or sampler
-# read; a method's own attributes (self._x) are not reads.
+# read; a method's own attributes (self._x) are not reads. (optuna-dashboard is another package.)
 PRIVATE_USE = re.compile(
-    r"^\s*(from|import)\s+optuna\S*\._|optuna\.\w+(\.\w+)*\._\w|(?<!self)(?<!super\(\))\._("
+    r"^\s*(from|import)\s+optuna(\.\w+)*\._|optuna\.\w+(\.\w+)*\._\w|(?<!self)(?<!super\(\))\._("
     r"storage|backend|study_id|trial_id|get_trials|get_stale_trial_ids|cached_frozen_trial|thread_local|rng|"
     r"n_ei_candidates|sample|build_parzen_estimator|compute_acquisition_func|compare|create_new_trial|"
     r"set_trial_param|get_best_trial_id|log_completed_trial|is_multi_objective|filter_study)\b")
