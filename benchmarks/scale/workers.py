@@ -31,11 +31,10 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from automl.storage.held_writes import commit_trial_writes
-from automl.storage.schema import FAMILY_PARAM, TrialAttr
+from automl.storage.schema import CONFIG_ATTR, FAMILY_PARAM, TrialAttr
 from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue_more, queue_trials
 from automl.storage.urls import Heartbeat, open_storage
-from automl.storage.worker_storage import WorkerStorage
+from automl.storage.worker_storage import commit_trial_writes, open_worker_storage
 
 EPOCHS = 2
 FAMILIES = ("mlp", "cnn", "rnn", "transformer")
@@ -55,7 +54,7 @@ def _objective(study: optuna.Study, worker: str, train_s: float) -> Any:
         for key, value in ((TrialAttr.FAMILY, family), (TrialAttr.DEVICE, "cpu"), (TrialAttr.N_PARAMS, 1000),
                            (TrialAttr.FLOPS, 2000.0), (TrialAttr.LATENCY_METHOD, "not timed")):
             trial.set_user_attr(key, value)
-        commit_trial_writes(study)
+        commit_trial_writes(trial)
         curve: list[float] = []
         for _ in range(EPOCHS):
             time.sleep(train_s / EPOCHS)
@@ -74,7 +73,7 @@ def _work(url: str, name: str, worker: str, train_s: float, errors: list[str], r
     popping once every worker has opened its storage (``ready``)."""
     try:
         requeue = Requeue(max_retry=2)
-        storage = open_storage(url, Heartbeat(5, 20, requeue, retry_s=60), storage_class=WorkerStorage)
+        storage = open_worker_storage(url, Heartbeat(5, 20, requeue, retry_s=60))
         study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
         objective = _objective(study, worker, train_s)
         ready.wait()
@@ -89,7 +88,7 @@ def _work(url: str, name: str, worker: str, train_s: float, errors: list[str], r
             if not count(study, TrialState.RUNNING):
                 break
             time.sleep(0.5)
-        storage.engine.dispose()
+        storage.backend.engine.dispose()
     except Exception:  # noqa: BLE001 - counted and shown: a worker's error is a result here
         errors.append(f"{worker}: {traceback.format_exc(limit=3)}")
 
@@ -137,8 +136,9 @@ def simulate(url: str, name: str, workers: int, trials_per_worker: int, train_s:
              processes: int = 4) -> WorkersResult:
     """``workers`` simulated workers on a new study ``name`` of ``workers * trials_per_worker`` queued trials."""
     total = workers * trials_per_worker
-    queue_trials(optuna.create_study(study_name=name, storage=open_storage(url),
-                                     directions=["maximize", "minimize"]), total)
+    study = optuna.create_study(study_name=name, storage=open_storage(url), directions=["maximize", "minimize"])
+    study.set_user_attr(CONFIG_ATTR, {"name": name})  # an automl study: its workers run queued trials only
+    queue_trials(study, total)
     engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
     stop, peak = threading.Event(), [0]
     monitor = threading.Thread(target=_connections, args=(engine, stop, peak))
