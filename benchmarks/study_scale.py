@@ -72,7 +72,7 @@ def overhead_rows(backend: str, url: str, size: int, timed: int, results: dict[s
     study_plan, configs = bulk.automl_study(AUTOML, url, size)
     bulk.optuna_study(OPTUNA, url, size, configs)
     made = time.perf_counter() - started
-    ours = automl_overhead(study_plan, size, timed)
+    ours = automl_overhead(study_plan, timed)
     theirs = optuna_overhead(study_plan, url, OPTUNA, max(2, timed // 2) if size >= 10_000 else timed)
     results[f"overhead_ms_{backend}_{size}"] = 1000 * ours
     base = results.setdefault(f"overhead_ms_{backend}_base", 1000 * ours)

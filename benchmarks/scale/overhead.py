@@ -14,11 +14,8 @@ already holds N finished trials (scale.bulk), on the same database, one after th
 A trial's time runs from the end of the previous trial's callback to its own; its overhead is that
 time less the seconds it spent in its training epochs (automl's trials store them; the plain loop
 is timed); automl's trials that MO-ASHA stopped store no phase times and are left out. The first
-trial of each run is a warm-up (its sampler's first fit, the process's first
-model) and is left out; the median of the others is kept. automl's sampler fits its model again
-only once the study has grown by 5% (automl.search.group_tpe), so at N trials one fit in 0.05 N
-trials is not in the median: the warm-up trial's excess over the median, divided by 0.05 N, is
-added as that share (``amortized refit``).
+trial of each run is a warm-up (the process's first model) and is left out; the median of the
+others is kept. Both samplers fit their models at every trial, so the median holds that cost.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ from trial_overhead import plain_loop
 
 from automl.plugin.space import sample_params
 from automl.results.dashboard import DashboardUpdater
-from automl.search.group_tpe import REFIT_GROWTH, REUSE_FROM
 from automl.search.objective import Objective, sample_training
 from automl.search.plan import StudyPlan
 from automl.search.study import join_study
@@ -64,16 +60,13 @@ class TrialClock:
         self._last = time.perf_counter()
 
 
-def overhead(clock: TrialClock, trained_s: Callable[[int], float | None], refits_every: float | None = None) -> float:
-    """The median overhead of the timed trials that say what they trained; with ``refits_every``
-    (trials between two fits of automl's sampler), plus the warm-up's excess over the median trial
-    spread over them (see module)."""
+def overhead(clock: TrialClock, trained_s: Callable[[int], float | None]) -> float:
+    """The median overhead of the timed trials that say what they trained (see module)."""
     spent = [seconds - trained for index, seconds in enumerate(clock.seconds[1:], 1)
              if (trained := trained_s(index)) is not None]
     if not spent:
         raise RuntimeError("no timed trial trained to its end: time more trials")
-    excess = max(0.0, clock.seconds[0] - statistics.median(clock.seconds[1:]))
-    return statistics.median(spent) + (excess / refits_every if refits_every else 0.0)
+    return statistics.median(spent)
 
 
 def _trained_s(trial: FrozenTrial) -> float | None:
@@ -85,7 +78,7 @@ def _trained_s(trial: FrozenTrial) -> float | None:
     return float(attrs[TrialAttr.TIME_TRAIN_S]) + float(attrs[TrialAttr.TIME_VALIDATE_S])
 
 
-def automl_overhead(study_plan: StudyPlan, finished: int, trials: int) -> float:
+def automl_overhead(study_plan: StudyPlan, trials: int) -> float:
     """Seconds of overhead per trial for ``trials`` automl trials (plus a warm-up) in the study."""
     queue_trials(optuna.load_study(study_name=study_plan.config.name, storage=open_storage(study_plan.storage_url)),
                  trials + 1)
@@ -96,8 +89,7 @@ def automl_overhead(study_plan: StudyPlan, finished: int, trials: int) -> float:
         # As `automl run` with one worker: the dashboard's updater runs between trials.
         run_worker(study, objective, study_plan.config.workers, requeue, objective.device,
                    callbacks=[clock, DashboardUpdater()])
-    return overhead(clock, lambda index: _trained_s(clock.trials[index]),
-                    max(1.0, REFIT_GROWTH * finished) if finished >= REUSE_FROM else 1.0)
+    return overhead(clock, lambda index: _trained_s(clock.trials[index]))
 
 
 def optuna_overhead(study_plan: StudyPlan, url: str, name: str, trials: int) -> float:
