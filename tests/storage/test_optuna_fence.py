@@ -113,6 +113,25 @@ def test_optunas_hypervolume_gives_a_known_answer() -> None:
     assert _optuna.compute_hypervolume(points, np.array([3.0, 3.0])) == pytest.approx(3.0)
 
 
+def test_optuna_dashboards_private_note_layout_is_what_its_public_reader_reads() -> None:
+    """optuna-dashboard's _note (through dashboard_internals): a long note written in batches, as
+    automl.results.dashboard_store computes its keys and chunks, reads back whole through the
+    dashboard's public get_note."""
+    from optuna_dashboard import get_note
+
+    from automl.results.dashboard_store import StudyAttrs
+
+    study = optuna.create_study()
+    storage = _optuna.study_storage(study)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    body = "a note longer than one chunk " * 200
+    attrs = StudyAttrs(storage.get_study_system_attrs(study_id))
+    attrs.save_note(None, body)
+    for key, value in attrs.take_writes().items():
+        storage.set_study_system_attr(study_id, key, value)
+    assert get_note(study) == body
+
+
 def test_an_older_optuna_is_refused_and_one_past_the_range_warned_about() -> None:
     with pytest.raises(ImportError, match=re.escape(f"pip install 'optuna{_optuna.SUPPORTED}'")):
         _optuna._check_version("4.9.0")
