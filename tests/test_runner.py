@@ -26,7 +26,6 @@ from automl.cli import invoked_as
 from automl.plugin.registry import Registry, registry
 from automl.runner import run_plan
 from automl.search.plan import plan_study
-from automl.storage._optuna import trial_id_of
 from automl.storage.schema import CONFIG_ATTR, TASK_ATTR
 from automl.storage.trial_queue import QUEUED, count
 from automl.workers.progress_bar import ProgressBar
@@ -151,8 +150,9 @@ def test_trials_running_elsewhere_are_said_to_be_of_a_run_going_on_or_of_one_tha
     url = f"sqlite:///{tmp_path / 'one.db'}"
     storage = optuna.storages.RDBStorage(url, heartbeat_interval=10)
     study = optuna.load_study(study_name="one", storage=storage)
+    study_id = storage.get_study_id_from_name("one")
     trial = study.ask()  # another run's worker pops a queued trial, beats and trains it
-    storage.record_heartbeat(trial_id_of(trial))
+    storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
     again = run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path)
     assert ("resuming: 3 trials still queued by a run going on now: 1 running in another process, its heartbeat "
             "fresh ([workers] grace_period 60 s); this run works through the same queue beside it") in again.stderr
@@ -160,7 +160,7 @@ def test_trials_running_elsewhere_are_said_to_be_of_a_run_going_on_or_of_one_tha
     # That worker stops sending heartbeats (killed) and a second one pops a trial: one live, one gone.
     with sqlite3.connect(tmp_path / "one.db") as connection:
         connection.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'")
-    storage.record_heartbeat(trial_id_of(study.ask()))
+    storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, study.ask().number))
     again = run_cli("run", str(study_file), "--workers", "0", cwd=tmp_path)
     assert ("resuming: 2 trials still queued by a run going on now: 1 running in another process, its heartbeat "
             "fresh ([workers] grace_period 60 s); this run works through the same queue beside it; the 1 trial "
