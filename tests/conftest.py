@@ -213,9 +213,9 @@ def has_study(path: Path) -> bool:
 POSTGRES_ENV = "AUTOML_TEST_POSTGRES_URL"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the test PostgreSQL server (.ci/postgres.sh starts one).
+@contextlib.contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh database on the test PostgreSQL server (.ci/postgres.sh starts one), dropped after.
 
     Skips where no server is configured, except in CI, where the PostgreSQL tests must run.
     """
@@ -229,7 +229,7 @@ def postgres_url() -> Iterator[str]:
 
     url = make_url(base)
     admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    database = f"automl_test_{uuid.uuid4().hex[:12]}"
+    database = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{database}"')
     try:
@@ -237,6 +237,13 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the test PostgreSQL server for the test (see postgres_database)."""
+    with postgres_database("automl_test") as url:
+        yield url
 
 
 # One small, fixed MLP config; the two warm-start configs differ only in learning rate, so the

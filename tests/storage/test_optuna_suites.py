@@ -16,18 +16,15 @@ storage): creating Optuna's tables for each of the ~120 cases cost most of the s
 from __future__ import annotations
 
 import functools
-import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 
 import optuna
 import pytest
 import sqlalchemy
-from conftest import POSTGRES_ENV
+from conftest import postgres_database
 from optuna.testing.pytest_samplers import BasicSamplerTestCase, MultiObjectiveSamplerTestCase, RelativeSamplerTestCase
 from optuna.testing.pytest_storages import StorageTestCase
-from sqlalchemy.engine import make_url
 
 from automl.search.group_tpe import GroupTPESampler
 from automl.storage.trial_queue import Requeue
@@ -48,23 +45,8 @@ def _quiet() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def _postgres_database() -> Iterator[str]:
     """One database on the test PostgreSQL server for the module (conftest's postgres_url makes one per test)."""
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        if os.environ.get("CI"):
-            pytest.fail(f"{POSTGRES_ENV} is not set in CI: .ci/run must start PostgreSQL")
-        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (.ci/postgres.sh starts one)")
-    import psycopg
-
-    url = make_url(base)
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    database = f"automl_suite_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{database}"')
-    try:
-        yield url.set(database=database).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+    with postgres_database("automl_suite") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
