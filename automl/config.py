@@ -102,8 +102,7 @@ class SearchConfig(_Section):
     families: list[str] | None = Field(None, min_length=1)
     objectives: list[ObjectiveName] = Field([ACCURACY.name, FLOPS.name], min_length=1)
     sampler: Literal["tpe", "nsgaii", "random", "gp"] = "tpe"
-    # Early stopping at rungs min_epochs * reduction_factor**k (automl.search.pruners).
-    pruner: PrunerName = "moasha"
+    pruner: PrunerName = "moasha"  # early stopping at rungs min_epochs * reduction_factor**k (automl.search.pruners)
     reduction_factor: int = Field(3, ge=2)
     min_epochs: PositiveInt = 1
     latency_batch_size: PositiveInt = 1
@@ -161,14 +160,12 @@ class TrainConfig(_Section):
     weight_decay: tuple[float, float] = (1e-6, 1e-2)
     batch_size: list[PositiveInt] = Field([32, 64, 128], min_length=1)
     optimizer: list[OptimizerName] = Field(["adam", "adamw"], min_length=1)
-    # The learning rate over a training's epochs: the sampled lr throughout, or decayed from it to 0
-    # along a half cosine (Loshchilov and Hutter, 2017), so that the last epoch's model, the one kept,
-    # is not the luck of one noisy step. Small data gets "cosine" unless set (automl.search.small_data).
+    # "cosine": the sampled lr decays to 0 along a half cosine (Loshchilov and Hutter, 2017), so the
+    # last epoch's model, the one kept, is not one noisy step's luck; small data's default unless set.
     lr_schedule: Literal["constant", "cosine"] = "constant"
     augment: bool = False  # random crop and flip for image tasks, done on the device
     compile: bool = False  # torch.compile each model: pays off for long trials on a GPU
-    # Splits live on the device when they fit ("auto": under half the GPU's free memory);
-    # otherwise a DataLoader with this many worker processes streams them from host memory.
+    # Splits on the device when they fit ("auto": under half the GPU's free memory), else streamed by this many workers.
     data_on_device: Literal["auto"] | bool = "auto"
     loader_workers: NonNegativeInt = 2
 
@@ -192,8 +189,7 @@ class WorkersConfig(_Section):
     grace_period: PositiveInt = 60
     max_retry: NonNegativeInt = 2
     max_failures_in_row: PositiveInt = 10
-    # Seconds a worker retries the study's database while it is unreachable (a server restart, a
-    # network blip) before it stops (automl.storage.retry).
+    # Seconds a worker retries an unreachable database (a restart, a blip) before it stops (automl.storage.retry).
     storage_retry_s: PositiveFloat = 120
     # Small trials leave most of a GPU idle: `automl run` starts this many workers per GPU, and
     # each worker may use that share of the GPU's memory.
