@@ -25,6 +25,9 @@ import pytest
 import torch
 from rich.console import Console
 
+from automl.storage._optuna import study_storage
+from automl.storage.worker_storage import WorkerStorage
+
 REPO = Path(__file__).resolve().parents[1]
 AUTOML = [sys.executable, "-m", "automl"]
 ALLOWLIST_ENV = "AUTOML_LOAD_PLUGINS"
@@ -39,6 +42,18 @@ os.environ[ALLOWLIST_ENV] = ""
 os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
+
+def trial_id_of(study: optuna.Study, number: int) -> int:
+    """The storage's id of ``study``'s trial ``number``, through Optuna's public storage API."""
+    storage = study_storage(study)
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+def worker_storage_of(study: optuna.Study) -> WorkerStorage:
+    """The worker storage ``study`` was loaded with (open_worker_storage)."""
+    storage = study_storage(study)
+    assert isinstance(storage, WorkerStorage)
+    return storage
 
 
 @pytest.fixture(autouse=True)

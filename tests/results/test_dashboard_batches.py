@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from conftest import trial_id_of
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState, create_trial
 from optuna_dashboard import get_note
@@ -27,10 +28,6 @@ BATCH = 10
 
 def _study_id(study: optuna.Study) -> int:
     return study_storage(study).get_study_id_from_name(study.study_name)
-
-
-def _trial_id(study: optuna.Study, number: int) -> int:
-    return study_storage(study).get_trial_id_from_study_id_trial_number(_study_id(study), number)
 
 
 @pytest.fixture
@@ -73,7 +70,7 @@ def test_two_reads_of_the_study_attrs_and_a_write_per_batch(study: optuna.Study,
     # optuna_dashboard.save_note reads them all twice per note.
     assert reads.calls == 2 and single_writes.calls == 0
     assert progress == [(10, notes), (20, notes), (notes, notes)] and updater.notes_written == notes
-    assert get_note(optuna.Trial(study, _trial_id(study, 17))).startswith("### Trial 17: mlp")
+    assert get_note(optuna.Trial(study, trial_id_of(study, 17))).startswith("### Trial 17: mlp")
     assert "26 complete" not in get_note(study) and "25 complete" in get_note(study)
     # The notes' digests, in shards of 8 trials: an update with nothing new writes no note.
     attrs = study_storage(study).get_study_system_attrs(_study_id(study))

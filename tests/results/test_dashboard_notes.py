@@ -11,9 +11,10 @@ from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import optuna
-import pytest
-from optuna.trial import TrialState, create_trial
 import optuna_dashboard
+import pytest
+from conftest import trial_id_of
+from optuna.trial import TrialState, create_trial
 from optuna_dashboard import get_note
 
 from automl.results.dashboard import FIGURE_IDS, DashboardUpdater
@@ -24,10 +25,6 @@ from automl.storage.schema import CONFIG_ATTR, TrialAttr
 
 def _study_id(study: optuna.Study) -> int:
     return study_storage(study).get_study_id_from_name(study.study_name)
-
-
-def _trial_id(study: optuna.Study, number: int) -> int:
-    return study_storage(study).get_trial_id_from_study_id_trial_number(_study_id(study), number)
 
 
 def _trial(state: TrialState, family: str, curve: list[float], flops: float, values: list[float] | None = None,
@@ -54,7 +51,7 @@ def study(tmp_path: Path) -> optuna.Study:
 
 
 def _note(study: optuna.Study, number: int) -> str:
-    return get_note(optuna.Trial(study, _trial_id(study, number)))
+    return get_note(optuna.Trial(study, trial_id_of(study, number)))
 
 
 def _figures(study: optuna.Study) -> dict[str, dict]:
@@ -89,7 +86,6 @@ def test_notes_name_the_objectives_values_family_cost_and_where_each_trial_stopp
     assert "pruned after epoch 1 of 3 (rung 0)" in pruned
     assert "| val_accuracy (maximize) | 0.2 (at epoch 1, not reported) |" in pruned and "91k" in pruned
     assert "failed after 0 of 3 epochs: RuntimeError: boom" in _note(study, 3)
-
 
 
 def test_the_latency_objective_is_described_as_it_is_measured(tmp_path: Path) -> None:
@@ -130,7 +126,7 @@ def test_updates_follow_the_study_and_rewrite_only_changed_notes(study: optuna.S
     after = _note_versions(study)
     # The study's note (counts changed) and the new trial's are written; the others are left alone.
     changed = {key for key in after if after[key] != versions.get(key)}
-    assert changed == {"dashboard:note_ver", f"dashboard:{_trial_id(study, 4)}:note_ver"}
+    assert changed == {"dashboard:note_ver", f"dashboard:{trial_id_of(study, 4)}:note_ver"}
     curves = _figures(study)["learning-curves"]["data"]
     assert [trace["y"] for trace in curves][0] == [0.5, 0.8, 0.9, None, 0.6, 0.95], "one trace per family and state"
     assert curves[0]["text"][-1] == "trial 4 (mlp, complete)"

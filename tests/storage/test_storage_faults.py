@@ -12,9 +12,9 @@ from typing import Any
 import optuna
 import pytest
 import sqlalchemy
+from conftest import trial_id_of, worker_storage_of
 from optuna.trial import TrialState
 
-from automl.storage._optuna import study_storage
 from automl.storage.held_writes import USER, HeldWrites
 from automl.storage.optuna_tables import OptunaTables
 from automl.storage.retry import StorageUnreachable, transient_cause
@@ -55,17 +55,6 @@ def _popped(url: str, grace_period: int = 60) -> tuple[optuna.Study, optuna.Tria
     return study, study.ask()
 
 
-def _worker_storage(study: optuna.Study) -> WorkerStorage:
-    storage = study_storage(study)
-    assert isinstance(storage, WorkerStorage)
-    return storage
-
-
-def _trial_id(study: optuna.Study, number: int) -> int:
-    storage = study_storage(study)
-    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
-
-
 def _stored(url: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=STUDY, storage=open_storage(url)).trials
 
@@ -84,7 +73,7 @@ def test_a_held_commit_that_fails_keeps_its_writes_for_the_next(tmp_path: Path) 
     held = HeldWrites()
     attrs = {f"a{i}": i for i in range(20)}
     for key, value in attrs.items():
-        held.hold(USER, _trial_id(study, trial.number), key, str(value))
+        held.hold(USER, trial_id_of(study, trial.number), key, str(value))
     failed = _fail_statements(backend, "trial_user_attributes", times=1)
     with pytest.raises(sqlalchemy.exc.OperationalError):
         held.commit(OptunaTables(backend.engine))
@@ -97,7 +86,7 @@ def test_a_worker_retries_a_commit_that_fails_once_and_stores_every_attribute(tm
     url = f"sqlite:///{tmp_path / 'faults.db'}"
     study, trial = _popped(url)
     attrs = _attrs(trial)
-    failed = _fail_statements(_worker_storage(study).backend, "trial_user_attributes", times=1)
+    failed = _fail_statements(worker_storage_of(study).backend, "trial_user_attributes", times=1)
     study.tell(trial, 0.5)
     assert failed[0] == 1
     stored = _stored(url)[0]
@@ -147,7 +136,7 @@ def test_a_trial_whose_worker_stops_beating_says_why_and_keeps_its_worker(tmp_pa
     study, trial = _popped(url, grace_period=2)
     trial.suggest_int("x", 1, 9)
     trial.set_user_attr(TrialAttr.WORKER, "lost-host:1")
-    _worker_storage(study).record_heartbeat(_trial_id(study, trial.number))  # its last beat, with its writes
+    worker_storage_of(study).record_heartbeat(trial_id_of(study, trial.number))  # its last beat, with its writes
     time.sleep(3)
     other, _ = _popped(url, grace_period=2)  # another worker, which checks for stale trials
     optuna.storages.fail_stale_trials(other)

@@ -8,9 +8,9 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
+from conftest import trial_id_of, worker_storage_of
 from optuna.trial import TrialState
 
-from automl.storage._optuna import study_storage
 from automl.storage.optuna_tables import OptunaTables
 from automl.storage.trial_queue import Requeue, queue_trials
 from automl.storage.urls import Heartbeat, open_storage
@@ -28,17 +28,6 @@ def _quiet() -> None:
 def _worker_study(url: str) -> optuna.Study:
     storage = open_worker_storage(url, Heartbeat(1, 3, Requeue(0)))
     return optuna.load_study(study_name=STUDY, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
-
-
-def _storage(study: optuna.Study) -> WorkerStorage:
-    storage = study_storage(study)
-    assert isinstance(storage, WorkerStorage)
-    return storage
-
-
-def _trial_id(study: optuna.Study, number: int) -> int:
-    storage = study_storage(study)
-    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
 
 
 def _counting_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -70,9 +59,9 @@ def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: 
     url = f"sqlite:///{tmp_path / 'held.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 1)
     study = _worker_study(url)
-    commits = _count_commits(_storage(study))
+    commits = _count_commits(worker_storage_of(study))
     trial = study.ask()
-    trial_id = _trial_id(study, trial.number)
+    trial_id = trial_id_of(study, trial.number)
     before = commits[0]
     for i in range(10):
         trial.suggest_float(f"x{i}", 0, 1)
@@ -84,10 +73,10 @@ def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: 
     assert _stored(url, 0).user_attrs == {}, "another process saw a held write"
 
     # This process reads its own writes at once, from its copy of the trial.
-    read = _storage(study).get_trial(trial_id)
+    read = worker_storage_of(study).get_trial(trial_id)
     assert read.user_attrs["a19"] == 19 and read.user_attrs["curve"] == [0.1, 0.2] and len(read.params) == 10
     assert commits[0] == before, "reading this process's own running trial committed"
-    _storage(study).commit_held()
+    worker_storage_of(study).commit_held()
     assert commits[0] == before + 1, "31 writes took more than one transaction"
     assert _stored(url, 0).user_attrs["curve"] == [0.1, 0.2] and len(_stored(url, 0).params) == 10
 
@@ -104,7 +93,7 @@ def test_the_heartbeat_commits_held_writes(tmp_path: Path) -> None:
     trial = study.ask()
     trial.set_user_attr("flops", 1000)
     assert "flops" not in _stored(url, 0).user_attrs
-    _storage(study).record_heartbeat(_trial_id(study, trial.number))  # what the heartbeat thread calls every interval
+    worker_storage_of(study).record_heartbeat(trial_id_of(study, trial.number))  # what the heartbeat thread calls every interval
     assert _stored(url, 0).user_attrs["flops"] == 1000
 
 
@@ -158,7 +147,7 @@ def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_
     assert [t.state for t in trials].count(TrialState.WAITING) == 299
     finished = trials[popped.number]
     assert finished.state == TrialState.COMPLETE and finished.user_attrs == {"by": "other"}
-    assert built == [_trial_id(study, popped.number)]
+    assert built == [trial_id_of(study, popped.number)]
 
 
 def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_worker_fails_it(
@@ -173,7 +162,7 @@ def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_wor
     trial.suggest_int("layers", 1, 3)
     trial.set_user_attr("curve", [0.5])
     trial.report(0.5, step=1)
-    trial_id = _trial_id(study, trial.number)
+    trial_id = trial_id_of(study, trial.number)
     trial.storage.set_trial_system_attr(trial_id, "note", "x")
     mine = study.get_trials(deepcopy=False)[trial.number]
     assert built == [], "the study read loaded this process's running trial again"
@@ -198,15 +187,15 @@ def test_a_trial_this_worker_pops_and_tells_is_moved_along_in_memory_as_stored(
     trial = study.ask()
     trial.suggest_int("layers", 1, 3)
     trial.set_user_attr("curve", [0.5])
-    trial_id = _trial_id(study, trial.number)
-    running = _storage(study).get_trial(trial_id)
+    trial_id = trial_id_of(study, trial.number)
+    running = worker_storage_of(study).get_trial(trial_id)
     assert built == [], "the popped trial was loaded again in full"
-    _storage(study).commit_held()
+    worker_storage_of(study).commit_held()
     assert running == _stored(url, 0) and running.datetime_start is not None
 
     built.clear()
     study.tell(trial, 0.5)
-    finished = _storage(study).get_trial(trial_id)
+    finished = worker_storage_of(study).get_trial(trial_id)
     assert study.get_trials(deepcopy=False)[0] == finished
     assert built == [], "the told trial was loaded again in full"
     assert finished == _stored(url, 0) and finished.datetime_complete is not None
