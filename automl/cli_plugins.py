@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from automl.errors import AutomlError, UsageError
+from automl.errors import AutomlError, UsageError, plural
 from automl.plugin.registry import registry
 
 
@@ -52,4 +52,4 @@ def check_plugins(args: argparse.Namespace) -> None:
             table.add_row(name, result.kind, result.check, verdict)
     Console().print(table)
     if failures:
-        raise AutomlError(f"{failures} check(s) failed; see the table above")
+        raise AutomlError(f"{plural(failures, 'check')} failed; see the table above")

@@ -27,7 +27,7 @@ from torch.nn import functional
 
 from automl.config import DataConfig
 from automl.data.prepare import split_arrays
-from automl.errors import AutomlError
+from automl.errors import AutomlError, plural
 from automl.plugin.build import build_model, example_inputs
 from automl.plugin.contract import BASE_DIR, Dataset, DatasetOptions, Family, LabeledArrays, check_dataset, check_family
 from automl.plugin.space import random_study, replay_params, sample_params
@@ -232,7 +232,7 @@ def check_training_learns(family: Family, task: Task, config: Config,
         if after < min(before, floor):
             return
     raise ConformanceError(
-        f"{max_epochs} epoch(s) of Adam (lr {learning_rate:g}) took the training loss from {before:.4f} to "
+        f"{plural(max_epochs, 'epoch')} of Adam (lr {learning_rate:g}) took the training loss from {before:.4f} to "
         f"{after:.4f}, not below {floor:.4f}, the loss of predicting the class frequencies without looking at "
         f"the inputs, for params {config.params}; check that forward uses its input and that gradients reach "
         "the parameters (or raise max_epochs / learning_rate in your FamilyConformance subclass)")

@@ -27,4 +27,14 @@ class PluginError(AutomlError):
 def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     """``count`` with ``noun`` in the right number: ``1 trial``, ``0 trials``, ``1,200 trials``;
     ``plural_form`` where adding an s is wrong (``plural(2, "family", "families")``)."""
-    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
+    return f"{count:,} {noun_form(count, noun, plural_form)}"
+
+
+def noun_form(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``noun`` alone in the number ``count`` calls for: ``line`` for 1, ``lines`` otherwise."""
+    return noun if count == 1 else plural_form or noun + "s"
+
+
+def is_or_are(count: int) -> str:
+    """The verb that agrees with ``count`` things: ``is`` for 1, ``are`` otherwise."""
+    return "is" if count == 1 else "are"

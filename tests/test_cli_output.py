@@ -113,5 +113,5 @@ def test_an_interrupt_says_what_it_did() -> None:
                                   "nothing is left to resume")
     queued = Interrupted(15)
     queued.queued_after_workers = 3
-    assert queued.explain() == ("interrupted (SIGTERM): the workers stopped; 3 trial(s) are queued (the "
+    assert queued.explain() == ("interrupted (SIGTERM): the workers stopped; 3 trials are queued (the "
                                 "interrupted ones among them); run again to resume them")

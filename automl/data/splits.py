@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from automl.config import DataConfig
-from automl.errors import UsageError
+from automl.errors import UsageError, plural
 from automl.plugin.arrays import LabeledArrays
 
 # Folds = "auto" cross-validates when a validation split would hold fewer samples than this...
@@ -57,7 +57,7 @@ def _too_few_samples(arrays: LabeledArrays, config: DataConfig, reason: str) -> 
     rarest = int(counts.argmin())
     return UsageError(f"dataset {config.dataset!r} cannot be split with val_size={config.val_size} and "
                       f"test_size={config.test_size}: class {arrays.class_label(rarest)} has "
-                      f"{counts[rarest]} sample(s) of {len(arrays.y)} ({reason}); use smaller "
+                      f"{plural(int(counts[rarest]), 'sample')} of {len(arrays.y)} ({reason}); use smaller "
                       "val_size/test_size or more data")
 
 
@@ -89,7 +89,7 @@ def _fold_count(arrays: LabeledArrays, config: DataConfig, rest: np.ndarray, val
         if config.folds > 1 and config.folds > smallest:
             rarest = int(np.bincount(arrays.y[rest], minlength=arrays.num_classes).argmin())
             raise UsageError(f"dataset {config.dataset!r}: [data] folds = {config.folds}, but class "
-                             f"{arrays.class_label(rarest)} has {smallest} non-test sample(s), so some fold "
+                             f"{arrays.class_label(rarest)} has {plural(smallest, 'non-test sample')}, so some fold "
                              f"would not validate it; use folds = {max(smallest, 1)} or fewer")
         return config.folds, None
     expected = math.ceil(val_fraction * len(rest))

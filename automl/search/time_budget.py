@@ -30,6 +30,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.errors import plural
 from automl.storage.schema import TrialAttr, family_of
 from automl.training.loop import StopTraining
 from automl.training.throughput import fastest_epoch_seconds
@@ -139,7 +140,8 @@ class EpochTimeGuard:
         self.paced = True
         self.estimate = seconds * self.epochs_to_decision
         if self.estimate > self.allowed:
-            raise self.refuse(self.estimate, f"{self.epochs_to_decision} epoch(s) at the pace of its first steps")
+            raise self.refuse(self.estimate,
+                              f"{plural(self.epochs_to_decision, 'epoch')} at the pace of its first steps")
 
     def on_validation_epoch_end(self, epoch: int, val_accuracy: float) -> None:
         seconds = (time.perf_counter() - self.started) * self.epochs_to_decision
@@ -150,7 +152,7 @@ class EpochTimeGuard:
         # there instead of at its first decision point (on 28 rows, a Transformer spent 110 s of
         # a 600 s budget on the 4 epochs to its first rung).
         if first and not self.paced and self.epochs_to_decision > 1 and seconds > self.allowed:
-            raise self.refuse(seconds, f"{self.epochs_to_decision} epoch(s) at the pace of its first")
+            raise self.refuse(seconds, f"{plural(self.epochs_to_decision, 'epoch')} at the pace of its first")
 
 
 class NextDecisionGuard:
@@ -188,7 +190,7 @@ def guard_trial(trial: optuna.Trial, deadline: Deadline, family: str, flops: flo
     guard.estimate = epoch * epochs_to_decision
     if guard.estimate > guard.allowed:
         how = "this study's trials" if measured is not None and measured >= epoch else "the device's peak FLOP rate"
-        raise guard.refuse(guard.estimate, f"{epochs_to_decision} epoch(s) estimated from its FLOPs at {how}")
+        raise guard.refuse(guard.estimate, f"{plural(epochs_to_decision, 'epoch')} estimated from its FLOPs at {how}")
     return guard
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from automl.errors import noun_form
 from automl.storage.optuna_tables import SYSTEM_ATTRS, USER_ATTRS, OptunaTables
 
 LOG = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ class HeldWrites:
                 found = tables.trial_rows(connection, trial_ids)
                 finished = {trial_id: state.name for trial_id, (_, state) in found.items() if state.is_finished()}
                 if finished:
-                    LOG.warning(f"writes to trial(s) {finished} dropped: another worker ended them "
-                                "(a heartbeat gone stale?) while this one was running them")
+                    LOG.warning(f"writes to {noun_form(len(finished), 'trial')} {finished} dropped: another worker "
+                                "ended them (a heartbeat gone stale?) while this one was running them")
                 params: list[dict[str, Any]] = []
                 attrs: dict[str, list[tuple[int, str, str]]] = {USER: [], SYSTEM: []}
                 for (kind, trial_id, key), value in held.items():

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from automl.errors import plural
+
 aten = torch.ops.aten
 # The FLOP counter calls the formulas below with its operands' shapes (torch.Size) and the op's other arguments.
 Shape = Sequence[int]
@@ -137,7 +139,7 @@ def latency(model: nn.Module, example: torch.Tensor, batch_size: int = 1, warmup
     finally:
         model.train(was_training)
     clock_name = "wall time between CUDA synchronizations" if on_gpu else "thread CPU time, torch on 1 thread"
-    method = (f"{clock_name}; batch {batch_size}; minimum of {len(timings)} timings of {calls} call(s) "
+    method = (f"{clock_name}; batch {batch_size}; minimum of {len(timings)} timings of {plural(calls, 'call')} "
               f"after {len(warmup)} warm-up calls")
     return Latency(min(timings) * 1000.0, method)
 

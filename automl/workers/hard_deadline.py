@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from types import FrameType
 
+from automl.errors import is_or_are, plural
 from automl.workers.interrupts import Interrupted
 
 # How long after the deadline the alarm goes off: the deadline's own stops take a step, a test
@@ -40,7 +41,8 @@ class OutOfTime(Interrupted):
     def _what_it_did(self) -> str:
         late = f"the time budget ran out {self.late_s:.0f} s ago"
         if self.queued_after_workers is not None:
-            return f"{late}: {self.queued_after_workers} trial(s) are queued for the next run"
+            return (f"{late}: {plural(self.queued_after_workers, 'trial')} "
+                    f"{is_or_are(self.queued_after_workers)} queued for the next run")
         if self.requeued_trial is not None:
             return (f"{late}: trial {self.requeued_trial} was still running; it is recorded as failed with reason "
                     "'deadline' and queued again with its last validated epoch; run again to resume it")

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from automl.errors import is_or_are, plural
+
 # The signals a terminal, a user or a scheduler sends to end a process (see the module docstring).
 TERMINATION_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                        signal.SIGUSR2, signal.SIGXCPU)
@@ -51,7 +53,8 @@ class Interrupted(BaseException):
         if self.queued_after_workers == 0:
             return f"interrupted ({name}): the workers stopped; every trial had finished, so nothing is left to resume"
         if self.queued_after_workers is not None:
-            return (f"interrupted ({name}): the workers stopped; {self.queued_after_workers} trial(s) are queued "
+            return (f"interrupted ({name}): the workers stopped; {plural(self.queued_after_workers, 'trial')} "
+                    f"{is_or_are(self.queued_after_workers)} queued "
                     "(the interrupted ones among them); run again to resume them")
         if self.requeued_trial is not None:
             return (f"interrupted ({name}): trial {self.requeued_trial} was running; it is recorded as failed with "

@@ -18,6 +18,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.config import WorkersConfig
+from automl.errors import plural
 from automl.storage.lost import lost_in
 from automl.storage.schema import DEADLINE, TrialAttr
 from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue_more
@@ -142,7 +143,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
                     break
                 if not announced_wait:
                     LOG.info(
-                        f"queue empty; waiting for {running} running trial(s) of other workers, to "
+                        f"queue empty; waiting for {plural(running, 'running trial')} of other workers, to "
                         f"retry any whose worker dies (after {workers.grace_period} s without heartbeat)")
                     announced_wait = True
                 time.sleep(workers.heartbeat_interval)

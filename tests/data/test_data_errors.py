@@ -62,7 +62,7 @@ def test_missing_label_column_lists_the_columns(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize(("rare", "says"), [
     (2, "class 2 has no samples in the validation split (2 in the whole dataset)"),
-    (1, "class 2 has 1 sample(s) of 81"),  # too few for a stratified split at all
+    (1, "class 2 has 1 sample of 81"),  # too few for a stratified split at all
 ])
 def test_empty_class_in_a_split_names_the_class(tmp_path: Path, capsys, rare: int, says: str) -> None:
     y = np.concatenate([np.zeros(40, dtype=int), np.ones(40, dtype=int), [2] * rare])
@@ -138,7 +138,7 @@ def test_many_single_sample_classes_are_not_all_listed(tmp_path: Path, capsys) -
     rows = [[i, f"id{i}" if i < 150 else "ab"[i % 2]] for i in range(300)]
     write_table(tmp_path / "t.csv", ["a", "label"], rows)
     stderr = _reject(tmp_path, capsys, 'dataset = "csv"\npath = "t.csv"')
-    assert "has 1 sample(s) of 300" in stderr and "Classes with too few members" not in stderr
+    assert "has 1 sample of 300" in stderr and "Classes with too few members" not in stderr
     assert len(stderr) < 600
 
 

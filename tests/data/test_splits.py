@@ -106,7 +106,7 @@ def test_enough_validation_samples_keep_one_split(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("options", "says"), [
-    ({"folds": 7}, "class 0 has 5 non-test sample(s), so some fold would not validate it; use folds = 5"),
+    ({"folds": 7}, "class 0 has 5 non-test samples, so some fold would not validate it; use folds = 5"),
     ({"folds": 3, "val_path": "val.npz"}, "gives its own validation split, so [data] folds = 3 cannot cross-validate"),
 ])
 def test_folds_that_cannot_work_are_refused(tmp_path: Path, options, says: str) -> None:

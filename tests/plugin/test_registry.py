@@ -200,7 +200,7 @@ def test_plugins_check_names_each_broken_contract(tmp_path: Path) -> None:
     output = " ".join(result.stdout.split())
     assert "family wide: expected logits [B, 10], got [B, 64]" in output
     assert "family listy: search_space returned list, expected a dict" in output
-    assert "check(s) failed" in result.stderr
+    assert "6 checks failed" in result.stderr
 
 
 def test_trace_variable_prints_every_hook_call(tmp_path: Path) -> None:
