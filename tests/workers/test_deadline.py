@@ -47,8 +47,14 @@ def _long_study(directory: Path, url: str, n_trials: int, timeout: float | None 
     """)
 
 
+# The run's budget in the test below: long enough that a worker's start-up on a busy machine (up to
+# about 30 s at load 8) leaves the first epochs' estimates far inside it, so the deadline, not the
+# time guard, is what stops the trial. The slow steps sleep (no CPU), so the length costs wall time only.
+SLOWING_BUDGET_S = 60.0
+
 # A family whose training steps turn slow after its third epoch, as when a machine gets busy: every
-# estimate from its first epochs lets it go on, and the deadline comes in the middle of an epoch.
+# estimate from its first epochs lets it go on, and one slow epoch (40 steps of budget/40 s each) is
+# longer than the whole budget, so the deadline comes in the middle of its fourth epoch.
 SLOWING = """
 import time
 
@@ -57,6 +63,7 @@ from torch import nn
 import automl
 
 FAST_STEPS = 3 * 40  # digits' train split in batches of 32, three epochs
+SLEEP_S = {sleep_s}
 
 
 class Slowing(nn.Module):
@@ -69,7 +76,7 @@ class Slowing(nn.Module):
         if self.training:
             self.steps += 1
             if self.steps > FAST_STEPS:
-                time.sleep(0.5)
+                time.sleep(SLEEP_S)
         return self.linear(x.flatten(1))
 
 
@@ -94,9 +101,10 @@ def register_families(register):
 
 
 def test_the_deadline_stops_the_trial_under_way_with_the_epochs_it_validated(tmp_path: Path) -> None:
-    site = make_distribution(tmp_path / "site", "automl-slowing", {"slowing_mod": SLOWING}, {"slowing": "slowing_mod"})
+    budget = SLOWING_BUDGET_S
+    family = SLOWING.replace("{sleep_s}", str(budget / 40))
+    site = make_distribution(tmp_path / "site", "automl-slowing", {"slowing_mod": family}, {"slowing": "slowing_mod"})
     url = f"sqlite:///{tmp_path / 'long.db'}"
-    budget = 20.0
     study_file = write_study(tmp_path, f"""
         name = "long"
         n_trials = 3
