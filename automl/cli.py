@@ -135,9 +135,13 @@ def _dashboard(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    from automl.storage.artifacts import output_dir
+
+    study = load_study(args.study_name, args.storage)
+    output_dir(Path(args.out), "report folder")  # a folder it cannot write fails before seconds of imports
     from automl.results.report import write_report
 
-    path = write_report(load_study(args.study_name, args.storage), args.storage, Path(args.out))
+    path = write_report(study, args.storage, Path(args.out))
     ERR.print(f"report: {path} (figures as PNGs beside it)", soft_wrap=True)
 
 

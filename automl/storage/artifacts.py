@@ -9,10 +9,9 @@ from __future__ import annotations
 import io
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import torch
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial
@@ -21,6 +20,9 @@ from sqlalchemy.engine import make_url
 from automl.errors import UsageError
 from automl.storage._optuna import study_storage
 from automl.storage.sqlite import is_file_sqlite
+
+if TYPE_CHECKING:  # loaded by load_weights: the folder checks (`automl report`'s first) need no torch
+    import torch
 
 DEFAULT_DIR = "automl-artifacts"
 # The files a trial uploads: architecture summary, learning curve (image, JSON), weights (a state dict).
@@ -120,5 +122,7 @@ def load_artifact(store: FileSystemArtifactStore, study: optuna.Study, trial: Fr
 def load_weights(store: FileSystemArtifactStore, study: optuna.Study,
                  trial: FrozenTrial) -> dict[str, torch.Tensor] | None:
     """The trial's stored state dict, or None when it stored none."""
+    import torch
+
     data = load_artifact(store, study, trial, WEIGHTS, "its weights")
     return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
