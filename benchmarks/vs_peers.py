@@ -29,6 +29,11 @@ The peers are an optional extra. NePS asks for torchvision, whose newest release
 torch; pin the torch already installed:
 
     .venv/bin/pip install -e ".[peers]" "torch==$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])')"
+
+Where torch is a local build that the index's torchvision does not match (its import fails with
+"operator torchvision::nms does not exist", and torchmetrics imports it), remove torchvision
+afterwards: NePS runs without it (`.venv/bin/pip uninstall -y torchvision`).
+
     .venv/bin/python benchmarks/vs_peers.py --quick     # one 60 s run per tool: about 3 minutes
     .venv/bin/python benchmarks/vs_peers.py             # 240 s x 3 seeds x 3 tools, two at a time: ~25 min
 """
