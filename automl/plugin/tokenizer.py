@@ -1,10 +1,12 @@
-"""A simple text tokenizer: characters or whitespace words, a vocabulary fitted on the train split.
+"""A simple text tokenizer: characters, words and punctuation marks, or whitespace-separated words; a
+vocabulary fitted on the train split.
 
 Token id 0 pads and id 1 stands for any token outside the vocabulary; the vocabulary starts at 2.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -14,20 +16,28 @@ import numpy as np
 
 PAD, UNKNOWN = 0, 1
 RESERVED = 2
+# Runs of word characters and runs of other non-space characters, as NLTK's wordpunct_tokenize:
+# "Great!" is "great" and "!", so the word is the one the training texts taught, whatever follows it.
+WORDPUNCT = r"\w+|[^\w\s]+"
+SPLITS = {"wordpunct": f"into runs of word characters and of punctuation (regex {WORDPUNCT})",
+          "words": "on whitespace", "chars": "into characters"}
 
 
 @dataclass(frozen=True)
 class Tokenizer:
-    """How texts become tokens: ``"chars"`` (every character) or ``"words"`` (lowercased,
-    split on whitespace), ``max_length`` tokens per text, tokens seen fewer than ``min_freq``
-    times in the train split count as unknown."""
+    """How texts become tokens: ``"wordpunct"`` (lowercased, runs of word characters and runs of
+    punctuation: ``"Great film!"`` is ``great``, ``film``, ``!``), ``"words"`` (lowercased, split on
+    whitespace: ``film!`` is one token) or ``"chars"`` (every character); ``max_length`` tokens per
+    text; tokens seen fewer than ``min_freq`` times in the train split count as unknown."""
 
-    unit: Literal["chars", "words"]
+    unit: Literal["chars", "words", "wordpunct"]
     max_length: int
     min_freq: int = 1
 
     def tokens(self, text: str) -> list[str]:
-        return list(text) if self.unit == "chars" else text.lower().split()
+        if self.unit == "chars":
+            return list(text)
+        return re.findall(WORDPUNCT, text.lower()) if self.unit == "wordpunct" else text.lower().split()
 
     def fit(self, texts: Iterable[str]) -> Vocabulary:
         """The vocabulary of ``texts`` (the train split), most frequent first, ties alphabetical."""
@@ -49,9 +59,9 @@ class Vocabulary:
 
     def to_dict(self) -> dict[str, Any]:
         """What an application needs to encode texts as the model was trained on (JSON)."""
-        words = self.tokenizer.unit == "words"
-        return {"unit": self.tokenizer.unit, "lowercase": words,
-                "split": "on whitespace" if words else "into characters",
+        unit = self.tokenizer.unit
+        pattern = {"pattern": WORDPUNCT} if unit == "wordpunct" else {}
+        return {"unit": unit, "lowercase": unit != "chars", "split": SPLITS[unit], **pattern,
                 "max_length": self.tokenizer.max_length, "pad_id": PAD, "unknown_id": UNKNOWN,
                 "padding": "left", "truncation": "keep the first max_length tokens", "vocabulary": self.ids}
 

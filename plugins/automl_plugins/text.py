@@ -1,7 +1,8 @@
 """Text classification from a CSV or TSV file with a text column and a label column (a tokens task).
 
-Texts are split into characters or words; the vocabulary is fitted on the train split only
-(automl.plugin.tokenizer), so validation and test words unseen in training count as unknown.
+Texts are split into words and punctuation marks (the default), whitespace-separated words or
+characters; the vocabulary is fitted on the train split only (automl.plugin.tokenizer), so
+validation and test words unseen in training count as unknown.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from automl_plugins._files import LabelColumnOptions, given_splits, labeled_tabl
 class TextOptions(LabelColumnOptions):
     path: DataPath = Field(description="a CSV or TSV file with a header row, a text and a label column")
     text: str = "text"  # the text column
-    # "words": lowercased and split on whitespace; "chars": one token per character.
-    tokenizer: Literal["chars", "words"] = "words"
+    # "wordpunct": lowercased words and punctuation marks ("great!" is "great" and "!"); "words":
+    # lowercased and split on whitespace ("great!" is one token); "chars": one token per character.
+    tokenizer: Literal["chars", "words", "wordpunct"] = "wordpunct"
     max_length: PositiveInt = 64  # tokens per sample, padded or truncated
     min_freq: PositiveInt = 1  # rarer tokens become the unknown token
 

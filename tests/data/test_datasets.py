@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
+from conftest import run_cli, write_study
+from datafiles import labels, write_cifar, write_mnist, write_npz, write_pngs, write_table
 
 from automl.config import DataConfig
 from automl.data.prepare import prepare
@@ -14,7 +18,6 @@ from automl.errors import UsageError
 from automl.plugin.registry import registry
 from automl.plugin.tokenizer import PAD, UNKNOWN, Tokenizer
 from automl.results.raw_inputs import input_description
-from datafiles import labels, write_cifar, write_mnist, write_npz, write_pngs, write_table
 
 
 def _prepare(dataset: str, path: Path, **options):
@@ -71,11 +74,27 @@ def test_text_vocabulary_comes_from_the_train_split_only(tmp_path: Path, suffix:
     assert (data.train.x[:, 0] == PAD).all(), "three tokens in four places: padded on the left"
     # What an export records is enough to encode a text as the model saw it.
     recorded = input_description(data, "text")["preprocessing"]["before_the_model"]["tokenize"]
-    assert (recorded["unit"], recorded["lowercase"], recorded["max_length"]) == ("words", True, 4)
+    assert (recorded["unit"], recorded["lowercase"], recorded["max_length"]) == ("wordpunct", True, 4)
     vocabulary, text = recorded["vocabulary"], "Word0 GOOD great unseen"
-    ids = [vocabulary.get(token, recorded["unknown_id"]) for token in text.lower().split()][:recorded["max_length"]]
+    tokens = re.findall(recorded["pattern"], text.lower())
+    ids = [vocabulary.get(token, recorded["unknown_id"]) for token in tokens][:recorded["max_length"]]
     assert ids[1:3] == [vocabulary["good"], vocabulary["great"]] and ids[3] == UNKNOWN
     assert len(vocabulary) + 2 == task.vocab_size and recorded["pad_id"] == PAD
+
+
+def test_text_words_next_to_punctuation_are_the_words_training_taught(tmp_path: Path) -> None:
+    y = labels(2, 30)
+    rows = [[f"the film was {'great' if label else 'dull'} and {'moving' if label else 'tedious'}", label]
+            for label in y]
+    path = write_table(tmp_path / "train.tsv", ["text", "label"], rows)
+    test = write_table(tmp_path / "test.tsv", ["text", "label"], [["Great, moving!", 1], ["Dull... tedious.", 0]])
+    data = _prepare("text", path, test_path=str(test), max_length=5)
+    ids = data.vocabulary.ids  # the punctuation marks are new: unknown
+    assert data.test.x[:, -4:].tolist() == [[ids["great"], UNKNOWN, ids["moving"], UNKNOWN],
+                                            [ids["dull"], UNKNOWN, ids["tedious"], UNKNOWN]]
+    # Split on whitespace, "great," is a token no training text had: nothing of the text is known.
+    whitespace = _prepare("text", path, test_path=str(test), max_length=5, tokenizer="words")
+    assert (whitespace.test.x[:, -2:] == UNKNOWN).all()
 
 
 def test_text_characters_truncate_to_max_length(tmp_path: Path) -> None:
@@ -143,3 +162,31 @@ def test_broken_torchvision_files_are_named(tmp_path: Path) -> None:
     (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(UsageError, match=r"cannot read .*cifar-10-batches-py \(UnpicklingError"):
         _prepare("cifar10", root)
+
+
+@pytest.mark.slow  # a whole study from its file: seconds
+def test_a_text_study_scores_test_texts_whose_words_carry_punctuation(tmp_path: Path) -> None:
+    write_table(tmp_path / "train.tsv", ["text", "label"],
+                [[f"the film was {'great' if label else 'dull'} and {'moving' if label else 'tedious'}", label]
+                 for label in labels(2, 30)])
+    write_table(tmp_path / "test.tsv", ["text", "label"],
+                [["Great, moving!", 1], ["Dull... tedious.", 0], ["moving; great.", 1], ["tedious, dull!", 0]])
+    write_study(tmp_path, f"""
+        name = "reviews"
+        n_trials = 1
+        storage = "sqlite:///{tmp_path / 'reviews.db'}"
+        [data]
+        dataset = "text"
+        path = "train.tsv"
+        test_path = "test.tsv"
+        folds = 1
+        [search]
+        families = ["mlp"]
+        [train]
+        max_epochs = 10
+    """)
+    result = run_cli("run", "study.toml", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trial = optuna.load_study(study_name="reviews", storage=f"sqlite:///{tmp_path / 'reviews.db'}").trials[0]
+    # Split on whitespace every test text is unknown tokens only, one input for all: half right.
+    assert trial.user_attrs["test_accuracy"] == 1.0
