@@ -97,10 +97,19 @@ def _worker(args: argparse.Namespace) -> None:
     ERR.print(f"worker {worker_name()}: no trial left to run; {count(study, *DONE)} finished in the study")
 
 
+def _read_study(name: str, url: str) -> optuna.Study:
+    """The study, for a command that reads all its trials: through a worker's storage, which reads
+    them with SQLAlchemy Core in batches (automl.storage.optuna_tables); Optuna's storage builds an
+    object per stored row, minutes and gigabytes for a study of 50,000 trials."""
+    from automl.storage.worker_storage import WorkerStorage
+
+    return load_study(name, url, WorkerStorage(open_storage(url, must_exist=True)))
+
+
 def _show(args: argparse.Namespace) -> None:
     from automl.results.front import print_front
 
-    print_front(load_study(args.study_name, args.storage))
+    print_front(_read_study(args.study_name, args.storage))
 
 
 def _dashboard(args: argparse.Namespace) -> None:
@@ -125,7 +134,7 @@ def _dashboard(args: argparse.Namespace) -> None:
 
         try:  # a study run by `automl worker`s alone, or before automl saved figures, gets them now
             updater = DashboardUpdater(progress=progress)
-            updater.update(optuna.load_study(study_name=name, storage=storage))
+            updater.update(_read_study(name, args.storage))
             ERR.print(f"  {updater.notes_written:,} notes written, figures saved, in {updater.spent_s:.1f} s")
         except Exception as exc:  # e.g. a read-only database: serve what is stored
             ERR.print(escape(f"note: the figures and notes of study {summary.study_name!r} were not updated: {exc}"))
@@ -137,7 +146,7 @@ def _dashboard(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from automl.storage.artifacts import output_dir
 
-    study = load_study(args.study_name, args.storage)
+    study = _read_study(args.study_name, args.storage)
     output_dir(Path(args.out), "report folder")  # a folder it cannot write fails before seconds of imports
     from automl.results.report import write_report
 

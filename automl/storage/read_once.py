@@ -50,6 +50,7 @@ class KnownTrials:
         self._unfinished: set[int] = set()
         self._outdated: set[int] = set()  # written through this storage while not ours: load again
         self._highest = -1  # the highest trial id a read of the study has seen
+        self._highest_kept = -1  # the highest id in ``trials``: kept above it, they stay in order
         self._sorted = True
 
     @property
@@ -78,8 +79,9 @@ class KnownTrials:
 
     def keep(self, trial_id: int, trial: FrozenTrial) -> None:
         """Remember ``trial`` as it is stored now."""
-        if trial_id not in self.trials and trial_id < max(self.trials, default=-1):
+        if trial_id not in self.trials and trial_id < self._highest_kept:
             self._sorted = False
+        self._highest_kept = max(self._highest_kept, trial_id)
         self.trials[trial_id] = trial
         self._ids[trial.number] = trial_id
         self._outdated.discard(trial_id)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+import numpy as np
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 # The automl release writing these records; a study stores it with its fingerprint
@@ -154,10 +156,24 @@ def is_trained(trial: FrozenTrial) -> bool:
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """The front: the trained trials (is_trained) that no other trained trial dominates, by number.
 
-    Optuna's ``best_trials`` finds them (it leaves out infeasible trials as is_feasible does); a
-    trial's FLOPs count of 0 is a value like any other here.
+    Dominance as Optuna's ``best_trials`` has it (no worse in every objective, better in one; equal
+    trials are all on the front); a trial's FLOPs count of 0 is a value like any other here. Found
+    here, not by ``best_trials``: that deep-copies every trial of the study first, seconds and a
+    second copy in memory for a study of 50,000 trials.
     """
-    return sorted((trial for trial in study.best_trials if is_trained(trial)), key=lambda trial: trial.number)
+    trained = [trial for trial in study.get_trials(deepcopy=False) if is_trained(trial)]
+    if not trained:
+        return []
+    signs = np.array([1.0 if direction == StudyDirection.MINIMIZE else -1.0 for direction in study.directions])
+    losses = np.array([trial.values for trial in trained], dtype=float) * signs
+    # In lexicographic order no trial dominates one before it, and a trial dominated by any earlier
+    # one is dominated by one on the front: each is compared with the front so far.
+    front: list[int] = []
+    for index in np.lexsort(losses.T[::-1]):
+        kept = losses[front]
+        if not ((kept <= losses[index]).all(axis=1) & (kept < losses[index]).any(axis=1)).any():
+            front.append(int(index))
+    return [trained[index] for index in sorted(front)]
 
 
 def family_of(trial: FrozenTrial) -> str | None:

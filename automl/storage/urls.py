@@ -93,9 +93,10 @@ def storage_url_of(study: optuna.Study) -> str:
     return url
 
 
-def load_study(name: str, url: str) -> optuna.Study:
-    """Load a study by name, or say which studies the storage holds; creates no storage."""
-    storage = open_storage(url, must_exist=True)
+def load_study(name: str, url: str, storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
+    """Load a study by name, or say which studies the storage holds; creates no storage. ``storage``:
+    one already open on ``url`` to load it through (by default Optuna's)."""
+    storage = storage or open_storage(url, must_exist=True)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
