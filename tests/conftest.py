@@ -128,40 +128,69 @@ def _import_path(env: dict[str, str]) -> Iterator[None]:
         registry.cache_clear()
 
 
-def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
-    import automl.cli
-    from automl.data.prepare import prepare
-
-    prepare.cache_clear()  # a fresh process reads the data files as they are now
+@contextlib.contextmanager
+def _process_state(cwd: Path, env: dict[str, str]) -> Iterator[None]:
+    """``cwd`` as the working directory and ``env`` in os.environ for the block, as a fresh process
+    started there with them would have; both as they were after."""
     saved_env = {key: os.environ.get(key) for key in env}
-    saved_cwd, saved_argv, saved_err = Path.cwd(), sys.argv, automl.cli.ERR
-    out, err = io.StringIO(), io.StringIO()
-    optuna_log = _CurrentStderr()
-    optuna_log.setFormatter(logging.Formatter("[%(levelname)1.1s %(asctime)s] %(message)s"))
+    saved_cwd = Path.cwd()
     try:
         os.environ.update(env)
         os.chdir(cwd)
-        sys.argv = ["automl", *argv]
-        optuna.logging.disable_default_handler()
-        optuna.logging.get_logger("optuna").addHandler(optuna_log)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _import_path(env):
-            automl.cli.ERR = Console(stderr=True)  # as a fresh process makes it: COLUMNS as set now
-            try:
-                code = automl.cli.main(argv)
-            except SystemExit as exit:  # argparse: --help, --version, usage errors
-                code = exit.code if isinstance(exit.code, int) else 1
+        yield
     finally:
-        automl.cli.ERR = saved_err
-        optuna.logging.get_logger("optuna").removeHandler(optuna_log)
-        optuna.logging.enable_default_handler()
-        sys.argv = saved_argv
         os.chdir(saved_cwd)
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
+    import automl.cli
+    from automl.data.prepare import prepare
+
+    prepare.cache_clear()  # a fresh process reads the data files as they are now
+    saved_argv, saved_err = sys.argv, automl.cli.ERR
+    out, err = io.StringIO(), io.StringIO()
+    optuna_log = _CurrentStderr()
+    optuna_log.setFormatter(logging.Formatter("[%(levelname)1.1s %(asctime)s] %(message)s"))
+    try:
+        with _process_state(cwd, env):
+            sys.argv = ["automl", *argv]
+            optuna.logging.disable_default_handler()
+            optuna.logging.get_logger("optuna").addHandler(optuna_log)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _import_path(env):
+                automl.cli.ERR = Console(stderr=True)  # as a fresh process makes it: COLUMNS as set now
+                try:
+                    code = automl.cli.main(argv)
+                except SystemExit as exit:  # argparse: --help, --version, usage errors
+                    code = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        automl.cli.ERR = saved_err
+        optuna.logging.get_logger("optuna").removeHandler(optuna_log)
+        optuna.logging.enable_default_handler()
+        sys.argv = saved_argv
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def run_pytest(*args: str, cwd: Path, env: dict[str, str]) -> CliResult:
+    """``python -m pytest -q -p no:cacheprovider ARGS`` run from ``cwd`` with ``env``, as a plugin's
+    author runs their package's tests, in this process: a pytest session of its own (collection,
+    capture, reports) without a fresh interpreter's seconds of imports. As ``python -m`` does, it puts
+    ``cwd`` first on the import path; the modules imported from there or from ``env``'s PYTHONPATH,
+    and the import path entries the session adds, are gone after."""
+    out, err = io.StringIO(), io.StringIO()
+    on_path = {**env, "PYTHONPATH": os.pathsep.join([str(cwd), env.get("PYTHONPATH", "")])}
+    with _process_state(cwd, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            _import_path(on_path):
+        path = list(sys.path)
+        try:
+            code = pytest.main(["-q", "-p", "no:cacheprovider", *args])
+        finally:
+            sys.path[:] = path  # pytest puts each test folder first (its default import mode)
+    return CliResult(int(code), out.getvalue(), err.getvalue())
 
 
 def write_study(directory: Path, text: str, name: str = "study.toml") -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import os
 import re
 import shlex
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from automl.plugin import hookspecs
-from conftest import REPO, run_cli, with_path
+from conftest import REPO, CliResult, run_cli, run_pytest, with_path
 
 DOC = (REPO / "docs" / "plugins.md").read_text()
 # Where a plugin author imports automl from.
@@ -134,11 +133,9 @@ def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_suite(tests: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_suite(tests: Path, env: dict[str, str]) -> CliResult:
     """pytest on a tutorial package's tests, as its author runs them."""
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
-                          cwd=tests.parent.parent, capture_output=True, text=True, env={**os.environ, **env},
-                          timeout=300)
+    return run_pytest(str(tests), cwd=tests.parent.parent, env=env)
 
 
 @pytest.mark.slow  # pip installs the tutorial's packages and searches with them

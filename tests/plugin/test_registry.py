@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from automl.plugin.registry import registry
-from conftest import REPO, make_distribution, run_cli, with_path, write_study
+from conftest import REPO, make_distribution, run_cli, run_pytest, with_path, write_study
 
 FAMILY_MODULE = """
 import torch
@@ -228,9 +227,7 @@ def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 @pytest.mark.slow
 def test_example_package_passes_its_own_tests(installed_example: Installed) -> None:
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                            cwd=installed_example.source, capture_output=True, text=True,
-                            env={**os.environ, **with_path(installed_example.site)}, timeout=300)
+    result = run_pytest(cwd=installed_example.source, env=with_path(installed_example.site))
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout and "failed" not in result.stdout
 

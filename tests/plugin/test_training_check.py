@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from automl import conformance
 from automl.conformance import DEFAULT_TASKS, ConformanceError, FamilySettings
 from automl.testing import FamilyConformance
-from conftest import make_distribution, run_cli, with_path
+from conftest import make_distribution, run_cli, run_pytest, with_path
 from learners import BUILD_LOG_ENV, BlindFamily, FrozenFamily, MobileNetFamily
 
 TABULAR = DEFAULT_TASKS["tabular"]
@@ -69,9 +67,7 @@ def test_plugins_check_and_the_suite_build_the_same_configs(tmp_path: Path) -> N
     (tmp_path / "test_mobilenet.py").write_text(
         "from automl.testing import FamilyConformance\nfrom learners import MobileNetFamily\n\n"
         "class TestMobileNet(FamilyConformance):\n    family = MobileNetFamily()\n")
-    suite = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mobilenet.py"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                           env={**with_path(site), BUILD_LOG_ENV: str(suite_log)})
+    suite = run_pytest("test_mobilenet.py", cwd=tmp_path, env={**with_path(site), BUILD_LOG_ENV: str(suite_log)})
     assert suite.returncode == 0, suite.stdout + suite.stderr
     assert f"{len(conformance.TASK_CHECKS) + 2} passed" in suite.stdout
 
