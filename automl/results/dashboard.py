@@ -1,7 +1,8 @@
 """What optuna-dashboard shows of a study beyond Optuna's own pages: markdown notes and figures.
 
-The study's note names its objectives (direction, what each measures, in which unit); each trial's
-note names its objective values, family, cost and where it stopped. The figures
+The study's note names its objectives (direction, what each measures, in which unit); the note of
+each trial on the front names its objective values, family, cost and where it stopped (the other
+trials get none: the dashboard's study page reads every note at each call). The figures
 (automl.results.dashboard_figures) are saved to the study as plotly graph objects. ``automl run``
 keeps them current with a DashboardUpdater, from its own process and between trials, never inside
 one; ``automl dashboard`` brings them up to date before it serves.
@@ -25,7 +26,7 @@ from automl.results.dashboard_store import StudyAttrs
 from automl.results.front import accuracy_text, si
 from automl.results.hypervolume import hypervolume_history
 from automl.storage._optuna import study_storage
-from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of
+from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of, pareto_front
 from automl.storage.study_attrs import set_study_system_attrs
 
 LOG = logging.getLogger(__name__)
@@ -259,8 +260,12 @@ class DashboardUpdater:
             history = hypervolume_history(study, objectives)
             notes: list[tuple[int | None, str, str]] = [
                 (None, "study", study_note(study.study_name, trials, objectives, directions, history.explanation))]
+            # Notes for the front's trials alone: the dashboard reads every note of the study at each
+            # call of its study page, so a note per trial would make that page grow with the study;
+            # every trial's attrs are on its page anyway.
+            front = pareto_front(study)
             notes += [(trial.number, str(trial.number), trial_note(trial, objectives, directions, max_epochs))
-                      for trial in trials]
+                      for trial in front]
             changed = [(number, key, body) for number, key, body in notes if digests.changed(key, body)]
             for done, (number, key, body) in enumerate(changed, 1):
                 # A trial's note is kept under its id in the storage, which a FrozenTrial does not show.
@@ -272,8 +277,8 @@ class DashboardUpdater:
                     self.notes_written += done % NOTES_PER_BATCH or NOTES_PER_BATCH
                     if self.progress is not None:
                         self.progress(done, len(changed))
-            figures = (curves_figure(trials), front_figure(points(study), objectives),
-                       hypervolume_figure(history))
+            figures = (curves_figure(trials, {trial.number for trial in front}),
+                       front_figure(points(study), objectives), hypervolume_figure(history))
             for figure_id, figure in zip(FIGURE_IDS, figures, strict=True):
                 attrs.save_figure(figure_id, figure.to_json())
             set_study_system_attrs(study, attrs.take_writes())

@@ -9,13 +9,13 @@ D3 palette) by family, in name order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 from plotly.colors import qualitative
 
-from automl.results.figures import Point, drawn_flops, zero_floor
+from automl.results.figures import Point, drawn_curves, drawn_flops, zero_floor
 from automl.results.front import si
 from automl.results.hypervolume import HypervolumeHistory
 from automl.storage.schema import TrialAttr, family_of
@@ -42,17 +42,20 @@ def _legend_once(seen: set[str], name: str) -> bool:
     return first
 
 
-def curves_figure(trials: Sequence[FrozenTrial]) -> go.Figure:
+def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int] = ()) -> go.Figure:
     """Validation accuracy per epoch of every trial with one, coloured by family; the line style
-    says its state (solid completed, dashed pruned, dotted running, dash-dotted failed).
+    says its state (solid completed, dashed pruned, dotted running, dash-dotted failed). Past
+    CURVES_DRAWN of them, the trials numbered in ``front`` and others evenly spread
+    (automl.results.figures.drawn_curves).
 
     One trace per family and state holds all its trials' curves, each broken from the next by a
     gap (plotly's None): a trace per trial costs plotly a graph object each to build (seconds for a
     thousand) and the browser an SVG path each to draw. Hovering a point still names its trial.
     """
-    with_curves = [t for t in trials if t.user_attrs.get(TrialAttr.VAL_CURVE)]
+    with_curves, total = drawn_curves(trials, front)
     colors = family_colors(str(family_of(t)) for t in with_curves)
-    figure = go.Figure(layout={**LAYOUT, "title": {"text": "Learning curves (dashed: pruned)"},
+    drawn = "" if total == len(with_curves) else f"; {len(with_curves):,} of {total:,} trials"
+    figure = go.Figure(layout={**LAYOUT, "title": {"text": f"Learning curves (dashed: pruned{drawn})"},
                                "xaxis": {"title": {"text": "epoch"}, "dtick": 1},
                                "yaxis": {"title": {"text": "validation accuracy"}}})
     groups: dict[tuple[str, TrialState], tuple[list[int | None], list[float | None], list[str]]] = {}

@@ -26,6 +26,10 @@ from automl.errors import plural
 from automl.results.hypervolume import HypervolumeHistory
 from automl.storage.schema import ACCURACY, FLOPS, TrialAttr, family_of
 
+# The most learning curves a figure draws (the front's always among them): past a few thousand
+# lines a figure is a blot, and 50,000 cost minutes to draw and megabytes of the dashboard's JSON.
+CURVES_DRAWN = 1000
+
 
 @dataclass(frozen=True)
 class Point:
@@ -171,10 +175,25 @@ def _ending(trial: FrozenTrial) -> str:
     return "trained to the end"
 
 
+def drawn_curves(trials: Sequence[FrozenTrial], front: Collection[int], at_most: int = CURVES_DRAWN
+                 ) -> tuple[list[FrozenTrial], int]:
+    """The trials whose learning curves a figure draws, by number, and how many have one: all of
+    them up to ``at_most``; past it, those numbered in ``front`` and others evenly spread over the
+    study's numbers, ``at_most`` in all (the front's alone when it is larger)."""
+    curved = [t for t in trials if t.user_attrs.get(TrialAttr.VAL_CURVE)]
+    if len(curved) <= at_most:
+        return curved, len(curved)
+    rest = [t.number for t in curved if t.number not in front]
+    room = max(at_most - (len(curved) - len(rest)), 0)
+    picked = {rest[index * len(rest) // room] for index in range(room)}
+    return [t for t in curved if t.number in front or t.number in picked], len(curved)
+
+
 def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int]) -> Figure:
     """Validation accuracy per epoch of every trial that validated an epoch, stopped early or not
-    (the line style says how it ended); the trials numbered in ``front`` drawn thick."""
-    curved = [t for t in trials if t.user_attrs.get(TrialAttr.VAL_CURVE)]
+    (the line style says how it ended), up to CURVES_DRAWN of them (drawn_curves); the trials
+    numbered in ``front`` drawn thick."""
+    curved, total = drawn_curves(trials, front)
     colors = family_colors([str(family_of(t)) for t in curved])
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     axis = figure.subplots()
@@ -191,9 +210,9 @@ def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int]) -> Figu
     legend += [Line2D([], [], color="gray", linestyle=style, label=ending)
                for ending, style in LINE_STYLES.items() if ending in endings and len(endings) > 1]
     stopped = sum(_ending(t) == "stopped early" for t in curved)
+    drawn = plural(total, "trial") if total == len(curved) else f"{len(curved):,} of {total:,} trials"
     axis.set(xlabel="epoch", ylabel="validation accuracy",
-             title=f"Learning curves of {plural(len(curved), 'trial')}, {stopped} stopped early "
-                   "(thick: Pareto front trials)")
+             title=f"Learning curves of {drawn}, {stopped} stopped early (thick: Pareto front trials)")
     axis.grid(alpha=0.3)
     axis.legend(handles=legend, fontsize=8, loc="lower right")
     return figure

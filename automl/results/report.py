@@ -15,7 +15,14 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from automl.errors import plural
-from automl.results.figures import Point, curves_figure, families_figure, hypervolume_figure, pareto_figure
+from automl.results.figures import (
+    Point,
+    curves_figure,
+    drawn_curves,
+    families_figure,
+    hypervolume_figure,
+    pareto_figure,
+)
 from automl.results.front import (
     cross_validation_note,
     empty_front_reason,
@@ -132,12 +139,15 @@ def sections(study: optuna.Study, out_dir: Path) -> list[Section]:
     history = hypervolume_history(study)
     found.append(Section("Hypervolume", history.explanation,
                          _save(hypervolume_figure(history), out_dir, "hypervolume.png")))
-    found.append(Section("Learning curves", "Validation accuracy after each epoch, of every trial that validated one: "
+    trials, front = study.get_trials(deepcopy=False), {p.number for p in completed if p.on_front}
+    drawn, curved = drawn_curves(trials, front)
+    which = ("every trial that validated one" if len(drawn) == curved else
+             f"{len(drawn):,} of the {curved:,} trials that validated one (the front's and others evenly spread "
+             "over the study)")
+    found.append(Section("Learning curves", f"Validation accuracy after each epoch, of {which}: "
                                             "solid when it trained to the end, dashed when it stopped early (pruned, "
                                             "or by the time budget or deadline), dotted when it failed.",
-                         _save(curves_figure(study.get_trials(deepcopy=False),
-                                             {p.number for p in completed if p.on_front}),
-                               out_dir, "learning_curves.png")))
+                         _save(curves_figure(trials, front), out_dir, "learning_curves.png")))
     for index, name in enumerate(objectives):
         try:
             figure, why = importance_figure(study, index, name)

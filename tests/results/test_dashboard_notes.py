@@ -17,7 +17,7 @@ from conftest import trial_id_of
 from optuna.trial import TrialState, create_trial
 from optuna_dashboard import get_note
 
-from automl.results.dashboard import FIGURE_IDS, DashboardUpdater
+from automl.results.dashboard import FIGURE_IDS, DashboardUpdater, trial_note
 from automl.storage._optuna import study_storage
 from automl.storage.artifacts import CHECKPOINT, CURVE_JSON, CURVE_PNG, MIME_TYPES, SUMMARY, WEIGHTS, upload
 from automl.storage.schema import CONFIG_ATTR, TrialAttr
@@ -70,7 +70,8 @@ def _note_versions(study: optuna.Study) -> dict[str, int]:
             if key.endswith("note_ver")}
 
 
-def test_notes_name_the_objectives_values_family_cost_and_where_each_trial_stopped(study: optuna.Study) -> None:
+def test_notes_name_the_objectives_values_family_cost_and_where_each_front_trial_stopped(
+        study: optuna.Study) -> None:
     DashboardUpdater().update(study)
     note = get_note(study)
     assert "| val_accuracy | maximize | fraction of the validation split" in note
@@ -82,10 +83,15 @@ def test_notes_name_the_objectives_values_family_cost_and_where_each_trial_stopp
     assert "| val_accuracy (maximize) | 0.9 |" in done and "| flops (minimize) | 3.39k |" in done
     assert "1.7k parameters, 3.39k FLOPs per sample, 0.19 ms latency" in done
     assert "completed, trained 3 of 3 epochs" in done and "0.8800" in done
-    pruned = _note(study, 2)
+    # Only the front's trials get a note (the dashboard reads every note at each call of the study's
+    # page); the text a note would have says where any trial stopped.
+    assert [_note(study, number) for number in (1, 2, 3)] == ["", "", ""]
+    trials = study.get_trials()
+    pruned = trial_note(trials[2], ["val_accuracy", "flops"], ["maximize", "minimize"], max_epochs=3)
     assert "pruned after epoch 1 of 3 (rung 0)" in pruned
     assert "| val_accuracy (maximize) | 0.2 (at epoch 1, not reported) |" in pruned and "91k" in pruned
-    assert "failed after 0 of 3 epochs: RuntimeError: boom" in _note(study, 3)
+    assert "failed after 0 of 3 epochs: RuntimeError: boom" in trial_note(
+        trials[3], ["val_accuracy", "flops"], ["maximize", "minimize"], max_epochs=3)
 
 
 def test_the_latency_objective_is_described_as_it_is_measured(tmp_path: Path) -> None:
@@ -124,7 +130,7 @@ def test_updates_follow_the_study_and_rewrite_only_changed_notes(study: optuna.S
                            **{TrialAttr.VAL_ACCURACY: 0.95}))
     updater.update(study)
     after = _note_versions(study)
-    # The study's note (counts changed) and the new trial's are written; the others are left alone.
+    # The study's note (counts changed) and the new front trial's are written; the others are left alone.
     changed = {key for key in after if after[key] != versions.get(key)}
     assert changed == {"dashboard:note_ver", f"dashboard:{trial_id_of(study, 4)}:note_ver"}
     curves = _figures(study)["learning-curves"]["data"]

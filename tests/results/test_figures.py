@@ -13,8 +13,8 @@ from matplotlib.text import Text
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from automl.results.figures import Point, curves_figure, pareto_figure
-from automl.results.importance import explained, importance_figure
+from automl.results.figures import CURVES_DRAWN, Point, curves_figure, drawn_curves, pareto_figure
+from automl.results.importance import IMPORTANCE_TRIALS, explained, importance_figure
 from automl.storage.schema import FAMILY_PARAM, TrialAttr
 
 
@@ -63,6 +63,27 @@ def test_learning_curves_show_every_trial_stopped_early_too() -> None:
     assert "4 trials, 2 stopped early" in axis.get_title()
     assert {text.get_text() for text in axis.get_legend().get_texts()} == {
         "mlp", "trained to the end", "stopped early", "failed"}
+
+
+def test_past_the_limit_the_curves_drawn_are_the_fronts_and_others_spread_over_the_study() -> None:
+    trials = [_trial(number, TrialState.PRUNED, [0.3]) for number in range(50)]
+    drawn, total = drawn_curves(trials, front={7, 45}, at_most=10)
+    numbers = [trial.number for trial in drawn]
+    assert total == 50 and len(numbers) == 10 and {7, 45} <= set(numbers) and numbers == sorted(numbers)
+    assert numbers[0] < 5 and numbers[-1] >= 40  # spread from the first trials to the last
+    assert drawn_curves(trials, front={7}, at_most=50) == (trials, 50)  # up to the limit: every one
+    many = [_trial(number, TrialState.PRUNED, [0.3]) for number in range(1500)]
+    axis = curves_figure(many, front=set()).axes[0]  # 1,500 curves: CURVES_DRAWN of them drawn
+    assert len(axis.lines) == CURVES_DRAWN and f"{CURVES_DRAWN:,} of 1,500 trials" in axis.get_title()
+
+
+def test_importance_of_a_large_study_is_computed_over_a_spread_sample() -> None:
+    study = _searched_study(trained=IMPORTANCE_TRIALS + 60)
+    accuracy = explained(study, "val_accuracy")
+    trained = [trial.values for trial in study.trials if trial.values[0] > 0]
+    spread = [trained[index * len(trained) // IMPORTANCE_TRIALS] for index in range(IMPORTANCE_TRIALS)]
+    assert [trial.values for trial in accuracy.study.trials] == spread  # from the first trial to the last
+    assert f"({IMPORTANCE_TRIALS:,} of them, evenly spread over the study)" in accuracy.why
 
 
 def _searched_study(trained: int = 40) -> optuna.Study:
