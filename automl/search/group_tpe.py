@@ -7,8 +7,16 @@ suggests, and works the groups out again from every finished trial each time: mo
 thrown away, since a trial uses its own family's groups alone (benchmarks/search_efficiency.py
 prints both side by side, at 1,000 finished trials). Here the groups are kept across trials (a
 finished trial's parameters never change), and a group is sampled the first time the trial asks
-for one of its parameters, by Optuna's multivariate TPE over that group's parameters jointly, as
-Optuna's grouped TPE does per group.
+for one of its parameters, by Optuna's multivariate TPE over that group's parameters jointly.
+
+TPE reads the study's finished trials for every group it samples (and, with the constant liar,
+which Optuna's TPE has on by default since 5.0, reads them from storage again each time and writes
+each trial's sampled params back). Here they are read once: each finished trial is copied, as it
+is first seen, into an in-memory Study that holds only what TPE reads of it (state, values,
+constraints, parameters, the last intermediate value), and TPE samples every group from that.
+TPE sees the same trials as on the study itself, so it samples the same; Optuna's sampler API
+takes a Study, not a list of trials, and no library keeps such a copy. The constant liar is off:
+it would need the running trials too, and workers sample apart through their seeds.
 
 Built on Optuna's public sampler API by composition: a BaseSampler holding a TPESampler, whose
 ``sample_relative`` samples one group, and whose ``sample_independent``, ``before_trial`` and
@@ -23,31 +31,46 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 Group = dict[str, BaseDistribution]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_UNUSED = optuna.samplers.RandomSampler()  # the sampler of the trials' in-memory copy, which nothing asks
 
 
 class ParamGroups:
-    """The study's parameters split into groups that appear in exactly the same finished trials.
+    """The study's parameters split into groups that appear in exactly the same finished trials,
+    and those trials, as TPE reads them (see module).
 
     Each finished trial refines the split once; distributions are the ones first seen.
     """
 
     def __init__(self) -> None:
         self.groups: list[Group] = []
-        self._seen: set[int] = set()  # numbers of the finished trials the split has taken in
-        self._study: str | None = None
+        self.study: str | None = None  # the name of the study the groups are of
+        self._seen: set[int] = set()  # numbers of the finished trials taken in
+        self._storage = optuna.storages.InMemoryStorage()  # those trials, as TPE reads them
+        self.finished = self._copy([])
 
     def update(self, study: optuna.Study) -> list[Group]:
-        if self._study != study.study_name:
-            self.groups, self._seen, self._study = [], set(), study.study_name
-        for trial in study.get_trials(deepcopy=False, states=FINISHED):
-            if trial.number not in self._seen:
-                self._seen.add(trial.number)
-                self._refine(trial.distributions)
+        if self.study != study.study_name:
+            self.groups, self._seen, self._storage = [], set(), optuna.storages.InMemoryStorage()
+            self.study, self.finished = study.study_name, self._copy(study.directions)
+        new = [trial for trial in study.get_trials(deepcopy=False, states=FINISHED) if trial.number not in self._seen]
+        for trial in new:
+            self._seen.add(trial.number)
+            self._refine(trial.distributions)
+            self.finished.add_trial(_as_tpe_reads(trial))
+        if new:
+            # A new Study object on the same storage: a Study may keep what it listed of its trials
+            # until its next ask or tell, which this copy never has.
+            self.finished = optuna.Study(self.finished.study_name, self._storage, sampler=_UNUSED)
         return self.groups
+
+    def _copy(self, directions: Sequence[optuna.study.StudyDirection]) -> optuna.Study:
+        """The in-memory Study the finished trials are copied to (optuna.create_study would log it)."""
+        name = self._storage.get_study_name_from_id(self._storage.create_new_study(list(directions)))
+        return optuna.Study(name, self._storage, sampler=_UNUSED)
 
     def _refine(self, distributions: dict[str, BaseDistribution]) -> None:
         new = dict(distributions)
@@ -59,6 +82,14 @@ class ParamGroups:
             for name in inside:
                 del new[name]
         self.groups = refined + ([new] if new else [])
+
+
+def _as_tpe_reads(trial: FrozenTrial) -> FrozenTrial:
+    """What TPE reads of a finished trial: no attrs beyond its constraints, and of its intermediate
+    values the last one (a pruned trial's rank)."""
+    last = max(trial.intermediate_values.items(), default=None)
+    return create_trial(state=trial.state, values=trial.values, constraints=trial.constraints, params=trial.params,
+                        distributions=trial.distributions, intermediate_values=dict([last]) if last else None)
 
 
 class _SampledOnDemand(dict[str, Any]):
@@ -88,12 +119,17 @@ class _SampledOnDemand(dict[str, Any]):
 
 
 class GroupTPESampler(optuna.samplers.BaseSampler):
-    """Multivariate TPE over each group of parameters that appear together, sampled on demand
-    (see module). ``seed`` and ``kwargs`` go to the TPESampler that samples each group."""
+    """Multivariate TPE over each group of parameters that appear together, sampled on demand from
+    the finished trials read once (see module). ``seed`` and ``kwargs`` go to the TPESampler that
+    samples each group; ``constant_liar=True`` raises ValueError (see module)."""
 
     def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+        if kwargs.pop("constant_liar", False):
+            raise ValueError("GroupTPESampler samples from the finished trials only: constant_liar=True is not "
+                             "supported; optuna.samplers.TPESampler(multivariate=True, group=True) has it")
         # group=False: the groups are worked out here; TPE samples the one group it is given.
-        self._tpe = optuna.samplers.TPESampler(multivariate=True, group=False, seed=seed, **kwargs)
+        self._tpe = optuna.samplers.TPESampler(multivariate=True, group=False, constant_liar=False, seed=seed,
+                                               **kwargs)
         self._groups = ParamGroups()
         self._grouping = threading.Lock()  # trials sampled in threads (Study.optimize with n_jobs)
 
@@ -108,18 +144,25 @@ class GroupTPESampler(optuna.samplers.BaseSampler):
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         with self._grouping:
+            if self._groups.study != study.study_name:  # a space given without inferring it first
+                self._groups.update(study)
             groups = [{name: dist for name, dist in group.items() if name in search_space}
                       for group in self._groups.groups]
+            finished = self._groups.finished  # as of this trial's inference, which Optuna calls first
         # Names of the space no finished trial has yet (a space given without inferring it first,
         # as Optuna's sampler contract allows) are sampled together, as one more group.
         grouped = {name for group in groups for name in group}
         groups.append({name: dist for name, dist in search_space.items() if name not in grouped})
         return _SampledOnDemand([group for group in groups if group],
-                                lambda group: self._tpe.sample_relative(study, trial, group))
+                                lambda group: self._tpe.sample_relative(finished, trial, group))
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+        with self._grouping:
+            if self._groups.study != study.study_name:
+                self._groups.update(study)
+            finished = self._groups.finished
+        return self._tpe.sample_independent(finished, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._tpe.before_trial(study, trial)

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.search_space import _GroupDecomposedSearchSpace
 
-from automl.search.group_tpe import GroupTPESampler
+from automl.search.group_tpe import FINISHED, GroupTPESampler
 
 STARTUP = 10
 
@@ -64,3 +64,36 @@ def test_sampling_moves_to_where_the_objectives_are_good() -> None:
     late = study.trials[-40:]
     assert sum(t.params["family"] == "a" for t in late) < len(late) / 6  # random: 1/3
     assert sum(math.log10(t.params["lr"]) for t in late) / len(late) < -3  # random: -2.5
+
+
+def test_each_group_samples_as_tpe_on_the_study_itself() -> None:
+    """TPE samples a group from the finished trials copied once (see group_tpe) exactly as it would
+    from the study, however many trials finished since the last sample, pruned and infeasible ones
+    (a constraint above 0) among them."""
+    sampler = GroupTPESampler(seed=0, n_startup_trials=STARTUP)
+    study = _study(sampler)
+
+    def objective_with_states(trial: optuna.Trial) -> tuple[float, float]:
+        values = objective(trial)
+        trial.set_constraint("budget", trial.number % 5 - 3.0)  # every fifth trial over budget
+        if trial.number % 4 == 0:
+            raise optuna.TrialPruned()
+        return values
+
+    on_study = optuna.samplers.TPESampler(multivariate=True, constant_liar=False, seed=3)
+    on_copy = optuna.samplers.TPESampler(multivariate=True, constant_liar=False, seed=3)
+    for trials in (15, 1, 7):
+        study.optimize(objective_with_states, n_trials=trials)
+        trial = study.ask()
+        frozen = study.trials[trial.number]
+        sampler.infer_relative_search_space(study, frozen)
+        for group in sampler._groups.groups:
+            assert (on_copy.sample_relative(sampler._groups.finished, frozen, group)
+                    == on_study.sample_relative(study, frozen, group))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert len(sampler._groups.finished.trials) == len(study.get_trials(states=FINISHED)) == 23
+
+
+def test_the_constant_liar_is_refused() -> None:
+    with pytest.raises(ValueError, match="constant_liar=True is not supported"):
+        GroupTPESampler(constant_liar=True)
