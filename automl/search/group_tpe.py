@@ -13,7 +13,8 @@ TPE reads the study's finished trials for every group it samples (and, with the 
 which Optuna's TPE has on by default since 5.0, reads them from storage again each time and writes
 each trial's sampled params back). Here they are read once: each finished trial is copied, as it
 is first seen, into an in-memory Study that holds only what TPE reads of it (state, values,
-constraints, parameters, the last intermediate value), and TPE samples every group from that.
+parameters, how far it is infeasible, the last intermediate value), and TPE samples every group
+from that.
 TPE sees the same trials as on the study itself, so it samples the same; Optuna's sampler API
 takes a Study, not a list of trials, and no library keeps such a copy. The constant liar is off:
 it would need the running trials too, and workers sample apart through their seeds.
@@ -85,11 +86,14 @@ class ParamGroups:
 
 
 def _as_tpe_reads(trial: FrozenTrial) -> FrozenTrial:
-    """What TPE reads of a finished trial: no attrs beyond its constraints, and of its intermediate
-    values the last one (a pruned trial's rank)."""
+    """What TPE reads of a finished trial: of its constraints, how far it is infeasible (their sum
+    above 0; a feasible trial's, read for every trial at every sample, is then empty), of its
+    intermediate values the last one (a pruned trial's rank), and no attrs."""
     last = max(trial.intermediate_values.items(), default=None)
-    return create_trial(state=trial.state, values=trial.values, constraints=trial.constraints, params=trial.params,
-                        distributions=trial.distributions, intermediate_values=dict([last]) if last else None)
+    infeasible = sum(value for value in trial.constraints.values() if value > 0)
+    return create_trial(state=trial.state, values=trial.values, params=trial.params, distributions=trial.distributions,
+                        constraints={"infeasible": infeasible} if infeasible > 0 else None,
+                        intermediate_values=dict([last]) if last else None)
 
 
 class _SampledOnDemand(dict[str, Any]):
