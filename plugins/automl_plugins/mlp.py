@@ -1,6 +1,7 @@
 """Multilayer perceptron: the flattened input through a stack of equally wide hidden layers.
 
-Tokens enter as a bag of embeddings: the mean embedding of a sample's tokens, padding left out.
+Tokens enter as a bag of embeddings: the mean embedding of a sample's tokens, padding left out
+(fastText's model: Joulin et al., "Bag of Tricks for Efficient Text Classification", EACL 2017).
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ class MLPFamily:
             "norm": trial.suggest_categorical("norm", NORMALIZATIONS),
             "dropout": trial.suggest_float("dropout", 0.0, 0.5, step=0.05),
         }
+
+    def starting_points(self, task: automl.Task) -> list[dict[str, Any]]:
+        """For tokens, a bag of 128-wide embeddings into one hidden layer of 16, without dropout:
+        on short movie-review snippets (3,101 training texts) it reached 0.705 validation accuracy
+        in 10 epochs at a constant lr 1e-3 in batches of 64 (the centre of the default ranges),
+        where the cheapest draws (embeddings of 16 into 4 units) stayed near 0.60."""
+        if task.kind != "tokens":
+            return []
+        return [{"embedding": 128, "depth": 1, "width": 16, "activation": "relu", "norm": "none", "dropout": 0.0}]
 
     def build(self, params: dict[str, Any], task: automl.Task) -> nn.Module:
         from torch import nn

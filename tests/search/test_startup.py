@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from datafiles import labels
+from datafiles import labels, write_table
 
 from automl.config import BudgetConfig, DataConfig, TrainConfig
 from automl.data.prepare import PreparedData, prepare
@@ -64,7 +64,19 @@ def test_a_family_s_known_good_configs_come_first_within_a_budget(tmp_path) -> N
                             budget=BudgetConfig(max_flops=fcn_flops - 1))
     assert fcn not in [{key: config.get(key) for key in fcn} for config in tight]
     assert known_good(families["cnn"], prepare(DataConfig(), registry(), 0).task) == []  # images: none named
-    assert known_good(families["mlp"], series.task) == []  # a family without starting_points
+    assert known_good(families["mlp"], series.task) == []  # the MLP names one for texts only
+    assert known_good(registry().family("rnn"), series.task) == []  # a family without starting_points
+
+
+def test_a_text_study_starts_from_a_bag_of_embeddings(tmp_path) -> None:
+    rows = [[f"a {'fine' if label else 'dull'} film, {i}", label] for i, label in enumerate(labels(2, 20))]
+    texts = prepare(DataConfig(dataset="text", path=str(write_table(tmp_path / "t.csv", ["text", "label"], rows))),
+                    registry(), 0)
+    families = {name: registry().family(name) for name in ("cnn", "mlp")}
+    configs = startup_configs(families, texts.task, texts.train.x, TrainConfig(), seed=3)
+    bag = {"mlp.embedding": 128, "mlp.depth": 1, "mlp.width": 16, "mlp.norm": "none", "mlp.dropout": 0.0}
+    assert {key: configs[0].get(key) for key in bag} == bag and configs[0][FAMILY_PARAM] == "mlp"
+    assert len(configs) == 1 + PER_FAMILY * len(families)
 
 
 def _flops(family: Family, config: dict[str, Any], data: PreparedData) -> int:
