@@ -40,9 +40,9 @@ class MLPFamily:
 
     def starting_points(self, task: automl.Task) -> list[dict[str, Any]]:
         """For tokens, a bag of 128-wide embeddings into one hidden layer of 16, without dropout:
-        on short movie-review snippets (3,101 training texts) it reached 0.705 validation accuracy
-        in 10 epochs at a constant lr 1e-3 in batches of 64 (the centre of the default ranges),
-        where the cheapest draws (embeddings of 16 into 4 units) stayed near 0.60."""
+        on short movie-review snippets (3,101 training texts) it reached 0.68 to 0.71 validation
+        accuracy in 10 epochs at a constant lr 1e-3 in batches of 64 (the centre of the default
+        ranges), where the cheapest draws (embeddings of 16 into 4 units) stayed at 0.55 to 0.60."""
         if task.kind != "tokens":
             return []
         return [{"embedding": 128, "depth": 1, "width": 16, "activation": "relu", "norm": "none", "dropout": 0.0}]
