@@ -36,12 +36,8 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
-from scale import bulk, views, workers
-from scale.overhead import automl_overhead, optuna_overhead
+from scale import views, workers
 from sqlalchemy.engine import make_url
-
-from automl.results.dashboard import DashboardUpdater
-from automl.storage.urls import load_study
 
 AUTOML, OPTUNA = "automl", "optuna"
 VIEW_TIMEOUT_S = 600
@@ -67,7 +63,15 @@ def database(backend: str, postgres: str | None, size: int, folder: Path) -> Ite
         admin.dispose()
 
 
+# The simulated workers' processes start by importing this module (multiprocessing's spawn): what
+# brings torch (the studies' plans, the trials, the dashboard's figures) is imported where it is used,
+# so that each of those processes stays as light as a worker without torch.
+
+
 def overhead_rows(backend: str, url: str, size: int, timed: int, results: dict[str, float]) -> None:
+    from scale import bulk
+    from scale.overhead import automl_overhead, optuna_overhead
+
     started = time.perf_counter()
     study_plan, configs = bulk.automl_study(AUTOML, url, size)
     bulk.optuna_study(OPTUNA, url, size, configs)
@@ -80,7 +84,19 @@ def overhead_rows(backend: str, url: str, size: int, timed: int, results: dict[s
           f"{1000 * ours / base:>11.2f}   (studies written in {made:.0f} s)", flush=True)
 
 
+def view_studies(url: str, size: int) -> None:
+    """The automl and the plain Optuna study of ``size`` trials, written in bulk (overhead untimed)."""
+    from scale import bulk
+
+    started = time.perf_counter()
+    bulk.optuna_study(OPTUNA, url, size, bulk.automl_study(AUTOML, url, size)[1])
+    print(f"{size:>7,} trials: studies written in {time.perf_counter() - started:.0f} s", flush=True)
+
+
 def view_rows(url: str, size: int, browser: bool, results: dict[str, float]) -> None:
+    from automl.results.dashboard import DashboardUpdater
+    from automl.storage.urls import load_study
+
     started = time.perf_counter()
     DashboardUpdater().update(load_study(AUTOML, url))  # what `automl run` keeps up to date as it goes
     notes_s = time.perf_counter() - started
@@ -142,26 +158,30 @@ def main() -> None:
                     if backend == "sqlite" and size >= views_from and "views" in parts:
                         view_rows(url, size, browser, results)
         for size in [] if "overhead" in parts or "views" not in parts else [n for n in sizes if n >= views_from]:
-            with database("sqlite", None, size, Path(folder)) as url:  # the studies alone, overhead untimed
-                started = time.perf_counter()
-                bulk.optuna_study(OPTUNA, url, size, bulk.automl_study(AUTOML, url, size)[1])
-                print(f"{size:>7,} trials: studies written in {time.perf_counter() - started:.0f} s", flush=True)
+            with database("sqlite", None, size, Path(folder)) as url:
+                view_studies(url, size)
                 view_rows(url, size, browser, results)
         if args.postgres and "workers" in parts:
             print("simulated workers on one PostgreSQL study (threads in 4 processes without torch; "
                   f"{'0.2' if args.quick else '1'} s of 'training' per trial)")
             print(f"{'workers':>7} {'trials':>6} {'trials/s':>8} {'connections':>11} {'per worker':>10} "
-                  f"{'errors':>6} {'failed':>6} {'lost':>4} {'stuck':>5} {'duplicated':>10}")
+                  f"{'errors':>6} {'failed':>6} {'lost':>4} {'stuck':>5} {'duplicated':>10} "
+                  f"{'client CPU-s':>12} {'server CPU-s':>12} {'ceiling/s':>9} {'client MiB':>10}")
+            print(f"{'':>7} (CPU-s per finished trial; ceiling: trials/s if this machine's {os.cpu_count()} cores "
+                  "did nothing else)")
             for count in counts:
                 with database("postgresql", args.postgres, count, Path(folder)) as url:
                     found = workers.simulate(url, f"workers-{count}", count, 2 if args.quick else 5,
                                              0.2 if args.quick else 1.0)
+                ceiling = (os.cpu_count() or 1) / (found.client_cpu_s + found.server_cpu_s)
                 print(f"{count:>7} {found.trials:>6} {found.per_second:>8.1f} {found.max_connections:>11} "
                       f"{found.max_connections / count:>10.2f} {found.errors:>6} {found.failed:>6} {found.lost:>4} "
-                      f"{found.stuck:>5} {found.duplicated:>10}", flush=True)
+                      f"{found.stuck:>5} {found.duplicated:>10} {found.client_cpu_s:>12.3f} "
+                      f"{found.server_cpu_s:>12.3f} {ceiling:>9.1f} {found.client_peak_mib:>10.0f}", flush=True)
                 if found.first_error:
                     print(f"  first error: {found.first_error}")
-                results.update({f"workers_{count}_per_s": found.per_second,
+                results.update({f"workers_{count}_ceiling_per_s": ceiling,
+                                f"workers_{count}_per_s": found.per_second,
                                 f"workers_{count}_connections": found.max_connections,
                                 f"workers_{count}_wrong": found.errors + found.failed + found.lost + found.stuck
                                 + found.duplicated})

@@ -30,3 +30,4 @@ def test_quick_run_prints_every_figure() -> None:
     if "postgresql" in backends:  # simulated workers: every queued trial finished once, none lost
         assert values["workers_4_per_s"] > 0 and values["workers_4_connections"] >= 1, run.stdout
         assert values["workers_4_wrong"] == 0, run.stdout
+        assert values["workers_4_ceiling_per_s"] > 0, run.stdout  # the CPU a trial cost, clients and server

@@ -20,11 +20,14 @@ sampled) and the errors the workers met are counted.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import resource
 import threading
 import time
 import traceback
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -93,13 +96,21 @@ def _work(url: str, name: str, worker: str, train_s: float, errors: list[str], r
         errors.append(f"{worker}: {traceback.format_exc(limit=3)}")
 
 
-def _process(url: str, name: str, first: int, threads: int, train_s: float, errors: Any, ready: Any) -> None:
+def _process(url: str, name: str, first: int, threads: int, train_s: float, errors: Any, ready: Any,
+             spent: Any) -> None:
     """A light process running ``threads`` simulated workers; they start together with every other
-    process's once all are ready (``ready``, a barrier across the processes)."""
+    process's once all are ready (``ready``, a barrier across the processes). Appends to ``spent``
+    its CPU seconds from then on (its start-up aside) and its peak resident memory in MiB."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     found: list[str] = []
-    here = threading.Barrier(threads, action=ready.wait)
+    cpu_at_start: list[float] = []
+
+    def start() -> None:
+        ready.wait()
+        cpu_at_start.append(time.process_time())
+
+    here = threading.Barrier(threads, action=start)
     workers = [threading.Thread(target=_work, args=(url, name, f"sim:{first + index}", train_s, found, here))
                for index in range(threads)]
     for worker in workers:
@@ -107,6 +118,7 @@ def _process(url: str, name: str, first: int, threads: int, train_s: float, erro
     for worker in workers:
         worker.join()
     errors.extend(found)
+    spent.append((time.process_time() - cpu_at_start[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,36 @@ class WorkersResult:
     stuck: int  # still running
     duplicated: int  # finished beyond the trials queued
     first_error: str = ""
+    client_cpu_s: float = float("nan")  # CPU seconds of the workers' processes (start-up aside), per finished trial
+    server_cpu_s: float = float("nan")  # CPU seconds of the PostgreSQL server (when local), per finished trial
+    client_peak_mib: float = float("nan")  # the largest worker process's peak resident memory (its threads')
+
+
+def _ticks(pid: int) -> tuple[int, int] | None:
+    """A process's parent and its CPU in clock ticks: its own and its waited-for children's."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), sum(int(value) for value in fields[11:15])
+
+
+def server_cpu_s(engine: sqlalchemy.Engine) -> float:
+    """CPU seconds the PostgreSQL server has spent so far, when it runs on this machine: its
+    postmaster's own and its children's, live ones and the ones it reaped (a backend ends with its
+    connection); nan when it runs elsewhere."""
+    with engine.connect() as connection:
+        backend = int(connection.execute(sqlalchemy.text("SELECT pg_backend_pid()")).scalar_one())
+    found = _ticks(backend)
+    if found is None:
+        return float("nan")
+    postmaster = found[0]
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        process = _ticks(int(stat.parent.name))
+        if process is not None and (process[0] == postmaster or int(stat.parent.name) == postmaster):
+            total += process[1]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _connections(engine: sqlalchemy.Engine, stop: threading.Event, peak: list[int]) -> None:
@@ -143,21 +185,23 @@ def simulate(url: str, name: str, workers: int, trials_per_worker: int, train_s:
     stop, peak = threading.Event(), [0]
     monitor = threading.Thread(target=_connections, args=(engine, stop, peak))
     monitor.start()
+    server_before = server_cpu_s(engine)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
-        errors = manager.list()
+        errors, spent = manager.list(), manager.list()
         processes = min(processes, workers)
         shares = [workers // processes + (index < workers % processes) for index in range(processes)]
         ready = context.Barrier(processes)
         started = [context.Process(target=_process, args=(url, name, sum(shares[:index]), share, train_s, errors,
-                                                          ready)) for index, share in enumerate(shares)]
+                                                          ready, spent)) for index, share in enumerate(shares)]
         for process in started:
             process.start()
         for process in started:
             process.join()
-        found_errors = list(errors)
+        found_errors, client = list(errors), list(spent)
     stop.set()
     monitor.join()
+    server = server_cpu_s(engine) - server_before
     engine.dispose()
     trials = optuna.load_study(study_name=name, storage=open_storage(url)).get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -166,4 +210,6 @@ def simulate(url: str, name: str, workers: int, trials_per_worker: int, train_s:
     return WorkersResult(workers, total, len(done) / span, peak[0], len(found_errors),
                          sum(t.state == TrialState.FAIL for t in trials),
                          sum(t.state == QUEUED for t in trials), sum(t.state == TrialState.RUNNING for t in trials),
-                         max(0, len(done) - total), found_errors[0] if found_errors else "")
+                         max(0, len(done) - total), found_errors[0] if found_errors else "",
+                         sum(cpu for cpu, _ in client) / max(len(done), 1), server / max(len(done), 1),
+                         max((mib for _, mib in client), default=float("nan")))
