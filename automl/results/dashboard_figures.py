@@ -23,6 +23,8 @@ from automl.storage.schema import TrialAttr, family_of
 # Line style of a learning curve by the trial's state: finished lines solid, the rest broken.
 DASHES = {TrialState.COMPLETE: "solid", TrialState.PRUNED: "dash", TrialState.RUNNING: "dot",
           TrialState.FAIL: "dashdot"}
+# The most trained trials the front figure draws (the front's always among them).
+POINTS_DRAWN = 2000
 # No theme: the default one adds ~10 kB of JSON to every figure, and the figures are stored in the study.
 LAYOUT = {"template": "none", "height": 420, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
           "legend": {"title": {"text": "family"}}}
@@ -80,9 +82,15 @@ def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int] = ()) ->
 
 def front_figure(points: Sequence[Point], objectives: Sequence[str]) -> go.Figure:
     """Validation accuracy against FLOPs per sample on a log axis, of the trained trials
-    (automl.results.report.points), by family; front trials ringed; a count of 0 FLOPs drawn at the
-    report's dotted floor (automl.results.figures.zero_floor)."""
+    (automl.results.report.points), by family, past POINTS_DRAWN of them the front's and others
+    evenly spread; front trials ringed; a count of 0 FLOPs drawn at the report's dotted floor
+    (automl.results.figures.zero_floor)."""
     floor = zero_floor(points)
+    if len(points) > POINTS_DRAWN:  # a browser draws each point as an SVG element
+        others = [p for p in points if not p.on_front]
+        room = max(POINTS_DRAWN - (len(points) - len(others)), 1)
+        picked = {others[index * len(others) // room].number for index in range(room)}
+        points = [p for p in points if p.on_front or p.number in picked]
     colors = family_colors(p.family for p in points)
     figure = go.Figure(layout={**LAYOUT, "title": {"text": "Pareto front (ringed)"},
                                "xaxis": {"title": {"text": "FLOPs per sample (log scale)"}, "type": "log"},
@@ -106,13 +114,16 @@ def front_figure(points: Sequence[Point], objectives: Sequence[str]) -> go.Figur
 
 def hypervolume_figure(history: HypervolumeHistory) -> go.Figure:
     """Hypervolume of the front after each completed trial, in completion order (the study's note
-    says how it is computed: ``history.explanation``)."""
+    says how it is computed: ``history.explanation``): a point where it changed, and the last, as
+    a step line draws the same."""
+    kept = [index for index, value in enumerate(history.values)
+            if index == 0 or index == len(history.values) - 1 or value != history.values[index - 1]]
     figure = go.Figure(layout={**LAYOUT, "title": {"text": "Hypervolume"},
                                "xaxis": {"title": {"text": "completed trials"}},
                                "yaxis": {"title": {"text": "hypervolume"}}, "showlegend": False})
     figure.add_trace(go.Scatter(
-        x=list(range(1, len(history.values) + 1)), y=history.values, mode="lines+markers", line={"shape": "hv"},
-        text=[f"trial {number}, {moment:%H:%M:%S}" for number, moment in zip(
-            history.trial_numbers, history.completed, strict=True)],
+        x=[index + 1 for index in kept], y=[history.values[index] for index in kept], mode="lines+markers",
+        line={"shape": "hv"},
+        text=[f"trial {history.trial_numbers[index]}, {history.completed[index]:%H:%M:%S}" for index in kept],
         hovertemplate="%{text}<br>hypervolume %{y:.4f}<extra></extra>"))
     return figure

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from datetime import datetime
 
 import optuna
 import pytest
@@ -13,7 +14,9 @@ from matplotlib.text import Text
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from automl.results.dashboard_figures import POINTS_DRAWN, front_figure, hypervolume_figure
 from automl.results.figures import CURVES_DRAWN, Point, curves_figure, drawn_curves, pareto_figure
+from automl.results.hypervolume import HypervolumeHistory
 from automl.results.importance import IMPORTANCE_TRIALS, explained, importance_figure
 from automl.storage.schema import FAMILY_PARAM, TrialAttr
 
@@ -75,6 +78,17 @@ def test_past_the_limit_the_curves_drawn_are_the_fronts_and_others_spread_over_t
     many = [_trial(number, TrialState.PRUNED, [0.3]) for number in range(1500)]
     axis = curves_figure(many, front=set()).axes[0]  # 1,500 curves: CURVES_DRAWN of them drawn
     assert len(axis.lines) == CURVES_DRAWN and f"{CURVES_DRAWN:,} of 1,500 trials" in axis.get_title()
+
+
+def test_the_dashboards_front_and_hypervolume_figures_stay_small_on_a_large_study() -> None:
+    points = [Point(number, "mlp", 0.5, None, 1000.0 + number, number in (3, 4999)) for number in range(5000)]
+    traces = front_figure(points, ["val_accuracy", "flops"]).data
+    drawn = [x for trace in traces[:-1] for x in trace.x]
+    assert len(drawn) == POINTS_DRAWN and {1003.0, 5999.0} <= set(drawn) and list(traces[-1].x) == [1003.0, 5999.0]
+    values = [0.1] * 3 + [0.2] * 4 + [0.5] * 3  # changed after the 3rd and the 7th completed trial
+    history = HypervolumeHistory(list(range(10)), [datetime(2025, 1, 1)] * 10, values, "")
+    line = hypervolume_figure(history).data[0]
+    assert list(line.x) == [1, 4, 8, 10] and list(line.y) == [0.1, 0.2, 0.5, 0.5]  # the same steps
 
 
 def test_importance_of_a_large_study_is_computed_over_a_spread_sample() -> None:
