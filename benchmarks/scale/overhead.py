@@ -8,7 +8,8 @@ already holds N finished trials (scale.bulk), on the same database, one after th
   (MO-ASHA), the objective building, measuring, training and storing each trial with its artifacts,
   and the after-trial callbacks, the dashboard's updater among them.
 - Optuna: ``study.optimize`` with ``TPESampler(multivariate=True, group=True)`` (the grouping
-  automl's sampler does), an objective that suggests the same spaces and trains the same model with
+  automl's sampler does; otherwise Optuna's defaults, so the constant liar is on, which automl's
+  sampler leaves off: alone in one process it changes no sample, only the reads), an objective that suggests the same spaces and trains the same model with
   a plain PyTorch loop (benchmarks/trial_overhead.py's).
 
 A trial's time runs from the end of the previous trial's callback to its own; its overhead is that
