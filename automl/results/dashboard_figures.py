@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 from plotly.colors import qualitative
 
-from automl.results.figures import Point, drawn_curves, drawn_flops, zero_floor
+from automl.results.figures import Point, drawn_curves, drawn_flops, evenly_spread, zero_floor
 from automl.results.front import si
 from automl.results.hypervolume import HypervolumeHistory
 from automl.storage.schema import TrialAttr, family_of
@@ -88,8 +88,7 @@ def front_figure(points: Sequence[Point], objectives: Sequence[str]) -> go.Figur
     floor = zero_floor(points)
     if len(points) > POINTS_DRAWN:  # a browser draws each point as an SVG element
         others = [p for p in points if not p.on_front]
-        room = max(POINTS_DRAWN - (len(points) - len(others)), 1)
-        picked = {others[index * len(others) // room].number for index in range(room)}
+        picked = {p.number for p in evenly_spread(others, max(POINTS_DRAWN - (len(points) - len(others)), 0))}
         points = [p for p in points if p.on_front or p.number in picked]
     colors = family_colors(p.family for p in points)
     figure = go.Figure(layout={**LAYOUT, "title": {"text": "Pareto front (ringed)"},

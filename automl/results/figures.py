@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import matplotlib
 from matplotlib.backend_bases import RendererBase
@@ -26,6 +26,7 @@ from automl.errors import plural
 from automl.results.hypervolume import HypervolumeHistory
 from automl.storage.schema import ACCURACY, FLOPS, TrialAttr, family_of
 
+Spread = TypeVar("Spread")
 # The most learning curves a figure draws (the front's always among them): past a few thousand
 # lines a figure is a blot, and 50,000 cost minutes to draw and megabytes of the dashboard's JSON.
 CURVES_DRAWN = 1000
@@ -175,6 +176,14 @@ def _ending(trial: FrozenTrial) -> str:
     return "trained to the end"
 
 
+def evenly_spread(items: Sequence[Spread], count: int) -> list[Spread]:
+    """``count`` of ``items`` spread evenly over them, in order, from the first on; all of them when
+    there are no more than ``count``."""
+    if len(items) <= count:
+        return list(items)
+    return [items[index * len(items) // count] for index in range(count)]
+
+
 def drawn_curves(trials: Sequence[FrozenTrial], front: Collection[int], at_most: int = CURVES_DRAWN
                  ) -> tuple[list[FrozenTrial], int]:
     """The trials whose learning curves a figure draws, by number, and how many have one: all of
@@ -184,8 +193,7 @@ def drawn_curves(trials: Sequence[FrozenTrial], front: Collection[int], at_most:
     if len(curved) <= at_most:
         return curved, len(curved)
     rest = [t.number for t in curved if t.number not in front]
-    room = max(at_most - (len(curved) - len(rest)), 0)
-    picked = {rest[index * len(rest) // room] for index in range(room)}
+    picked = set(evenly_spread(rest, max(at_most - (len(curved) - len(rest)), 0)))
     return [t for t in curved if t.number in front or t.number in picked], len(curved)
 
 

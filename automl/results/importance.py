@@ -22,6 +22,7 @@ from optuna.importance import FanovaImportanceEvaluator
 from optuna.search_space import intersection_search_space
 
 from automl.plugin.space import in_namespace
+from automl.results.figures import evenly_spread
 from automl.storage.schema import OBJECTIVES, TRAINING_NAMESPACE, is_completed, is_trained
 
 # The most trials an objective's importance is computed over: fANOVA's forest costs seconds per
@@ -51,7 +52,7 @@ def explained(study: optuna.Study, name: str) -> Explained:
         raise ValueError(f"no {'completed' if is_cost else 'trained'} trial to explain {name} with")
     sampled = ""
     if len(chosen) > IMPORTANCE_TRIALS:  # evenly spread over the study's numbers
-        chosen = [chosen[index * len(chosen) // IMPORTANCE_TRIALS] for index in range(IMPORTANCE_TRIALS)]
+        chosen = evenly_spread(chosen, IMPORTANCE_TRIALS)
         sampled = f" ({IMPORTANCE_TRIALS:,} of them, evenly spread over the study)"
     shared = list(intersection_search_space(chosen, include_pruned=False))
     params = [key for key in shared if not (is_cost and in_namespace(key, TRAINING_NAMESPACE))]
