@@ -30,8 +30,8 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.search.pareto import non_domination_ranks
 from automl.search.signal import ranked_accuracy
+from automl.storage.pareto import non_domination_ranks
 from automl.storage.schema import OBJECTIVES, TrialAttr, family_of
 
 RANKED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)

@@ -18,6 +18,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.storage.pareto import non_domination_ranks
+
 # The automl release writing these records; a study stores it with its fingerprint
 # (automl.search.fingerprint), so that one made by another release is told apart. automl.__version__.
 AUTOML_VERSION = "0.1.0"
@@ -166,14 +168,8 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
         return []
     signs = np.array([1.0 if direction == StudyDirection.MINIMIZE else -1.0 for direction in study.directions])
     losses = np.array([trial.values for trial in trained], dtype=float) * signs
-    # In lexicographic order no trial dominates one before it, and a trial dominated by any earlier
-    # one is dominated by one on the front: each is compared with the front so far.
-    front: list[int] = []
-    for index in np.lexsort(losses.T[::-1]):
-        kept = losses[front]
-        if not ((kept <= losses[index]).all(axis=1) & (kept < losses[index]).any(axis=1)).any():
-            front.append(int(index))
-    return [trained[index] for index in sorted(front)]
+    first = non_domination_ranks(losses, enough=1) == 0
+    return [trial for trial, on_front in zip(trained, first, strict=True) if on_front]
 
 
 def family_of(trial: FrozenTrial) -> str | None:

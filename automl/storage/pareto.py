@@ -1,6 +1,7 @@
 """Non-dominated sorting: the fronts of points to minimize, best first.
 
-MO-ASHA ranks the trials at a rung by it (automl.search.moasha). Optuna sorts the same way inside
+The front every view shows (automl.storage.schema.pareto_front) is its first front, and MO-ASHA
+ranks the trials at a rung by it (automl.search.moasha). Optuna sorts the same way inside
 NSGA-II and TPE but keeps the function private, so it is written here, by the same method: equal
 points share a front, and the distinct points, sorted lexicographically (no point is dominated by
 a later one), are peeled one front at a time, in one pass per front for two objectives.
