@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 from plotly.colors import qualitative
 
-from automl.results.figures import Point, drawn_curves, drawn_flops, evenly_spread, zero_floor
+from automl.results.figures import Point, drawn_curves, drawn_flops, front_and_spread, zero_floor
 from automl.results.front import si
 from automl.results.hypervolume import HypervolumeHistory
 from automl.storage.schema import TrialAttr, family_of
@@ -86,10 +86,7 @@ def front_figure(points: Sequence[Point], objectives: Sequence[str]) -> go.Figur
     evenly spread; front trials ringed; a count of 0 FLOPs drawn at the report's dotted floor
     (automl.results.figures.zero_floor)."""
     floor = zero_floor(points)
-    if len(points) > POINTS_DRAWN:  # a browser draws each point as an SVG element
-        others = [p for p in points if not p.on_front]
-        picked = {p.number for p in evenly_spread(others, max(POINTS_DRAWN - (len(points) - len(others)), 0))}
-        points = [p for p in points if p.on_front or p.number in picked]
+    points = front_and_spread(points, lambda point: point.on_front, POINTS_DRAWN)  # each point is an SVG element
     colors = family_colors(p.family for p in points)
     figure = go.Figure(layout={**LAYOUT, "title": {"text": "Pareto front (ringed)"},
                                "xaxis": {"title": {"text": "FLOPs per sample (log scale)"}, "type": "log"},

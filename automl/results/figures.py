@@ -7,7 +7,7 @@ test accuracy, or put FLOPs on a log axis; importance comes from Optuna's own pl
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
@@ -184,17 +184,23 @@ def evenly_spread(items: Sequence[Spread], count: int) -> list[Spread]:
     return [items[index * len(items) // count] for index in range(count)]
 
 
+def front_and_spread(items: Sequence[Spread], on_front: Callable[[Spread], bool], at_most: int) -> list[Spread]:
+    """What a figure of a large study draws of ``items``: all of them up to ``at_most``; past it,
+    those ``on_front`` and others evenly spread over the rest, ``at_most`` in all (the front's
+    alone when it is larger), in their order."""
+    if len(items) <= at_most:
+        return list(items)
+    rest = [index for index, item in enumerate(items) if not on_front(item)]
+    picked = set(evenly_spread(rest, max(at_most - (len(items) - len(rest)), 0)))
+    return [item for index, item in enumerate(items) if index in picked or on_front(item)]
+
+
 def drawn_curves(trials: Sequence[FrozenTrial], front: Collection[int], at_most: int = CURVES_DRAWN
                  ) -> tuple[list[FrozenTrial], int]:
-    """The trials whose learning curves a figure draws, by number, and how many have one: all of
-    them up to ``at_most``; past it, those numbered in ``front`` and others evenly spread over the
-    study's numbers, ``at_most`` in all (the front's alone when it is larger)."""
+    """The trials whose learning curves a figure draws (front_and_spread, the trials numbered in
+    ``front`` on it), and how many have one."""
     curved = [t for t in trials if t.user_attrs.get(TrialAttr.VAL_CURVE)]
-    if len(curved) <= at_most:
-        return curved, len(curved)
-    rest = [t.number for t in curved if t.number not in front]
-    picked = set(evenly_spread(rest, max(at_most - (len(curved) - len(rest)), 0)))
-    return [t for t in curved if t.number in front or t.number in picked], len(curved)
+    return front_and_spread(curved, lambda trial: trial.number in front, at_most), len(curved)
 
 
 def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int]) -> Figure:
