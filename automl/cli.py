@@ -109,7 +109,7 @@ def _read_study(name: str, url: str) -> optuna.Study:
 def _show(args: argparse.Namespace) -> None:
     from automl.results.front import print_front
 
-    print_front(_read_study(args.study_name, args.storage))
+    print_front(load_study(args.study_name, args.storage))  # read in outline (automl.storage.outline)
 
 
 def _dashboard(args: argparse.Namespace) -> None:
@@ -149,7 +149,7 @@ def _dashboard(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from automl.storage.artifacts import output_dir
 
-    study = _read_study(args.study_name, args.storage)
+    study = load_study(args.study_name, args.storage)  # read in outline (automl.storage.outline)
     output_dir(Path(args.out), "report folder")  # a folder it cannot write fails before seconds of imports
     from automl.results.report import write_report
 

@@ -26,7 +26,8 @@ from automl.results.dashboard_store import StudyAttrs
 from automl.results.front import accuracy_text, si
 from automl.results.hypervolume import hypervolume_history
 from automl.storage._optuna import study_storage
-from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of, pareto_front
+from automl.storage.outline import StudyOutline
+from automl.storage.schema import CONFIG_ATTR, OBJECTIVES, TrialAttr, family_of
 from automl.storage.study_attrs import set_study_system_attrs
 
 LOG = logging.getLogger(__name__)
@@ -257,13 +258,14 @@ class DashboardUpdater:
             trials = study.get_trials(deepcopy=False)
             objectives, max_epochs = _objectives(study), _max_epochs(study)
             directions = [direction.name.lower() for direction in study.directions]
-            history = hypervolume_history(study, objectives)
+            history = hypervolume_history(study, objectives, trials)
             notes: list[tuple[int | None, str, str]] = [
                 (None, "study", study_note(study.study_name, trials, objectives, directions, history.explanation))]
             # Notes for the front's trials alone: the dashboard reads every note of the study at each
             # call of its study page, so a note per trial would make that page grow with the study;
             # every trial's attrs are on its page anyway.
-            front = pareto_front(study)
+            held = StudyOutline.holding(study, trials)  # read in full already: the front and points from them
+            front = held.front
             notes += [(trial.number, str(trial.number), trial_note(trial, objectives, directions, max_epochs))
                       for trial in front]
             changed = [(number, key, body) for number, key, body in notes if digests.changed(key, body)]
@@ -278,7 +280,7 @@ class DashboardUpdater:
                     if self.progress is not None:
                         self.progress(done, len(changed))
             figures = (curves_figure(trials, {trial.number for trial in front}),
-                       front_figure(points(study), objectives), hypervolume_figure(history))
+                       front_figure(points(held), objectives), hypervolume_figure(history))
             for figure_id, figure in zip(FIGURE_IDS, figures, strict=True):
                 attrs.save_figure(figure_id, figure.to_json())
             set_study_system_attrs(study, attrs.take_writes())

@@ -203,11 +203,13 @@ def drawn_curves(trials: Sequence[FrozenTrial], front: Collection[int], at_most:
     return front_and_spread(curved, lambda trial: trial.number in front, at_most), len(curved)
 
 
-def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int]) -> Figure:
+def curves_figure(trials: Sequence[FrozenTrial], front: Collection[int], total: int | None = None) -> Figure:
     """Validation accuracy per epoch of every trial that validated an epoch, stopped early or not
     (the line style says how it ended), up to CURVES_DRAWN of them (drawn_curves); the trials
-    numbered in ``front`` drawn thick."""
-    curved, total = drawn_curves(trials, front)
+    numbered in ``front`` drawn thick. ``total``: how many trials of the study validated an epoch,
+    when ``trials`` are those drawn of them (a view that reads in full only those it draws)."""
+    curved, found = drawn_curves(trials, front)
+    total = found if total is None else total
     colors = family_colors([str(family_of(t)) for t in curved])
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     axis = figure.subplots()

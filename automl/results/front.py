@@ -17,17 +17,8 @@ from rich.text import Text
 
 from automl.errors import plural
 from automl.plugin.space import namespaced_params
-from automl.storage.schema import (
-    DEADLINE,
-    TRAINING_NAMESPACE,
-    TrialAttr,
-    family_of,
-    is_completed,
-    is_trained,
-    pareto_front,
-    started_trials,
-)
-from automl.storage.trial_queue import QUEUED, count
+from automl.storage.outline import StudyOutline
+from automl.storage.schema import DEADLINE, TRAINING_NAMESPACE, TrialAttr, family_of, is_completed, is_trained
 from automl.workers.study_budget import describe as study_budget_spent
 
 
@@ -65,10 +56,11 @@ class FrontRow:
         return f"{self.epochs}, stopped by the {self.stopped}" if long else f"{self.epochs}*"
 
 
-def front_rows(study: optuna.Study) -> list[FrontRow]:
-    """The trials on the front (automl.storage.schema.pareto_front), most accurate first."""
+def front_rows(outline: StudyOutline) -> list[FrontRow]:
+    """The trials on the front (automl.storage.schema.pareto_front), most accurate first; only
+    they are read in full."""
     rows = []
-    for trial in pareto_front(study):
+    for trial in outline.full(outline.front):
         attrs = trial.user_attrs
         family = family_of(trial) or "?"
         hyperparameters = {**namespaced_params(trial.params, family),
@@ -152,19 +144,19 @@ def stopped_note(rows: Sequence[FrontRow]) -> str | None:
             "the epochs it validated, its last validated model is the one kept")
 
 
-def front_title(study: optuna.Study, on_front: int) -> str:
+def front_title(outline: StudyOutline, on_front: int) -> str:
     """The front's heading: how many trials are on it, of how many started (the queued ones aside)."""
-    queued = count(study, QUEUED)
-    return (f"Pareto front of {study.study_name!r} ({on_front} of {plural(len(started_trials(study)), 'trial')}"
+    queued = outline.queued
+    return (f"Pareto front of {outline.study.study_name!r} ({on_front} of {plural(len(outline.started), 'trial')}"
             f"{f'; {queued} queued' if queued else ''})")
 
 
-def front_table(study: optuna.Study, rows: Sequence[FrontRow]) -> Table:
+def front_table(outline: StudyOutline, rows: Sequence[FrontRow]) -> Table:
     """A rich table of the Pareto front's ``rows`` (front_rows): accuracy, cost and the
     hyperparameters that matter; when it is empty, its caption says why."""
-    reason = empty_front_reason(study.get_trials(deepcopy=False)) if not rows else None
+    reason = empty_front_reason(outline.trials) if not rows else None
     # Text, not markup: a study name or "[budget]" would read as a style tag.
-    table = Table(title=Text(front_title(study, len(rows))), caption=Text(f"empty: {reason}") if reason else None)
+    table = Table(title=Text(front_title(outline, len(rows))), caption=Text(f"empty: {reason}") if reason else None)
     for column in ("trial", "family", "epochs", "val acc", "test acc", "FLOPs", "params", "latency ms"):
         table.add_column(column, justify="left" if column == "family" else "right")
     table.add_column("hyperparameters", overflow="fold", min_width=36)
@@ -197,16 +189,19 @@ def _print_narrow_or_wide(console: Console, table: Table) -> None:
 
 
 def print_front(study: optuna.Study, console: Console | None = None) -> None:
+    """``automl show``: the front's table and what became of the other trials, every trial read in
+    outline (automl.storage.outline), the front's in full."""
     # Piped output has no width to respect unless COLUMNS sets one; give the hyperparameters room.
     console = console or (Console() if Console().is_terminal or os.environ.get("COLUMNS") else Console(width=160))
-    trials = started_trials(study)
+    outline = StudyOutline.read(study)
+    trials = outline.started
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     # A trial the deadline caught before its first validated epoch did not fail: it is queued again.
     caught = sum(t.user_attrs.get(TrialAttr.FAIL_REASON) == DEADLINE for t in failed)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     over_budget = sum(TrialAttr.OVER_BUDGET in t.user_attrs for t in trials)
-    rows = front_rows(study)
-    _print_narrow_or_wide(console, front_table(study, rows))
+    rows = front_rows(outline)
+    _print_narrow_or_wide(console, front_table(outline, rows))
     for note in (cross_validation_note(rows), stopped_note(rows)):
         if note:
             console.print(note, markup=False)
@@ -228,6 +223,6 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
                       "over budget and never trained "
                       f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than "
                       "a trial may take); raise the limit or the timeout if that is most of them.", markup=False)
-    spent = study_budget_spent(study)
+    spent = study_budget_spent(study, outline.trials)
     if spent:
         console.print(spent, markup=False)

@@ -7,6 +7,7 @@ are rescaled here and the volume itself comes from Optuna's exact computation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,18 +75,20 @@ def front_volumes(losses: np.ndarray, reference: np.ndarray) -> list[float]:
     return volumes
 
 
-def hypervolume_history(study: optuna.Study, objectives: list[str] | None = None) -> HypervolumeHistory:
+def hypervolume_history(study: optuna.Study, objectives: list[str] | None = None,
+                        trials: Sequence[FrozenTrial] | None = None) -> HypervolumeHistory:
     """The hypervolume of the completed, within-budget trials' front after each completion, in order;
-    ``objectives``: the study's metric names when the caller has read them already."""
-    dated = [(t.datetime_complete, t) for t in study.get_trials(deepcopy=False)
+    ``objectives``: the study's metric names, ``trials`` its trials (in outline will do: their
+    values, constraints and times suffice), when the caller has read them already."""
+    dated = [(t.datetime_complete, t) for t in (study.get_trials(deepcopy=False) if trials is None else trials)
              if is_trained(t) and t.datetime_complete is not None]
     dated.sort(key=lambda pair: (pair[0], pair[1].number))
-    trials = [t for _, t in dated]
+    trained = [t for _, t in dated]
     names = objectives or list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
     explanation = ("Accuracy enters as error rate 1 - accuracy (reference 1), each cost as its log10 "
                    f"scaled to [0, 1] over the completed trials (reference {COST_REFERENCE}). Larger is better.")
-    if not trials:
+    if not trained:
         return HypervolumeHistory([], [], [], explanation)
-    losses, reference = _minimized(trials, names, list(study.directions))
+    losses, reference = _minimized(trained, names, list(study.directions))
     values = front_volumes(losses, reference)
-    return HypervolumeHistory([t.number for t in trials], [completed for completed, _ in dated], values, explanation)
+    return HypervolumeHistory([t.number for t in trained], [completed for completed, _ in dated], values, explanation)

@@ -23,6 +23,7 @@ from optuna.search_space import intersection_search_space
 
 from automl.plugin.space import in_namespace
 from automl.results.figures import evenly_spread
+from automl.storage.outline import StudyOutline
 from automl.storage.schema import OBJECTIVES, TRAINING_NAMESPACE, is_completed, is_trained
 
 # The most trials an objective's importance is computed over: fANOVA's forest costs seconds per
@@ -40,25 +41,27 @@ class Explained:
     why: str
 
 
-def explained(study: optuna.Study, name: str) -> Explained:
-    """The trials and parameters that can explain objective ``name`` (see the module docstring).
+def explained(outline: StudyOutline, name: str) -> Explained:
+    """The trials and parameters that can explain objective ``name`` (see the module docstring);
+    only the trials chosen are read in full.
 
     Raises ValueError when no trial or no parameter is left to explain it.
     """
     spec = OBJECTIVES.get(name)
     is_cost = spec is not None and spec.is_cost
-    chosen = [t for t in study.get_trials(deepcopy=False) if (is_completed if is_cost else is_trained)(t)]
+    chosen = [t for t in outline.trials if (is_completed if is_cost else is_trained)(t)]
     if not chosen:
         raise ValueError(f"no {'completed' if is_cost else 'trained'} trial to explain {name} with")
     sampled = ""
     if len(chosen) > IMPORTANCE_TRIALS:  # evenly spread over the study's numbers
         chosen = evenly_spread(chosen, IMPORTANCE_TRIALS)
         sampled = f" ({IMPORTANCE_TRIALS:,} of them, evenly spread over the study)"
+    chosen = outline.full(chosen)
     shared = list(intersection_search_space(chosen, include_pruned=False))
     params = [key for key in shared if not (is_cost and in_namespace(key, TRAINING_NAMESPACE))]
     if not params:
         raise ValueError(f"no parameter that builds the model is shared by every trial to explain {name} with")
-    subset = optuna.create_study(directions=study.directions)
+    subset = optuna.create_study(directions=outline.study.directions)
     subset.add_trials(chosen)
     why = (f"over every completed trial{sampled} and the parameters that build the model (the family and its "
            "parameters, those every trial has): the training parameters cannot change a model's cost"
@@ -67,7 +70,7 @@ def explained(study: optuna.Study, name: str) -> Explained:
     return Explained(subset, params, why)
 
 
-def importance_figure(study: optuna.Study, index: int, name: str) -> tuple[Figure, str]:
+def importance_figure(outline: StudyOutline, index: int, name: str) -> tuple[Figure, str]:
     """Optuna's importance plot for objective ``index`` (called ``name``), by fANOVA, and what it
     is computed over (a sentence).
 
@@ -75,7 +78,7 @@ def importance_figure(study: optuna.Study, index: int, name: str) -> tuple[Figur
     objectives (Optuna's default, PED-ANOVA, assumes lower is better), and a seed fixes it.
     Raises ValueError when nothing is left to explain the objective with (see ``explained``).
     """
-    chosen = explained(study, name)
+    chosen = explained(outline, name)
     # Optuna's matplotlib plots switch the global style; keep that inside this figure.
     with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -16,14 +16,16 @@ from optuna.trial import TrialState
 
 from automl.errors import plural
 from automl.results.figures import (
+    CURVES_DRAWN,
     Point,
     curves_figure,
-    drawn_curves,
     families_figure,
+    front_and_spread,
     hypervolume_figure,
     pareto_figure,
 )
 from automl.results.front import (
+    FrontRow,
     cross_validation_note,
     empty_front_reason,
     front_rows,
@@ -35,15 +37,8 @@ from automl.results.front import (
 from automl.results.hypervolume import hypervolume_history
 from automl.results.importance import importance_figure
 from automl.storage.artifacts import output_dir
-from automl.storage.schema import (
-    TrialAttr,
-    family_of,
-    is_completed,
-    is_feasible,
-    is_trained,
-    pareto_front,
-    started_trials,
-)
+from automl.storage.outline import StudyOutline
+from automl.storage.schema import TrialAttr, family_of, is_completed, is_feasible, is_trained
 from automl.storage.urls import redact
 
 REPORT_FILE = "report.html"
@@ -57,12 +52,12 @@ class Section:
     table: str = ""  # HTML
 
 
-def points(study: optuna.Study) -> list[Point]:
+def points(outline: StudyOutline) -> list[Point]:
     """The trained trials (automl.storage.schema.is_trained), as the figures draw them; a count of
     0 FLOPs is drawn too (automl.results.figures.zero_floor)."""
-    front = {t.number for t in pareto_front(study)}
+    front = outline.front_numbers
     found = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in outline.trials:
         attrs = trial.user_attrs
         if not is_trained(trial) or attrs.get(TrialAttr.VAL_ACCURACY) is None or attrs.get(TrialAttr.FLOPS) is None:
             continue
@@ -83,20 +78,19 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def front_table(study: optuna.Study) -> str:
+def front_table(front: Sequence[FrontRow]) -> str:
     rows = [(r.number, r.family, r.epochs_text(long=True), r.val_accuracy_text(long=True), _number(r.test_accuracy),
              si(r.flops), si(r.n_params), _number(r.latency_ms, 3),
              " ".join(f"{k}={short(v)}" for k, v in r.hyperparameters.items()))
-            for r in front_rows(study)]
+            for r in front]
     return _table(("trial", "family", "epochs", "val acc", "test acc", "FLOPs", "params", "latency ms",
                    "hyperparameters"), rows)
 
 
-def family_table(study: optuna.Study, trained: Sequence[Point]) -> str:
+def family_table(outline: StudyOutline, trained: Sequence[Point]) -> str:
     """Per family: trials, completed, failed, on the front and over budget (automl.storage.schema's
     definitions), and spreads over its trained trials."""
-    trials = started_trials(study)
-    front = {t.number for t in pareto_front(study)}
+    trials, front = outline.started, outline.front_numbers
     rows = []
     for family in sorted({str(family_of(t)) for t in trials}):
         mine = [t for t in trials if str(family_of(t)) == family]
@@ -123,41 +117,45 @@ def _save(figure: Figure, out_dir: Path, name: str) -> str:
     return name
 
 
-def sections(study: optuna.Study, out_dir: Path) -> list[Section]:
-    completed = points(study)
+def sections(outline: StudyOutline, out_dir: Path) -> list[Section]:
+    study = outline.study
+    completed = points(outline)
     objectives = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
-    warnings = " ".join(f"Warning: {text}." for text in zero_flops_warnings(study.get_trials(deepcopy=False)))
+    warnings = " ".join(f"Warning: {text}." for text in zero_flops_warnings(outline.trials))
     if not completed:
-        reason = empty_front_reason(study.get_trials(deepcopy=False)) or "no trained trial has accuracy and FLOPs"
+        reason = empty_front_reason(outline.trials) or "no trained trial has accuracy and FLOPs"
         return [Section("No trained trials", f"Nothing to draw: {reason}.")]
     on_front = sum(p.on_front for p in completed)
-    folds = cross_validation_note(front_rows(study))
-    found = [Section(front_title(study, on_front), f"Front by {', '.join(objectives)}; validation accuracy selects, "
-                                                   f"test accuracy is only reported. {f'{folds}. ' if folds else ''}"
-                                                   f"{warnings}".strip(),
-                     _save(pareto_figure(completed, objectives), out_dir, "pareto_front.png"), front_table(study))]
-    history = hypervolume_history(study)
+    rows = front_rows(outline)
+    folds = cross_validation_note(rows)
+    found = [Section(front_title(outline, on_front), f"Front by {', '.join(objectives)}; validation accuracy selects, "
+                                                     f"test accuracy is only reported. {f'{folds}. ' if folds else ''}"
+                                                     f"{warnings}".strip(),
+                     _save(pareto_figure(completed, objectives), out_dir, "pareto_front.png"), front_table(rows))]
+    history = hypervolume_history(study, objectives, outline.trials)
     found.append(Section("Hypervolume", history.explanation,
                          _save(hypervolume_figure(history), out_dir, "hypervolume.png")))
-    trials, front = study.get_trials(deepcopy=False), {p.number for p in completed if p.on_front}
-    drawn, curved = drawn_curves(trials, front)
+    front = {p.number for p in completed if p.on_front}
+    # The curves drawn, read in full: the front's and others evenly spread (automl.results.figures.drawn_curves).
+    drawn = outline.full(front_and_spread(outline.curved, lambda trial: trial.number in front, CURVES_DRAWN))
+    curved = len(outline.curved)
     which = ("every trial that validated one" if len(drawn) == curved else
              f"{len(drawn):,} of the {curved:,} trials that validated one (the front's and others evenly spread "
              "over the study)")
     found.append(Section("Learning curves", f"Validation accuracy after each epoch, of {which}: "
                                             "solid when it trained to the end, dashed when it stopped early (pruned, "
                                             "or by the time budget or deadline), dotted when it failed.",
-                         _save(curves_figure(trials, front), out_dir, "learning_curves.png")))
+                         _save(curves_figure(drawn, front, curved), out_dir, "learning_curves.png")))
     for index, name in enumerate(objectives):
         try:
-            figure, why = importance_figure(study, index, name)
+            figure, why = importance_figure(outline, index, name)
             found.append(Section(f"Hyperparameter importance for {name}",
                                  f"fANOVA {why}; with few trials, small values are noise.",
                                  _save(figure, out_dir, f"importance_{name}.png")))
         except (ValueError, RuntimeError) as exc:
             found.append(Section(f"Hyperparameter importance for {name}", f"Not available: {exc}"))
     found.append(Section("Families", "Every trial by family; spreads over the completed ones.",
-                         _save(families_figure(completed), out_dir, "families.png"), family_table(study, completed)))
+                         _save(families_figure(completed), out_dir, "families.png"), family_table(outline, completed)))
     return found
 
 
@@ -173,16 +171,18 @@ def _embedded(out_dir: Path, name: str) -> str:
 
 
 def write_report(study: optuna.Study, storage_url: str, out_dir: Path) -> Path:
-    """Write report.html and its PNGs into ``out_dir``; returns the HTML path."""
+    """Write report.html and its PNGs into ``out_dir``; returns the HTML path. Every trial is read
+    in outline (automl.storage.outline), in full only those the report prints or draws."""
     output_dir(out_dir, "report folder")
-    trials = study.get_trials(deepcopy=False)
+    outline = StudyOutline.read(study)
+    trials = outline.trials
     states = ", ".join(f"{sum(t.state == s for t in trials)} {s.name.lower()}" for s in TrialState
                        if any(t.state == s for t in trials))
     title = f"Study {study.study_name!r}"
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p class="meta">{plural(len(trials), "trial")} ({html.escape(states or "none")}); storage '
              f"{html.escape(redact(storage_url))}; written {datetime.now():%Y-%m-%d %H:%M}</p>"]
-    for section in sections(study, out_dir):
+    for section in sections(outline, out_dir):
         parts.append(f"<h2>{html.escape(section.title)}</h2><p>{html.escape(section.text)}</p>")
         if section.image:
             parts.append(_embedded(out_dir, section.image))

@@ -4,7 +4,8 @@ Optuna's public storage API reads a study's trials all at once or one at a time,
 parameter and attribute in a transaction of its own. A worker needs what it lacks: the state of
 every trial in one query (to reload only the trials that changed, automl.storage.read_once), the
 trials that changed in one batch, and a trial's held writes in one transaction
-(automl.storage.held_writes). So those statements are written here, against the tables Optuna's
+(automl.storage.held_writes); the views need every trial with a few of its rows (in outline,
+automl.storage.outline) and which trials hold an attribute. So those statements are written here, against the tables Optuna's
 RDBStorage creates, declared below with the columns automl touches, never through Optuna's own
 (private) model classes. ``OptunaTables`` checks on first use of a database that its tables have
 those columns and the unique keys the upserts rely on, and refuses a database that has not, naming
@@ -79,6 +80,17 @@ class StoredTrial(NamedTuple):
     trial: FrozenTrial
 
 
+class Outline(NamedTuple):
+    """What a trial read in outline holds: its row of the trials table and its values, and of its
+    other rows only the user attrs and parameters named here, and the system attrs named here or
+    named one of them, a colon and more (``constraints`` takes Optuna's ``constraints:NAME`` too);
+    no intermediate values."""
+
+    user_attrs: tuple[str, ...]
+    params: tuple[str, ...]
+    system_attrs: tuple[str, ...]
+
+
 def _local(stored: datetime.datetime | None) -> datetime.datetime | None:
     """A stored (naive UTC) time as Optuna shows it: naive local time."""
     if stored is None:
@@ -142,9 +154,20 @@ class OptunaTables:
             .where(TRIALS.c.study_id == study_id, PARAMS.c.param_name == name).limit(1)).scalar()
         return None if stored is None else json_to_distribution(stored)
 
-    def load(self, connection: Connection, study_id: int | None = None,
-             trial_ids: Collection[int] = ()) -> list[StoredTrial]:
-        """Whole trials, by id or (with ``study_id`` and no ids) every trial of a study, in id order.
+    def trials_with_user_attr(self, connection: Connection, study_id: int, key: str,
+                              unless: Collection[str] = ()) -> list[int]:
+        """The ids of the study's trials whose user attr ``key`` is set to a value other than the
+        stored JSON texts ``unless`` (``"[]"``: an empty list), in id order; their values unread."""
+        attrs = USER_ATTRS.c
+        return list(connection.execute(
+            sqlalchemy.select(attrs.trial_id).join(TRIALS, TRIALS.c.trial_id == attrs.trial_id)
+            .where(TRIALS.c.study_id == study_id, attrs.key == key, attrs.value_json.not_in(unless))
+            .order_by(attrs.trial_id)).scalars())
+
+    def load(self, connection: Connection, study_id: int | None = None, trial_ids: Collection[int] = (),
+             outline: Outline | None = None) -> list[StoredTrial]:
+        """Whole trials, by id or (with ``study_id`` and no ids) every trial of a study, in id order;
+        with ``outline``, only the rows it names (and trials with only those attrs and params).
 
         A whole study is read _STUDY_CHUNK trials at a time: the rows of a chunk are let go before
         the next is read, so a study of 50,000 trials never holds its million rows at once.
@@ -157,29 +180,41 @@ class OptunaTables:
                 within = TRIALS.c.trial_id.between(ids[start], ids[min(start + _STUDY_CHUNK, len(ids)) - 1])
                 mine = sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id, within)
                 loaded += self._load(connection, sqlalchemy.and_(TRIALS.c.study_id == study_id, within),
-                                     lambda table, mine=mine: table.c.trial_id.in_(mine))  # type: ignore[misc]
+                                     lambda table, mine=mine: table.c.trial_id.in_(mine), outline)  # type: ignore[misc]
             return loaded
         for chunk in _chunks(sorted(trial_ids)):
             loaded += self._load(connection, TRIALS.c.trial_id.in_(chunk),
-                                 lambda table, chunk=chunk: table.c.trial_id.in_(chunk))  # type: ignore[misc]
+                                 lambda table, chunk=chunk: table.c.trial_id.in_(chunk), outline)  # type: ignore[misc]
         return loaded
 
-    def _load(self, connection: Connection, which: Any, children: Callable[[Table], Any]) -> list[StoredTrial]:
+    def _load(self, connection: Connection, which: Any, children: Callable[[Table], Any],
+              outline: Outline | None) -> list[StoredTrial]:
         rows = connection.execute(sqlalchemy.select(TRIALS).where(which).order_by(TRIALS.c.trial_id)).all()
         if not rows:
             return []
 
-        def read(table: Table, order: Column[Any]) -> dict[int, list[Any]]:
+        def read(table: Table, order: Column[Any], *only: Any) -> dict[int, list[Any]]:
             found: dict[int, list[Any]] = {}
             # all(): fetched at once, a row each costs a third of what iterating the result does.
-            for row in connection.execute(sqlalchemy.select(table).where(children(table)).order_by(order)).all():
+            for row in connection.execute(sqlalchemy.select(table).where(children(table), *only).order_by(order)
+                                          ).all():
                 found.setdefault(row.trial_id, []).append(row)
             return found
 
-        params, values = read(PARAMS, PARAMS.c.param_id), read(VALUES, VALUES.c.objective)
-        steps = read(INTERMEDIATE, INTERMEDIATE.c.trial_intermediate_value_id)
-        user, system = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id), read(
-            SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id)
+        values = read(VALUES, VALUES.c.objective)
+        if outline is None:
+            params = read(PARAMS, PARAMS.c.param_id)
+            steps = read(INTERMEDIATE, INTERMEDIATE.c.trial_intermediate_value_id)
+            user, system = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id), read(
+                SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id)
+        else:
+            params = read(PARAMS, PARAMS.c.param_id, PARAMS.c.param_name.in_(outline.params))
+            user = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id, USER_ATTRS.c.key.in_(outline.user_attrs))
+            keys = SYSTEM_ATTRS.c.key
+            system = read(SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id, sqlalchemy.or_(
+                keys.in_(outline.system_attrs), *(keys.startswith(f"{key}:", autoescape=True)
+                                                  for key in outline.system_attrs)))
+            steps = {}
         distributions: dict[str, BaseDistribution] = {}  # one parse per distinct JSON
 
         def distribution(stored: str) -> BaseDistribution:

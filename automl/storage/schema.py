@@ -137,10 +137,12 @@ def is_feasible(trial: FrozenTrial) -> bool:
 
 # Every view (show, report, dashboard, hypervolume, export, warm start) counts trials by the
 # definitions below, so that one trial is never completed in one view and missing from another.
-def started_trials(study: optuna.Study) -> list[FrozenTrial]:
+def started_trials(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> list[FrozenTrial]:
     """The study's trials but the queued ones, placeholders until a worker pops them (a study that
-    samples until its deadline keeps up to a window of them: automl.storage.trial_queue)."""
-    return [trial for trial in study.get_trials(deepcopy=False) if trial.state != TrialState.WAITING]
+    samples until its deadline keeps up to a window of them: automl.storage.trial_queue).
+    ``trials``: the study's, when the caller has read them (in outline will do: the state suffices)."""
+    return [trial for trial in (study.get_trials(deepcopy=False) if trials is None else trials)
+            if trial.state != TrialState.WAITING]
 
 
 def is_completed(trial: FrozenTrial) -> bool:
@@ -155,15 +157,17 @@ def is_trained(trial: FrozenTrial) -> bool:
     return is_completed(trial) and is_feasible(trial)
 
 
-def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+def pareto_front(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> list[FrozenTrial]:
     """The front: the trained trials (is_trained) that no other trained trial dominates, by number.
 
     Dominance as Optuna's ``best_trials`` has it (no worse in every objective, better in one; equal
     trials are all on the front); a trial's FLOPs count of 0 is a value like any other here. Found
     here, not by ``best_trials``: that deep-copies every trial of the study first, seconds and a
-    second copy in memory for a study of 50,000 trials.
+    second copy in memory for a study of 50,000 trials. ``trials``: the study's, when the caller
+    has read them (in outline will do: states, values and constraints suffice).
     """
-    trained = [trial for trial in study.get_trials(deepcopy=False) if is_trained(trial)]
+    trained = [trial for trial in (study.get_trials(deepcopy=False) if trials is None else trials)
+               if is_trained(trial)]
     if not trained:
         return []
     signs = np.array([1.0 if direction == StudyDirection.MINIMIZE else -1.0 for direction in study.directions])

@@ -103,8 +103,9 @@ def _clock(at: float | None) -> str:
     return "-" if at is None else datetime.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def describe(study: optuna.Study) -> str | None:
-    """What the study has spent of its budget, in a line; None when it has none."""
+def describe(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> str | None:
+    """What the study has spent of its budget, in a line; None when it has none. ``trials``: the
+    study's, when the caller has read them (their times are all it reads of them)."""
     budget = StudyBudget.of(study)
     parts = []
     if budget.deadline is not None and budget.study_timeout is not None:
@@ -114,7 +115,7 @@ def describe(study: optuna.Study) -> str | None:
                      + (f"{left:,.0f} s left, until {_clock(budget.deadline)})" if left > 0 else
                         f"ended {_clock(budget.deadline)})"))
     if budget.device_hours is not None:
-        spent_hours = device_hours_spent(study.get_trials(deepcopy=False))
+        spent_hours = device_hours_spent(study.get_trials(deepcopy=False) if trials is None else trials)
         parts.append(f"{spent_hours:,.3g} of {budget.device_hours:,.3g} device-hours spent"
                      + (" (no new trial starts)" if spent_hours >= budget.device_hours else ""))
     return f"study budget: {'; '.join(parts)}" if parts else None

@@ -18,6 +18,7 @@ from automl.results.dashboard_figures import POINTS_DRAWN, front_figure, hypervo
 from automl.results.figures import CURVES_DRAWN, Point, curves_figure, drawn_curves, pareto_figure
 from automl.results.hypervolume import HypervolumeHistory
 from automl.results.importance import IMPORTANCE_TRIALS, explained, importance_figure
+from automl.storage.outline import StudyOutline
 from automl.storage.schema import FAMILY_PARAM, TrialAttr
 
 
@@ -93,7 +94,7 @@ def test_the_dashboards_front_and_hypervolume_figures_stay_small_on_a_large_stud
 
 def test_importance_of_a_large_study_is_computed_over_a_spread_sample() -> None:
     study = _searched_study(trained=IMPORTANCE_TRIALS + 60)
-    accuracy = explained(study, "val_accuracy")
+    accuracy = explained(StudyOutline.read(study), "val_accuracy")
     trained = [trial.values for trial in study.trials if trial.values[0] > 0]
     spread = [trained[index * len(trained) // IMPORTANCE_TRIALS] for index in range(IMPORTANCE_TRIALS)]
     assert [trial.values for trial in accuracy.study.trials] == spread  # from the first trial to the last
@@ -120,12 +121,12 @@ def _searched_study(trained: int = 40) -> optuna.Study:
 
 def test_a_cost_is_explained_by_the_parameters_that_build_the_model_only() -> None:
     study = _searched_study()
-    flops = explained(study, "flops")
+    flops = explained(StudyOutline.read(study), "flops")
     assert "train.lr" not in flops.params and "mlp.depth" in flops.params
     assert len(flops.study.trials) == 50  # over-budget trials measured their FLOPs too
-    accuracy = explained(study, "val_accuracy")
+    accuracy = explained(StudyOutline.read(study), "val_accuracy")
     assert "train.lr" in accuracy.params and len(accuracy.study.trials) == 40  # trained ones only
-    figure, why = importance_figure(study, 1, "flops")
+    figure, why = importance_figure(StudyOutline.read(study), 1, "flops")
     axis = figure.axes[0]
     assert "training parameters cannot change a model's cost" in why
     assert [label.get_text() for label in axis.get_yticklabels() if label.get_text()] == ["family", "mlp.depth"]
@@ -141,4 +142,4 @@ def test_an_objective_nothing_can_explain_says_why() -> None:
                                  distributions={"train.lr": FloatDistribution(1e-4, 1e-2, log=True)}))
     with pytest.raises(ValueError, match="no parameter that builds the model is shared by every trial to "
                                          "explain flops with"):
-        explained(study, "flops")
+        explained(StudyOutline.read(study), "flops")

@@ -9,8 +9,9 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
-from automl.results.front import print_front
+from automl.results.front import front_rows, print_front
 from automl.results.report import front_table
+from automl.storage.outline import StudyOutline
 from automl.storage.schema import DEADLINE, FAMILY_PARAM, TrialAttr
 
 FAMILY = {FAMILY_PARAM: CategoricalDistribution(["mlp"])}
@@ -54,6 +55,6 @@ def test_show_marks_stopped_trials_and_tells_deadline_catches_from_failures(tmp_
 
 
 def test_the_report_names_why_a_front_trial_stopped(tmp_path: Path) -> None:
-    table = front_table(_study(tmp_path))
+    table = front_table(front_rows(StudyOutline.read(_study(tmp_path))))
     assert "<td>3, stopped by the time budget</td>" in table and "<td>2, stopped by the deadline</td>" in table
     assert "<td>10</td>" in table

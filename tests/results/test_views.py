@@ -28,6 +28,7 @@ from automl.results.front import front_rows, print_front
 from automl.results.hypervolume import hypervolume_history
 from automl.results.report import points, write_report
 from automl.search.plan import plan_study
+from automl.storage.outline import StudyOutline
 from automl.storage.schema import CONFIG_ATTR, TASK_ATTR, pareto_front
 
 DIRECTIONS = ["maximize", "minimize"]
@@ -71,15 +72,15 @@ def mixed(tmp_path: Path) -> optuna.Study:
 def test_every_view_puts_the_same_trials_on_the_front(mixed: optuna.Study) -> None:
     front = [t.number for t in pareto_front(mixed)]
     assert front == [0, 2]  # the 0-FLOPs trial included, the over-budget one not
-    assert sorted(row.number for row in front_rows(mixed)) == front
-    drawn = points(mixed)
+    assert sorted(row.number for row in front_rows(StudyOutline.read(mixed))) == front
+    drawn = points(StudyOutline.read(mixed))
     assert sorted(p.number for p in drawn) == [0, 1, 2]  # every trained trial, 0 FLOPs too
     assert sorted(p.number for p in drawn if p.on_front) == front
     assert sorted(hypervolume_history(mixed).trial_numbers) == [0, 1, 2]
 
 
 def test_the_pareto_figure_draws_a_zero_flops_trial_at_a_marked_floor(mixed: optuna.Study) -> None:
-    figure = pareto_figure(points(mixed), ["val_accuracy", "flops"])
+    figure = pareto_figure(points(StudyOutline.read(mixed)), ["val_accuracy", "flops"])
     axis = figure.axes[0]
     xs = sorted(x for collection in axis.collections for x, _ in collection.get_offsets())
     assert len(xs) == 3 + 2  # three trials, two of them ringed as the front

@@ -3,6 +3,7 @@ creates them, checked at start-up, and read exactly as Optuna's own storage read
 
 from __future__ import annotations
 
+import copy
 import datetime
 import math
 import time
@@ -17,7 +18,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from automl.errors import UsageError
-from automl.storage.optuna_tables import OptunaTables, UnknownOptunaTables, check_layout
+from automl.storage.optuna_tables import OptunaTables, Outline, UnknownOptunaTables, check_layout
 from automl.storage.urls import open_storage
 from automl.storage.worker_storage import WorkerStorage
 
@@ -47,10 +48,11 @@ def _trials() -> list[optuna.trial.FrozenTrial]:
     params = {"x": 0.25, "lr": 0.001, "n": 3, "act": None}
     return [
         create_trial(state=TrialState.COMPLETE, values=[0.5, math.inf], params=params, distributions=distributions,
-                     user_attrs={"curve": [0.1, 0.2], "family": "mlp"}, system_attrs={"constraints:max_flops": -1.0},
+                     user_attrs={"curve": [0.1, 0.2], "family": "mlp"},
+                     system_attrs={"constraints:max_flops": -1.0, "constraints_seen": 1},
                      intermediate_values={0: 0.1, 1: math.nan, 2: -math.inf}),
         create_trial(state=TrialState.PRUNED, params={"x": 0.75}, distributions={"x": distributions["x"]},
-                     intermediate_values={0: 0.3}),
+                     intermediate_values={0: 0.3}, user_attrs={"curve": []}),
         create_trial(state=TrialState.FAIL, user_attrs={"fail_reason": "RuntimeError: kaboom"}),
         create_trial(state=TrialState.WAITING, user_attrs={"queue_window": 0}),
         create_trial(state=TrialState.COMPLETE, values=[-math.inf, 2.0]),
@@ -71,12 +73,27 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
         everything = tables.load(connection, study_id)
         some = tables.load(connection, trial_ids=[trial.trial_id for trial in everything[1:3]])
         states = tables.trial_states(connection, study_id, lowest=everything[3].trial_id)
+        outlined = tables.load(connection, study_id, outline=Outline(("family", "fail_reason"), ("x", "n"),
+                                                                     ("constraints",)))
+        curved = tables.trials_with_user_attr(connection, study_id, "curve", unless=("[]",))
     # Every field, NaN included (which compares unequal to itself): the trials' reprs.
     theirs = [repr(trial) for trial in storage.get_all_trials(study_id)]
     assert [repr(stored.trial) for stored in everything] == theirs and len(theirs) == 6
     assert all(stored.study_id == study_id for stored in everything)
     assert [repr(stored.trial) for stored in some] == theirs[1:3]
     assert states == [(stored.trial_id, stored.trial.state) for stored in everything[3:]]
+    # In outline: the named attrs and params alone (a constraint's too), no intermediate values.
+    expected = []
+    for stored in everything:
+        trial = copy.copy(stored.trial)
+        trial.params = {key: value for key, value in trial.params.items() if key in ("x", "n")}
+        trial.distributions = {key: value for key, value in trial.distributions.items() if key in ("x", "n")}
+        trial.user_attrs = {key: value for key, value in trial.user_attrs.items() if key in ("family", "fail_reason")}
+        trial.system_attrs = {"constraints:max_flops": -1.0} if trial.system_attrs else {}
+        trial.intermediate_values = {}
+        expected.append(repr(trial))
+    assert [repr(stored.trial) for stored in outlined] == expected
+    assert curved == [everything[0].trial_id]  # the other curve is empty
 
 
 def test_a_database_missing_a_column_automl_reads_is_refused_at_start_up_naming_it(tmp_path: Path) -> None:

@@ -1,0 +1,99 @@
+"""A study's trials as the views read them (``automl show``, ``automl report``): every trial in
+outline, and in full only the few a view prints or draws.
+
+Read in full, a study of 50,000 trials is a million rows of attributes and parameters, parsed into
+50,000 trials: tens of seconds and hundreds of MB before anything is shown. Yet what a view counts
+and compares of every trial is a few fields: its state, times, objective values and constraints,
+its family, and the user attrs OUTLINE_ATTRS names (what the counts, the front, the warnings and
+the report's scatter figures read). So a view reads every trial in outline, those rows alone in
+batches (automl.storage.optuna_tables.Outline), and loads in full only the trials it prints or
+draws: the front's rows, the learning curves a figure draws, the trials importance is computed
+over (``full``). A trial in outline is an Optuna FrozenTrial whose ``user_attrs`` hold only
+OUTLINE_ATTRS and whose ``params`` only the family; nothing else of it may be read.
+
+A study that is not in a database (Optuna's in-memory storage) is read in full, as Optuna keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.storage._optuna import storage_backend
+from automl.storage.optuna_tables import OptunaTables, Outline
+from automl.storage.schema import FAMILY_PARAM, TrialAttr, pareto_front, started_trials
+
+# The user attrs every trial is read with: its family (automl.storage.schema.family_of), the scores
+# and cost the report's scatter figures draw, and what the counts of show and report look at.
+OUTLINE_ATTRS = (TrialAttr.FAMILY, TrialAttr.VAL_ACCURACY, TrialAttr.TEST_ACCURACY, TrialAttr.FLOPS,
+                 TrialAttr.OVER_BUDGET, TrialAttr.FAIL_REASON)
+# Optuna keeps a trial's constraints (FrozenTrial.constraints) in system attrs ``constraints``
+# (older studies) and ``constraints:NAME``: feasibility, so the front, needs them.
+OUTLINE = Outline(tuple(str(attr) for attr in OUTLINE_ATTRS), (FAMILY_PARAM,), ("constraints",))
+# A learning curve's stored JSON when a trial has none yet.
+NO_CURVE = ("[]", "null")
+
+
+class StudyOutline:
+    """A study's trials for a view: ``trials``, every one in outline (see module), by number;
+    ``curved``, those of them with a learning curve; ``full`` loads the ones a view prints or draws."""
+
+    def __init__(self, study: optuna.Study, trials: Sequence[FrozenTrial], curved: Sequence[FrozenTrial],
+                 load: Callable[[list[int]], list[FrozenTrial]]) -> None:
+        self.study = study
+        self.trials = list(trials)
+        self.curved = list(curved)
+        self._load = load
+
+    @classmethod
+    def read(cls, study: optuna.Study) -> StudyOutline:
+        """The study's trials in outline, read from its database in one batched read."""
+        backend = storage_backend(study)
+        if not isinstance(backend, RDBStorage):
+            return cls.holding(study, study.get_trials(deepcopy=False))
+        tables = OptunaTables(backend.engine)
+        study_id = backend.get_study_id_from_name(study.study_name)
+        with tables.engine.connect() as connection:
+            stored = tables.load(connection, study_id, outline=OUTLINE)
+            curved = set(tables.trials_with_user_attr(connection, study_id, TrialAttr.VAL_CURVE, unless=NO_CURVE))
+        ids = {row.trial.number: row.trial_id for row in stored}
+
+        def load(numbers: list[int]) -> list[FrozenTrial]:
+            with tables.engine.connect() as connection:
+                return [row.trial for row in tables.load(connection, trial_ids=[ids[number] for number in numbers])]
+
+        return cls(study, [row.trial for row in stored], [row.trial for row in stored if row.trial_id in curved], load)
+
+    @classmethod
+    def holding(cls, study: optuna.Study, trials: Sequence[FrozenTrial]) -> StudyOutline:
+        """The view of trials already read in full (a running study's, Optuna's in-memory ones)."""
+        by_number = {trial.number: trial for trial in trials}
+        return cls(study, trials, [trial for trial in trials if trial.user_attrs.get(TrialAttr.VAL_CURVE)],
+                   lambda numbers: [by_number[number] for number in numbers])
+
+    def full(self, trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+        """``trials`` (outlines of this study's trials) read in full, in the order of their numbers."""
+        numbers = sorted({trial.number for trial in trials})
+        return sorted(self._load(numbers), key=lambda trial: trial.number) if numbers else []
+
+    @cached_property
+    def started(self) -> list[FrozenTrial]:
+        """The trials but the queued ones (automl.storage.schema.started_trials)."""
+        return started_trials(self.study, self.trials)
+
+    @property
+    def queued(self) -> int:
+        return sum(trial.state == TrialState.WAITING for trial in self.trials)
+
+    @cached_property
+    def front(self) -> list[FrozenTrial]:
+        """The front (automl.storage.schema.pareto_front), in outline."""
+        return pareto_front(self.study, self.trials)
+
+    @cached_property
+    def front_numbers(self) -> set[int]:
+        return {trial.number for trial in self.front}
