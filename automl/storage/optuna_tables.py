@@ -5,12 +5,12 @@ parameter and attribute in a transaction of its own. A worker needs what it lack
 every trial in one query (to reload only the trials that changed, automl.storage.read_once), the
 trials that changed in one batch, and a trial's held writes in one transaction
 (automl.storage.held_writes); the views need every trial with a few of its rows (in outline,
-automl.storage.outline) and which trials hold an attribute. So those statements are written here, against the tables Optuna's
-RDBStorage creates, declared below with the columns automl touches, never through Optuna's own
-(private) model classes. ``OptunaTables`` checks on first use of a database that its tables have
-those columns and the unique keys the upserts rely on, and refuses a database that has not, naming
-what is missing (tests/storage/test_optuna_tables.py runs the check and compares every trial read
-here with Optuna's own reading, on SQLite and PostgreSQL).
+automl.storage.outline) and which trials hold an attribute. So those statements are written here,
+against the tables Optuna's RDBStorage creates, declared below with the columns automl touches,
+never through Optuna's own (private) model classes. ``OptunaTables`` checks on first use of a
+database that its tables have those columns and the unique keys the upserts rely on, and refuses a
+database that has not, naming what is missing (tests/storage/test_optuna_tables.py runs the check
+and compares every trial read here with Optuna's own reading, on SQLite and PostgreSQL).
 
 Two stored conventions of Optuna's are read as Optuna reads them: trial times are naive UTC (shown
 in local time), and an infinite or NaN value is stored as a type beside a NULL value.
@@ -81,14 +81,36 @@ class StoredTrial(NamedTuple):
 
 
 class Outline(NamedTuple):
-    """What a trial read in outline holds: its row of the trials table and its values, and of its
-    other rows only the user attrs and parameters named here, and the system attrs named here or
-    named one of them, a colon and more (``constraints`` takes Optuna's ``constraints:NAME`` too);
-    no intermediate values."""
+    """What a trial read in outline holds (OptunaTables.outlines): its row of the trials table and
+    its values, and of its other rows only the user attrs and parameters named here, and the system
+    attrs named here or named one of them, a colon and more (``constraints`` takes Optuna's
+    ``constraints:NAME`` too); no intermediate values."""
 
     user_attrs: tuple[str, ...]
     params: tuple[str, ...]
     system_attrs: tuple[str, ...]
+
+
+class _Parsed:
+    """Stored JSON parsed once per distinct text: distributions, and values that are no list or
+    dict (a trial may change its own list; a string or number is shared safely)."""
+
+    def __init__(self) -> None:
+        self._distributions: dict[str, BaseDistribution] = {}
+        self._values: dict[str, Any] = {}
+
+    def distribution(self, stored: str) -> BaseDistribution:
+        if stored not in self._distributions:
+            self._distributions[stored] = json_to_distribution(stored)
+        return self._distributions[stored]
+
+    def value(self, stored: str) -> Any:
+        found = self._values.get(stored, self)
+        if found is self:
+            found = json.loads(stored)
+            if not isinstance(found, list | dict):
+                self._values[stored] = found
+        return found
 
 
 def _local(stored: datetime.datetime | None) -> datetime.datetime | None:
@@ -164,10 +186,9 @@ class OptunaTables:
             .where(TRIALS.c.study_id == study_id, attrs.key == key, attrs.value_json.not_in(unless))
             .order_by(attrs.trial_id)).scalars())
 
-    def load(self, connection: Connection, study_id: int | None = None, trial_ids: Collection[int] = (),
-             outline: Outline | None = None) -> list[StoredTrial]:
-        """Whole trials, by id or (with ``study_id`` and no ids) every trial of a study, in id order;
-        with ``outline``, only the rows it names (and trials with only those attrs and params).
+    def load(self, connection: Connection, study_id: int | None = None,
+             trial_ids: Collection[int] = ()) -> list[StoredTrial]:
+        """Whole trials, by id or (with ``study_id`` and no ids) every trial of a study, in id order.
 
         A whole study is read _STUDY_CHUNK trials at a time: the rows of a chunk are let go before
         the next is read, so a study of 50,000 trials never holds its million rows at once.
@@ -180,51 +201,33 @@ class OptunaTables:
                 within = TRIALS.c.trial_id.between(ids[start], ids[min(start + _STUDY_CHUNK, len(ids)) - 1])
                 mine = sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id, within)
                 loaded += self._load(connection, sqlalchemy.and_(TRIALS.c.study_id == study_id, within),
-                                     lambda table, mine=mine: table.c.trial_id.in_(mine), outline)  # type: ignore[misc]
+                                     lambda table, mine=mine: table.c.trial_id.in_(mine))  # type: ignore[misc]
             return loaded
         for chunk in _chunks(sorted(trial_ids)):
             loaded += self._load(connection, TRIALS.c.trial_id.in_(chunk),
-                                 lambda table, chunk=chunk: table.c.trial_id.in_(chunk), outline)  # type: ignore[misc]
+                                 lambda table, chunk=chunk: table.c.trial_id.in_(chunk))  # type: ignore[misc]
         return loaded
 
-    def _load(self, connection: Connection, which: Any, children: Callable[[Table], Any],
-              outline: Outline | None) -> list[StoredTrial]:
+    def _load(self, connection: Connection, which: Any, children: Callable[[Table], Any]) -> list[StoredTrial]:
         rows = connection.execute(sqlalchemy.select(TRIALS).where(which).order_by(TRIALS.c.trial_id)).all()
         if not rows:
             return []
 
-        def read(table: Table, order: Column[Any], *only: Any) -> dict[int, list[Any]]:
+        def read(table: Table, order: Column[Any]) -> dict[int, list[Any]]:
             found: dict[int, list[Any]] = {}
             # all(): fetched at once, a row each costs a third of what iterating the result does.
-            for row in connection.execute(sqlalchemy.select(table).where(children(table), *only).order_by(order)
-                                          ).all():
+            for row in connection.execute(sqlalchemy.select(table).where(children(table)).order_by(order)).all():
                 found.setdefault(row.trial_id, []).append(row)
             return found
 
-        values = read(VALUES, VALUES.c.objective)
-        if outline is None:
-            params = read(PARAMS, PARAMS.c.param_id)
-            steps = read(INTERMEDIATE, INTERMEDIATE.c.trial_intermediate_value_id)
-            user, system = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id), read(
-                SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id)
-        else:
-            params = read(PARAMS, PARAMS.c.param_id, PARAMS.c.param_name.in_(outline.params))
-            user = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id, USER_ATTRS.c.key.in_(outline.user_attrs))
-            keys = SYSTEM_ATTRS.c.key
-            system = read(SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id, sqlalchemy.or_(
-                keys.in_(outline.system_attrs), *(keys.startswith(f"{key}:", autoescape=True)
-                                                  for key in outline.system_attrs)))
-            steps = {}
-        distributions: dict[str, BaseDistribution] = {}  # one parse per distinct JSON
-
-        def distribution(stored: str) -> BaseDistribution:
-            if stored not in distributions:
-                distributions[stored] = json_to_distribution(stored)
-            return distributions[stored]
-
+        params, values = read(PARAMS, PARAMS.c.param_id), read(VALUES, VALUES.c.objective)
+        steps = read(INTERMEDIATE, INTERMEDIATE.c.trial_intermediate_value_id)
+        user, system = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id), read(
+            SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id)
+        parsed = _Parsed()
         trials = []
         for row in rows:
-            own = {p.param_name: distribution(p.distribution_json) for p in params.get(row.trial_id, [])}
+            own = {p.param_name: parsed.distribution(p.distribution_json) for p in params.get(row.trial_id, [])}
             objectives = values.get(row.trial_id)
             trial = FrozenTrial(
                 number=row.number, state=TrialState[row.state], value=None,
@@ -233,12 +236,60 @@ class OptunaTables:
                 params={p.param_name: own[p.param_name].to_external_repr(p.param_value)
                         for p in params.get(row.trial_id, [])},
                 distributions=own,
-                user_attrs={a.key: json.loads(a.value_json) for a in user.get(row.trial_id, [])},
-                system_attrs={a.key: json.loads(a.value_json) for a in system.get(row.trial_id, [])},
+                user_attrs={a.key: parsed.value(a.value_json) for a in user.get(row.trial_id, [])},
+                system_attrs={a.key: parsed.value(a.value_json) for a in system.get(row.trial_id, [])},
                 intermediate_values={v.step: _float(v.intermediate_value, v.intermediate_value_type)
                                      for v in steps.get(row.trial_id, [])},
                 trial_id=row.trial_id)
             trials.append(StoredTrial(row.study_id, row.trial_id, trial))
+        return trials
+
+    def outlines(self, connection: Connection, study_id: int, outline: Outline, objectives: int
+                 ) -> list[StoredTrial]:
+        """Every trial of the study in outline (see Outline), in id order, with at most ``objectives``
+        values. One query reads a row per trial, its values, attrs and params joined to it by their
+        unique keys (so the database, not Python, puts a trial's rows together), and one more the
+        system attrs named."""
+        columns: list[Any] = [TRIALS.c.trial_id, TRIALS.c.number, TRIALS.c.state, TRIALS.c.datetime_start,
+                              TRIALS.c.datetime_complete]
+        joined: Any = TRIALS
+        for table, key, names, read in ((VALUES, "objective", range(objectives), ("value", "value_type")),
+                                        (PARAMS, "param_name", outline.params, ("param_value", "distribution_json")),
+                                        (USER_ATTRS, "key", outline.user_attrs, ("value_json",))):
+            for name in names:
+                rows_of = table.alias()
+                joined = joined.outerjoin(rows_of, sqlalchemy.and_(rows_of.c.trial_id == TRIALS.c.trial_id,
+                                                                   rows_of.c[key] == name))
+                columns += [rows_of.c[column] for column in read]
+        rows = connection.execute(sqlalchemy.select(*columns).select_from(joined)
+                                  .where(TRIALS.c.study_id == study_id).order_by(TRIALS.c.trial_id)).all()
+        keys = SYSTEM_ATTRS.c.key
+        system: dict[int, list[Any]] = {}
+        for attr in connection.execute(
+                sqlalchemy.select(SYSTEM_ATTRS).join(TRIALS, TRIALS.c.trial_id == SYSTEM_ATTRS.c.trial_id)
+                .where(TRIALS.c.study_id == study_id, sqlalchemy.or_(keys.in_(outline.system_attrs), *(
+                    keys.startswith(f"{name}:", autoescape=True) for name in outline.system_attrs)))
+                .order_by(SYSTEM_ATTRS.c.trial_system_attribute_id)).all():
+            system.setdefault(attr.trial_id, []).append(attr)
+        parsed, params_at, attrs_at = _Parsed(), 5 + 2 * objectives, 5 + 2 * objectives + 2 * len(outline.params)
+        trials = []
+        for row in rows:
+            values = [_float(row[at], row[at + 1]) for at in range(5, params_at, 2) if row[at + 1] is not None]
+            distributions = {name: parsed.distribution(row[at + 1])
+                             for name, at in zip(outline.params, range(params_at, attrs_at, 2), strict=True)
+                             if row[at + 1] is not None}
+            trial = FrozenTrial(
+                number=row.number, state=TrialState[row.state], value=None, values=values or None,
+                datetime_start=_local(row.datetime_start), datetime_complete=_local(row.datetime_complete),
+                params={name: distributions[name].to_external_repr(row[at])
+                        for name, at in zip(outline.params, range(params_at, attrs_at, 2), strict=True)
+                        if name in distributions},
+                distributions=distributions,
+                user_attrs={key: parsed.value(row[at]) for at, key in enumerate(outline.user_attrs, attrs_at)
+                            if row[at] is not None},
+                system_attrs={a.key: parsed.value(a.value_json) for a in system.get(row.trial_id, [])},
+                intermediate_values={}, trial_id=row.trial_id)
+            trials.append(StoredTrial(study_id, row.trial_id, trial))
         return trials
 
     def insert_params(self, connection: Connection, rows: list[dict[str, Any]]) -> None:

@@ -5,10 +5,10 @@ Read in full, a study of 50,000 trials is a million rows of attributes and param
 50,000 trials: tens of seconds and hundreds of MB before anything is shown. Yet what a view counts
 and compares of every trial is a few fields: its state, times, objective values and constraints,
 its family, and the user attrs OUTLINE_ATTRS names (what the counts, the front, the warnings and
-the report's scatter figures read). So a view reads every trial in outline, those rows alone in
-batches (automl.storage.optuna_tables.Outline), and loads in full only the trials it prints or
-draws: the front's rows, the learning curves a figure draws, the trials importance is computed
-over (``full``). A trial in outline is an Optuna FrozenTrial whose ``user_attrs`` hold only
+the report's scatter figures read). So a view reads every trial in outline, those rows alone, a
+row per trial (automl.storage.optuna_tables.OptunaTables.outlines), and loads in full only the
+trials it prints or draws: the front's rows, the learning curves a figure draws, the trials
+importance is computed over (``full``). A trial in outline is an Optuna FrozenTrial whose ``user_attrs`` hold only
 OUTLINE_ATTRS and whose ``params`` only the family; nothing else of it may be read.
 
 A study that is not in a database (Optuna's in-memory storage) is read in full, as Optuna keeps it.
@@ -58,7 +58,7 @@ class StudyOutline:
         tables = OptunaTables(backend.engine)
         study_id = backend.get_study_id_from_name(study.study_name)
         with tables.engine.connect() as connection:
-            stored = tables.load(connection, study_id, outline=OUTLINE)
+            stored = tables.outlines(connection, study_id, OUTLINE, len(study.directions))
             curved = set(tables.trials_with_user_attr(connection, study_id, TrialAttr.VAL_CURVE, unless=NO_CURVE))
         ids = {row.trial.number: row.trial_id for row in stored}
 

@@ -73,8 +73,8 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
         everything = tables.load(connection, study_id)
         some = tables.load(connection, trial_ids=[trial.trial_id for trial in everything[1:3]])
         states = tables.trial_states(connection, study_id, lowest=everything[3].trial_id)
-        outlined = tables.load(connection, study_id, outline=Outline(("family", "fail_reason"), ("x", "n"),
-                                                                     ("constraints",)))
+        outlined = tables.outlines(connection, study_id, Outline(("family", "fail_reason"), ("x", "n"),
+                                                                 ("constraints",)), objectives=2)
         curved = tables.trials_with_user_attr(connection, study_id, "curve", unless=("[]",))
     # Every field, NaN included (which compares unequal to itself): the trials' reprs.
     theirs = [repr(trial) for trial in storage.get_all_trials(study_id)]
