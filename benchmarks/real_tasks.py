@@ -219,8 +219,10 @@ def baselines(task: Task, data: dict[str, np.ndarray]) -> dict[str, float]:
             "1nn_dtw": nearest_neighbour(dtw(x_test, x), y, y_test)}
 
 
-def write_study(folder: Path, task: Task, data: dict[str, np.ndarray], budget_s: float) -> Path:
-    """The task's data files and a study file that gives the dataset and the budget, nothing else."""
+def write_study(folder: Path, task: Task, data: dict[str, np.ndarray], budget_s: float,
+                n_trials: int | None = None) -> Path:
+    """The task's data files and a study file that gives the dataset and the budget, nothing else
+    (and ``n_trials``, where a smoke run caps the trials so as not to train until the deadline)."""
     storage = f"sqlite:///{folder / 'study.db'}"
     if task.kind == "text":
         for name, x, y in (("train.tsv", data["x"], data["y"]), ("test.tsv", data["x_test"], data["y_test"])):
@@ -231,8 +233,9 @@ def write_study(folder: Path, task: Task, data: dict[str, np.ndarray], budget_s:
         np.savez(folder / "data.npz", **{key: np.asarray(value) for key, value in data.items()})
         dataset = 'dataset = "npz"\npath = "data.npz"'
     path = folder / "study.toml"
-    path.write_text(f'name = "{task.name}"\ntimeout = {budget_s}\nstorage = "{storage}"\n\n[data]\n{dataset}\n',
-                    encoding="utf-8")
+    trials = f"n_trials = {n_trials}\n" if n_trials else ""
+    path.write_text(f'name = "{task.name}"\ntimeout = {budget_s}\n{trials}storage = "{storage}"\n\n'
+                    f'[data]\n{dataset}\n', encoding="utf-8")
     return path
 
 
@@ -329,6 +332,8 @@ def main() -> None:
     parser.add_argument("--wheels", type=Path, default=HERE / "wheels", help="the folder of the wheels")
     parser.add_argument("--folder", type=Path, help="where data, studies and logs go (default: a temporary "
                         "folder); the tasks whose studies ran there before are scored again, not run")
+    parser.add_argument("--trials", type=int, help="at most this many trials per task (default: until the budget "
+                        "is spent); a smoke run's cap, so that it does not train until its deadline")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20 s, Coffee and wine")
     args = parser.parse_args()
     budget_s = args.budget or (20.0 if args.quick else 600.0)
@@ -344,7 +349,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         data = task.load(args.wheels)
         if not (folder / RAN).exists():
-            write_study(folder, task, data, budget_s)
+            write_study(folder, task, data, budget_s, args.trials)
         outcomes.append(Outcome(task, baselines(task, data), rows=len(data["y"])))
         if (folder / RAN).exists():  # run in an earlier call with this --folder: only scored again
             finish(outcomes[-1], folder, automl)
