@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 from matplotlib.figure import Figure
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from automl.errors import plural
 from automl.results.figures import (
@@ -90,10 +90,12 @@ def front_table(front: Sequence[FrontRow]) -> str:
 def family_table(outline: StudyOutline, trained: Sequence[Point]) -> str:
     """Per family: trials, completed, failed, on the front and over budget (automl.storage.schema's
     definitions), and spreads over its trained trials."""
-    trials, front = outline.started, outline.front_numbers
+    front = outline.front_numbers
+    by_family: dict[str, list[FrozenTrial]] = {}
+    for trial in outline.started:
+        by_family.setdefault(str(family_of(trial)), []).append(trial)
     rows = []
-    for family in sorted({str(family_of(t)) for t in trials}):
-        mine = [t for t in trials if str(family_of(t)) == family]
+    for family, mine in sorted(by_family.items()):
         done = [p for p in trained if p.family == family]
         accuracies = [p.val_accuracy for p in done]
         rows.append((family, len(mine), sum(is_completed(t) for t in mine),
