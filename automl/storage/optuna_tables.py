@@ -91,13 +91,27 @@ class Outline(NamedTuple):
     system_attrs: tuple[str, ...]
 
 
-class _Parsed:
-    """Stored JSON parsed once per distinct text: distributions, and values that are no list or
-    dict (a trial may change its own list; a string or number is shared safely)."""
+class _Decoded:
+    """What one read decodes, each once: stored JSON per distinct text (distributions, and values
+    that are no list or dict: a trial may change its own list, a string or number is shared
+    safely), and the local time's offset per quarter hour of the stored UTC times (every time
+    zone's offset is a multiple of 15 minutes and changes at a quarter hour of UTC)."""
 
     def __init__(self) -> None:
         self._distributions: dict[str, BaseDistribution] = {}
         self._values: dict[str, Any] = {}
+        self._offsets: dict[tuple[int, int, int, int, int], datetime.timedelta] = {}
+
+    def local(self, stored: datetime.datetime | None) -> datetime.datetime | None:
+        """A stored (naive UTC) time as Optuna shows it: naive local time."""
+        if stored is None:
+            return None
+        quarter = (stored.year, stored.month, stored.day, stored.hour, stored.minute // 15)
+        offset = self._offsets.get(quarter)
+        if offset is None:
+            offset = stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None) - stored
+            self._offsets[quarter] = offset
+        return stored + offset
 
     def distribution(self, stored: str) -> BaseDistribution:
         if stored not in self._distributions:
@@ -111,13 +125,6 @@ class _Parsed:
             if not isinstance(found, list | dict):
                 self._values[stored] = found
         return found
-
-
-def _local(stored: datetime.datetime | None) -> datetime.datetime | None:
-    """A stored (naive UTC) time as Optuna shows it: naive local time."""
-    if stored is None:
-        return None
-    return stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
 
 
 def _float(value: float | None, stored_type: str) -> float:
@@ -167,7 +174,8 @@ class OptunaTables:
         """The trial's start and completion times, as Optuna shows them; None if it is gone."""
         row = connection.execute(sqlalchemy.select(TRIALS.c.datetime_start, TRIALS.c.datetime_complete)
                                  .where(TRIALS.c.trial_id == trial_id)).first()
-        return None if row is None else (_local(row[0]), _local(row[1]))
+        decoded = _Decoded()
+        return None if row is None else (decoded.local(row[0]), decoded.local(row[1]))
 
     def study_distribution(self, connection: Connection, study_id: int, name: str) -> BaseDistribution | None:
         """The distribution some trial of the study stored for parameter ``name``, if any."""
@@ -224,20 +232,21 @@ class OptunaTables:
         steps = read(INTERMEDIATE, INTERMEDIATE.c.trial_intermediate_value_id)
         user, system = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id), read(
             SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id)
-        parsed = _Parsed()
+        decoded = _Decoded()
         trials = []
         for row in rows:
-            own = {p.param_name: parsed.distribution(p.distribution_json) for p in params.get(row.trial_id, [])}
+            own = {p.param_name: decoded.distribution(p.distribution_json) for p in params.get(row.trial_id, [])}
             objectives = values.get(row.trial_id)
             trial = FrozenTrial(
                 number=row.number, state=TrialState[row.state], value=None,
                 values=[_float(v.value, v.value_type) for v in objectives] if objectives else None,
-                datetime_start=_local(row.datetime_start), datetime_complete=_local(row.datetime_complete),
+                datetime_start=decoded.local(row.datetime_start),
+                datetime_complete=decoded.local(row.datetime_complete),
                 params={p.param_name: own[p.param_name].to_external_repr(p.param_value)
                         for p in params.get(row.trial_id, [])},
                 distributions=own,
-                user_attrs={a.key: parsed.value(a.value_json) for a in user.get(row.trial_id, [])},
-                system_attrs={a.key: parsed.value(a.value_json) for a in system.get(row.trial_id, [])},
+                user_attrs={a.key: decoded.value(a.value_json) for a in user.get(row.trial_id, [])},
+                system_attrs={a.key: decoded.value(a.value_json) for a in system.get(row.trial_id, [])},
                 intermediate_values={v.step: _float(v.intermediate_value, v.intermediate_value_type)
                                      for v in steps.get(row.trial_id, [])},
                 trial_id=row.trial_id)
@@ -271,23 +280,25 @@ class OptunaTables:
                     keys.startswith(f"{name}:", autoescape=True) for name in outline.system_attrs)))
                 .order_by(SYSTEM_ATTRS.c.trial_system_attribute_id)).all():
             system.setdefault(attr.trial_id, []).append(attr)
-        parsed, params_at, attrs_at = _Parsed(), 5 + 2 * objectives, 5 + 2 * objectives + 2 * len(outline.params)
+        decoded = _Decoded()
+        params_at, attrs_at = 5 + 2 * objectives, 5 + 2 * objectives + 2 * len(outline.params)
         trials = []
         for row in rows:
             values = [_float(row[at], row[at + 1]) for at in range(5, params_at, 2) if row[at + 1] is not None]
-            distributions = {name: parsed.distribution(row[at + 1])
+            distributions = {name: decoded.distribution(row[at + 1])
                              for name, at in zip(outline.params, range(params_at, attrs_at, 2), strict=True)
                              if row[at + 1] is not None}
             trial = FrozenTrial(
                 number=row.number, state=TrialState[row.state], value=None, values=values or None,
-                datetime_start=_local(row.datetime_start), datetime_complete=_local(row.datetime_complete),
+                datetime_start=decoded.local(row.datetime_start),
+                datetime_complete=decoded.local(row.datetime_complete),
                 params={name: distributions[name].to_external_repr(row[at])
                         for name, at in zip(outline.params, range(params_at, attrs_at, 2), strict=True)
                         if name in distributions},
                 distributions=distributions,
-                user_attrs={key: parsed.value(row[at]) for at, key in enumerate(outline.user_attrs, attrs_at)
+                user_attrs={key: decoded.value(row[at]) for at, key in enumerate(outline.user_attrs, attrs_at)
                             if row[at] is not None},
-                system_attrs={a.key: parsed.value(a.value_json) for a in system.get(row.trial_id, [])},
+                system_attrs={a.key: decoded.value(a.value_json) for a in system.get(row.trial_id, [])},
                 intermediate_values={}, trial_id=row.trial_id)
             trials.append(StoredTrial(study_id, row.trial_id, trial))
         return trials

@@ -96,6 +96,37 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
     assert curved == [everything[0].trial_id]  # the other curve is empty
 
 
+def test_trial_times_across_daylight_saving_changes_read_as_optuna_reads_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local times, in a zone whose offset (-3:30 / -2:30) changes at half past an hour of UTC: a
+    read converts once per quarter hour (automl.storage.optuna_tables._Decoded)."""
+    monkeypatch.setenv("TZ", "America/St_Johns")
+    time.tzset()
+    try:
+        storage = open_storage(f"sqlite:///{tmp_path / 'times.db'}")
+        study = optuna.create_study(storage=storage)
+        changes = [datetime.datetime(2024, 3, 10, 5, 30, tzinfo=datetime.UTC),  # summer time starts
+                   datetime.datetime(2024, 11, 3, 4, 30, tzinfo=datetime.UTC)]  # and ends
+        moments = [change + datetime.timedelta(microseconds=step) for change in changes for step in (-1, 0, 1)]
+        for start, end in zip(moments, moments[1:] + moments[:1], strict=True):
+            trial = create_trial(state=TrialState.COMPLETE, value=1.0)
+            trial.datetime_start, trial.datetime_complete = start, end
+            study.add_trial(trial)
+        study_id = storage.get_study_id_from_name(study.study_name)
+        tables = OptunaTables(storage.engine)
+        with storage.engine.connect() as connection:
+            ours = [tables.load(connection, study_id), tables.outlines(connection, study_id, Outline((), (), ()), 1)]
+        theirs = [(trial.datetime_start, trial.datetime_complete) for trial in storage.get_all_trials(study_id)]
+        for read in ours:
+            assert [(stored.trial.datetime_start, stored.trial.datetime_complete) for stored in read] == theirs
+        # The local clock jumps an hour at each change (a read converting once an hour would miss it).
+        assert theirs[1][0] - theirs[0][0] == datetime.timedelta(hours=1, microseconds=1)
+        assert theirs[4][0] - theirs[3][0] == datetime.timedelta(hours=-1, microseconds=1)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_a_database_missing_a_column_automl_reads_is_refused_at_start_up_naming_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'changed.db'}"
     with warnings.catch_warnings():
