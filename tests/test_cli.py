@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, spawn_cli, write_study
+from conftest import SearchedStudy, run_cli, spawn_cli, write_study
 from datafiles import labels, write_npz
 
 
@@ -54,12 +54,10 @@ def test_run_then_show_prints_the_front_with_test_accuracy(tiny_study: Path, tmp
     assert "lr=" in show.stdout
 
 
-@pytest.mark.slow
-def test_show_unknown_study_lists_existing(tiny_study: Path, tmp_path: Path) -> None:
-    assert run_cli("run", str(tiny_study), "--n-trials", "1", cwd=tmp_path).returncode == 0
-    result = run_cli("show", "nope", "--storage", f"sqlite:///{tmp_path / 'tiny.db'}", cwd=tmp_path)
+def test_show_unknown_study_lists_existing(searched_study: SearchedStudy, tmp_path: Path) -> None:
+    result = run_cli("show", "nope", "--storage", searched_study.url, cwd=tmp_path)
     assert result.returncode == 2
-    assert "no study named 'nope'" in result.stderr and "tiny" in result.stderr
+    assert "no study named 'nope'" in result.stderr and f"studies there: {searched_study.name}" in result.stderr
 
 
 def test_storage_password_is_never_printed(tmp_path: Path) -> None:

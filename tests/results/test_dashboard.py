@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -109,31 +110,49 @@ def _render(browser: str, url: str, profile: Path, screenshot: Path) -> str:
     return page
 
 
-def test_chromium_renders_the_study_and_its_trial_artifacts(searched_study: SearchedStudy,
-                                                            tmp_path: Path) -> None:
-    browser = _chromium()
-    with _dashboard(searched_study.url) as base:
-        summary = next(s for s in _get_json(f"{base}/api/studies")["study_summaries"]
-                       if s["study_name"] == searched_study.name)
-        study_id = summary["study_id"]
-        page = _render(browser, f"{base}/dashboard/studies/{study_id}", tmp_path / "profile", tmp_path / "study.png")
-        assert f"{searched_study.name} (id={study_id})" in page  # the study's title bar
-        assert "val_accuracy" in page and "flops" in page  # the metric names on the Pareto front
-        with Image.open(tmp_path / "study.png") as image:
-            assert image.size == (1280, 900)
+@dataclass(frozen=True)
+class ServedStudy:
+    """The searched study served by one `automl dashboard`, and its page as Chromium rendered it."""
 
-        trials = _render(browser, f"{base}/dashboard/studies/{study_id}/trials", tmp_path / "profile",
-                         tmp_path / "trials.png")
-        for name in (SUMMARY, CURVE_PNG, CURVE_JSON, WEIGHTS):
-            assert name in trials, f"artifact {name} is not listed"
-        # The dashboard serves the artifact the trial uploaded, from the folder derived from the URL.
-        trial = optuna.load_study(study_name=searched_study.name, storage=searched_study.url).trials[0]
-        meta = next(m for m in optuna.artifacts.get_all_artifact_meta(
-            trial, storage=optuna.storages.RDBStorage(searched_study.url)) if m.filename == SUMMARY)
-        url = f"{base}/artifacts/{study_id}/{trial._trial_id}/{meta.artifact_id}"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            served = response.read()
-        assert served == (artifact_dir(searched_study.url) / meta.artifact_id).read_bytes()
+    base: str
+    study_id: int
+    page: str
+    screenshot: Path
+
+
+@pytest.fixture(scope="module")
+def served_study(searched_study: SearchedStudy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedStudy]:
+    """One dashboard server and one render of the study's page for the module's tests, which only
+    read through them (each server costs an automl process's start, each render a browser's)."""
+    browser = _chromium()
+    folder = tmp_path_factory.mktemp("served")
+    with _dashboard(searched_study.url) as base:
+        study_id = next(s["study_id"] for s in _get_json(f"{base}/api/studies")["study_summaries"]
+                        if s["study_name"] == searched_study.name)
+        page = _render(browser, f"{base}/dashboard/studies/{study_id}", folder / "profile", folder / "study.png")
+        yield ServedStudy(base, study_id, page, folder / "study.png")
+
+
+def test_chromium_renders_the_study_and_its_trial_artifacts(searched_study: SearchedStudy, served_study: ServedStudy,
+                                                            tmp_path: Path) -> None:
+    browser, base, study_id = _chromium(), served_study.base, served_study.study_id
+    assert f"{searched_study.name} (id={study_id})" in served_study.page  # the study's title bar
+    assert "val_accuracy" in served_study.page and "flops" in served_study.page  # the front's metric names
+    with Image.open(served_study.screenshot) as image:
+        assert image.size == (1280, 900)
+
+    trials = _render(browser, f"{base}/dashboard/studies/{study_id}/trials", tmp_path / "profile",
+                     tmp_path / "trials.png")
+    for name in (SUMMARY, CURVE_PNG, CURVE_JSON, WEIGHTS):
+        assert name in trials, f"artifact {name} is not listed"
+    # The dashboard serves the artifact the trial uploaded, from the folder derived from the URL.
+    trial = optuna.load_study(study_name=searched_study.name, storage=searched_study.url).trials[0]
+    meta = next(m for m in optuna.artifacts.get_all_artifact_meta(
+        trial, storage=optuna.storages.RDBStorage(searched_study.url)) if m.filename == SUMMARY)
+    url = f"{base}/artifacts/{study_id}/{trial._trial_id}/{meta.artifact_id}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        served = response.read()
+    assert served == (artifact_dir(searched_study.url) / meta.artifact_id).read_bytes()
 
 
 def _plot_segments(page: str) -> dict[str, str]:
@@ -145,40 +164,37 @@ def _plot_segments(page: str) -> dict[str, str]:
     return {name: page[start:end] for (start, name), end in zip(starts, ends, strict=True)}
 
 
-def test_chromium_renders_the_figures_and_notes_automl_run_saved(searched_study: SearchedStudy, tmp_path: Path) -> None:
-    browser = _chromium()
+def test_chromium_renders_the_figures_and_notes_automl_run_saved(searched_study: SearchedStudy,
+                                                                 served_study: ServedStudy, tmp_path: Path) -> None:
+    browser, base, study_id = _chromium(), served_study.base, served_study.study_id
     study = optuna.load_study(study_name=searched_study.name, storage=searched_study.url)
     with_curves = [t for t in study.trials if t.user_attrs.get(TrialAttr.VAL_CURVE)]
-    with _dashboard(searched_study.url) as base:
-        study_id = next(s["study_id"] for s in _get_json(f"{base}/api/studies")["study_summaries"]
-                        if s["study_name"] == searched_study.name)
-        page = _render(browser, f"{base}/dashboard/studies/{study_id}", tmp_path / "profile", tmp_path / "study.png")
-        plots = _plot_segments(page)
-        # plotly drew them: titles, axes, one line per family and state of the trials with a curve,
-        # the families in the legend.
-        assert "Learning curves" in plots["learning-curves"] and "validation accuracy" in plots["learning-curves"]
-        groups = {(t.user_attrs.get(TrialAttr.FAMILY), t.state) for t in with_curves}
-        assert plots["learning-curves"].count('class="trace scatter') == len(groups) > 0
-        assert "FLOPs per sample (log scale)" in plots["pareto-front"] and "mlp" in plots["pareto-front"]
-        assert "Hypervolume" in plots["hypervolume"] and "completed trials" in plots["hypervolume"]
-        served = {figure["id"]: json.loads(figure["graph_object"])
-                  for figure in _get_json(f"{base}/api/studies/{study_id}")["plotly_graph_objects"]}
-        assert served["pareto-front"]["layout"]["xaxis"]["type"] == "log"
+    plots = _plot_segments(served_study.page)
+    # plotly drew them: titles, axes, one line per family and state of the trials with a curve,
+    # the families in the legend.
+    assert "Learning curves" in plots["learning-curves"] and "validation accuracy" in plots["learning-curves"]
+    groups = {(t.user_attrs.get(TrialAttr.FAMILY), t.state) for t in with_curves}
+    assert plots["learning-curves"].count('class="trace scatter') == len(groups) > 0
+    assert "FLOPs per sample (log scale)" in plots["pareto-front"] and "mlp" in plots["pareto-front"]
+    assert "Hypervolume" in plots["hypervolume"] and "completed trials" in plots["hypervolume"]
+    served = {figure["id"]: json.loads(figure["graph_object"])
+              for figure in _get_json(f"{base}/api/studies/{study_id}")["plotly_graph_objects"]}
+    assert served["pareto-front"]["layout"]["xaxis"]["type"] == "log"
 
-        note = _render(browser, f"{base}/dashboard/studies/{study_id}/note", tmp_path / "profile", tmp_path / "note.png")
-        assert "fraction of the validation split classified right" in note and "forward FLOPs per sample" in note
-        # The front's trials have notes (the others none: the page reads every note at each call).
-        first = pareto_front(study)[0]
-        trials = _render(browser, f"{base}/dashboard/studies/{study_id}/trials?numbers={first.number}",
-                         tmp_path / "profile", tmp_path / "trials.png")
-        assert f"Trial {first.number}: {family_of(first)}" in trials and "Where it stopped" in trials
-        assert "val_accuracy (maximize)" in trials
+    note = _render(browser, f"{base}/dashboard/studies/{study_id}/note", tmp_path / "profile", tmp_path / "note.png")
+    assert "fraction of the validation split classified right" in note and "forward FLOPs per sample" in note
+    # The front's trials have notes (the others none: the page reads every note at each call).
+    first = pareto_front(study)[0]
+    trials = _render(browser, f"{base}/dashboard/studies/{study_id}/trials?numbers={first.number}",
+                     tmp_path / "profile", tmp_path / "trials.png")
+    assert f"Trial {first.number}: {family_of(first)}" in trials and "Where it stopped" in trials
+    assert "val_accuracy (maximize)" in trials
 
-        # Artifacts are served with their own type, not one guessed from the name.
-        trial = study.trials[0]
-        metas = {m.filename: m for m in optuna.artifacts.get_all_artifact_meta(
-            trial, storage=optuna.storages.RDBStorage(searched_study.url))}
-        for name in (WEIGHTS, CURVE_PNG, CURVE_JSON):
-            url = f"{base}/artifacts/{study_id}/{trial._trial_id}/{metas[name].artifact_id}"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                assert response.headers["Content-Type"] == MIME_TYPES[name]
+    # Artifacts are served with their own type, not one guessed from the name.
+    trial = study.trials[0]
+    metas = {m.filename: m for m in optuna.artifacts.get_all_artifact_meta(
+        trial, storage=optuna.storages.RDBStorage(searched_study.url))}
+    for name in (WEIGHTS, CURVE_PNG, CURVE_JSON):
+        url = f"{base}/artifacts/{study_id}/{trial._trial_id}/{metas[name].artifact_id}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.headers["Content-Type"] == MIME_TYPES[name]
