@@ -232,6 +232,61 @@ def with_path(site: Path) -> dict[str, str]:
             ALLOWLIST_ENV: ",".join(entry_point_names(site))}
 
 
+# A family whose training steps sleep: a trial takes its (wall) time without taking a core, so the
+# tests of workers, kills, outages and deadlines get trials that last for little CPU. A linear
+# model on the flattened images (digits); after a model's first FAST_STEPS training steps, each of
+# its steps sleeps STEP_S seconds.
+SLEEPY = """
+import time
+
+from torch import nn
+
+import automl
+
+STEP_S = {step_s}
+FAST_STEPS = {fast_steps}
+
+
+class Sleepy(nn.Module):
+    def __init__(self, features, classes):
+        super().__init__()
+        self.linear = nn.Linear(features, classes)
+        self.steps = 0
+
+    def forward(self, x):
+        if self.training:
+            self.steps += 1
+            if self.steps > FAST_STEPS:
+                time.sleep(STEP_S)
+        return self.linear(x.flatten(1))
+
+
+class SleepyFamily:
+    name = "sleepy"
+    task_kinds = ("image",)
+
+    def search_space(self, trial, task):
+        return {"bias": trial.suggest_categorical("bias", [True])}
+
+    def build(self, params, task):
+        features = 1
+        for size in task.input_shape:
+            features *= size
+        return Sleepy(features, task.num_classes)
+
+
+@automl.hookimpl
+def register_families(register):
+    register(SleepyFamily())
+"""
+
+
+def sleepy_site(folder: Path, step_s: float = 0.01, fast_steps: int = 0) -> Path:
+    """The "sleepy" family (see SLEEPY) installed under ``folder / "site"``; ``with_path`` of it loads it."""
+    source = SLEEPY.replace("{step_s}", repr(step_s)).replace("{fast_steps}", str(fast_steps))
+    return make_distribution(folder / "site", "automl-sleepy", {"sleepy_mod": source}, {"sleepy": "sleepy_mod"})
+
+
 @pytest.fixture
 def tiny_study(tmp_path: Path) -> Path:
     """A two-trial digits study with one epoch per trial, storing into tmp_path."""

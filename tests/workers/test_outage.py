@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 from automl.storage.urls import STORAGE_ENV
-from conftest import AUTOML, run_cli, write_study
+from conftest import AUTOML, run_cli, sleepy_site, with_path, write_study
 
 pytestmark = pytest.mark.slow  # two worker processes, a PostgreSQL restart
 
@@ -91,18 +91,20 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
 
 def _study(directory: Path, grace_period: int, storage_retry_s: float = 120, n_trials: int = N_TRIALS) -> Path:
     # Trials of several seconds with one-second heartbeats, so the outage lands inside trials: 20
-    # epochs (about 6 s); with 6 (about 2 s) a trial seen running could finish before the stop.
+    # epochs of 10 steps that sleep 30 ms (about 6 s; the sleep costs no CPU), writing the curve
+    # after each; with 2 s a trial seen running could finish before the stop.
+    sleepy_site(directory, step_s=0.03)
     return write_study(directory, f"""
         name = "{NAME}"
         n_trials = {n_trials}
         seed = 0
         [search]
-        families = ["mlp"]
+        families = ["sleepy"]
         pruner = "none"
         [train]
         max_epochs = 20
         loader_workers = 0
-        batch_size = [16]
+        batch_size = [128]
         [workers]
         heartbeat_interval = 1
         grace_period = {grace_period}
@@ -110,9 +112,15 @@ def _study(directory: Path, grace_period: int, storage_retry_s: float = 120, n_t
     """)
 
 
+def _plugin(directory: Path) -> dict[str, str]:
+    """What loads the sleepy family that _study installed in ``directory``."""
+    return with_path(directory / "site")
+
+
 def _start(cluster: Cluster, directory: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([*AUTOML, *args, "--no-progress"], cwd=directory,
-                            env={**os.environ, STORAGE_ENV: cluster.url, "NO_COLOR": "1", "OMP_NUM_THREADS": "1"},
+                            env={**os.environ, **_plugin(directory), STORAGE_ENV: cluster.url, "NO_COLOR": "1",
+                                 "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -154,7 +162,7 @@ def test_a_worker_stops_with_one_message_past_storage_retry_s_and_a_rerun_resume
     # process (a run without workers): the process boundary is the point for the workers only.
     study = _study(tmp_path, grace_period=5, storage_retry_s=3, n_trials=2)
     queued = run_cli("run", str(study), "--workers", "0", "--no-progress", cwd=tmp_path,
-                     env={STORAGE_ENV: cluster.url, "OMP_NUM_THREADS": "1"})
+                     env={**_plugin(tmp_path), STORAGE_ENV: cluster.url, "OMP_NUM_THREADS": "1"})
     assert queued.returncode == 0, queued.stderr
     worker = _start(cluster, tmp_path, "worker", str(study))
     _wait_for_a_running_trial(cluster, worker)

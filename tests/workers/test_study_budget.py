@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import AUTOML, make_distribution, run_cli, with_path, write_study
+from conftest import AUTOML, run_cli, sleepy_site, with_path, write_study
 from optuna.trial import TrialState
 
 from automl.config import BudgetConfig
@@ -94,49 +94,9 @@ def test_no_trial_starts_once_the_device_hours_are_spent_and_show_says_so(tmp_pa
     assert describe(study) is not None
 
 
-# A family whose training steps sleep: a trial takes its time without taking a core from the other worker.
-SLEEPY = """
-import time
-
-from torch import nn
-
-import automl
-
-
-class Sleepy(nn.Module):
-    def __init__(self, features, classes):
-        super().__init__()
-        self.linear = nn.Linear(features, classes)
-
-    def forward(self, x):
-        if self.training:
-            time.sleep(0.01)
-        return self.linear(x.flatten(1))
-
-
-class SleepyFamily:
-    name = "sleepy"
-    task_kinds = ("image",)
-
-    def search_space(self, trial, task):
-        return {"bias": trial.suggest_categorical("bias", [True])}
-
-    def build(self, params, task):
-        features = 1
-        for size in task.input_shape:
-            features *= size
-        return Sleepy(features, task.num_classes)
-
-
-@automl.hookimpl
-def register_families(register):
-    register(SleepyFamily())
-"""
-
-
 @pytest.mark.slow  # two worker processes training until a shared deadline
 def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_path: Path) -> None:
-    site = make_distribution(tmp_path / "site", "automl-sleepy", {"sleepy_mod": SLEEPY}, {"sleepy": "sleepy_mod"})
+    site = sleepy_site(tmp_path)  # training steps that sleep: a trial takes its time, not a core
     env = {**os.environ, **with_path(site), **ONE_THREAD}
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     # The clock starts when the study is created: it must leave the workers time to start on a busy
