@@ -128,7 +128,7 @@ def empty_front_reason(trials: Sequence[FrozenTrial]) -> str | None:
 def zero_flops_warnings(trials: Sequence[FrozenTrial]) -> list[str]:
     """One warning per family whose completed trials count 0 FLOPs per sample."""
     zero = Counter(family_of(trial) or "?" for trial in trials
-                   if is_completed(trial) and trial.user_attrs.get(TrialAttr.FLOPS) == 0)
+                   if trial.user_attrs.get(TrialAttr.FLOPS) == 0 and is_completed(trial))
     return [f"family {family!r} counts 0 FLOPs per sample in {plural(count, 'trial')}: torch's FLOP counter does "
             "not see the operations its models compute with, so the FLOPs objective and max_flops cannot rank them; "
             "the figures draw them at a marked floor" for family, count in sorted(zero.items())]

@@ -24,7 +24,7 @@ from optuna.search_space import intersection_search_space
 from automl.plugin.space import in_namespace
 from automl.results.figures import evenly_spread
 from automl.storage.outline import StudyOutline
-from automl.storage.schema import OBJECTIVES, TRAINING_NAMESPACE, is_completed, is_trained
+from automl.storage.schema import OBJECTIVES, TRAINING_NAMESPACE
 
 # The most trials an objective's importance is computed over: fANOVA's marginal variances cost
 # seconds per hundred trials (an accuracy explained by continuous training parameters: 6.5 CPU-s
@@ -51,7 +51,7 @@ def explained(outline: StudyOutline, name: str) -> Explained:
     """
     spec = OBJECTIVES.get(name)
     is_cost = spec is not None and spec.is_cost
-    chosen = [t for t in outline.trials if (is_completed if is_cost else is_trained)(t)]
+    chosen = outline.completed if is_cost else outline.trained
     if not chosen:
         raise ValueError(f"no {'completed' if is_cost else 'trained'} trial to explain {name} with")
     sampled = ""

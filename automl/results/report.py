@@ -38,7 +38,7 @@ from automl.results.hypervolume import hypervolume_history
 from automl.results.importance import importance_figure
 from automl.storage.artifacts import output_dir
 from automl.storage.outline import StudyOutline
-from automl.storage.schema import TrialAttr, family_of, is_completed, is_feasible, is_trained
+from automl.storage.schema import TrialAttr, family_of
 from automl.storage.urls import redact
 
 REPORT_FILE = "report.html"
@@ -57,9 +57,9 @@ def points(outline: StudyOutline) -> list[Point]:
     0 FLOPs is drawn too (automl.results.figures.zero_floor)."""
     front = outline.front_numbers
     found = []
-    for trial in outline.trials:
+    for trial in outline.trained:
         attrs = trial.user_attrs
-        if not is_trained(trial) or attrs.get(TrialAttr.VAL_ACCURACY) is None or attrs.get(TrialAttr.FLOPS) is None:
+        if attrs.get(TrialAttr.VAL_ACCURACY) is None or attrs.get(TrialAttr.FLOPS) is None:
             continue
         found.append(Point(trial.number, str(family_of(trial)), attrs[TrialAttr.VAL_ACCURACY],
                            attrs.get(TrialAttr.TEST_ACCURACY), float(attrs[TrialAttr.FLOPS]),
@@ -90,7 +90,8 @@ def front_table(front: Sequence[FrontRow]) -> str:
 def family_table(outline: StudyOutline, trained: Sequence[Point]) -> str:
     """Per family: trials, completed, failed, on the front and over budget (automl.storage.schema's
     definitions), and spreads over its trained trials."""
-    front = outline.front_numbers
+    front, completed = outline.front_numbers, {trial.number for trial in outline.completed}
+    trained_numbers = {trial.number for trial in outline.trained}
     by_family: dict[str, list[FrozenTrial]] = {}
     for trial in outline.started:
         by_family.setdefault(str(family_of(trial)), []).append(trial)
@@ -98,9 +99,9 @@ def family_table(outline: StudyOutline, trained: Sequence[Point]) -> str:
     for family, mine in sorted(by_family.items()):
         done = [p for p in trained if p.family == family]
         accuracies = [p.val_accuracy for p in done]
-        rows.append((family, len(mine), sum(is_completed(t) for t in mine),
+        rows.append((family, len(mine), sum(t.number in completed for t in mine),
                      sum(t.state == TrialState.FAIL for t in mine), sum(t.number in front for t in mine),
-                     sum(is_completed(t) and not is_feasible(t) for t in mine),
+                     sum(t.number in completed and t.number not in trained_numbers for t in mine),
                      _number(max(accuracies, default=None)),
                      _number(statistics.median(accuracies) if accuracies else None),
                      si(statistics.median(p.flops for p in done) if done else None),
@@ -134,7 +135,7 @@ def sections(outline: StudyOutline, out_dir: Path) -> list[Section]:
                                                      f"test accuracy is only reported. {f'{folds}. ' if folds else ''}"
                                                      f"{warnings}".strip(),
                      _save(pareto_figure(completed, objectives), out_dir, "pareto_front.png"), front_table(rows))]
-    history = hypervolume_history(study, objectives, outline.trials)
+    history = hypervolume_history(study, objectives, outline.trained)
     found.append(Section("Hypervolume", history.explanation,
                          _save(hypervolume_figure(history), out_dir, "hypervolume.png")))
     front = {p.number for p in completed if p.on_front}

@@ -25,7 +25,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl.storage._optuna import storage_backend
 from automl.storage.optuna_tables import OptunaTables, Outline
-from automl.storage.schema import FAMILY_PARAM, TrialAttr, pareto_front, started_trials
+from automl.storage.schema import (
+    FAMILY_PARAM,
+    TrialAttr,
+    is_completed,
+    is_feasible,
+    pareto_front,
+    started_trials,
+)
 
 # The user attrs every trial is read with: its family (automl.storage.schema.family_of), the scores
 # and cost the report's scatter figures draw, and what the counts of show and report look at.
@@ -89,10 +96,21 @@ class StudyOutline:
     def queued(self) -> int:
         return sum(trial.state == TrialState.WAITING for trial in self.trials)
 
+    # Each view asks these of every trial, several times: found once.
+    @cached_property
+    def completed(self) -> list[FrozenTrial]:
+        """The completed trials (automl.storage.schema.is_completed), in outline."""
+        return [trial for trial in self.trials if is_completed(trial)]
+
+    @cached_property
+    def trained(self) -> list[FrozenTrial]:
+        """The trained trials (automl.storage.schema.is_trained: completed and feasible), in outline."""
+        return [trial for trial in self.completed if is_feasible(trial)]
+
     @cached_property
     def front(self) -> list[FrozenTrial]:
         """The front (automl.storage.schema.pareto_front), in outline."""
-        return pareto_front(self.study, self.trials)
+        return pareto_front(self.study, self.trained)
 
     @cached_property
     def front_numbers(self) -> set[int]:
