@@ -21,6 +21,8 @@ size gets a database of its own, dropped at the end. The last lines are ``key=va
 
     python benchmarks/study_scale.py --quick        # about a minute: a smoke run
     python benchmarks/study_scale.py                # 100 to 50,000 trials: an hour or more on 2 cores
+    # show and report alone, on a 50,000-trial study written once into /tmp/scale and reused after
+    python benchmarks/study_scale.py --parts views --sizes 50000 --keep /tmp/scale --no-dashboard
 """
 
 from __future__ import annotations
@@ -85,15 +87,21 @@ def overhead_rows(backend: str, url: str, size: int, timed: int, results: dict[s
 
 
 def view_studies(url: str, size: int) -> None:
-    """The automl and the plain Optuna study of ``size`` trials, written in bulk (overhead untimed)."""
+    """The automl and the plain Optuna study of ``size`` trials, written in bulk (overhead untimed);
+    kept as they are when the database holds both already (a folder given with --keep)."""
     from scale import bulk
 
+    if {AUTOML, OPTUNA} <= set(optuna.get_all_study_names(url)):
+        print(f"{size:>7,} trials: studies reused from {make_url(url).database}", flush=True)
+        return
     started = time.perf_counter()
     bulk.optuna_study(OPTUNA, url, size, bulk.automl_study(AUTOML, url, size)[1])
     print(f"{size:>7,} trials: studies written in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def view_rows(url: str, size: int, browser: bool, results: dict[str, float]) -> None:
+def view_rows(url: str, size: int, browser: bool, results: dict[str, float], served: bool = True) -> None:
+    """show, report and Optuna's best-trials on the study as `automl run` leaves it (its dashboard notes and
+    figures saved); then, when ``served``, the dashboard."""
     from automl.results.dashboard import DashboardUpdater
     from automl.storage.urls import load_study
 
@@ -102,24 +110,29 @@ def view_rows(url: str, size: int, browser: bool, results: dict[str, float]) -> 
     notes_s = time.perf_counter() - started
     show, report = views.show(url, AUTOML, VIEW_TIMEOUT_S), views.report(url, AUTOML, VIEW_TIMEOUT_S)
     peer = views.optuna_best_trials(url, OPTUNA, VIEW_TIMEOUT_S)
-    with views.dashboard(url, VIEW_TIMEOUT_S) as served:
-        api = {name: views.study_api(served, name, VIEW_TIMEOUT_S) for name in (AUTOML, OPTUNA)}
-        page = {name: views.page_load(served, name, VIEW_TIMEOUT_S) if browser else None for name in (AUTOML, OPTUNA)}
-    print(f"{size:>7,} trials: show {show.seconds:6.1f} s {show.peak_mib:5.0f} MiB{'' if show.ok else ' FAILED'} | "
-          f"report {report.seconds:6.1f} s {report.peak_mib:5.0f} MiB{'' if report.ok else ' FAILED'} | "
-          f"optuna best-trials {peer.seconds:6.1f} s {peer.peak_mib:5.0f} MiB | "
-          f"show/peer {show.seconds / peer.seconds:.2f}",
-          flush=True)
-    print(f"{'':>16}dashboard: notes {notes_s:5.1f} s, start-up {served.started_s:5.1f} s, "
-          f"peak {served.peak_mib:5.0f} MiB | study API {api[AUTOML][0]:5.2f} s {api[AUTOML][1] / 1e6:5.1f} MB vs "
+    print(f"{size:>7,} trials: show {show.seconds:6.1f} s ({show.cpu_s:5.1f} CPU-s) {show.peak_mib:5.0f} MiB"
+          f"{'' if show.ok else ' FAILED'} | report {report.seconds:6.1f} s ({report.cpu_s:5.1f} CPU-s) "
+          f"{report.peak_mib:5.0f} MiB{'' if report.ok else ' FAILED'} | optuna best-trials {peer.seconds:6.1f} s "
+          f"({peer.cpu_s:5.1f} CPU-s) {peer.peak_mib:5.0f} MiB | show/peer {show.seconds / peer.seconds:.2f} "
+          f"report/peer {report.seconds / peer.seconds:.2f}", flush=True)
+    results.update({f"show_s_{size}": show.seconds, f"show_cpu_s_{size}": show.cpu_s, f"show_mib_{size}": show.peak_mib,
+                    f"report_s_{size}": report.seconds, f"report_cpu_s_{size}": report.cpu_s,
+                    f"report_mib_{size}": report.peak_mib})
+    if not served:
+        print(f"{'':>16}dashboard: notes {notes_s:5.1f} s (not served: --no-dashboard)", flush=True)
+        return
+    with views.dashboard(url, VIEW_TIMEOUT_S) as served_at:
+        api = {name: views.study_api(served_at, name, VIEW_TIMEOUT_S) for name in (AUTOML, OPTUNA)}
+        page = {name: views.page_load(served_at, name, VIEW_TIMEOUT_S) if browser else None
+                for name in (AUTOML, OPTUNA)}
+    print(f"{'':>16}dashboard: notes {notes_s:5.1f} s, start-up {served_at.started_s:5.1f} s, "
+          f"peak {served_at.peak_mib:5.0f} MiB | study API {api[AUTOML][0]:5.2f} s {api[AUTOML][1] / 1e6:5.1f} MB vs "
           f"Optuna's study {api[OPTUNA][0]:5.2f} s {api[OPTUNA][1] / 1e6:5.1f} MB "
           f"({api[AUTOML][0] / api[OPTUNA][0]:.2f}x)"
           + (f" | Chromium {page[AUTOML].seconds:5.1f} s{'' if page[AUTOML].ok else ' NOT RENDERED'} vs "
              f"{page[OPTUNA].seconds:5.1f} s ({page[AUTOML].seconds / page[OPTUNA].seconds:.2f}x)"
              if page[AUTOML] and page[OPTUNA] else " | no Chromium"), flush=True)
-    results.update({f"show_s_{size}": show.seconds, f"show_mib_{size}": show.peak_mib,
-                    f"report_s_{size}": report.seconds, f"report_mib_{size}": report.peak_mib,
-                    f"dashboard_api_s_{size}": api[AUTOML][0]})
+    results[f"dashboard_api_s_{size}"] = api[AUTOML][0]
     if page[AUTOML]:
         results[f"chromium_s_{size}"] = page[AUTOML].seconds if page[AUTOML].ok else float("inf")
 
@@ -133,9 +146,17 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("AUTOML_TEST_POSTGRES_URL"),
                         help="PostgreSQL server URL (default $AUTOML_TEST_POSTGRES_URL); without one, SQLite only")
     parser.add_argument("--no-browser", action="store_true", help="leave headless Chromium out")
+    parser.add_argument("--no-dashboard", action="store_true", help="views: leave the dashboard's server out "
+                        "(its notes and figures are still saved, as `automl run` saves them, before show and report)")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="views alone: write the SQLite studies into DIR and "
+                        "keep them; those already there are reused (50,000 trials take a minute or two to write)")
     parser.add_argument("--parts", default="overhead,views,workers", help="which of overhead, views, workers to run "
                         "(default all; views alone write their studies without timing the overhead)")
     args = parser.parse_args()
+    if args.keep and args.parts != "views":
+        parser.error("--keep is for the views alone (--parts views): the other parts write studies of their own")
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     sizes = [int(n) for n in (args.sizes or ("100,300" if args.quick else "100,1000,10000,50000")).split(",")]
@@ -150,17 +171,18 @@ def main() -> None:
         print(f"per-trial overhead (ms, everything but the training epochs; median of {timed} trials, fewer for "
               "Optuna from 10,000 on)")
         print(f"{'backend':<10} {'trials':>7} {'automl':>10} {'optuna':>10} {'automl/optuna':>13} {'automl/base':>11}")
-    with tempfile.TemporaryDirectory(prefix="automl-scale-") as folder:
+    with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(
+            prefix="automl-scale-") as folder:
         for backend in backends if "overhead" in parts else []:
             for size in sizes:
                 with database(backend, args.postgres, size, Path(folder)) as url:
                     overhead_rows(backend, url, size, timed, results)
                     if backend == "sqlite" and size >= views_from and "views" in parts:
-                        view_rows(url, size, browser, results)
+                        view_rows(url, size, browser, results, not args.no_dashboard)
         for size in [] if "overhead" in parts or "views" not in parts else [n for n in sizes if n >= views_from]:
             with database("sqlite", None, size, Path(folder)) as url:
                 view_studies(url, size)
-                view_rows(url, size, browser, results)
+                view_rows(url, size, browser, results, not args.no_dashboard)
         if args.postgres and "workers" in parts:
             print("simulated workers on one PostgreSQL study (threads in 4 processes without torch; "
                   f"{'0.2' if args.quick else '1'} s of 'training' per trial)")

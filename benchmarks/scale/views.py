@@ -1,7 +1,8 @@
 """What it costs to look at a large study: ``automl show``, ``automl report`` and the dashboard's study page.
 
 Each command runs as a user runs it, in a process of its own (interpreter and imports included),
-its wall time and peak resident memory measured (GNU time's).
+its wall time, CPU time (user and system: what the wall time would be on an idle machine, the
+commands being single-threaded) and peak resident memory measured (GNU time's).
 The peer is Optuna's own view of the same trials in a plain Optuna study: ``optuna best-trials``,
 the Pareto front as Optuna's command line prints it. The dashboard is ``automl dashboard`` serving
 both studies: its start-up (it brings automl's notes and figures up to date first), the study API
@@ -38,10 +39,11 @@ class Measured:
     seconds: float
     peak_mib: float
     ok: bool = True
+    cpu_s: float = float("nan")
 
 
 def measured_run(command: list[str], timeout: float, cwd: str | None = None) -> Measured:
-    """Run ``command`` to its end (killed after ``timeout`` s): its wall time and peak memory.
+    """Run ``command`` to its end (killed after ``timeout`` s): its wall time, CPU time and peak memory.
 
     GNU time measures the peak: a child forked from this process (torch loaded) would report
     this process's resident memory as its own (Linux keeps the highest across the exec).
@@ -49,15 +51,18 @@ def measured_run(command: list[str], timeout: float, cwd: str | None = None) -> 
     with tempfile.NamedTemporaryFile("r", suffix=".time") as peak:
         started = time.perf_counter()
         try:
-            run = subprocess.run([TIME, "-f", "%M", "-o", peak.name, *command], stdout=subprocess.DEVNULL,
+            run = subprocess.run([TIME, "-f", "%M %U %S", "-o", peak.name, *command], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, cwd=cwd, timeout=timeout)
         except subprocess.TimeoutExpired:
             return Measured(timeout, float("nan"), ok=False)
         seconds = time.perf_counter() - started
-        kib = peak.read().split()
+        found = peak.read().split()  # the last line: a note on a failed command's status comes before it
     if run.returncode != 0:
         print(f"  ({' '.join(command[2:4])} failed: {run.stderr.decode()[-400:]})", file=sys.stderr)
-    return Measured(seconds, int(kib[-1]) / 1024 if kib else float("nan"), run.returncode == 0)
+    if len(found) < 3:
+        return Measured(seconds, float("nan"), run.returncode == 0)
+    kib, user, system = found[-3:]
+    return Measured(seconds, int(kib) / 1024, run.returncode == 0, float(user) + float(system))
 
 
 def show(url: str, name: str, timeout: float) -> Measured:
