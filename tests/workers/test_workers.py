@@ -24,7 +24,7 @@ from automl.storage.trial_queue import QUEUED
 from automl.storage.urls import STORAGE_ENV
 from automl.search.plan import plan_study
 from automl.search.study import create_or_resume, queue_run, work
-from conftest import AUTOML, has_study, write_study
+from conftest import AUTOML, has_study, run_cli, sleepy_site, with_path, write_study
 
 pytestmark = pytest.mark.slow  # worker processes, PostgreSQL, SIGTERM
 
@@ -32,18 +32,23 @@ COMPLETE, FAIL, RUNNING = TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNI
 NAME = "workers"
 
 
-def _study_file(directory: Path, n_trials: int, storage: str | None = None, max_epochs: int = 1) -> Path:
-    """An mlp-only digits study with one-second heartbeats; the storage may come from the environment.
+def _study_file(directory: Path, n_trials: int, storage: str | None = None, max_epochs: int = 1,
+                family: str = "mlp", step_s: float = 0.03) -> Path:
+    """A digits study of one family with one-second heartbeats; the storage may come from the
+    environment. The "sleepy" family (conftest.SLEEPY, installed in ``directory``; _plugin loads
+    it) makes trials that last for little CPU: 10 training steps an epoch, each asleep ``step_s``.
 
     No early stopping: which trial MO-ASHA stops depends on which worker reaches a rung first,
     and these tests count finished trials by state.
     """
+    if family == "sleepy":
+        sleepy_site(directory, step_s)
     return write_study(directory, f"""
         name = "{NAME}"
         n_trials = {n_trials}
         {f'storage = "{storage}"' if storage else ''}
         [search]
-        families = ["mlp"]
+        families = ["{family}"]
         pruner = "none"
         [train]
         max_epochs = {max_epochs}
@@ -62,8 +67,13 @@ def _states(trials: list[FrozenTrial]) -> dict[TrialState, int]:
     return {state: sum(t.state == state for t in trials) for state in TrialState if any(t.state == state for t in trials)}
 
 
+def _plugin(directory: Path) -> dict[str, str]:
+    """What loads the plugins _study_file installed in ``directory`` (none: the built-ins alone)."""
+    return with_path(directory / "site") if (directory / "site").exists() else {}
+
+
 def _start_worker(study: Path, url: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, STORAGE_ENV: url, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **_plugin(cwd), STORAGE_ENV: url, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([*AUTOML, "worker", str(study), "--no-progress", "--threads", "1"], cwd=cwd,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -80,7 +90,9 @@ def _running_trial_with_heartbeat(url: str, timeout: float = 120) -> FrozenTrial
             try:
                 with engine.connect() as connection:
                     numbers = set(connection.execute(query, {"name": NAME}).scalars())
-                running = [t for t in _trials(url) if t.number in numbers and "worker" in t.user_attrs]
+                # The study is loaded (a storage of its own, each time) only once a trial runs.
+                running = [t for t in _trials(url) if t.number in numbers and "worker" in t.user_attrs] \
+                    if numbers else []
             except (sqlalchemy.exc.DBAPIError, KeyError):
                 running = []  # the run has not created its tables or study yet
             if running:
@@ -92,17 +104,19 @@ def _running_trial_with_heartbeat(url: str, timeout: float = 120) -> FrozenTrial
 
 
 def _queue(study: Path, url: str) -> None:
-    plan = plan_study(load_study_file(study), study, registry(), url)
-    queue_run(create_or_resume(plan), plan.config.trials_per_run(plan.config.timeout))
+    """Create the study and queue its trials, in this process (a run without workers)."""
+    queued = run_cli("run", str(study), "--workers", "0", "--no-progress", cwd=study.parent,
+                     env={**_plugin(study.parent), STORAGE_ENV: url})
+    assert queued.returncode == 0, queued.stderr
 
 
 def test_three_workers_on_postgres_run_exactly_n_trials(postgres_url: str, tmp_path: Path) -> None:
     password = sqlalchemy.engine.make_url(postgres_url).password
-    # Trials of about a second: with shorter ones the first worker to start can finish all six
-    # before the others have imported torch.
-    study = _study_file(tmp_path, n_trials=6, max_epochs=20)
+    # Trials of several seconds (sleeping, so they leave the cores to the workers' imports): with
+    # shorter ones the first worker to start can finish all six before the others have imported torch.
+    study = _study_file(tmp_path, n_trials=6, max_epochs=20, family="sleepy")
     run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "3", "--no-progress"], cwd=tmp_path,
-                           env={**os.environ, STORAGE_ENV: postgres_url, "NO_COLOR": "1"},
+                           env={**os.environ, **_plugin(tmp_path), STORAGE_ENV: postgres_url, "NO_COLOR": "1"},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     command_lines = []
     while run.poll() is None:  # what `ps` shows while the workers run
@@ -125,8 +139,8 @@ def test_killed_worker_trial_is_retried_by_the_survivor(storage: str, tmp_path: 
                                                         request: pytest.FixtureRequest) -> None:
     url = (request.getfixturevalue("postgres_url") if storage == "postgresql"
            else f"sqlite:///{tmp_path / 'kill.db'}")
-    # Trials of a few seconds, so that the kill lands in the middle of one.
-    study = _study_file(tmp_path, n_trials=2, max_epochs=20)
+    # Trials of several seconds (sleeping), so that the kill lands in the middle of one.
+    study = _study_file(tmp_path, n_trials=2, max_epochs=20, family="sleepy")
     _queue(study, url)
     workers = [_start_worker(study, url, tmp_path) for _ in range(2)]
     try:
@@ -157,12 +171,14 @@ def test_killed_worker_trial_is_retried_by_the_survivor(storage: str, tmp_path: 
 
 def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    # Trials of a second or more (digits' MLP epochs take ~15 ms here): shorter ones let the worker
-    # that starts first finish all six before the other has imported torch on a loaded machine.
-    study = _study_file(tmp_path, n_trials=6, storage=url, max_epochs=100)
+    # Trials of a few seconds: shorter ones let the worker that starts first finish all six before
+    # the other has imported torch on a loaded machine. Each of their 100 epochs writes its curve,
+    # as an MLP's epoch on digits does every 15-50 ms; the sleeping steps leave the cores to the
+    # writes, the reader and the other worker's start-up.
+    study = _study_file(tmp_path, n_trials=6, storage=url, max_epochs=100, family="sleepy", step_s=0.004)
     run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "2", "--no-progress"], cwd=tmp_path,
-                           env={**os.environ, "NO_COLOR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+                           env={**os.environ, **_plugin(tmp_path), "NO_COLOR": "1"}, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     reads, errors = [0], []
 
     def read_like_the_dashboard() -> None:
