@@ -180,7 +180,8 @@ class Objective:
         pruning = EpochPruning(trial, resume.val_curve if resume else None, config.train.max_epochs,
                                resume.val_loss_curve if resume else None)
         # After the pruner: a trial it stops is pruned, and one it lets go on must fit the time left.
-        pacing = [NextDecisionGuard(self.deadline, decisions, resume.epochs if resume else 0)] if self.deadline else []
+        pacing = ([NextDecisionGuard(trial, self.deadline, decisions, resume.epochs if resume else 0)]
+                  if self.deadline else [])
         try:
             result = train(model, self.data, training, self.device, config.train.precision,
                            config.train.max_epochs, seed, augment=config.train.augment,
