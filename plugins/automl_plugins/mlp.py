@@ -1,7 +1,8 @@
 """Multilayer perceptron: the flattened input through a stack of equally wide hidden layers.
 
-Tokens enter as a bag of embeddings: the mean embedding of a sample's tokens, padding left out
-(fastText's model: Joulin et al., "Bag of Tricks for Efficient Text Classification", EACL 2017).
+Tokens enter as a bag of embeddings: the mean embedding of a sample's tokens, padding left out,
+times the square root of the width; with no hidden layer (depth 0, for tokens only) that is
+fastText's linear model (Joulin et al., "Bag of Tricks for Efficient Text Classification", EACL 2017).
 """
 
 from __future__ import annotations
