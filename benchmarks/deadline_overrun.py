@@ -1,14 +1,15 @@
 """How far past its time budget `automl run --timeout T` ends, on a study of 20 trials and on the same
 study grown to thousands, side by side.
 
-A real `automl run` makes a study of 20 trials (mlp and cnn on digits); its trials are then copied in
-SQL to reach ``--trials``, without dashboard notes, as `automl worker`s on several machines would
-leave a study. Each copy is resumed with ``--timeout T`` and no trial count (so it samples until the
-deadline) in a fresh process; the time from the process's start to its exit, less T, is its
-overrun. Every cost that grows with the study (the dashboard's notes and figures, the front, the
-queue) falls inside the budget or stops at the deadline, and the alarm 5 s past it ends what does
-not (automl.workers.hard_deadline); what comes after that is the interpreter's own exit, measured
-beside each run (``exit_*_s``). Prints each overrun, its exit share, and their difference.
+A real `automl run` makes a study of 20 trials (``--base-trials``; mlp and cnn on digits); its
+trials are then copied in SQL to reach ``--trials``, without dashboard notes, as `automl worker`s on
+several machines would leave a study. Each copy is resumed with ``--timeout T`` and no trial count
+(so it samples until the deadline) in a fresh process; the time from the process's start to its
+exit, less T, is its overrun. Every cost that grows with the study (the dashboard's notes and
+figures, the front, the queue) falls inside the budget or stops at the deadline, and the alarm 5 s
+past it ends what does not (automl.workers.hard_deadline); what comes after that is the
+interpreter's own exit, measured beside each run (``exit_*_s``). Prints each overrun, its exit
+share, and their difference.
 
     python benchmarks/deadline_overrun.py                   # about two minutes on 2 cores
     python benchmarks/deadline_overrun.py --trials 5000 --timeout 60
@@ -96,12 +97,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3000, help="trials of the large study")
     parser.add_argument("--timeout", type=float, default=30.0, help="the time budget of each run, seconds")
+    parser.add_argument("--base-trials", type=int, default=BASE_TRIALS,
+                        help=f"trials of the small study, run for real (default {BASE_TRIALS})")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         (work / "study.toml").write_text(STUDY)
-        automl("run", "study.toml", "--n-trials", str(BASE_TRIALS), "--no-progress", cwd=work)
-        sizes = {"small": BASE_TRIALS, "large": args.trials}
+        automl("run", "study.toml", "--n-trials", str(args.base_trials), "--no-progress", cwd=work)
+        sizes = {"small": args.base_trials, "large": args.trials}
         for name, trials in sizes.items():
             shutil.copy(work / "base.db", work / f"{name}.db")
             grow(work / f"{name}.db", trials)

@@ -16,9 +16,10 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl.search.signal import ranked_accuracy
+from automl.storage import trial_queue
 from automl.storage.trial_queue import samples_until_deadline, still_queued
 from automl.workers.hard_deadline import GRACE_S as HARD_GRACE_S
-from conftest import AUTOML, make_distribution, run_cli, with_path, write_study
+from conftest import AUTOML, run_cli, sleepy_site, with_path, write_study
 
 pytestmark = pytest.mark.slow
 
@@ -52,58 +53,16 @@ def _long_study(directory: Path, url: str, n_trials: int, timeout: float | None 
 # time guard, is what stops the trial. The slow steps sleep (no CPU), so the length costs wall time only.
 SLOWING_BUDGET_S = 60.0
 
-# A family whose training steps turn slow after its third epoch, as when a machine gets busy: every
-# estimate from its first epochs lets it go on, and one slow epoch (40 steps of budget/40 s each) is
-# longer than the whole budget, so the deadline comes in the middle of its fourth epoch.
-SLOWING = """
-import time
-
-from torch import nn
-
-import automl
-
+# The family of the test below (conftest.SLEEPY) turns slow after its third epoch, as when a machine
+# gets busy: every estimate from its first epochs lets it go on, and one slow epoch (40 steps of
+# budget/40 s each) is longer than the whole budget, so the deadline comes in the middle of its
+# fourth epoch.
 FAST_STEPS = 3 * 40  # digits' train split in batches of 32, three epochs
-SLEEP_S = {sleep_s}
-
-
-class Slowing(nn.Module):
-    def __init__(self, features, classes):
-        super().__init__()
-        self.linear = nn.Linear(features, classes)
-        self.steps = 0
-
-    def forward(self, x):
-        if self.training:
-            self.steps += 1
-            if self.steps > FAST_STEPS:
-                time.sleep(SLEEP_S)
-        return self.linear(x.flatten(1))
-
-
-class SlowingFamily:
-    name = "slowing"
-    task_kinds = ("image",)
-
-    def search_space(self, trial, task):
-        return {"bias": trial.suggest_categorical("bias", [True])}
-
-    def build(self, params, task):
-        features = 1
-        for size in task.input_shape:
-            features *= size
-        return Slowing(features, task.num_classes)
-
-
-@automl.hookimpl
-def register_families(register):
-    register(SlowingFamily())
-"""
 
 
 def test_the_deadline_stops_the_trial_under_way_with_the_epochs_it_validated(tmp_path: Path) -> None:
     budget = SLOWING_BUDGET_S
-    family = SLOWING.replace("{sleep_s}", str(budget / 40))
-    site = make_distribution(tmp_path / "site", "automl-slowing", {"slowing_mod": family}, {"slowing": "slowing_mod"})
+    site = sleepy_site(tmp_path, step_s=budget / 40, fast_steps=FAST_STEPS)
     url = f"sqlite:///{tmp_path / 'long.db'}"
     study_file = write_study(tmp_path, f"""
         name = "long"
@@ -111,7 +70,7 @@ def test_the_deadline_stops_the_trial_under_way_with_the_epochs_it_validated(tmp
         storage = "{url}"
         timeout = {budget}
         [search]
-        families = ["slowing"]
+        families = ["sleepy"]
         [train]
         max_epochs = 100
         batch_size = [32]
@@ -180,9 +139,13 @@ def test_an_interrupted_trial_resumes_from_its_last_validated_epoch(tmp_path: Pa
 
 
 def test_a_budget_without_n_trials_samples_until_the_deadline_and_a_rerun_without_one_stops(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Windows of 10 trials (100 in automl; both runs are in this process): the run queues window
+    # after window until its deadline, and the rerun has at most 15 trials left to train, where
+    # windows of 100 leave it up to 150 (the next window is queued from the middle of each).
+    monkeypatch.setattr(trial_queue, "WINDOW", 10)
     url = f"sqlite:///{tmp_path / 'open.db'}"
-    budget = 20.0
+    budget = 12.0
     study_file = write_study(tmp_path, f"""
         name = "open"
         storage = "{url}"
@@ -219,10 +182,12 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_the_deadline_holds_on_a_study_of_thousands_of_trials() -> None:
-    # benchmarks/deadline_overrun.py: a real 20-trial study, grown to 2,000 trials in SQL, resumed
-    # with a budget in a fresh process; the same for the 20-trial study, side by side.
+    # benchmarks/deadline_overrun.py: a real 8-trial study, grown to 2,000 trials in SQL, resumed
+    # with a budget in a fresh process; the same for the 8-trial study, side by side. The budget
+    # leaves a fresh process's start-up on a busy machine (up to about 20 s) inside it.
     budget = 25.0
-    run = subprocess.run([sys.executable, "deadline_overrun.py", "--trials", "2000", "--timeout", str(budget)],
+    run = subprocess.run([sys.executable, "deadline_overrun.py", "--base-trials", "8", "--trials", "2000",
+                          "--timeout", str(budget)],
                          cwd=BENCHMARKS, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
     values = {f"{kind}_{size}": float(value) for kind, size, value in
