@@ -173,13 +173,15 @@ def main() -> None:
                         help="leave out a part (repeatable)")
     parser.add_argument("--k", type=int, action="append", help="trials per GPU to pack (repeatable; "
                         "default 1, 2, 4, 8 on a GPU, 1, 2, 4 on a CPU, 1 and 4 with --quick)")
+    parser.add_argument("--samples", type=int, help="CIFAR-shaped images (default 50,000 on a GPU, 3,000 on a "
+                        "CPU, 1,200 with --quick)")
     args = parser.parse_args()
     device = resolve_device(args.accelerator)
     on_gpu = device.type == "cuda"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     torch.backends.cudnn.benchmark = on_gpu  # what one sets for a plain loop on a GPU
-    samples = 1200 if args.quick else 50_000 if on_gpu else 3000
+    samples = args.samples or (1200 if args.quick else 50_000 if on_gpu else 3000)
     epochs = 1 if args.quick else 3
     batch_size = 256 if on_gpu else 64
     ks = tuple(args.k) if args.k else (1, 4) if args.quick else (1, 2, 4, 8) if on_gpu else (1, 2, 4)
