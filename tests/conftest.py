@@ -237,6 +237,7 @@ def with_path(site: Path) -> dict[str, str]:
 # model on the flattened images (digits); after a model's first FAST_STEPS training steps, each of
 # its steps sleeps STEP_S seconds.
 SLEEPY = """
+import math
 import time
 
 from torch import nn
@@ -269,9 +270,7 @@ class SleepyFamily:
         return {"bias": trial.suggest_categorical("bias", [True])}
 
     def build(self, params, task):
-        features = 1
-        for size in task.input_shape:
-            features *= size
+        features = math.prod(task.input_shape)
         return Sleepy(features, task.num_classes)
 
 

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.slow
 # starts low: its predictions are blended with fixed noise that fades over its first SLOW_STEPS
 # training steps (a learning curve shaped on purpose, so the test does not hang on chance).
 FAMILIES = '''
+import math
+
 import torch
 from torch import nn
 
@@ -28,9 +30,7 @@ SLOW_STEPS = 90
 class SlowStart(nn.Module):
     def __init__(self, task):
         super().__init__()
-        features = 1
-        for size in task.input_shape:
-            features *= size
+        features = math.prod(task.input_shape)
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(features, 256), nn.ReLU(),
                                   nn.Linear(256, task.num_classes))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
@@ -54,9 +54,7 @@ class Quick:
         return {"bias": trial.suggest_categorical("bias", [True])}
 
     def build(self, params, task):
-        features = 1
-        for size in task.input_shape:
-            features *= size
+        features = math.prod(task.input_shape)
         return nn.Sequential(nn.Flatten(), nn.Linear(features, task.num_classes, bias=params["bias"]))
 
 
