@@ -118,11 +118,25 @@ def empty_front_reason(trials: Sequence[FrozenTrial]) -> str | None:
     completed = [trial for trial in trials if is_completed(trial)]
     if completed:
         were = "the 1 completed trial was" if len(completed) == 1 else f"all {len(completed)} completed trials were"
-        return (f"{were} over budget and never trained "
-                f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than a trial "
-                "may take); raise the limit or the timeout")
+        return f"{were} over budget {over_budget_words(completed)}; raise the limit or the timeout"
     states = Counter(trial.state.name.lower() for trial in trials)
     return f"no trial has completed yet ({', '.join(f'{n} {state}' for state, n in sorted(states.items()))})"
+
+
+def over_budget_words(over: Sequence[FrozenTrial]) -> str:
+    """How the completed trials off the front for a budget (completed, not trained) got there, in words
+    that follow "over budget": refused untrained (their over_budget attr), or trained and then found
+    over a limit (a constraint above 0: e.g. slower to the first decision point than the time budget
+    allows), which keeps them off the front as well."""
+    never = sum(TrialAttr.OVER_BUDGET in trial.user_attrs for trial in over)
+    refused = (f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than a trial "
+               "may take)")
+    if never == len(over):
+        return f"and never trained {refused}"
+    limits = sorted({name for trial in over if TrialAttr.OVER_BUDGET not in trial.user_attrs
+                     for name, value in trial.constraints.items() if value > 0})
+    return (f"and left off the front: {never} never trained {refused}, {len(over) - never} trained but over "
+            f"{'a limit' if not limits else ', '.join(repr(name) for name in limits)} (a constraint above 0)")
 
 
 def zero_flops_warnings(trials: Sequence[FrozenTrial]) -> list[str]:
@@ -199,7 +213,7 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
     # A trial the deadline caught before its first validated epoch did not fail: it is queued again.
     caught = sum(t.user_attrs.get(TrialAttr.FAIL_REASON) == DEADLINE for t in failed)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
-    over_budget = sum(TrialAttr.OVER_BUDGET in t.user_attrs for t in trials)
+    over_budget = [t for t in outline.completed if not is_trained(t)]
     rows = front_rows(outline)
     _print_narrow_or_wide(console, front_table(outline, rows))
     for note in (cross_validation_note(rows), stopped_note(rows)):
@@ -219,10 +233,9 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
                       f"('{TrialAttr.PRUNED_AT_EPOCH}' user attr).")
     if over_budget:
         # markup=False: rich would read "[budget]" as a style tag and drop it.
-        console.print(f"{over_budget} of {plural(len(trials), 'trial')} {'was' if over_budget == 1 else 'were'} "
-                      "over budget and never trained "
-                      f"('{TrialAttr.OVER_BUDGET}' user attr: a [budget] limit, or more of the time budget than "
-                      "a trial may take); raise the limit or the timeout if that is most of them.", markup=False)
+        console.print(f"{len(over_budget)} of {plural(len(trials), 'trial')} "
+                      f"{'was' if len(over_budget) == 1 else 'were'} over budget {over_budget_words(over_budget)}; "
+                      "raise the limit or the timeout if that is most of them.", markup=False)
     spent = study_budget_spent(study, outline.trials)
     if spent:
         console.print(spent, markup=False)

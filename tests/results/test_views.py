@@ -113,6 +113,28 @@ def test_the_report_counts_as_show_does_and_warns_of_zero_flops(mixed: optuna.St
     assert "(2 of 5 trials)" in shown and "warning: family 'zeroflop' counts 0 FLOPs per sample" in shown
 
 
+def test_show_counts_over_budget_as_the_report_does_trained_or_not(tmp_path: Path) -> None:
+    # Refused untrained, and trained 2 epochs but slower to its first decision point than the time
+    # budget allowed: both are completed and not trained, so both are over budget in every view.
+    slow = trained("mlp", 0.95, 4000.0)
+    slow = create_trial(values=slow.values, params=slow.params, distributions=slow.distributions,
+                        user_attrs={**slow.user_attrs, "epochs": 2}, constraints={"time_to_first_decision": 0.3})
+    study = study_of(tmp_path, [trained("mlp", 0.90, 4700.0), over_budget("mlp", 5e6), slow])
+    page = write_report(study, "sqlite://", tmp_path / "report").read_text()
+    assert _family_rows(page)["mlp"] == ["mlp", "3", "3", "0", "1", "2"]
+    console = Console(record=True, width=400)
+    print_front(study, console)
+    shown = console.export_text()
+    assert "(1 of 3 trials)" in shown
+    assert ("2 of 3 trials were over budget and left off the front: 1 never trained ('over_budget' user attr: "
+            "a [budget] limit, or more of the time budget than a trial may take), 1 trained but over "
+            "'time_to_first_decision' (a constraint above 0)") in shown
+    emptied = study_of(tmp_path, [over_budget("mlp", 5e6), slow], name="emptied")
+    console = Console(record=True, width=400)
+    print_front(emptied, console)
+    assert "empty: all 2 completed trials were over budget and left off the front: 1 never trained" in console.export_text()
+
+
 def test_a_front_emptied_by_the_budget_says_why(tmp_path: Path) -> None:
     study = study_of(tmp_path, [over_budget("mlp", 5e6) for _ in range(3)])
     console = Console(record=True, width=200)
