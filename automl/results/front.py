@@ -226,8 +226,8 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
                       f"'{TrialAttr.FAIL_REASON}' user attr.")
     if caught:
         console.print(f"{plural(caught, 'trial')} {'was' if caught == 1 else 'were'} under way when the time budget "
-                      "ran out, before the first validated epoch: each is queued again with its parameters for the "
-                      "next run.")
+                      f"ran out, before the first validated epoch: {'it is' if caught == 1 else 'each is'} queued "
+                      "again with its parameters for the next run.")
     if pruned:
         console.print(f"{plural(pruned, 'trial')} stopped early by the pruner "
                       f"('{TrialAttr.PRUNED_AT_EPOCH}' user attr).")

@@ -52,6 +52,7 @@ def test_show_marks_stopped_trials_and_tells_deadline_catches_from_failures(tmp_
     assert "* stopped before max_epochs (1 by the deadline, 1 by the time budget; 'stopped' user attr)" in text
     assert "1 trial failed" in text
     assert "1 trial was under way when the time budget ran out" in text
+    assert "it is queued again" in " ".join(text.split())
 
 
 def test_the_report_names_why_a_front_trial_stopped(tmp_path: Path) -> None:
