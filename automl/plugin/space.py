@@ -105,8 +105,13 @@ class CheckedFixedTrial(optuna.trial.FixedTrial):
         self.outside: list[str] = []
 
     def _fits(self, name: str, distribution: BaseDistribution) -> bool:
-        if name not in self.given or _within(distribution, self.given[name]):
-            return True  # a missing value: FixedTrial says which
+        if name not in self.given:
+            # A value outside its range can lead the space to ask for this one (a depth too large
+            # asks for more layers' widths): that value is the error to name first.
+            self.check()
+            raise ValueError(f"it has no value for {name!r}, which the space asks for")
+        if _within(distribution, self.given[name]):
+            return True
         self.outside.append(f"{name} = {self.given[name]!r} is not {describe_distribution(distribution)}")
         return False
 

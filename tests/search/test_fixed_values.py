@@ -73,6 +73,18 @@ def test_a_warm_start_key_the_space_does_not_have_is_refused(tmp_path: Path) -> 
         load_warm_start(plan)
 
 
+def test_a_warm_start_config_missing_a_value_is_named_after_a_value_outside_its_range(tmp_path: Path) -> None:
+    lacking = {key: value for key, value in CONFIG.items() if key != "mlp.width"}
+    plan = plan_of(tmp_path, [{**lacking, "mlp.depth": 9}])
+    with pytest.raises(UsageError, match=r"config 1 \(mlp\) does not fit this study's space: mlp.depth = 9 is not an "
+                                         r"integer in \[1, 4\]"):
+        load_warm_start(plan)
+    plan = plan_of(tmp_path, [lacking])
+    with pytest.raises(UsageError, match=r"config 1 \(mlp\) .* does not fit this study's space: it has no value for "
+                                         r"'mlp.width', which the space asks for$"):
+        load_warm_start(plan)
+
+
 def test_values_inside_the_space_replay_as_given(tmp_path: Path) -> None:
     assert load_warm_start(plan_of(tmp_path, [CONFIG])).configs == [CONFIG]
 
