@@ -213,7 +213,7 @@ def print_front(study: optuna.Study, console: Console | None = None) -> None:
     # A trial the deadline caught before its first validated epoch did not fail: it is queued again.
     caught = sum(t.user_attrs.get(TrialAttr.FAIL_REASON) == DEADLINE for t in failed)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
-    over_budget = [t for t in outline.completed if not is_trained(t)]
+    over_budget = outline.over_budget
     rows = front_rows(outline)
     _print_narrow_or_wide(console, front_table(outline, rows))
     for note in (cross_validation_note(rows), stopped_note(rows)):

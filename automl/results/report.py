@@ -91,7 +91,7 @@ def family_table(outline: StudyOutline, trained: Sequence[Point]) -> str:
     """Per family: trials, completed, failed, on the front and over budget (automl.storage.schema's
     definitions), and spreads over its trained trials."""
     front, completed = outline.front_numbers, {trial.number for trial in outline.completed}
-    trained_numbers = {trial.number for trial in outline.trained}
+    over_budget = {trial.number for trial in outline.over_budget}
     by_family: dict[str, list[FrozenTrial]] = {}
     for trial in outline.started:
         by_family.setdefault(str(family_of(trial)), []).append(trial)
@@ -101,7 +101,7 @@ def family_table(outline: StudyOutline, trained: Sequence[Point]) -> str:
         accuracies = [p.val_accuracy for p in done]
         rows.append((family, len(mine), sum(t.number in completed for t in mine),
                      sum(t.state == TrialState.FAIL for t in mine), sum(t.number in front for t in mine),
-                     sum(t.number in completed and t.number not in trained_numbers for t in mine),
+                     sum(t.number in over_budget for t in mine),
                      _number(max(accuracies, default=None)),
                      _number(statistics.median(accuracies) if accuracies else None),
                      si(statistics.median(p.flops for p in done) if done else None),

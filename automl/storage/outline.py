@@ -108,6 +108,12 @@ class StudyOutline:
         return [trial for trial in self.completed if is_feasible(trial)]
 
     @cached_property
+    def over_budget(self) -> list[FrozenTrial]:
+        """The completed trials that are not trained (over a [budget] limit or the time budget,
+        refused untrained or trained and found over it), in outline."""
+        return [trial for trial in self.completed if not is_feasible(trial)]
+
+    @cached_property
     def front(self) -> list[FrozenTrial]:
         """The front (automl.storage.schema.pareto_front), in outline."""
         return pareto_front(self.study, self.trained)
