@@ -30,7 +30,15 @@ from automl.workers.process_clock import process_start_time
 if TYPE_CHECKING:  # imported when a command needs it: `automl --help` stays quick
     from automl.results.stored import StoredTrial
 
-ERR = Console(stderr=True)
+
+def error_console() -> Console:
+    """stderr as the commands print to it. Soft wrap: a message stays one line however wide the
+    terminal (or file) it goes to; the README promises one error line, and a wrapped path cannot
+    be copied."""
+    return Console(stderr=True, soft_wrap=True)
+
+
+ERR = error_console()
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -49,8 +57,7 @@ def _run(args: argparse.Namespace) -> None:
         _hints(failed.study.study_name, storage)
         raise
     if args.workers == 0:
-        ERR.print(escape(f"queued; start workers anywhere: {invoked_as()} worker {path} --storage {storage}"),
-                  soft_wrap=True)
+        ERR.print(escape(f"queued; start workers anywhere: {invoked_as()} worker {path} --storage {storage}"))
         return
     print_front(study)
     _hints(study.study_name, storage)
@@ -59,8 +66,8 @@ def _run(args: argparse.Namespace) -> None:
 def _hints(study_name: str, storage: str) -> None:
     """Where to look next, as commands the user can paste."""
     command = invoked_as()
-    ERR.print(escape(f"inspect: {command} show {study_name} --storage {storage}"), soft_wrap=True)
-    ERR.print(escape(f"browse:  {command} dashboard --storage {storage}"), soft_wrap=True)
+    ERR.print(escape(f"inspect: {command} show {study_name} --storage {storage}"))
+    ERR.print(escape(f"browse:  {command} dashboard --storage {storage}"))
 
 
 def invoked_as() -> str:
@@ -135,14 +142,14 @@ def _dashboard(args: argparse.Namespace) -> None:
         try:  # a study run by `automl worker`s alone, or before automl saved figures, gets them now
             study = _read_study(name, args.storage)  # its trials read once, for the count and the update
             ERR.print(f"study {name!r} ({len(study.get_trials(deepcopy=False)):,} trials): bringing its dashboard "
-                      "notes and figures up to date", soft_wrap=True)
+                      "notes and figures up to date")
             updater = DashboardUpdater(progress=progress)
             updater.update(study)
             ERR.print(f"  {updater.notes_written:,} notes written, figures saved, in {updater.spent_s:.1f} s")
         except Exception as exc:  # e.g. a read-only database: serve what is stored
             ERR.print(escape(f"note: the figures and notes of study {name!r} were not updated: {exc}"))
     ERR.print(f"serving {redact(args.storage)} on http://{args.host}:{args.port}/ with artifacts from "
-              f"{folder} (Ctrl-C stops)", soft_wrap=True)
+              f"{folder} (Ctrl-C stops)")
     run_server(storage, host=args.host, port=args.port, artifact_store=open_store(folder))
 
 
@@ -154,7 +161,7 @@ def _report(args: argparse.Namespace) -> None:
     from automl.results.report import write_report
 
     path = write_report(study, args.storage, Path(args.out))
-    ERR.print(f"report: {path} (figures as PNGs beside it)", soft_wrap=True)
+    ERR.print(f"report: {path} (figures as PNGs beside it)")
 
 
 def _stored(args: argparse.Namespace) -> StoredTrial:
@@ -179,13 +186,13 @@ def _export(args: argparse.Namespace) -> None:
     store = open_store(artifact_dir(args.storage, args.artifacts))
 
     def note(text: str) -> None:
-        ERR.print(f"note: {text}", soft_wrap=True)
+        ERR.print(f"note: {text}")
 
     model, weights = trained_model(stored, store, registry(), note)
     exported = export_model(stored, model, args.format, Path(args.out), weights, study_data(stored, registry(), note))
     ERR.print(f"{stored.label} ({stored.family.name}) as {args.format}: {exported.path}, described in "
               f"{exported.json_path}; outputs match PyTorch on a batch of {exported.check_batch} "
-              f"(max abs difference {exported.max_abs_diff:.2g})", soft_wrap=True)
+              f"(max abs difference {exported.max_abs_diff:.2g})")
     if exported.fixed_batch:
         ERR.print(f"note: the model fixes its batch size, so the export takes batches of {exported.fixed_batch}")
 
@@ -213,8 +220,7 @@ def _retrain(args: argparse.Namespace) -> None:
     if args.out:
         exported = export_model(stored, result.model, fmt, Path(args.out),
                                 f"retrained on train+validation ({result.epochs} epochs)", data, result)
-        ERR.print(f"retrained model as {fmt}: {exported.path}, described in {exported.json_path}",
-                  soft_wrap=True)
+        ERR.print(f"retrained model as {fmt}: {exported.path}, described in {exported.json_path}")
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -349,7 +355,7 @@ class _PrintedLog(logging.Handler):
     """automl's log records (notes, warnings, a worker's waits) as plain lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        ERR.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        ERR.print(self.format(record), markup=False, highlight=False)
 
 
 @contextlib.contextmanager

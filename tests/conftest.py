@@ -23,7 +23,6 @@ from typing import Any
 import optuna
 import pytest
 import torch
-from rich.console import Console
 
 from automl.storage._optuna import study_storage
 from automl.storage.worker_storage import WorkerStorage
@@ -162,7 +161,7 @@ def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
             optuna.logging.disable_default_handler()
             optuna.logging.get_logger("optuna").addHandler(optuna_log)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _import_path(env):
-                automl.cli.ERR = Console(stderr=True)  # as a fresh process makes it: COLUMNS as set now
+                automl.cli.ERR = automl.cli.error_console()  # as a fresh process makes it: COLUMNS as set now
                 try:
                     code = automl.cli.main(argv)
                 except SystemExit as exit:  # argparse: --help, --version, usage errors

@@ -87,7 +87,8 @@ def test_plugins_check_prints_only_its_table(tmp_path: Path) -> None:
 def test_a_missing_study_file_is_named_with_where_it_was_looked_for(tmp_path: Path) -> None:
     result = run_cli("run", "studies/nothing.toml", cwd=tmp_path)
     assert result.returncode == 2
-    message = " ".join(result.stderr.split())
+    message, = result.stderr.splitlines()  # one line, not wrapped at 80 columns though stderr is a pipe
+    assert message.startswith("error: ") and len(message) > 80
     assert f"study file studies/nothing.toml does not exist (looked in {tmp_path})" in message
     assert "studies/quickstart.toml in automl's repository is a commented example" in message
 
