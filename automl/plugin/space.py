@@ -86,9 +86,10 @@ def _within(distribution: BaseDistribution, value: Any) -> bool:
 class OutsideSpace(ValueError):
     """Fixed values that lie outside the distributions their space gives them."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], names: Sequence[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = list(problems)
+        self.names = list(names)  # the parameters, in the order of ``problems``
 
 
 class CheckedFixedTrial(optuna.trial.FixedTrial):
@@ -103,6 +104,7 @@ class CheckedFixedTrial(optuna.trial.FixedTrial):
         super().__init__(params, number)
         self.given = dict(params)
         self.outside: list[str] = []
+        self.outside_names: list[str] = []
 
     def _fits(self, name: str, distribution: BaseDistribution) -> bool:
         if name not in self.given:
@@ -113,6 +115,7 @@ class CheckedFixedTrial(optuna.trial.FixedTrial):
         if _within(distribution, self.given[name]):
             return True
         self.outside.append(f"{name} = {self.given[name]!r} is not {describe_distribution(distribution)}")
+        self.outside_names.append(name)
         return False
 
     def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
@@ -135,7 +138,7 @@ class CheckedFixedTrial(optuna.trial.FixedTrial):
     def check(self) -> None:
         """Raise OutsideSpace if a value replayed so far lies outside its distribution."""
         if self.outside:
-            raise OutsideSpace(self.outside)
+            raise OutsideSpace(self.outside, self.outside_names)
 
 
 def replay_params(family: Family, stored_params: dict[str, Any], task: Task) -> dict[str, Any]:

@@ -71,6 +71,16 @@ def load_configs(source: str, storage_url: str) -> list[tuple[dict[str, Any], in
     return [(params, None) for params in _from_file(source)]
 
 
+def _remedy(names: list[str], family_name: str) -> str:
+    """What the user can change for these out-of-range parameters: ``[train]`` ranges are the
+    study file's, a family's ranges are its plugin's code."""
+    training = [name.split(".", 1)[1] for name in names if in_namespace(name, TRAINING_NAMESPACE)]
+    if len(training) < len(names):
+        return f"fix the config (family {family_name!r} sets its ranges in its code)" + (
+            f", or widen [train] {', '.join(training)} in the study file" if training else "")
+    return f"fix the config, or widen [train] {', '.join(training)} in the study file"
+
+
 def checked(params: dict[str, Any], source: str, plan: StudyPlan, index: int) -> dict[str, Any]:
     """``params`` reduced to what this study samples, after replaying it through the spaces.
 
@@ -82,7 +92,7 @@ def checked(params: dict[str, Any], source: str, plan: StudyPlan, index: int) ->
         _, _, unused = replay_trial(plan.families[family_name], params, plan.data.task, plan.config.train)
     except OutsideSpace as exc:
         raise UsageError(f"warm start {source}: config {index} ({family_name}) does not fit this study's space: "
-                         f"{exc}; fix the config or widen the study's ranges") from None
+                         f"{exc}; {_remedy(exc.names, family_name)}") from None
     except ValueError as exc:
         raise UsageError(f"warm start {source}: config {index} ({family_name}) {params} does not fit this "
                          f"study's space: {exc}") from None

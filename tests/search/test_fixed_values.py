@@ -41,10 +41,14 @@ def plan_of(tmp_path: Path, warm: list[dict[str, Any]]) -> StudyPlan:
     return plan_study(load_study_file(path), path, registry())
 
 
+FAMILY_RANGE = "fix the config (family 'mlp' sets its ranges in its code)"
+
+
 @pytest.mark.parametrize(("changed", "expected"), [
-    ({"mlp.depth": 9}, "mlp.depth = 9 is not an integer in [1, 4]"),
+    ({"mlp.depth": 9}, f"mlp.depth = 9 is not an integer in [1, 4]; {FAMILY_RANGE}"),
     ({"mlp.depth": 2.5}, "mlp.depth = 2.5 is not an integer in [1, 4]"),
-    ({"train.lr": 5.0}, "train.lr = 5.0 is not a number in [0.0001, 0.01] (log scale)"),
+    ({"train.lr": 5.0}, "train.lr = 5.0 is not a number in [0.0001, 0.01] (log scale); fix the config, or widen "
+                        "[train] lr in the study file"),
     ({"train.batch_size": 128}, "train.batch_size = 128 is not one of [32, 64]"),
     ({"mlp.activation": "swish"}, "mlp.activation = 'swish' is not one of ["),
     ({"train.optimizer": True}, "train.optimizer = True is not one of ['adam', 'adamw']"),
@@ -63,8 +67,9 @@ def test_a_warm_start_value_outside_its_space_stops_the_run_naming_file_paramete
 
 def test_every_value_outside_the_space_is_named_at_once(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, [{**CONFIG, "mlp.depth": 9, "train.lr": 5.0}])
-    with pytest.raises(UsageError, match=r"mlp.depth = 9 is not .*; train.lr = 5.0 is not"):
+    with pytest.raises(UsageError, match=r"mlp.depth = 9 is not .*; train.lr = 5.0 is not") as caught:
         load_warm_start(plan)
+    assert str(caught.value).endswith(f"{FAMILY_RANGE}, or widen [train] lr in the study file")
 
 
 def test_a_warm_start_key_the_space_does_not_have_is_refused(tmp_path: Path) -> None:
