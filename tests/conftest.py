@@ -148,9 +148,7 @@ def _process_state(cwd: Path, env: dict[str, str]) -> Iterator[None]:
 
 def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
     import automl.cli
-    from automl.data.prepare import prepare
 
-    prepare.cache_clear()  # a fresh process reads the data files as they are now
     saved_argv, saved_err = sys.argv, automl.cli.ERR
     out, err = io.StringIO(), io.StringIO()
     optuna_log = _CurrentStderr()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -136,12 +137,28 @@ def fold_data(data: PreparedData) -> tuple[PreparedData, ...]:
     return tuple(folds)
 
 
-@functools.lru_cache(maxsize=4)
 def prepare(config: DataConfig, registry: Registry, seed: int) -> PreparedData:
-    """Load the configured dataset through its plugin, with its options, and split it; cached per process.
+    """Load the configured dataset through its plugin, with its options, and split it; cached per
+    process until a data file or folder the options name changes (a notebook that rewrites its CSV
+    and runs again gets the new rows, and a resume is checked against them).
 
     Raises UsageError for an unknown dataset, options it refuses (each named by key) or bad data.
     """
+    return _prepared(config, registry, seed, _files_state(config))
+
+
+def _files_state(config: DataConfig) -> tuple[tuple[str, int, int], ...]:
+    """(path, size in bytes, modification time in ns) of every file the options name, a named
+    folder's files included. Options hold absolute paths once validated (automl.config)."""
+    named = [Path(value) for value in config.options.values() if isinstance(value, str) and Path(value).is_absolute()]
+    files = [file for path in named if path.exists()
+             for file in ([path] if path.is_file() else sorted(path.rglob("*")))]
+    return tuple((str(file), (stat := file.stat()).st_size, stat.st_mtime_ns) for file in files)
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(config: DataConfig, registry: Registry, seed: int,
+              files_state: tuple[tuple[str, int, int], ...]) -> PreparedData:
     options, problems = check_options(config, registry)
     if options is None:
         raise UsageError("; ".join(problems))

@@ -15,7 +15,6 @@ from conftest import has_study, run_cli, write_study
 
 from automl import __version__
 from automl.config import load_study_file
-from automl.data.prepare import prepare
 from automl.errors import UsageError
 from automl.plugin.registry import Registered, Registry, registry
 from automl.search.plan import StudyPlan, plan_study
@@ -238,8 +237,7 @@ def test_a_csv_moved_with_the_same_content_is_harmless_and_noted(tmp_path: Path)
 def test_a_csv_whose_content_changed_is_refused(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "data.csv")
     created(plan_of(tmp_path, dataset="csv", data=f'path = "{path}"'))
-    write_csv(path, flip=True)  # one value edited in place
-    prepare.cache_clear()  # as a new process would read it
+    write_csv(path, flip=True)  # one value edited in place: this process reads it again, as a new one would
     message = refused(plan_of(tmp_path, dataset="csv", data=f'path = "{path}"'))
     assert "the dataset's content or its split changed" in message and "data.options" not in message
 
