@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,23 +20,52 @@ aten = torch.ops.aten
 Shape = Sequence[int]
 
 
-def _recurrent_matmul_flops(steps: int, batch: int, weight_shapes: Sequence[Shape]) -> int:
-    # Each weight matrix of a recurrent layer is applied once per time step and sample.
-    return 2 * steps * batch * sum(shape[0] * shape[1] for shape in weight_shapes if len(shape) == 2)
+def _recurrent_flops(layer: nn.RNNBase, inputs: torch.Tensor) -> int:
+    """Each weight matrix of a recurrent layer (input, hidden and, for an LSTM, projection weights
+    of every layer and direction) is applied once per time step and sample."""
+    batch, steps = (inputs.shape[0], inputs.shape[1]) if layer.batch_first else (inputs.shape[1], inputs.shape[0])
+    return 2 * steps * batch * sum(weight.numel() for weight in layer.parameters() if weight.dim() == 2)
 
 
-def _lstm_flops(input_shape: Shape, hx_shapes: Sequence[Shape], param_shapes: Sequence[Shape], has_biases: bool,
-                num_layers: int, dropout: float, train: bool, bidirectional: bool, batch_first: bool, *args: Any,
-                out_shape: Any = None, **kwargs: Any) -> int:
-    # PyTorch's FLOP counter has no formula for the fused LSTM kernels and counts them as 0.
-    batch, steps = (input_shape[0], input_shape[1]) if batch_first else (input_shape[1], input_shape[0])
-    return _recurrent_matmul_flops(steps, batch, param_shapes)
+@contextlib.contextmanager
+def _recurrent_layers_by_formula(model: nn.Module) -> Iterator[list[int]]:
+    """Within it, ``model``'s recurrent layers (torch's GRU, LSTM, RNN) return zeros of their
+    outputs' shapes and add their FLOPs, by _recurrent_flops, to the list it yields.
 
+    The FLOP counter is a dispatch mode: a GRU, and an LSTM off oneDNN's fused kernel, run their
+    steps one by one through it, several ops a step dispatched through Python. Counting a 3-layer
+    GRU over 1,460 steps took 7.4 CPU-s, running it 0.4 s; the formula gives the same count as
+    the counter's (tests/training/test_flops.py) at once, whatever the length. Later layers see
+    zeros instead of the recurrent outputs: FLOPs depend on shapes, not values. A packed or
+    unbatched input runs the layer itself (counted by the counter).
+    """
+    counted: list[int] = []
 
-def _mkldnn_lstm_layer_flops(input_shape: Shape, weight_ih_shape: Shape, weight_hh_shape: Shape, *args: Any,
-                             out_shape: Any = None, **kwargs: Any) -> int:
-    # The oneDNN kernel that runs one LSTM layer on CPU; its input is always [T, B, F].
-    return _recurrent_matmul_flops(input_shape[0], input_shape[1], [weight_ih_shape, weight_hh_shape])
+    def stand_in(layer: nn.RNNBase) -> Callable[..., Any]:
+        def forward(inputs: Any, hx: Any = None) -> Any:
+            if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
+                return type(layer).forward(layer, inputs, hx)
+            counted.append(_recurrent_flops(layer, inputs))
+            directions = 2 if layer.bidirectional else 1
+            width = getattr(layer, "proj_size", 0) or layer.hidden_size
+            batch, steps = (inputs.shape[0], inputs.shape[1]) if layer.batch_first else \
+                (inputs.shape[1], inputs.shape[0])
+            outputs = inputs.new_zeros((batch, steps, directions * width) if layer.batch_first else
+                                       (steps, batch, directions * width))
+            hidden = inputs.new_zeros((directions * layer.num_layers, batch, width))
+            if isinstance(layer, nn.LSTM):
+                return outputs, (hidden, inputs.new_zeros((directions * layer.num_layers, batch, layer.hidden_size)))
+            return outputs, hidden
+        return forward
+
+    layers = [module for module in model.modules() if isinstance(module, nn.RNNBase)]
+    for layer in layers:
+        layer.forward = stand_in(layer)
+    try:
+        yield counted
+    finally:
+        for layer in layers:
+            del layer.forward
 
 
 def _cpu_flash_attention_flops(query_shape: Shape, key_shape: Shape, value_shape: Shape, *args: Any,
@@ -46,11 +75,7 @@ def _cpu_flash_attention_flops(query_shape: Shape, key_shape: Shape, value_shape
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-_MISSING_FORMULAS = {
-    aten.lstm: _lstm_flops,
-    aten.mkldnn_rnn_layer: _mkldnn_lstm_layer_flops,
-    aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops,
-}
+_MISSING_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops}
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -70,11 +95,11 @@ def flops_per_sample(model: nn.Module, example: torch.Tensor) -> int:
     model.eval()
     counter = FlopCounterMode(display=False, custom_mapping=_MISSING_FORMULAS)
     try:
-        with counter, torch.enable_grad():
+        with _recurrent_layers_by_formula(model) as recurrent, counter, torch.enable_grad():
             model(batch)
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops())
+    return int(counter.get_total_flops()) + sum(recurrent)
 
 
 @dataclass(frozen=True)
