@@ -154,7 +154,9 @@ class StepPace:
     processes does not move; on a GPU steps are queued, so the device is waited for twice and the
     mean taken. A step of ``LONG_STEP_S`` or more is timed alone, the first one too: its warm-ups
     (milliseconds, paid once) are a small part of it, and a model that slow must not spend ten
-    such steps before its epoch can be judged.
+    such steps before its epoch can be judged. So is a step that long in an epoch too short to
+    time its steps (small data): else a slow model trained its whole first epoch over every fold
+    before it was judged (an attention model over 1,460 steps: 9 steps of about 19 s a fold).
     """
 
     WARMUP = 2
@@ -173,9 +175,7 @@ class StepPace:
     def stepped(self, loss_sum: torch.Tensor) -> bool:
         """Count a finished step; True once the pace is known (never for an epoch too short to time)."""
         self.done += 1
-        if not self.enough:
-            return False
-        if self.on_gpu and self.done in (1, self.WARMUP, self.WARMUP + self.STEPS):
+        if self.on_gpu and (self.done == 1 or self.enough and self.done in (self.WARMUP, self.WARMUP + self.STEPS)):
             float(loss_sum)  # wait for the device: the steps are timed, not their launches
         now, last = time.perf_counter(), self.last
         self.last = now
@@ -183,6 +183,8 @@ class StepPace:
         if (not self.on_gpu or self.done == 1) and now - last >= self.LONG_STEP_S:
             self.long_step = now - last
             return True
+        if not self.enough:
+            return False
         if self.done > self.WARMUP:
             self.seconds.append(now - last)
         return len(self.seconds) == self.STEPS

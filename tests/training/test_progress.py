@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from automl.config import DataConfig
-from automl.data.prepare import PreparedData, prepare
+from automl.data.prepare import PreparedData, Split, prepare
 from automl.plugin.registry import registry
 from automl.training import loop
 from automl.training.loop import TEST_GRACE_S, TrainingParams, train
@@ -182,8 +182,12 @@ def test_the_first_epoch_trained_reports_its_projected_time_once(digits: Prepare
     assert 0 < estimates[0][1] < 10 * result.train_s
 
 
-def test_a_slow_step_is_judged_alone_before_more_steps_are_spent(digits: PreparedData) -> None:
-    """A model whose steps take seconds has its epoch projected after its first step, not its tenth."""
+@pytest.mark.parametrize("rows", [None, 3 * PARAMS.batch_size], ids=["many-steps", "too-few-steps-to-time"])
+def test_a_slow_step_is_judged_alone_before_more_steps_are_spent(digits: PreparedData, rows: int | None) -> None:
+    """A model whose steps take seconds has its epoch projected after its first step, not its tenth,
+    also in an epoch of too few steps to time them (small data), which it would otherwise finish."""
+    if rows is not None:
+        digits = PreparedData(digits.task, Split(digits.train.x[:rows], digits.train.y[:rows]), digits.val, digits.test)
 
     class SlowSteps(nn.Module):
         def __init__(self) -> None:
