@@ -111,7 +111,9 @@ def run(config: StudyConfig | str | os.PathLike[str], *, n_trials: int | None = 
     config = _loaded(config)
     deadline_at = _deadline_at(timeout or config.timeout, started)
     with quiet_libraries(), HardDeadline(deadline_at):
-        plan = _plan(config, storage, data, deadline_at)
+        from automl.search.plan import startup_deadline
+
+        plan = _plan(config, storage, data, startup_deadline(started, deadline_at))
         return run_plan(plan, n_trials=n_trials, timeout=timeout, workers=workers, threads=threads, progress=progress,
                         warm_start=warm_start, started=started)
 
@@ -127,6 +129,7 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
     from automl.results.dashboard import DashboardUpdater
     from automl.results.raw_inputs import record_preprocessing
     from automl.search.budget import survey_space
+    from automl.search.plan import startup_deadline
     from automl.search.startup import first_configs
     from automl.search.study import create_or_resume, queue_run, work
     from automl.search.warm_start import load_warm_start
@@ -140,7 +143,6 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
     with quiet_libraries():
         budget_s = timeout or config.timeout
         deadline = _deadline(budget_s, started)
-        at = deadline.at if deadline else None  # the start-up's checks, survey and draws stop at it
         warm = load_warm_start(plan, warm_start)
         for note in [*plan.notes, *warm.notes]:
             LOG.info("note: %s", note)
@@ -156,17 +158,19 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
         deadline = _deadline(None, started, study_budget.earliest(deadline.at if deadline else None))
         at = deadline.at if deadline else None
         tighten_alarm(at)
+        startup_at = startup_deadline(started, at)  # the start-up's survey and draws stop at it
         budget_s = budget_s or (deadline.left() if deadline else None)
         record_preprocessing(study, plan.data)
         survey = survey_space(plan.families, plan.data.task, plan.data.train.x, config.budget, seed=config.seed,
-                              deadline=at)
+                              deadline=startup_at)
         for warning in survey.warnings():
             LOG.warning("warning: %s: %s", _where(plan), warning)
         LOG.info("%s", _describe(plan))
         first = warm.for_study(study)
         if first:
             LOG.info("warm start: %s run before the sampled trials", plural(len(first), "known config"))
-        if not queue_run(study, n_trials or config.trials_per_run(budget_s), first, first_configs(plan, study, at)):
+        queued = first_configs(plan, study, startup_at)
+        if not queue_run(study, n_trials or config.trials_per_run(budget_s), first, queued):
             LOG.info("%s", _resuming(study, plan, deadline))
         if deadline and not deadline.left():
             LOG.info("note: the time budget ran out before the first trial: the start-up (libraries, data, checks, "

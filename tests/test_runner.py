@@ -4,6 +4,7 @@ digits, a real SQLite file and the real plugins, in this process."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import os
@@ -243,3 +244,27 @@ def test_automl_run_checks_its_arguments_as_the_command_line_does(tmp_path: Path
     with pytest.raises(automl.UsageError, match=message):
         automl.run(_study_file(tmp_path), **argument)
     assert not list(tmp_path.glob("*.db"))
+
+
+def test_the_start_up_checks_and_draws_stop_at_a_share_of_the_time_budget(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from automl.search import plan, preflight, startup
+
+    given: dict[str, float | None] = {}
+
+    def recorded(name: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            given[name] = inspect.signature(function).bind(*args, **kwargs).arguments["deadline"]
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(preflight, "check_training_step", recorded("checks", preflight.check_training_step))
+    monkeypatch.setattr(startup, "startup_configs", recorded("draws", startup.startup_configs))
+    x, y = _digits()
+    config = automl.StudyConfig(name="share", storage=f"sqlite:///{tmp_path / 's.db'}", n_trials=1,
+                                search={"families": ["mlp"]}, train={"max_epochs": 1, "batch_size": [128]})
+    started = time.time()
+    automl.run(config, data=(x, y), timeout=200, progress=False, started=started)
+    assert plan.STARTUP_SHARE * 200 == 20
+    assert given == {"checks": pytest.approx(started + 20), "draws": pytest.approx(started + 20)}
+    assert plan.startup_deadline(started, None) is None
