@@ -120,9 +120,10 @@ class MOASHAPruner(BasePruner):
         self.cost_attrs = [OBJECTIVES[name].attr for name in cost_objectives]
         self.reduction_factor = reduction_factor
         self.rungs = rungs(min_epochs, reduction_factor, max_epochs)
-        # (study name, trial number, rung epochs) -> point of a finished trial, which no longer changes:
-        # at 1,000 trials, working the points out again at every rung was most of the pruner's time.
-        self._finished_points: dict[tuple[str, int, int], list[float] | None] = {}
+        # (study name, rung epochs) -> the points there of the finished trials, which no longer
+        # change, by family: at 1,000 trials, working them out again at every rung was most of the
+        # pruner's time, and at 10,000 reading every finished trial's family and curve was.
+        self._finished: dict[tuple[str, int], _FinishedAtRung] = {}
 
     def point(self, user_attrs: dict[str, Any], epochs: int) -> list[float] | None:
         """(1 - accuracy after ``epochs``, log10 costs...), or None if the trial has not got there.
@@ -145,22 +146,39 @@ class MOASHAPruner(BasePruner):
             return False
         mine = self.point(trial.user_attrs, epochs)
         family = family_of(trial)
-        others = [self._point_of(study, t, epochs)
-                  for t in study.get_trials(deepcopy=False, states=RANKED_STATES)
-                  if t.number != trial.number and family_of(t) == family]
+        finished = self._finished.setdefault((study.study_name, epochs), _FinishedAtRung())
+        running = []
+        for other in study.get_trials(deepcopy=False, states=RANKED_STATES):
+            if other.number in finished.numbers:
+                continue
+            if other.state.is_finished():
+                finished.add(other, self.point(other.user_attrs, epochs))
+            elif other.number != trial.number and family_of(other) == family:
+                running.append(self.point(other.user_attrs, epochs))
+        others = [*finished.points_of(family, trial.number), *running]
         reached = [*(p for p in others if p is not None), mine]
         if mine is None or len(reached) < self.reduction_factor:
             return False
         return not last_row_survives(np.array(reached), math.ceil(len(reached) / self.reduction_factor))
 
-    def _point_of(self, study: optuna.Study, trial: FrozenTrial, epochs: int) -> list[float] | None:
-        if not trial.state.is_finished():
-            return self.point(trial.user_attrs, epochs)
-        key = (study.study_name, trial.number, epochs)
-        if key not in self._finished_points:
-            self._finished_points[key] = self.point(trial.user_attrs, epochs)
-        return self._finished_points[key]
-
     def rung_of(self, epochs: int) -> int:
         """The index of the rung at ``epochs``."""
         return self.rungs.index(epochs)
+
+
+class _FinishedAtRung:
+    """The points at one rung of a study's finished trials (None: not there), by family."""
+
+    def __init__(self) -> None:
+        self.numbers: set[int] = set()
+        self._points: dict[str | None, dict[int, list[float]]] = {}
+
+    def add(self, trial: FrozenTrial, point: list[float] | None) -> None:
+        self.numbers.add(trial.number)
+        if point is not None:
+            self._points.setdefault(family_of(trial), {})[trial.number] = point
+
+    def points_of(self, family: str | None, but: int) -> list[list[float]]:
+        """Those of ``family``'s trials but trial number ``but`` (a finished trial judged again)."""
+        points = self._points.get(family, {})
+        return [point for number, point in points.items() if number != but]

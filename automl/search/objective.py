@@ -24,7 +24,7 @@ from automl.search.budget import screen
 from automl.search.pruners import EpochPruning, decision_epochs
 from automl.search.signal import ranked_accuracy
 from automl.search.time_budget import Deadline, EpochTimeGuard, NextDecisionGuard, OverTimeBudget, guard_trial
-from automl.search.trial_artifacts import load_checkpoint, save_checkpoint, save_trial_artifacts
+from automl.search.trial_artifacts import FrontSoFar, load_checkpoint, save_checkpoint, save_trial_artifacts
 from automl.storage.schema import DEADLINE, FAMILY_PARAM, LATENCY, TRAINING_NAMESPACE, TrialAttr, objective_values
 from automl.storage.worker_storage import commit_trial_writes
 from automl.training.device import resolve_device
@@ -106,6 +106,7 @@ class Objective:
         self.serving_device = torch.device("cpu") if config.search.latency_device == "cpu" else self.device
         # Efficiency by architecture (family and its params): see _measure.
         self._measured: dict[str, Efficiency] = {}
+        self.front = FrontSoFar()  # whether a trial's weights are kept (automl.search.trial_artifacts)
         # Latency is timed only where the study ranks or limits it (automl.training.efficiency.measure).
         self.time_latency = LATENCY.name in config.search.objectives or config.budget.max_latency_ms is not None
 
@@ -220,7 +221,7 @@ class Objective:
         values = objective_values(list(config.search.objectives), measured(efficiency, ranked))
         if self.artifacts is not None:
             try:
-                save_trial_artifacts(self.artifacts, trial, model, result, values)
+                save_trial_artifacts(self.artifacts, trial, model, result, values, self.front)
             except OSError as exc:  # a by-product: the trial's results are stored all the same
                 _not_saved(trial, "its artifacts (summary, learning curve, weights)", exc)
         return values

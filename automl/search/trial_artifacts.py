@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,10 +45,31 @@ def dominated(values: Sequence[float], others: Sequence[Sequence[float]],
     return False
 
 
-def on_front_now(trial: optuna.Trial, values: Sequence[float]) -> bool:
-    """Whether ``values`` would be on the front of the within-budget trials completed so far."""
-    done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return not dominated(values, [t.values for t in done if is_trained(t)], trial.study.directions)
+class FrontSoFar:
+    """The front of a study's within-budget completed trials, kept as they complete: each is read
+    once, and a trial once dominated stays so, so only the front is kept (re-reading every
+    completed trial at each trial cost 75 ms a trial at 10,000 trials)."""
+
+    def __init__(self) -> None:
+        self._study: str | None = None
+        self._seen: set[int] = set()  # numbers of the completed trials taken in
+        self._front: list[list[float]] = []
+        self._lock = threading.Lock()  # trials run in threads (Study.optimize with n_jobs)
+
+    def admits(self, trial: optuna.Trial, values: Sequence[float]) -> bool:
+        """Whether ``values`` would be on the front of ``trial``'s study now."""
+        study, directions = trial.study, trial.study.directions
+        with self._lock:
+            if study.study_name != self._study:
+                self._study, self._seen, self._front = study.study_name, set(), []
+            for done in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                if done.number in self._seen:
+                    continue
+                self._seen.add(done.number)
+                if is_trained(done) and not dominated(done.values, self._front, directions):
+                    self._front = [*(kept for kept in self._front if not dominated(kept, [done.values], directions)),
+                                   done.values]
+            return not dominated(values, self._front, directions)
 
 
 def architecture_summary(trial: optuna.Trial, model: nn.Module) -> str:
@@ -67,9 +89,9 @@ def curve_record(result: TrainResult) -> dict[str, list[int] | list[float]]:
 
 
 def save_trial_artifacts(store: FileSystemArtifactStore, trial: optuna.Trial, model: nn.Module,
-                         result: TrainResult, values: Sequence[float]) -> None:
+                         result: TrainResult, values: Sequence[float], front: FrontSoFar) -> None:
     """Upload summary and learning curve (none after 0 epochs), and the weights when the trial is on the
-    front now."""
+    ``front`` now."""
     with tempfile.TemporaryDirectory(prefix="automl-artifacts-") as folder:
         paths = {name: Path(folder) / name for name in (SUMMARY, CURVE_JSON, CURVE_PNG, WEIGHTS)}
         paths[SUMMARY].write_text(architecture_summary(trial, model), encoding="utf-8")
@@ -80,7 +102,7 @@ def save_trial_artifacts(store: FileSystemArtifactStore, trial: optuna.Trial, mo
             draw_curve(curve["val_accuracy"], curve["train_loss"],
                        f"trial {trial.number} ({trial.user_attrs.get(TrialAttr.FAMILY)})", paths[CURVE_PNG])
             uploads += [CURVE_JSON, CURVE_PNG]
-        if on_front_now(trial, values):
+        if front.admits(trial, values):
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, paths[WEIGHTS])
             uploads.append(WEIGHTS)
         for name in uploads:

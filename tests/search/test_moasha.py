@@ -141,6 +141,24 @@ def test_running_trials_count_at_the_rungs_they_reached() -> None:
     assert accuracy_only.prune(study, _running(study, [0.5], 1.0))
 
 
+def test_a_finished_trials_point_is_worked_out_once_and_a_finished_trial_is_not_its_own_rival(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pruner = MOASHAPruner(["flops"], max_epochs=10, min_epochs=1, reduction_factor=3)
+    study = _study_with([_finished(1, [0.6 + i / 100], 1e6, TrialState.PRUNED) for i in range(30)])
+    worked_out: list[list[float]] = []
+    point = pruner.point
+    monkeypatch.setattr(pruner, "point",
+                        lambda attrs, epochs: worked_out.append(attrs["val_curve"]) or point(attrs, epochs))
+    assert pruner.prune(study, _running(study, [0.5], 1e6))
+    assert len(worked_out) == 31
+    assert not pruner.prune(study, _running(study, [0.99], 1e6))
+    assert len(worked_out) == 31 + 2, "the new trial and the running one before it, no finished one again"
+    # A finished trial judged again is ranked among the others, not beside itself: the best of the
+    # thirty goes on (with itself counted twice it would still), the worst stops.
+    finished = study.get_trials(states=(TrialState.PRUNED,))
+    assert not pruner.prune(study, finished[-1]) and pruner.prune(study, finished[0])
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "nsgaii", "gp", "random"])
 def test_samplers_go_on_sampling_among_pruned_and_infeasible_trials(sampler: str) -> None:
     trials = [_finished(3, [0.5 + i / 40, 0.6, 0.7 + i / 40], 1e4 * (i + 1), x=i / 10) for i in range(8)]
