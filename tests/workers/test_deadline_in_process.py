@@ -24,19 +24,20 @@ from automl.search.plan import plan_study
 from automl.storage.schema import DEADLINE
 from automl.workers import hard_deadline
 
-STEP_S = 4.0
+# Under StepPace.LONG_STEP_S, a step the time guard would judge alone.
+STEP_S = 0.6
 
 
 class SlowSteps(nn.Module):
-    """A linear model whose every training step takes STEP_S: an epoch of a few steps outlasts a short
-    budget, and too few steps to time leave the time guard nothing to refuse it on."""
+    """A linear model whose every training step takes STEP_S: an epoch of 14 steps outlasts a
+    short budget, and too few steps to time leave the time guard nothing to refuse it on."""
 
     def __init__(self, features: int, classes: int) -> None:
         super().__init__()
         self.linear = nn.Linear(features, classes)
 
     def forward(self, x):
-        if self.training and x.shape[0] > 8:  # not the pre-flight check's step of 8 samples
+        if self.training and x.shape[0] > 8:  # not the pre-flight check's step of a few samples
             time.sleep(STEP_S)
         return self.linear(x.flatten(1))
 
@@ -63,12 +64,12 @@ def test_a_trial_the_deadline_catches_before_its_first_epoch_is_queued_again_in_
         pruner = "none"
         [train]
         max_epochs = 1
-        batch_size = [512]
+        batch_size = [96]
     """)
     real = registry()
     families = Registry({"slow": Registered(Slow(), real.families["mlp"].source)}, real.datasets)
     plan = plan_study(load_study_file(study_file), study_file, families)
-    budget = 8.0  # the start-up and part of the first epoch (3 steps)
+    budget = 8.0  # the start-up and part of the first epoch (14 steps)
     started = time.monotonic()
     with caplog.at_level(logging.INFO):
         study = run_plan(plan, timeout=budget, progress=False)
