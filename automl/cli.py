@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import optuna
 from rich.console import Console
 from rich.markup import escape
 
@@ -22,6 +21,7 @@ from automl.cli_plugins import check_plugins, list_plugins
 from automl.config import DEFAULT_STORAGE, load_study_file
 from automl.errors import AutomlError, UsageError
 from automl.plugin.registry import registry
+from automl.results.dashboard_storage import DASHBOARD_TRIALS
 from automl.runner import quiet_libraries
 from automl.storage.urls import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
 from automl.workers.interrupts import Interrupted
@@ -104,15 +104,6 @@ def _worker(args: argparse.Namespace) -> None:
     ERR.print(f"worker {worker_name()}: no trial left to run; {count(study, *DONE)} finished in the study")
 
 
-def _read_study(name: str, url: str) -> optuna.Study:
-    """The study, for a command that reads all its trials: through a worker's storage, which reads
-    them with SQLAlchemy Core in batches (automl.storage.optuna_tables); Optuna's storage builds an
-    object per stored row, minutes and gigabytes for a study of 50,000 trials."""
-    from automl.storage.worker_storage import WorkerStorage
-
-    return load_study(name, url, WorkerStorage(open_storage(url, must_exist=True)))
-
-
 def _show(args: argparse.Namespace) -> None:
     from automl.results.front import print_front
 
@@ -123,14 +114,17 @@ def _dashboard(args: argparse.Namespace) -> None:
     from optuna_dashboard import run_server
 
     from automl.results.dashboard import NOTES_PER_BATCH, DashboardUpdater
+    from automl.results.dashboard_storage import DashboardStorage
     from automl.storage.artifacts import artifact_dir, open_store
     from automl.storage.schema import CONFIG_ATTR
+    from automl.storage.worker_storage import WorkerStorage
 
-    storage = open_storage(args.storage, must_exist=True)
+    # A worker's storage reads the trials in batches, then those that changed; Optuna's ORM, all at each call.
+    served = DashboardStorage(reads := WorkerStorage(open_storage(args.storage, must_exist=True)))
     folder = artifact_dir(args.storage, args.artifacts)
     # The studies alone: optuna.get_all_study_summaries would read every trial of every study
     # through Optuna's ORM to count them (minutes at 50,000 trials).
-    for summary in storage.get_all_studies():
+    for summary in reads.get_all_studies():
         if CONFIG_ATTR not in summary.user_attrs:  # not automl's: its notes are its owner's
             continue
         name = summary.study_name
@@ -139,18 +133,22 @@ def _dashboard(args: argparse.Namespace) -> None:
             if total > NOTES_PER_BATCH:
                 ERR.print(f"  study {name!r}: {done:,} of {total:,} notes written")
 
+        study = load_study(name, args.storage, reads)  # its trials read once: the count, update, sample
+        count = len(study.get_trials(deepcopy=False))
         try:  # a study run by `automl worker`s alone, or before automl saved figures, gets them now
-            study = _read_study(name, args.storage)  # its trials read once, for the count and the update
-            ERR.print(f"study {name!r} ({len(study.get_trials(deepcopy=False)):,} trials): bringing its dashboard "
-                      "notes and figures up to date")
+            ERR.print(f"study {name!r} ({count:,} trials): bringing its dashboard notes and figures up to date")
             updater = DashboardUpdater(progress=progress)
             updater.update(study)
             ERR.print(f"  {updater.notes_written:,} notes written, figures saved, in {updater.spent_s:.1f} s")
         except Exception as exc:  # e.g. a read-only database: serve what is stored
             ERR.print(escape(f"note: the figures and notes of study {name!r} were not updated: {exc}"))
+        left_out = 0 if args.all_trials else served.sample(study, DASHBOARD_TRIALS)
+        if left_out:
+            ERR.print(f"  its page shows {count - left_out:,} of its {count:,} trials: the front's, those not finished "
+                      "and others evenly spread over the study (--all-trials: every one)", soft_wrap=True)
     ERR.print(f"serving {redact(args.storage)} on http://{args.host}:{args.port}/ with artifacts from "
               f"{folder} (Ctrl-C stops)")
-    run_server(storage, host=args.host, port=args.port, artifact_store=open_store(folder))
+    run_server(served, host=args.host, port=args.port, artifact_store=open_store(folder))
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -325,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     dashboard.add_argument("--artifacts", metavar="DIR", help=ARTIFACTS_HELP)
+    dashboard.add_argument("--all-trials", action="store_true", help=f"every trial on an automl study's page (by "
+                           f"default past {DASHBOARD_TRIALS:,}: the front's and others spread, {DASHBOARD_TRIALS:,} in "
+                           "all; optuna-dashboard's page takes minutes for 50,000)")
     dashboard.set_defaults(handler=_dashboard)
 
     report = _study_command(commands, "report", "write an HTML report with figures of a study")

@@ -15,9 +15,10 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 from plotly.colors import qualitative
 
-from automl.results.figures import Point, drawn_curves, drawn_flops, front_and_spread, zero_floor
+from automl.results.figures import Point, drawn_curves, drawn_flops, zero_floor
 from automl.results.front import si
 from automl.results.hypervolume import HypervolumeHistory
+from automl.results.spread import front_and_spread
 from automl.storage.schema import TrialAttr, family_of
 
 # Line style of a learning curve by the trial's state: finished lines solid, the rest broken.

@@ -7,10 +7,10 @@ test accuracy, or put FLOPs on a log axis; importance comes from Optuna's own pl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
 import matplotlib
 import numpy as np
@@ -26,9 +26,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl.errors import plural
 from automl.results.hypervolume import HypervolumeHistory
+from automl.results.spread import front_and_spread
 from automl.storage.schema import ACCURACY, FLOPS, TrialAttr, family_of
 
-Spread = TypeVar("Spread")
 # The most learning curves a figure draws (the front's always among them): past a few thousand
 # lines a figure is a blot, and 50,000 cost minutes to draw and megabytes of the dashboard's JSON.
 CURVES_DRAWN = 1000
@@ -177,25 +177,6 @@ def _ending(trial: FrozenTrial) -> str:
     if trial.state == TrialState.PRUNED or trial.user_attrs.get(TrialAttr.STOPPED):
         return "stopped early"
     return "trained to the end"
-
-
-def evenly_spread(items: Sequence[Spread], count: int) -> list[Spread]:
-    """``count`` of ``items`` spread evenly over them, in order, from the first on; all of them when
-    there are no more than ``count``."""
-    if len(items) <= count:
-        return list(items)
-    return [items[index * len(items) // count] for index in range(count)]
-
-
-def front_and_spread(items: Sequence[Spread], on_front: Callable[[Spread], bool], at_most: int) -> list[Spread]:
-    """What a figure of a large study draws of ``items``: all of them up to ``at_most``; past it,
-    those ``on_front`` and others evenly spread over the rest, ``at_most`` in all (the front's
-    alone when it is larger), in their order."""
-    if len(items) <= at_most:
-        return list(items)
-    rest = [index for index, item in enumerate(items) if not on_front(item)]
-    picked = set(evenly_spread(rest, max(at_most - (len(items) - len(rest)), 0)))
-    return [item for index, item in enumerate(items) if index in picked or on_front(item)]
 
 
 def drawn_curves(trials: Sequence[FrozenTrial], front: Collection[int], at_most: int = CURVES_DRAWN

@@ -22,7 +22,7 @@ from optuna.importance import FanovaImportanceEvaluator
 from optuna.search_space import intersection_search_space
 
 from automl.plugin.space import in_namespace
-from automl.results.figures import evenly_spread
+from automl.results.spread import evenly_spread
 from automl.storage.outline import StudyOutline
 from automl.storage.schema import OBJECTIVES, TRAINING_NAMESPACE
 

@@ -20,7 +20,6 @@ from automl.results.figures import (
     Point,
     curves_figure,
     families_figure,
-    front_and_spread,
     hypervolume_figure,
     pareto_figure,
 )
@@ -36,6 +35,7 @@ from automl.results.front import (
 )
 from automl.results.hypervolume import hypervolume_history
 from automl.results.importance import importance_figure
+from automl.results.spread import front_and_spread
 from automl.storage.artifacts import output_dir
 from automl.storage.outline import StudyOutline
 from automl.storage.schema import TrialAttr, family_of

@@ -18,6 +18,7 @@ from optuna_dashboard import get_note
 import automl.results.dashboard as dashboard
 from automl.cli import main
 from automl.results.dashboard import NOTES_ATTR, DashboardUpdater
+from automl.results.dashboard_storage import DashboardStorage
 from automl.results.hypervolume import front_volumes
 from automl.storage._optuna import compute_hypervolume, study_storage
 from automl.storage.schema import CONFIG_ATTR, TrialAttr
@@ -118,6 +119,23 @@ def test_automl_dashboard_says_what_it_brings_up_to_date(study: optuna.Study, tm
     assert "study 'many' (25 trials): bringing its dashboard notes and figures up to date" in err
     assert "study 'many': 10 of 26 notes written" in err and "26 notes written, figures saved, in" in err
     assert served and err.index("notes written, figures saved") < err.index("serving")
+
+
+def test_automl_dashboard_serves_a_sample_of_a_large_study_and_says_so(study: optuna.Study, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    served: list[DashboardStorage] = []
+    monkeypatch.setattr("optuna_dashboard.run_server", lambda storage, **options: served.append(storage))
+    monkeypatch.setattr("automl.cli.DASHBOARD_TRIALS", 30)
+    study.add_trials([create_trial(values=[0.1, 9999.0]) for _ in range(20)])  # dominated: off the front
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    assert main(["dashboard", "--storage", url]) == 0
+    assert "its page shows 30 of its 45 trials" in " ".join(capsys.readouterr().err.split())
+    served_numbers = {trial.number for trial in served[0].get_all_trials(_study_id(study))}
+    assert len(served_numbers) == 30 and set(range(TRIALS)) <= served_numbers  # the front's 25 and 5 others
+    assert main(["dashboard", "--storage", url, "--all-trials"]) == 0
+    assert "its page shows" not in capsys.readouterr().err
+    assert len(served[1].get_all_trials(_study_id(study))) == 45
 
 
 def test_the_hypervolume_history_is_computed_again_only_when_the_front_changes() -> None:
