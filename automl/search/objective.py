@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from typing import Any
@@ -15,7 +16,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl.config import StudyConfig, TrainConfig
-from automl.data.prepare import PreparedData
+from automl.data.prepare import PreparedData, fold_data
 from automl.plugin.build import build_model
 from automl.plugin.contract import Family
 from automl.plugin.space import CheckedFixedTrial, NamespacedTrial, in_namespace, sample_params
@@ -31,6 +32,7 @@ from automl.training.device import resolve_device
 from automl.training.efficiency import Efficiency, measure, peak_memory_mb
 from automl.training.loop import TrainingParams, train
 from automl.training.progress import Checkpoint, Progress
+from automl.training.throughput import fastest_forward_seconds
 from automl.workers.interrupts import DeadlineReached
 
 LOG = logging.getLogger(__name__)
@@ -162,7 +164,7 @@ class Objective:
         if self.deadline is not None:
             try:
                 guards.append(guard_trial(trial, self.deadline, family.name, efficiency.flops, samples_per_epoch,
-                                          decisions[0], self.device))
+                                          decisions[0], self.device, lambda: self._forward(model, training)))
             except OverTimeBudget:
                 return self._untrained(trial, efficiency, measuring, guards)
         if screen(trial, config.budget, efficiency):
@@ -241,6 +243,13 @@ class Objective:
             efficiency = self._measured[architecture] = measure(
                 model, example, self.serving_device, self.config.search.latency_batch_size, self.time_latency)
         return efficiency
+
+    def _forward(self, model: torch.nn.Module, training: TrainingParams) -> tuple[float, int]:
+        """The fastest forward pass of ``model`` on the device on as many samples as a batch holds,
+        two at most, and the steps of an epoch over every fold: each step takes at least that pass."""
+        batch = self.data.train.x[:min(2, training.batch_size)].to(self.device)
+        steps = sum(math.ceil(len(part.train.y) / training.batch_size) for part in fold_data(self.data))
+        return fastest_forward_seconds(model.to(self.device), batch), steps
 
     def _untrained(self, trial: optuna.Trial, efficiency: Efficiency, measuring: float,
                    guards: list[EpochTimeGuard]) -> list[float]:

@@ -3,7 +3,7 @@
 With a time budget (``timeout`` in the study file, ``--timeout`` on the command line) the run has
 a deadline. No single trial may spend more than ``SHARE`` of the time left before its first
 decision point: the first rung of the pruner (``min_epochs``), or the end of its training without
-one. A configuration is judged twice before it spends an epoch:
+one. A configuration is judged three times before it spends an epoch:
 
 1. from its FLOPs, at the best throughput this study has measured on models at least as large
    (per family when the family has one, else any family's), and at the device's peak FLOP rate
@@ -11,7 +11,11 @@ one. A configuration is judged twice before it spends an epoch:
    device's speed on real layers, the second holds before any model that large has trained (a
    first draw of 1e8 FLOPs per sample would otherwise spend tens of seconds in its first steps
    before the second judgement could refuse it);
-2. a few steps into its first epoch, from the time those steps took (automl.training.loop's
+2. from a forward pass on two samples, timed (automl.training.throughput.fastest_forward_seconds):
+   each training step runs at least that, and it costs a fraction of one step, where FLOPs miss
+   the time (on 1,460-step series an attention model's first step of 8 samples took 19 s at a
+   hundredth of the peak FLOP rate);
+3. a few steps into its first epoch, from the time those steps took (automl.training.loop's
    ``on_epoch_time_estimate``).
 
 A refused configuration ends COMPLETE but infeasible, like one over a ``[budget]`` limit: its trial
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import optuna
@@ -212,12 +216,15 @@ def leg_share(done: int, first_decision: int) -> float:
 
 
 def guard_trial(trial: optuna.Trial, deadline: Deadline, family: str, flops: float, train_samples: int,
-                epochs_to_decision: int, device: torch.device) -> EpochTimeGuard:
+                epochs_to_decision: int, device: torch.device,
+                forward: Callable[[], tuple[float, int]] | None = None) -> EpochTimeGuard:
     """Judge a configuration before it trains, from its FLOPs (``flops`` per sample) at this study's
-    best throughput so far and at ``device``'s peak; returns the guard that judges it again in its
-    first epoch.
+    best throughput so far and at ``device``'s peak, then, when that passes, from ``forward``: the
+    seconds of a forward pass that each of an epoch's steps takes at least, and the epoch's steps
+    (automl.training.throughput.fastest_forward_seconds). Returns the guard that judges it again in
+    its first epoch.
 
-    Raises OverTimeBudget, recorded on the trial, when the estimate is over the time allowed.
+    Raises OverTimeBudget, recorded on the trial, when an estimate is over the time allowed.
     """
     guard = EpochTimeGuard(trial, deadline, deadline.allowed(), epochs_to_decision)
     finished = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
@@ -227,6 +234,13 @@ def guard_trial(trial: optuna.Trial, deadline: Deadline, family: str, flops: flo
     if guard.estimate > guard.allowed:
         how = "this study's trials" if measured is not None and measured >= epoch else "the device's peak FLOP rate"
         raise guard.refuse(guard.estimate, f"{plural(epochs_to_decision, 'epoch')} estimated from its FLOPs at {how}")
+    if forward is not None:
+        seconds, steps = forward()
+        if seconds * steps * epochs_to_decision > guard.estimate:
+            guard.estimate = seconds * steps * epochs_to_decision
+        if guard.estimate > guard.allowed:
+            raise guard.refuse(guard.estimate, f"{plural(epochs_to_decision, 'epoch')} of {plural(steps, 'step')}, "
+                               f"each at least a forward pass timed at {seconds:.3g} s")
     return guard
 
 

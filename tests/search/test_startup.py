@@ -12,17 +12,19 @@ import pytest
 import torch
 from datafiles import labels, write_table
 
-from automl.config import BudgetConfig, DataConfig, TrainConfig
+from automl.config import BudgetConfig, DataConfig, StudyConfig, TrainConfig
 from automl.data.prepare import PreparedData, prepare
 from automl.plugin.build import build_model
 from automl.plugin.contract import Family
-from automl.plugin.registry import registry
+from automl.plugin.registry import Registered, Registry, registry
 from automl.plugin.space import sample_params
+from automl.runner import run_plan
+from automl.search.plan import plan_study
 from automl.search.startup import PER_FAMILY, default_training, known_good, startup_configs
 from automl.search.time_budget import Deadline, EpochTimeGuard, OverTimeBudget, guard_trial
 from automl.storage.schema import FAMILY_PARAM, TrialAttr
 from automl.training.efficiency import flops_per_sample
-from automl.training.throughput import fastest_epoch_seconds, peak_flops_per_second
+from automl.training.throughput import fastest_epoch_seconds, fastest_forward_seconds, peak_flops_per_second
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +120,74 @@ def test_the_device_peak_refuses_a_huge_first_model_before_it_trains() -> None:
     # A small model passes, with its bound as the estimate until its first steps are timed.
     guard = guard_trial(study.ask(), deadline, "cnn", flops=1e4, train_samples=1000, epochs_to_decision=1, device=cpu)
     assert 0 < guard.estimate < math.inf
+
+
+class SlowForward(torch.nn.Module):
+    """Batch norm and dropout over 4 features; each forward pass sleeps ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.calls = seconds, 0
+        self.layers = torch.nn.Sequential(torch.nn.BatchNorm1d(4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        time.sleep(self.seconds)
+        return self.layers(x)
+
+
+def test_a_timed_forward_pass_refuses_a_model_its_flops_let_through() -> None:
+    cpu = torch.device("cpu")
+    model = SlowForward(0.05)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    seconds = fastest_forward_seconds(model, torch.randn(2, 4))
+    assert 0.05 <= seconds < 1 and model.calls == 2
+    # Timed in eval mode without gradients: the model is left as it was, batch norm's statistics too.
+    assert model.training and all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    deadline = Deadline.after(60)
+    assert deadline is not None
+    trial = study.ask()
+    # 100 steps of at least 0.05 s, 2 epochs to the first rung: at least 10 s, over 8% of 60 s.
+    with pytest.raises(OverTimeBudget, match="2 epochs of 100 steps, each at least a forward pass timed at 0.05"):
+        guard_trial(trial, deadline, "cnn", flops=1e4, train_samples=1000, epochs_to_decision=2, device=cpu,
+                    forward=lambda: (seconds, 100))
+    assert "forward pass" in trial.user_attrs[TrialAttr.OVER_BUDGET]
+    guard = guard_trial(study.ask(), deadline, "cnn", flops=1e4, train_samples=1000, epochs_to_decision=2, device=cpu,
+                        forward=lambda: (seconds, 10))
+    assert guard.estimate >= 2 * 10 * 0.05  # within the time allowed, the bound is its estimate until it trains
+    # A configuration its FLOPs refuse is not timed.
+    with pytest.raises(OverTimeBudget, match="peak FLOP rate"):
+        guard_trial(study.ask(), deadline, "cnn", flops=1e13, train_samples=1000, epochs_to_decision=1, device=cpu,
+                    forward=lambda: pytest.fail("timed"))
+
+
+class SlowInference:
+    """A family of one model whose forward pass sleeps 0.1 s (in training too)."""
+
+    name = "slowinference"
+    task_kinds = ("image",)
+
+    def search_space(self, trial: Any, task: Any) -> dict[str, Any]:
+        return {"bias": trial.suggest_categorical("bias", [True])}
+
+    def build(self, params: dict[str, Any], task: Any) -> torch.nn.Module:
+        model = SlowForward(0.1)
+        model.layers = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, task.num_classes))
+        return model
+
+
+def test_a_trial_is_refused_on_its_timed_forward_pass_before_its_first_step(tmp_path) -> None:
+    real = registry()
+    families = Registry({"slowinference": Registered(SlowInference(), real.families["mlp"].source)}, real.datasets)
+    config = StudyConfig(name="slow", storage=f"sqlite:///{tmp_path / 's.db'}", n_trials=1,
+                         search={"families": ["slowinference"]}, train={"batch_size": [64], "max_epochs": 2})
+    plan = plan_study(config, "study 'slow'", families)
+    # 20 steps of at least 0.1 s to the first rung: 2 s, over 8% of the 20 s budget.
+    study = run_plan(plan, timeout=20, progress=False)
+    trial, = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert trial.user_attrs[TrialAttr.EPOCHS] == 0
+    assert "20 steps, each at least a forward pass timed at 0.1" in trial.user_attrs[TrialAttr.OVER_BUDGET]
 
 
 def test_an_epoch_too_short_to_time_its_steps_is_judged_after_it() -> None:
