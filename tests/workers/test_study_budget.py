@@ -96,7 +96,9 @@ def test_no_trial_starts_once_the_device_hours_are_spent_and_show_says_so(tmp_pa
 
 @pytest.mark.slow  # two worker processes training until a shared deadline
 def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_path: Path) -> None:
-    site = sleepy_site(tmp_path)  # training steps that sleep: a trial takes its time, not a core
+    # Training steps that sleep 50 ms: a trial takes its time, not a core (at 10 ms a step, the
+    # steps' own work took a third of a core per worker for the minutes until the deadline).
+    site = sleepy_site(tmp_path, step_s=0.05)
     env = {**os.environ, **with_path(site), **ONE_THREAD}
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     # The clock starts when the study is created: it must leave the workers time to start on a busy

@@ -183,7 +183,9 @@ def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> N
 
     def read_like_the_dashboard() -> None:
         # optuna-dashboard reads through a plain RDBStorage: no WAL or busy-timeout set up by us.
-        # It starts once `automl run` has created the study, as a user would start it.
+        # It starts once `automl run` has created the study, as a user would start it, and reads
+        # ten times a second, far more often than a dashboard page polls (reading every 10 ms, it
+        # cost more CPU than either worker).
         while not has_study(tmp_path / "shared.db") and run.poll() is None:
             time.sleep(0.05)
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
@@ -194,7 +196,7 @@ def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> N
                 reads[0] += 1
             except Exception as exc:  # every failure counts, "database is locked" above all
                 errors.append(repr(exc))
-            time.sleep(0.01)
+            time.sleep(0.1)
 
     reader = threading.Thread(target=read_like_the_dashboard)
     reader.start()
