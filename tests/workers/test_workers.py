@@ -256,12 +256,11 @@ def test_worker_killed_between_the_pop_and_its_first_heartbeat_has_its_trial_ret
     """)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert victim.returncode == -signal.SIGKILL, victim.stderr
     assert _states(_trials(url)) == {QUEUED: 1, RUNNING: 1}
-    survivor = _start_worker(study, url, tmp_path)
-    try:
-        output, _ = survivor.communicate(timeout=120)  # waits for the dead worker's trial for ever without the beat
-    finally:
-        survivor.kill()
-    assert survivor.returncode == 0, output
+    # The survivor runs in this process: the process boundary is the victim's point. Without the beat
+    # it would wait for the dead worker's trial for ever; its time budget bounds that wait.
+    survivor = run_cli("worker", str(study), "--no-progress", "--timeout", "300", cwd=tmp_path,
+                       env={**_plugin(tmp_path), STORAGE_ENV: url})
+    assert survivor.returncode == 0, survivor.stderr
     trials = _trials(url)
     assert _states(trials) == {COMPLETE: 2, FAIL: 1}
     retried = [RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials]
