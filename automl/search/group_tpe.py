@@ -12,12 +12,14 @@ for one of its parameters, by Optuna's multivariate TPE over that group's parame
 TPE reads the study's finished trials for every group it samples (and, with the constant liar,
 which Optuna's TPE has on by default since 5.0, reads them from storage again each time and writes
 each trial's sampled params back). Here they are read once: each finished trial is copied, as it
-is first seen, into an in-memory Study that holds only what TPE reads of it (state, values,
-parameters, how far it is infeasible, the last intermediate value), and TPE samples every group
-from that.
-TPE sees the same trials as on the study itself, so it samples the same; Optuna's sampler API
-takes a Study, not a list of trials, and no library keeps such a copy. The constant liar is off:
-it would need the running trials too, and workers sample apart through their seeds.
+is first seen, into a history that holds only what TPE reads of it (state, values, parameters, how
+far it is infeasible, the last intermediate value), and TPE samples every group from an in-memory
+Study of that history (automl.search.tpe_history). Up to MAX_TRIALS_FITTED finished trials TPE
+sees the same trials as on the study itself, so it samples the same; past it, the history is
+capped (the study's best, the latest, a sample of the rest), so a sample costs the same however
+large the study grows. Optuna's sampler API takes a Study, not a list of trials, and no library
+keeps such a copy. The constant liar is off: it would need the running trials too, and workers
+sample apart through their seeds.
 
 Built on Optuna's public sampler API by composition: a BaseSampler holding a TPESampler, whose
 ``sample_relative`` samples one group, and whose ``sample_independent``, ``before_trial`` and
@@ -34,6 +36,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from automl.search.tpe_history import MAX_TRIALS_FITTED, HistoryStorage, TPEHistory
+
 Group = dict[str, BaseDistribution]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _UNUSED = optuna.samplers.RandomSampler()  # the sampler of the trials' in-memory copy, which nothing asks
@@ -41,37 +45,43 @@ _UNUSED = optuna.samplers.RandomSampler()  # the sampler of the trials' in-memor
 
 class ParamGroups:
     """The study's parameters split into groups that appear in exactly the same finished trials,
-    and those trials, as TPE reads them (see module).
+    and those trials, as TPE reads them, capped (see module).
 
     Each finished trial refines the split once; distributions are the ones first seen.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_trials: int | None = MAX_TRIALS_FITTED) -> None:
         self.groups: list[Group] = []
         self.study: str | None = None  # the name of the study the groups are of
+        self.max_trials = max_trials
         self._seen: set[int] = set()  # numbers of the finished trials taken in
-        self._storage = optuna.storages.InMemoryStorage()  # those trials, as TPE reads them
-        self.finished = self._copy([])
+        self._history = TPEHistory([], max_trials)  # those trials, as TPE reads them, capped
+        self._storage = HistoryStorage([])
+        self.finished = self._view()
 
     def update(self, study: optuna.Study) -> list[Group]:
-        if self.study != study.study_name:
-            self.groups, self._seen, self._storage = [], set(), optuna.storages.InMemoryStorage()
-            self.study, self.finished = study.study_name, self._copy(study.directions)
+        other_study = self.study != study.study_name
+        if other_study:
+            self.groups, self._seen, self.study = [], set(), study.study_name
+            self._history = TPEHistory(study.directions, self.max_trials)
+            self._storage = HistoryStorage(study.directions)
         new = [trial for trial in study.get_trials(deepcopy=False, states=FINISHED) if trial.number not in self._seen]
         for trial in new:
             self._seen.add(trial.number)
             self._refine(trial.distributions)
-            self.finished.add_trial(_as_tpe_reads(trial))
-        if new:
-            # A new Study object on the same storage: a Study may keep what it listed of its trials
-            # until its next ask or tell, which this copy never has.
-            self.finished = optuna.Study(self.finished.study_name, self._storage, sampler=_UNUSED)
+            self._history.add(_as_tpe_reads(trial))
+        if new or other_study:
+            self._storage.history = self._history.trials()
+            self.finished = self._view()
         return self.groups
 
-    def _copy(self, directions: Sequence[optuna.study.StudyDirection]) -> optuna.Study:
-        """The in-memory Study the finished trials are copied to (optuna.create_study would log it)."""
-        name = self._storage.get_study_name_from_id(self._storage.create_new_study(list(directions)))
-        return optuna.Study(name, self._storage, sampler=_UNUSED)
+    def below(self, fitted: int) -> int:
+        return self._history.below(fitted)
+
+    def _view(self) -> optuna.Study:
+        """A new Study on the history's storage: a Study may keep what it listed of its trials until
+        its next ask or tell, which this one never has."""
+        return optuna.Study(self._storage.study_name, self._storage, sampler=_UNUSED)
 
     def _refine(self, distributions: dict[str, BaseDistribution]) -> None:
         new = dict(distributions)
@@ -86,14 +96,24 @@ class ParamGroups:
 
 
 def _as_tpe_reads(trial: FrozenTrial) -> FrozenTrial:
-    """What TPE reads of a finished trial: of its constraints, how far it is infeasible (their sum
-    above 0; a feasible trial's, read for every trial at every sample, is then empty), of its
-    intermediate values the last one (a pruned trial's rank), and no attrs."""
+    """What TPE reads of a finished trial: its number (TPE orders trials by it), of its constraints,
+    how far it is infeasible (their sum above 0; a feasible trial's, read for every trial at every
+    sample, is then empty), of its intermediate values the last one (a pruned trial's rank), and
+    no attrs."""
     last = max(trial.intermediate_values.items(), default=None)
     infeasible = sum(value for value in trial.constraints.values() if value > 0)
-    return create_trial(state=trial.state, values=trial.values, params=trial.params, distributions=trial.distributions,
-                        constraints={"infeasible": infeasible} if infeasible > 0 else None,
-                        intermediate_values=dict([last]) if last else None)
+    if infeasible > 0:  # constraints go into system attrs in Optuna's own layout, which create_trial knows
+        copied = create_trial(state=trial.state, values=trial.values, params=trial.params,
+                              distributions=trial.distributions, constraints={"infeasible": infeasible},
+                              intermediate_values=dict([last]) if last else None)
+        copied.number = trial.number
+        return copied
+    # A stored trial is valid already: the constructor skips create_trial's checks, a millisecond a
+    # trial, which a worker joining a study of 10,000 would spend on its first sample.
+    return FrozenTrial(number=trial.number, state=trial.state, value=None, values=trial.values,
+                       datetime_start=None, datetime_complete=None, params=trial.params,
+                       distributions=trial.distributions, user_attrs={}, system_attrs={},
+                       intermediate_values=dict([last]) if last else {}, trial_id=trial.number)
 
 
 class _SampledOnDemand(dict[str, Any]):
@@ -124,17 +144,20 @@ class _SampledOnDemand(dict[str, Any]):
 
 class GroupTPESampler(optuna.samplers.BaseSampler):
     """Multivariate TPE over each group of parameters that appear together, sampled on demand from
-    the finished trials read once (see module). ``seed`` and ``kwargs`` go to the TPESampler that
-    samples each group; ``constant_liar=True`` raises ValueError (see module)."""
+    the finished trials read once (see module). ``max_trials_fitted``: the most finished trials TPE
+    fits on (None: all; automl.search.tpe_history). ``seed`` and ``kwargs`` go to the TPESampler
+    that samples each group; ``constant_liar=True`` raises ValueError (see module)."""
 
-    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, seed: int | None = None, max_trials_fitted: int | None = MAX_TRIALS_FITTED,
+                 **kwargs: Any) -> None:
         if kwargs.pop("constant_liar", False):
             raise ValueError("GroupTPESampler samples from the finished trials only: constant_liar=True is not "
                              "supported; optuna.samplers.TPESampler(multivariate=True, group=True) has it")
         # group=False: the groups are worked out here; TPE samples the one group it is given.
+        self._groups = ParamGroups(max_trials_fitted)
+        kwargs.setdefault("gamma", self._groups.below)
         self._tpe = optuna.samplers.TPESampler(multivariate=True, group=False, constant_liar=False, seed=seed,
                                                **kwargs)
-        self._groups = ParamGroups()
         self._grouping = threading.Lock()  # trials sampled in threads (Study.optimize with n_jobs)
 
     def reseed_rng(self) -> None:
