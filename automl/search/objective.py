@@ -24,7 +24,7 @@ from automl.plugin.task import Task
 from automl.search.budget import screen
 from automl.search.pruners import EpochPruning, decision_epochs
 from automl.search.signal import ranked_accuracy
-from automl.search.time_budget import Deadline, EpochTimeGuard, NextDecisionGuard, OverTimeBudget, guard_trial
+from automl.search.time_budget import Deadline, EpochTimeGuard, Leaders, NextDecisionGuard, OverTimeBudget, guard_trial
 from automl.search.trial_artifacts import FrontSoFar, load_checkpoint, save_checkpoint, save_trial_artifacts
 from automl.storage.schema import DEADLINE, FAMILY_PARAM, LATENCY, TRAINING_NAMESPACE, TrialAttr, objective_values
 from automl.storage.worker_storage import commit_trial_writes
@@ -109,6 +109,7 @@ class Objective:
         # Efficiency by architecture (family and its params): see _measure.
         self._measured: dict[str, Efficiency] = {}
         self.front = FrontSoFar()  # whether a trial's weights are kept (automl.search.trial_artifacts)
+        self.leaders = Leaders()  # which trials lead their rung (automl.search.time_budget)
         # Latency is timed only where the study ranks or limits it (automl.training.efficiency.measure).
         self.time_latency = LATENCY.name in config.search.objectives or config.budget.max_latency_ms is not None
 
@@ -183,7 +184,7 @@ class Objective:
         pruning = EpochPruning(trial, resume.val_curve if resume else None, config.train.max_epochs,
                                resume.val_loss_curve if resume else None)
         # After the pruner: a trial it stops is pruned, and one it lets go on must fit the time left.
-        pacing = ([NextDecisionGuard(trial, self.deadline, decisions, resume.epochs if resume else 0)]
+        pacing = ([NextDecisionGuard(trial, self.deadline, decisions, resume.epochs if resume else 0, self.leaders)]
                   if self.deadline else [])
         try:
             result = train(model, self.data, training, self.device, config.train.precision,

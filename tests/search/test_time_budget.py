@@ -10,7 +10,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from automl.search.time_budget import MAX_LEG_SHARE, SHARE, Deadline, NextDecisionGuard, leg_share
+from automl.search.time_budget import MAX_LEG_SHARE, SHARE, Deadline, Leaders, NextDecisionGuard, leg_share
 from automl.storage.schema import TrialAttr
 from automl.training.loop import StopTraining
 
@@ -60,3 +60,25 @@ def test_a_trial_behind_another_at_its_rung_keeps_the_first_share() -> None:
     assert _goes_on(6, 7.0, 1000, accuracy=0.5, others=(behind, short))  # short: never reached epoch 6
     assert _goes_on(6, 7.0, 1000, accuracy=0.6, others=(ahead,))  # a tie leads
     assert _goes_on(6, 1.0, 1000, accuracy=0.5, others=(ahead,))  # 12 s fit in 8%
+
+
+def test_leaders_take_in_each_finished_trial_once_and_the_running_ones_at_each_decision() -> None:
+    study, leaders = optuna.create_study(), Leaders()
+
+    def finished(curve: list[float]) -> None:
+        trial = study.ask()
+        trial.set_user_attr(TrialAttr.VAL_CURVE, curve)
+        study.tell(trial, curve[-1])
+
+    finished([0.5, 0.6])
+    mine = study.ask()
+    mine.set_user_attr(TrialAttr.VAL_CURVE, [0.99, 0.99])  # its own curve is no rival
+    assert leaders.leads(mine, 2, 0.6) and not leaders.leads(mine, 2, 0.59)
+    running = study.ask()
+    running.set_user_attr(TrialAttr.VAL_CURVE, [0.4, 0.7])
+    assert not leaders.leads(mine, 2, 0.65) and leaders.leads(mine, 1, 0.5)
+    running.set_user_attr(TrialAttr.VAL_CURVE, [0.4, 0.7, 0.8])  # a running trial is read again
+    assert not leaders.leads(mine, 3, 0.75)
+    finished([0.9])  # finished after the first decisions: taken in at the next
+    assert not leaders.leads(mine, 1, 0.8) and leaders.leads(mine, 2, 0.7)
+    assert leaders.leads(mine, 4, 0.1), "no trial got that far"
