@@ -96,8 +96,8 @@ def test_no_trial_starts_once_the_device_hours_are_spent_and_show_says_so(tmp_pa
 
 @pytest.mark.slow  # two worker processes training until a shared deadline
 def test_two_workers_stop_at_the_study_deadline_with_their_trials_counted(tmp_path: Path) -> None:
-    # Training steps that sleep 50 ms: a trial takes its time, not a core (at 10 ms a step, the
-    # steps' own work took a third of a core per worker for the minutes until the deadline).
+    # Training steps that sleep 50 ms: a trial takes its time, not a core (at 10 ms, each step's
+    # own work was a good share of it, for the minutes until the deadline, in both workers).
     site = sleepy_site(tmp_path, step_s=0.05)
     env = {**os.environ, **with_path(site), **ONE_THREAD}
     url = f"sqlite:///{tmp_path / 'shared.db'}"
