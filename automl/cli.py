@@ -24,6 +24,7 @@ from automl.plugin.registry import registry
 from automl.results.dashboard_storage import DASHBOARD_TRIALS
 from automl.runner import quiet_libraries
 from automl.storage.urls import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
+from automl.workers.collector import collect_less_often
 from automl.workers.interrupts import Interrupted
 from automl.workers.process_clock import process_start_time
 
@@ -377,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     # A time budget counts from the moment the user started automl: the process's start when this
     # is the program, the call when automl runs inside another program (a notebook, a test).
     started = process_start_time() if argv is None else time.time()
+    if argv is None:
+        collect_less_often()  # start-up's imports: see automl.workers.collector
     args = build_parser().parse_args(argv)
     args.started = started
     try:
@@ -394,7 +397,3 @@ def main(argv: list[str] | None = None) -> int:
         ERR.print("interrupted")
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

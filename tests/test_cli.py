@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import SearchedStudy, run_cli, spawn_cli, write_study
 from datafiles import labels, write_npz
+
+from automl.cli import main
+from automl.workers.collector import FULL_PASS_EVERY
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["show"], ["plugins"], ["dashboard"]])
@@ -39,6 +44,20 @@ def test_the_command_in_a_fresh_process_prints_and_exits_as_in_process(tmp_path:
     assert (fresh.returncode, fresh.stdout, fresh.stderr) == (in_process.returncode, in_process.stdout,
                                                               in_process.stderr)
     assert fresh.returncode == 2 and "nope.toml does not exist" in fresh.stderr
+
+
+def test_the_program_makes_full_collections_a_tenth_as_often_and_a_call_keeps_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    before = gc.get_threshold()
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "nope.toml"]) == 2 and gc.get_threshold() == before  # a call, as from a notebook
+    monkeypatch.setattr(sys, "argv", ["automl", "run", "nope.toml"])
+    try:
+        assert main() == 2  # the program: `automl` or `python -m automl`
+        assert gc.get_threshold() == (*before[:2], FULL_PASS_EVERY) and FULL_PASS_EVERY > before[2]
+    finally:
+        gc.set_threshold(*before)
+    assert capsys.readouterr().err.count("nope.toml does not exist") == 2
 
 
 @pytest.mark.slow  # a real study through the CLI
