@@ -155,7 +155,7 @@ class MOASHAPruner(BasePruner):
                 finished.add(other, self.point(other.user_attrs, epochs))
             elif other.number != trial.number and family_of(other) == family:
                 running.append(self.point(other.user_attrs, epochs))
-        others = [*finished.points_of(family, trial.number), *running]
+        others: list[Sequence[float] | None] = [*finished.points_of(family, trial.number), *running]
         reached = [*(p for p in others if p is not None), mine]
         if mine is None or len(reached) < self.reduction_factor:
             return False
@@ -171,14 +171,16 @@ class _FinishedAtRung:
 
     def __init__(self) -> None:
         self.numbers: set[int] = set()
-        self._points: dict[str | None, dict[int, list[float]]] = {}
+        # Tuples of floats, which the garbage collector stops tracking: a worker's collection after
+        # each trial would otherwise scan every finished trial's point.
+        self._points: dict[str | None, dict[int, tuple[float, ...]]] = {}
 
     def add(self, trial: FrozenTrial, point: list[float] | None) -> None:
         self.numbers.add(trial.number)
         if point is not None:
-            self._points.setdefault(family_of(trial), {})[trial.number] = point
+            self._points.setdefault(family_of(trial), {})[trial.number] = tuple(point)
 
-    def points_of(self, family: str | None, but: int) -> list[list[float]]:
+    def points_of(self, family: str | None, but: int) -> list[tuple[float, ...]]:
         """Those of ``family``'s trials but trial number ``but`` (a finished trial judged again)."""
         points = self._points.get(family, {})
         return [point for number, point in points.items() if number != but]

@@ -91,6 +91,16 @@ def _ending(bar: ProgressBar | None, unfreeze: bool) -> Iterator[None]:
             gc.unfreeze()
 
 
+def _collect(device: torch.device, freeze: bool) -> None:
+    """Collect what the trial left behind; with ``freeze``, freeze what outlived it (the study's
+    caches, modules imported since) with the rest: each collection then scans one trial's objects,
+    not everything the worker has kept since it started (at 10,000 finished trials that was a
+    quarter of a second a trial)."""
+    free_memory(device)
+    if freeze:
+        gc.freeze()
+
+
 def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], workers: WorkersConfig,
                requeue: Requeue, device: torch.device, deadline: float | None = None,
                show_progress_bar: bool = False, callbacks: Sequence[TrialCallback] = (),
@@ -114,7 +124,8 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], Any], wo
     tracked = _Tracked(objective, has_deadline=deadline is not None)
     streak = FailureStreak(workers.max_failures_in_row)
     spent = StopWhenSpent(budget or StudyBudget())
-    after_trial: list[TrialCallback] = [requeue.replace, streak, lambda *_: free_memory(device), *callbacks, spent]
+    after_trial: list[TrialCallback] = [requeue.replace, streak, lambda *_: _collect(device, own_freeze), *callbacks,
+                                        spent]
     bar = ProgressBar(study, deadline) if show_progress_bar else None
     if bar is not None:
         after_trial.append(bar)

@@ -111,10 +111,10 @@ class _OutOfMemoryInTraining(nn.Module):
         return self.linear(x.flatten(1))
 
 
-class OutOfMemoryFamily(_Family):
-    """Runs out of memory in training; remembers how many of its models were still alive at each build."""
+class TrackedFamily(_Family):
+    """Remembers how many of its models were still alive at each build."""
 
-    name = "oom"
+    name = "tracked"
 
     def __init__(self) -> None:
         self.models: list[weakref.ref] = []
@@ -122,9 +122,21 @@ class OutOfMemoryFamily(_Family):
 
     def model(self) -> nn.Module:
         self.alive_at_build.append(sum(ref() is not None for ref in self.models))
-        model = _OutOfMemoryInTraining()
+        model = self.new_model()
         self.models.append(weakref.ref(model))
         return model
+
+    def new_model(self) -> nn.Module:
+        return super().model()
+
+
+class OutOfMemoryFamily(TrackedFamily):
+    """Runs out of memory in training; remembers how many of its models were still alive at each build."""
+
+    name = "oom"
+
+    def new_model(self) -> nn.Module:
+        return _OutOfMemoryInTraining()
 
 
 def _registry(*families: _Family, mlp: bool = False) -> Registry:
@@ -140,6 +152,25 @@ def _config(study_file: Path, n_trials: int, max_failures_in_row: int) -> StudyC
     config = load_study_file(study_file)
     workers = config.workers.model_copy(update={"max_failures_in_row": max_failures_in_row})
     return config.model_copy(update={"n_trials": n_trials, "workers": workers})
+
+
+def test_a_worker_that_freezes_what_outlives_each_trial_still_frees_each_trials_model(tiny_study: Path) -> None:
+    """A worker in a process that froze nothing freezes what is alive after each trial's collection
+    (so the next collection scans one trial's objects): a trial's model must not be among it."""
+    family = TrackedFamily()
+    plan = plan_study(_config(tiny_study, 4, max_failures_in_row=3), tiny_study, _registry(family))
+    builds_by_trial_end: list[int] = []
+    gc.unfreeze()  # the test session froze what is alive (conftest)
+    try:
+        run_plan(plan, progress=False, callbacks=[lambda study, trial: builds_by_trial_end.append(
+            len(family.alive_at_build))])
+    finally:
+        gc.collect()
+        gc.freeze()
+    # The start-up's draws build models before the worker runs; each trial builds a few after.
+    after_first_trial = family.alive_at_build[builds_by_trial_end[0]:]
+    assert len(builds_by_trial_end) == 4 and len(after_first_trial) >= 3
+    assert set(after_first_trial) == {0}, str(family.alive_at_build)
 
 
 def test_failed_trials_are_recorded_and_the_study_goes_on(tiny_study: Path) -> None:
