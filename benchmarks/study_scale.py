@@ -103,10 +103,12 @@ def view_rows(url: str, size: int, browser: bool, results: dict[str, float], ser
     """show, report and Optuna's best-trials on the study as `automl run` leaves it (its dashboard notes and
     figures saved); then, when ``served``, the dashboard."""
     from automl.results.dashboard import DashboardUpdater
-    from automl.storage.urls import load_study
+    from automl.storage.urls import load_study, open_storage
+    from automl.storage.worker_storage import WorkerStorage
 
     started = time.perf_counter()
-    DashboardUpdater().update(load_study(AUTOML, url))  # what `automl run` keeps up to date as it goes
+    # What `automl run` keeps up to date as it goes, over the storage its workers read through.
+    DashboardUpdater().update(load_study(AUTOML, url, WorkerStorage(open_storage(url, must_exist=True))))
     notes_s = time.perf_counter() - started
     show, report = views.show(url, AUTOML, VIEW_TIMEOUT_S), views.report(url, AUTOML, VIEW_TIMEOUT_S)
     peer = views.optuna_best_trials(url, OPTUNA, VIEW_TIMEOUT_S)
