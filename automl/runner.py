@@ -330,20 +330,21 @@ def _resuming(study: optuna.Study, plan: StudyPlan, deadline: Deadline | None) -
 def _running_elsewhere(study: optuna.Study, plan: StudyPlan) -> tuple[int, int]:
     """The study's running trials (this run runs none yet), as (live, stale): stale where their
     last heartbeat is older than [workers] grace_period, the worker gone; live otherwise."""
-    from automl.storage._optuna import stale_trial_ids
     from automl.storage.trial_queue import count
-    from automl.storage.urls import Heartbeat, open_storage
+    from automl.storage.trial_states import stale_trial_ids
+    from automl.storage.urls import open_storage
 
     running = count(study, optuna.trial.TrialState.RUNNING)
     if not running:
         return 0, 0
-    workers = plan.config.workers
-    storage = open_storage(plan.storage_url, Heartbeat(workers.heartbeat_interval, workers.grace_period,
-                                                       on_stale=lambda study, trial: None))
+    storage = open_storage(plan.storage_url)
     try:
-        stale = len(stale_trial_ids(storage, storage.get_study_id_from_name(study.study_name)))
+        with storage.engine.connect() as connection:
+            stale = len(stale_trial_ids(connection, storage.get_study_id_from_name(study.study_name),
+                                        plan.config.workers.grace_period))
     finally:
         storage.remove_session()
+        storage.engine.dispose()
     return running - stale, stale
 
 

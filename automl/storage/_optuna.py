@@ -8,7 +8,7 @@ because the public API has nothing that does the job:
    (automl.storage.worker_storage) implements it, delegating to its RDBStorage, as Optuna's own
    _CachedStorage does.
 2. ``_get_stale_trial_ids``: the method of that interface that finds the stale trials; the worker's
-   storage calls its RDBStorage's and records why each trial failed.
+   storage implements it with one query (automl.storage.trial_states) and records why each trial failed.
 3. ``Study._storage``: the storage a Study reads and writes through; the artifacts of a stored
    trial and the dashboard's notes are read and written through it.
 4. ``_CachedStorage._backend``: the RDBStorage inside the cache Optuna puts around it in every
@@ -88,12 +88,7 @@ def _check_private_names() -> None:
 _check_private_names()
 
 __all__ = ["OLDEST", "PRIVATE_NAMES", "SUPPORTED", "BaseHeartbeat", "UnsupportedOptuna", "compute_hypervolume",
-           "dashboard_internals", "stale_trial_ids", "storage_backend", "study_storage"]
-
-
-def stale_trial_ids(storage: RDBStorage, study_id: int) -> list[int]:
-    """The ids of the study's running trials whose heartbeat is older than the grace period."""
-    return list(storage._get_stale_trial_ids(study_id))
+           "dashboard_internals", "storage_backend", "study_storage"]
 
 
 def study_storage(study: optuna.Study) -> BaseStorage:

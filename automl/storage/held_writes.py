@@ -21,7 +21,10 @@ writes again; the next commit retries them (automl.storage.retry retries the cal
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection
 
 from automl.errors import noun_form
 from automl.storage.optuna_tables import SYSTEM_ATTRS, USER_ATTRS, OptunaTables
@@ -29,6 +32,7 @@ from automl.storage.optuna_tables import SYSTEM_ATTRS, USER_ATTRS, OptunaTables
 LOG = logging.getLogger(__name__)
 PARAM, USER, SYSTEM = "param", "user", "system"
 _TABLES = {USER: USER_ATTRS, SYSTEM: SYSTEM_ATTRS}
+T = TypeVar("T")
 
 
 class HeldWrites:
@@ -49,19 +53,20 @@ class HeldWrites:
     def hold(self, kind: str, trial_id: int, key: str, value: Any) -> None:
         self._held[(kind, trial_id, key)] = value
 
-    def commit(self, tables: OptunaTables) -> set[int]:
-        """Commit every held write in one transaction; if that fails, hold them again and raise.
+    def commit(self, tables: OptunaTables, then: Callable[[Connection], T] | None = None) -> tuple[set[int], T | None]:
+        """Commit every held write in one transaction, and in it, after them, ``then`` (a state change,
+        a heartbeat); if that fails, hold them again and raise.
 
         Returns the ids of the trials written to that no longer exist (their study was deleted),
-        whose writes are dropped.
+        whose writes are dropped, and what ``then`` returned.
         """
-        if not self._held:
-            return set()
+        if not self._held and then is None:
+            return set(), None
         held, self._held = self._held, {}
         try:
             with tables.engine.begin() as connection:
                 trial_ids = {trial_id for _, trial_id, _ in held}
-                found = tables.trial_rows(connection, trial_ids)
+                found = tables.trial_rows(connection, trial_ids) if trial_ids else {}
                 finished = {trial_id: state.name for trial_id, (_, state) in found.items() if state.is_finished()}
                 if finished:
                     LOG.warning(f"writes to {noun_form(len(finished), 'trial')} {finished} dropped: another worker "
@@ -79,7 +84,8 @@ class HeldWrites:
                 tables.insert_params(connection, params)
                 for kind, rows in attrs.items():
                     tables.upsert_attrs(connection, _TABLES[kind], rows)
+                done = None if then is None else then(connection)
         except BaseException:
             self._held = {**held, **self._held}  # never dropped: the next commit retries them
             raise
-        return trial_ids - set(found)
+        return trial_ids - set(found), done

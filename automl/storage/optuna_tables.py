@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import sqlalchemy
 from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, DateTime, Enum, Float, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -35,14 +35,18 @@ from automl.errors import UsageError
 
 _METADATA = MetaData()  # never created: Optuna creates the tables, automl only uses them
 STUDIES = Table("studies", _METADATA, Column("study_id", Integer, primary_key=True), Column("study_name", String))
+# The enumerations Optuna stores by name (PostgreSQL and MySQL as enum types of their own, which a
+# string compared or written must not be cast away from): TrialState, and a value's type.
+_TRIAL_STATE = Enum(*TrialState.__members__, name="trialstate", create_constraint=False)
+_VALUE_TYPE = Enum("FINITE", "INF_POS", "INF_NEG", name="trialvaluetype", create_constraint=False)
 TRIALS = Table("trials", _METADATA, Column("trial_id", Integer, primary_key=True), Column("number", Integer),
-               Column("study_id", Integer), Column("state", String),  # TrialState's name
+               Column("study_id", Integer), Column("state", _TRIAL_STATE),
                Column("datetime_start", DateTime), Column("datetime_complete", DateTime))
 PARAMS = Table("trial_params", _METADATA, Column("param_id", Integer, primary_key=True), Column("trial_id", Integer),
                Column("param_name", String), Column("param_value", Float), Column("distribution_json", Text))
 VALUES = Table("trial_values", _METADATA, Column("trial_value_id", Integer, primary_key=True),
                Column("trial_id", Integer), Column("objective", Integer), Column("value", Float),
-               Column("value_type", String))  # FINITE, INF_POS or INF_NEG
+               Column("value_type", _VALUE_TYPE))
 INTERMEDIATE = Table("trial_intermediate_values", _METADATA,
                      Column("trial_intermediate_value_id", Integer, primary_key=True), Column("trial_id", Integer),
                      Column("step", Integer), Column("intermediate_value", Float),
@@ -54,9 +58,12 @@ USER_ATTRS, SYSTEM_ATTRS = (
 STUDY_SYSTEM_ATTRS = Table("study_system_attributes", _METADATA,
                            Column("study_system_attribute_id", Integer, primary_key=True), Column("study_id", Integer),
                            Column("key", String), Column("value_json", Text))
-# The unique keys the attribute upserts conflict on: the owner's id (trial or study) and the key.
+HEARTBEATS = Table("trial_heartbeats", _METADATA, Column("trial_heartbeat_id", Integer, primary_key=True),
+                   Column("trial_id", Integer), Column("heartbeat", DateTime))
+# The unique keys the upserts conflict on: for an attribute the owner's id (trial or study) and the key.
 UNIQUE_KEYS = {USER_ATTRS.name: ("trial_id", "key"), SYSTEM_ATTRS.name: ("trial_id", "key"),
-               STUDY_SYSTEM_ATTRS.name: ("study_id", "key")}
+               STUDY_SYSTEM_ATTRS.name: ("study_id", "key"), VALUES.name: ("trial_id", "objective"),
+               HEARTBEATS.name: ("trial_id",)}
 _STORED_FLOATS = {"FINITE": None, "INF_POS": math.inf, "INF_NEG": -math.inf, "NAN": math.nan}
 # The dialects whose insert can update on conflict, as Optuna's own attribute writes do.
 _UPSERTS: dict[str, Callable[[Table], Any]] = {
@@ -169,13 +176,6 @@ class OptunaTables:
                                       .where(TRIALS.c.trial_id.in_(chunk)))
             found.update({trial_id: (study_id, TrialState[state]) for trial_id, study_id, state in rows})
         return found
-
-    def trial_times(self, connection: Connection, trial_id: int) -> tuple[datetime.datetime | None, ...] | None:
-        """The trial's start and completion times, as Optuna shows them; None if it is gone."""
-        row = connection.execute(sqlalchemy.select(TRIALS.c.datetime_start, TRIALS.c.datetime_complete)
-                                 .where(TRIALS.c.trial_id == trial_id)).first()
-        decoded = _Decoded()
-        return None if row is None else (decoded.local(row[0]), decoded.local(row[1]))
 
     def study_distribution(self, connection: Connection, study_id: int, name: str) -> BaseDistribution | None:
         """The distribution some trial of the study stored for parameter ``name``, if any."""
@@ -320,26 +320,32 @@ class OptunaTables:
 
     def upsert_attrs(self, connection: Connection, table: Table, rows: list[tuple[int, str, str]]) -> None:
         """Insert or overwrite attributes of a trial or a study (``table``), each row the owner's id,
-        the key and the value as JSON: a statement per 300 rows on SQLite, PostgreSQL and MySQL,
-        else an update (and an insert) per row."""
+        the key and the value as JSON."""
         owner = UNIQUE_KEYS[table.name][0]
-        values = [{owner: owner_id, "key": key, "value_json": value} for owner_id, key, value in rows]
+        self.upsert(connection, table, [{owner: owner_id, "key": key, "value_json": value}
+                                        for owner_id, key, value in rows], ("value_json",))
+
+    def upsert(self, connection: Connection, table: Table, rows: list[dict[str, Any]], updated: tuple[str, ...]
+               ) -> None:
+        """Insert ``rows`` (dicts of column values, SQL expressions allowed) into ``table``; a row
+        whose unique key (UNIQUE_KEYS) is taken overwrites the ``updated`` columns of the one there.
+        A statement per 300 rows on SQLite, PostgreSQL and MySQL, else an update (and an insert) per row."""
+        key = UNIQUE_KEYS[table.name]
         if self.engine.dialect.name not in _UPSERTS:
-            for row in values:
-                where = (table.c[owner] == row[owner]) & (table.c.key == row["key"])
-                if not connection.execute(sqlalchemy.update(table).where(where).values(value_json=row["value_json"])
-                                          ).rowcount:
+            for row in rows:
+                where = sqlalchemy.and_(*(table.c[column] == row[column] for column in key))
+                if not connection.execute(sqlalchemy.update(table).where(where).values(
+                        {column: row[column] for column in updated})).rowcount:
                     connection.execute(sqlalchemy.insert(table).values(row))
             return
-        for start in range(0, len(values), _ROWS_PER_STATEMENT):
-            statement = _UPSERTS[self.engine.dialect.name](table).values(values[start:start + _ROWS_PER_STATEMENT])
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            statement = _UPSERTS[self.engine.dialect.name](table).values(rows[start:start + _ROWS_PER_STATEMENT])
             if self.engine.dialect.name == "mysql":
-                statement = statement.on_duplicate_key_update(value_json=statement.inserted.value_json)
+                statement = statement.on_duplicate_key_update({name: statement.inserted[name] for name in updated})
             else:
-                statement = statement.on_conflict_do_update(index_elements=list(UNIQUE_KEYS[table.name]),
-                                                            set_={"value_json": statement.excluded.value_json})
+                statement = statement.on_conflict_do_update(
+                    index_elements=list(key), set_={name: statement.excluded[name] for name in updated})
             connection.execute(statement)
-
 
 def _chunks(ids: Iterable[int]) -> list[list[int]]:
     listed = list(ids)

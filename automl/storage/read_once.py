@@ -15,6 +15,12 @@ this process last read them:
 - a trial this process runs ("ours"): only this process writes to it, and its writes are applied
   to the copy here; another worker failing it as stale changes its state, which is read.
 
+A trial another worker runs does change (its curve, its costs), but that worker commits what it
+writes only every so often (automl.storage.held_writes: at its heartbeat at the latest), so its
+copy here is loaded again when its state changes, or else once it is ``fresh_s`` old (the worker
+storage's heartbeat interval). Loading every such trial at every read made a read's cost grow with
+the number of workers: with 128 workers each read loaded the 127 trials the others ran, in full.
+
 Trial ids grow in the order trials are created within a study (Optuna creates a trial under the
 study's row lock, or SQLite's write lock), so the states asked for are those from the lowest
 unfinished trial known on, and the new ones above the highest id a read has seen.
@@ -23,12 +29,14 @@ unfinished trial known on, and the new ones above the highest id a read has seen
 from __future__ import annotations
 
 import copy
-from collections.abc import Container
+import datetime
+import time
+from collections.abc import Container, Sequence
 
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage.optuna_tables import OptunaTables
+from automl.storage.optuna_tables import OptunaTables, StoredTrial
 
 
 def snapshot(trial: FrozenTrial) -> FrozenTrial:
@@ -43,8 +51,10 @@ def snapshot(trial: FrozenTrial) -> FrozenTrial:
 class KnownTrials:
     """One study's trials as this process last read or wrote them (see module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fresh_s: float = 0.0) -> None:
+        self.fresh_s = fresh_s
         self.trials: dict[int, FrozenTrial] = {}  # trial id -> trial, in id (so number) order when _sorted
+        self._loaded_at: dict[int, float] = {}  # trials other workers run -> when loaded (time.monotonic)
         self._ids: dict[int, int] = {}  # trial number -> trial id
         self.ours: set[int] = set()  # running here: the copy (if loaded) is the truth
         self._unfinished: set[int] = set()
@@ -61,7 +71,7 @@ class KnownTrials:
     def to_load(self, states: list[tuple[int, TrialState]]) -> list[int]:
         """The trials among ``states`` (id, state now) that must be loaded in full; also notes the
         highest id seen, and drops from ``ours`` a trial another process ended."""
-        load = []
+        load, now = [], time.monotonic()
         for trial_id, state in states:
             self._highest = max(self._highest, trial_id)
             known = self.trials.get(trial_id)
@@ -73,8 +83,9 @@ class KnownTrials:
                 if state != TrialState.RUNNING:  # failed as stale by another worker
                     self.ours.discard(trial_id)
                     load.append(trial_id)
-            elif not (state == known.state == TrialState.WAITING):
-                load.append(trial_id)
+            elif state != known.state or (state == TrialState.RUNNING and now - self._loaded_at.get(trial_id, 0.0)
+                                          >= self.fresh_s):
+                load.append(trial_id)  # its state changed, or another worker's trial loaded fresh_s ago
         return load
 
     def keep(self, trial_id: int, trial: FrozenTrial) -> None:
@@ -90,6 +101,29 @@ class KnownTrials:
             self.ours.discard(trial_id)
         else:
             self._unfinished.add(trial_id)
+        if trial.state == TrialState.RUNNING and trial_id not in self.ours:
+            self._loaded_at[trial_id] = time.monotonic()
+        else:
+            self._loaded_at.pop(trial_id, None)
+
+    def move(self, trial_id: int, state: TrialState, values: Sequence[float] | None,
+             datetime_start: datetime.datetime | None, datetime_complete: datetime.datetime | None) -> None:
+        """Move the copy of a trial along with the state this process gave it (with ``values`` and
+        the times stamped): a trial it pops becomes its running copy, one it ends its finished
+        copy, so neither is loaded again."""
+        trial = self.current(trial_id)
+        if state == TrialState.RUNNING:
+            self.ours.add(trial_id)
+        elif state.is_finished():
+            self.ours.discard(trial_id)
+        if trial is None or not (state == TrialState.RUNNING or state.is_finished()):
+            self.outdate(trial_id)
+            return
+        moved = snapshot(trial)
+        moved.datetime_start, moved.datetime_complete, moved.state = datetime_start, datetime_complete, state
+        if values is not None:
+            moved.values = [float(value) for value in values]
+        self.keep(trial_id, moved)
 
     def outdate(self, trial_id: int) -> None:
         """Mark the copy of a trial this process wrote to, but does not run, for loading again."""
@@ -135,7 +169,8 @@ class KnownTrials:
 class TrialCache:
     """What this process knows of each study's trials, and of which study each trial is in."""
 
-    def __init__(self) -> None:
+    def __init__(self, fresh_s: float = 0.0) -> None:
+        self.fresh_s = fresh_s  # see KnownTrials
         self.studies: dict[int, KnownTrials] = {}
         self.study_of: dict[int, int] = {}  # trial id -> study id, for the trials seen here
         self._distributions: dict[int, dict[str, BaseDistribution]] = {}  # the first seen per parameter
@@ -147,7 +182,8 @@ class TrialCache:
     def check_distribution(self, tables: OptunaTables, study_id: int, name: str,
                            distribution: BaseDistribution) -> None:
         """Refuse (ValueError) a distribution that contradicts the study's for parameter ``name``,
-        as Optuna's write does where a trial suggests it; looked up in the database once per name."""
+        as Optuna's write does where a trial suggests it; looked up in the database once per name
+        that no trial read here had."""
         seen = self._distributions.setdefault(study_id, {})
         if name not in seen:
             with tables.engine.connect() as connection:
@@ -155,7 +191,7 @@ class TrialCache:
         check_distribution_compatibility(seen[name], distribution)
 
     def known(self, study_id: int) -> KnownTrials:
-        return self.studies.setdefault(study_id, KnownTrials())
+        return self.studies.setdefault(study_id, KnownTrials(self.fresh_s))
 
     def of_trial(self, trial_id: int) -> KnownTrials | None:
         study_id = self.study_of.get(trial_id)
@@ -170,15 +206,21 @@ class TrialCache:
         with tables.engine.connect() as connection:
             stored = tables.load(connection, trial_ids=trial_ids)
         for trial in stored:
-            self.study_of[trial.trial_id] = trial.study_id
-            self.known(trial.study_id).keep(trial.trial_id, trial.trial)
+            self._keep(trial)
         return [trial.trial for trial in stored]
+
+    def _keep(self, stored: StoredTrial) -> None:
+        self.study_of[stored.trial_id] = stored.study_id
+        self.known(stored.study_id).keep(stored.trial_id, stored.trial)
+        seen = self._distributions.setdefault(stored.study_id, {})
+        for name, distribution in stored.trial.distributions.items():
+            seen.setdefault(name, distribution)
 
     def refresh(self, tables: OptunaTables, study_id: int) -> KnownTrials | None:
         """The study's trials brought up to date: one query of their states, and the trials whose
         state shows they may have changed loaded in full (all of them, the first time). None if
         the study is gone."""
-        known = self.studies.get(study_id, KnownTrials())
+        known = self.studies.get(study_id) or KnownTrials(self.fresh_s)
         with tables.engine.connect() as connection:
             current = tables.trial_states(connection, study_id, known.lowest_to_check)
             if current is None:
@@ -188,6 +230,5 @@ class TrialCache:
             if load:
                 everything = not known.trials
                 for trial in tables.load(connection, study_id, () if everything else load):
-                    self.study_of[trial.trial_id] = study_id
-                    known.keep(trial.trial_id, trial.trial)
+                    self._keep(trial)
         return known

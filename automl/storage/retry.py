@@ -5,8 +5,10 @@ SQLite's "database is locked" past its busy timeout. Optuna's RDBStorage raises 
 failed query (its heartbeat thread then dies with a traceback, and its trial loop with an
 UnboundLocalError). A worker's storage retries every call that fails with a connection error,
 waiting 0.5 s, 1 s, 2 s, ... (at most 10 s) between tries, for ``retry_s`` seconds in all (the
-study file's ``[workers] storage_retry_s``). A pooled connection the server dropped is replaced on
-the next try (the engine pre-pings). Past ``retry_s`` the call raises StorageUnreachable, and
+study file's ``[workers] storage_retry_s``). A pooled connection the server dropped (a restart, an
+idle timeout) is replaced by the pool: the first such failure of a call is retried at once and
+quietly, as the engine's pre-ping would have, without its round trip before every transaction.
+Past ``retry_s`` the call raises StorageUnreachable, and
 every later call at once: the worker exits with one message, and its trial, left running without
 heartbeats, is failed as stale and queued again by the other workers or the next run. The worker's
 storage (automl.storage.worker_storage) runs each of its calls through one ``Retry``.
@@ -25,6 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy.exc
@@ -59,6 +62,17 @@ def transient_cause(error: BaseException) -> str | None:
             return reason
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _dropped(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) is a connection SQLAlchemy found closed
+    and took out of its pool."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Retry:
@@ -98,7 +112,7 @@ class Retry:
             self._calls.depth = 0
 
     def _retry(self, call: Callable[[], T]) -> T:
-        started, wait, warned = time.monotonic(), FIRST_WAIT_S, False
+        started, wait, warned, first = time.monotonic(), FIRST_WAIT_S, False, True
         while True:
             try:
                 result = call()
@@ -106,6 +120,10 @@ class Retry:
                 reason = transient_cause(error)
                 if reason is None:
                     raise
+                if first and _dropped(error):
+                    first = False
+                    continue
+                first = False
                 waited = time.monotonic() - started
                 if waited + wait > self.retry_s:
                     raise StorageUnreachable(
@@ -127,15 +145,21 @@ class Retry:
 class _Retrying(Protocol):
     retry: Retry
 
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...
+
 
 S = TypeVar("S", bound=_Retrying)
 
 
 def retried(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
-    """The method, run through its object's ``retry``."""
+    """The method, run through its object's ``retry`` and holding its ``lock``: its calls from
+    several threads (a worker's trial loop and its heartbeat thread) run one at a time, so a
+    worker's storage needs one database connection, not one per thread."""
 
     def call(storage: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return storage.retry.run(lambda: method(storage, *args, **kwargs))
+        with storage.lock:
+            return storage.retry.run(lambda: method(storage, *args, **kwargs))
 
     functools.update_wrapper(call, method)
     return call

@@ -62,21 +62,48 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None, must_exist: bool 
         raise UsageError(f"storage URL is not a SQLAlchemy URL; expected e.g. {URL_EXAMPLES}") from None
     sqlite.check_usable(url, must_exist)
     on_sqlite = sqlite.is_file_sqlite(url)
-    # A long-lived worker's pooled connection may have been dropped by the server since its last
-    # trial; pre-ping replaces it instead of failing the next query.
+    # A long-lived process's pooled connection may have been dropped by the server since its last
+    # call; pre-ping replaces it instead of failing the next query.
     engine_kwargs: dict[str, Any] = sqlite.engine_kwargs() if on_sqlite else {"pool_pre_ping": True}
+    worker_on_server = heartbeat is not None and not on_sqlite
+    if worker_on_server:
+        # A worker holds one connection to a database server (docs/scale-out.md counts on it): its
+        # storage makes one call at a time (automl.storage.retry.retried); SQLAlchemy's default pool
+        # keeps up to 5 and opens up to 15. The one more allowed is for Optuna creating its tables
+        # in a new database, which it does on a second connection inside its first, closed when
+        # returned. No pre-ping, a round trip before each transaction: the worker's retry replaces
+        # a dropped connection at once (automl.storage.retry).
+        engine_kwargs = {"pool_size": 1, "max_overflow": 1}
     beats: dict[str, Any] = {}
     if heartbeat is not None:
         beats = dict(heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace_period,
                      heartbeat_stale_trial_callback=heartbeat.on_stale)
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beats)
+        # Optuna's own schema check reads the version on a second connection while it holds a first.
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                             skip_compatibility_check=worker_on_server, **beats)
+        if worker_on_server:
+            check_schema(storage)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         reason = str(exc).splitlines()[0]
         raise UsageError(f"cannot open storage {redact(url)}: {reason}") from None
     if on_sqlite:
         sqlite.configure_engine(storage.engine, immediate=heartbeat is not None)
     return storage
+
+
+def check_schema(storage: optuna.storages.RDBStorage) -> None:
+    """Raise UsageError unless the storage's tables have the schema the installed Optuna writes,
+    as Optuna checks when it opens a storage, one connection at a time."""
+    current, head = storage.get_current_version(), storage.get_head_version()
+    if current == head:
+        return
+    where = redact(storage.url)
+    if current in storage.get_all_versions():
+        raise UsageError(f"the Optuna tables in {where} have an older schema ({current}) than Optuna "
+                         f"{optuna.__version__} writes ({head}); upgrade them: optuna storage upgrade --storage URL")
+    raise UsageError(f"the Optuna tables in {where} have a schema ({current}) that Optuna {optuna.__version__} does "
+                     "not know: a newer Optuna created them; install that release (pip install -U optuna)")
 
 
 def existing_study_names(storage: optuna.storages.BaseStorage) -> list[str]:

@@ -22,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import threading
+import time
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
@@ -33,45 +35,53 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import Connection
 
-from automl.storage._optuna import BaseHeartbeat, stale_trial_ids
+from automl.storage._optuna import BaseHeartbeat
 from automl.storage.held_writes import PARAM, SYSTEM, USER, HeldWrites
 from automl.storage.lost import DatabaseFile, StorageLost, StudyDeleted, study_deleted
 from automl.storage.optuna_tables import OptunaTables
-from automl.storage.read_once import KnownTrials, TrialCache, snapshot
+from automl.storage.read_once import TrialCache
 from automl.storage.retry import DEFAULT_RETRY_S, Retry, retried
 from automl.storage.schema import TrialAttr
 from automl.storage.sqlite import is_file_sqlite
 from automl.storage.trial_queue import QueueEmpty, runs_queued_only, stale_reason
+from automl.storage.trial_states import change_state, record_heartbeat, stale_trial_ids
 from automl.storage.urls import Heartbeat, open_storage, redact
+
+T = TypeVar("T")
 
 
 class WorkerStorage(BaseStorage, BaseHeartbeat):
     """A worker's storage around ``backend`` (see module); thread-safe, as Optuna's heartbeat
-    thread and ``Study.optimize(n_jobs=...)`` need."""
+    thread and ``Study.optimize(n_jobs=...)`` need: its calls run one at a time (``lock``)."""
 
     def __init__(self, backend: RDBStorage, retry_s: float = DEFAULT_RETRY_S) -> None:
         self.backend = backend
         self.retry = Retry(retry_s)
         self._tables = OptunaTables(backend.engine)
         self._file = DatabaseFile(backend.url) if is_file_sqlite(backend.url) else None
-        self._lock = threading.RLock()  # over the parts below, held through a commit
+        self.lock = threading.RLock()  # held through each call (automl.storage.retry.retried)
         self._held = HeldWrites()
-        self._cache = TrialCache()
+        self._cache = TrialCache(fresh_s=backend.heartbeat_interval or 0)
         self._names: dict[int, str] = {}  # study id -> name, for the studies seen here
         self._directions: dict[int, list[StudyDirection]] = {}
         self._queued_only: set[int] = set()  # studies that run only queued trials
+        # After a pop that failed: the trials between it and the next queued one not being popped
+        # (None: none) were taken or being taken by other workers at that moment (trial_states).
+        self._taken: tuple[int, int | None] | None = None
+        self._beaten: dict[int, float] = {}  # running trial id -> when this process last beat it (monotonic)
 
     # Pickled (sent to another process) with what it holds committed; a lock and an engine are not.
     def __getstate__(self) -> dict[str, Any]:
         self.commit_held()
         state = self.__dict__.copy()
-        del state["_lock"], state["_tables"]
+        del state["lock"], state["_tables"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._tables = OptunaTables(self.backend.engine)
 
     # Studies.
@@ -79,20 +89,18 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
     @retried
     def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
         study_id = self.backend.create_new_study(directions, study_name)
-        with self._lock:
-            self._names[study_id] = self.backend.get_study_name_from_id(study_id) if study_name is None else study_name
-            self._directions[study_id] = list(directions)
+        self._names[study_id] = self.backend.get_study_name_from_id(study_id) if study_name is None else study_name
+        self._directions[study_id] = list(directions)
         return study_id
 
     @retried
     def delete_study(self, study_id: int) -> None:
-        with self._lock:
-            self._commit()
-            self.backend.delete_study(study_id)
-            self._names.pop(study_id, None)
-            self._directions.pop(study_id, None)
-            self._cache.forget(study_id)
-            self._queued_only.discard(study_id)
+        self._commit()
+        self.backend.delete_study(study_id)
+        self._names.pop(study_id, None)
+        self._directions.pop(study_id, None)
+        self._cache.forget(study_id)
+        self._queued_only.discard(study_id)
 
     @retried
     def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
@@ -112,12 +120,10 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     @retried
     def get_study_id_from_name(self, study_name: str) -> int:
-        with self._lock:
-            seen = next((known for known, name in self._names.items() if name == study_name), None)
+        seen = next((known for known, name in self._names.items() if name == study_name), None)
         with self._noticing_deletion(seen):
             study_id = self.backend.get_study_id_from_name(study_name)
-        with self._lock:
-            self._names[study_id] = study_name
+        self._names[study_id] = study_name
         return study_id
 
     @retried
@@ -151,14 +157,14 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     @retried
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        self._taken = None  # a trial created now was not there when they were taken
         if template_trial is None and self._runs_queued_only(study_id):
             raise QueueEmpty()
         with self._noticing_deletion(study_id):
             trial_id = self.backend.create_new_trial(study_id, template_trial)
-        with self._lock:
-            self._cache.study_of[trial_id] = study_id
-            if template_trial is None or template_trial.state == TrialState.RUNNING:
-                self._cache.known(study_id).ours.add(trial_id)
+        self._cache.study_of[trial_id] = study_id
+        if template_trial is None or template_trial.state == TrialState.RUNNING:
+            self._cache.known(study_id).ours.add(trial_id)
         return trial_id
 
     def _runs_queued_only(self, study_id: int) -> bool:
@@ -169,69 +175,53 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
     @retried
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: BaseDistribution) -> None:
-        with self._lock:
-            study_id, running = self._running(trial_id)
-            if running is not None and param_name not in running.params:
-                assert study_id is not None  # a trial known to run here has a known study
-                self._cache.check_distribution(self._tables, study_id, param_name, distribution)
-                self._held.hold(PARAM, trial_id, param_name, (param_value_internal, distribution_to_json(distribution)))
-                running.params[param_name] = distribution.to_external_repr(param_value_internal)
-                running.distributions[param_name] = distribution
-                return
-            with self._noticing_deletion(study_id):
-                self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
-            self._written(trial_id)
+        study_id, running = self._running(trial_id)
+        if running is not None and param_name not in running.params:
+            assert study_id is not None  # a trial known to run here has a known study
+            self._cache.check_distribution(self._tables, study_id, param_name, distribution)
+            self._held.hold(PARAM, trial_id, param_name, (param_value_internal, distribution_to_json(distribution)))
+            running.params[param_name] = distribution.to_external_repr(param_value_internal)
+            running.distributions[param_name] = distribution
+            return
+        with self._noticing_deletion(study_id):
+            self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
+        self._written(trial_id)
 
     @retried
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
-        with self._lock:
-            self._commit()  # a trial's writes land before its state changes
-            study_id = self._cache.study_of.get(trial_id)
-            with self._noticing_deletion(study_id):
-                if state == TrialState.RUNNING and self.get_heartbeat_interval() is not None:
-                    # Beat before the pop. Optuna never takes a running trial without any heartbeat
-                    # as stale, so a worker killed between the pop and its heartbeat thread's first
-                    # beat would leave a trial running forever, and every other worker waiting for
-                    # it. A heartbeat on a queued trial is harmless: only running ones are checked.
-                    self.backend.record_heartbeat(trial_id)
-                changed = self.backend.set_trial_state_values(trial_id, state, values)
-            if changed and study_id is not None:
-                self._moved(self._cache.known(study_id), trial_id, state, values)
-            return changed
-
-    def _moved(self, known: KnownTrials, trial_id: int, state: TrialState, values: Sequence[float] | None) -> None:
-        """Move the copy of a trial along with the state this process gave it: a trial it pops
-        becomes its running copy, one it ends its finished copy, so neither is loaded again. The
-        start and end times Optuna stamped are read back rather than guessed."""
-        trial = known.current(trial_id)
-        if state == TrialState.RUNNING:
-            known.ours.add(trial_id)
+        # A pop gets its first heartbeat with it (automl.storage.trial_states): Optuna's heartbeat
+        # thread beats only once the trial runs, and Optuna never takes a running trial without any
+        # heartbeat as stale, so a worker killed between the two would leave it running forever.
+        beat = state == TrialState.RUNNING and self.get_heartbeat_interval() is not None
+        taken, self._taken = self._taken, None
+        if taken is not None and state == TrialState.RUNNING and taken[0] < trial_id < (taken[1] or trial_id + 1):
+            self._taken = taken  # optuna.Study pops by trying the queued trials in order: pass over this one too
+            return False
+        study_id = self._cache.study_of.get(trial_id)
+        with self._noticing_deletion(study_id):
+            # The trial's writes land with its state change, in one transaction.
+            changed = self._commit(lambda connection: change_state(connection, self._tables, trial_id, state,
+                                                                   values, beat))
+        assert changed is not None
+        if state == TrialState.RUNNING and not changed.changed:
+            self._taken = (trial_id, changed.next_queued)
+        if beat and changed.changed:
+            self._beaten[trial_id] = time.monotonic()
         elif state.is_finished():
-            known.ours.discard(trial_id)
-        if trial is None or not (state == TrialState.RUNNING or state.is_finished()):
-            known.outdate(trial_id)
-            return
-        moved = snapshot(trial)
-        with self._tables.engine.connect() as connection:
-            times = self._tables.trial_times(connection, trial_id)
-        if times is None:  # deleted since
-            raise self._deleted(self._cache.study_of.get(trial_id)) or KeyError(f"no trial with id {trial_id}")
-        moved.datetime_start, moved.datetime_complete = times
-        moved.state = state
-        if values is not None:
-            moved.values = [float(value) for value in values]
-        known.keep(trial_id, moved)
+            self._beaten.pop(trial_id, None)
+        if changed.changed and study_id is not None:
+            self._cache.known(study_id).move(trial_id, state, values, changed.datetime_start, changed.datetime_complete)
+        return changed.changed
 
     @retried
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-        with self._lock:
-            self._commit()
-            study_id, running = self._running(trial_id)
-            with self._noticing_deletion(study_id):
-                self.backend.set_trial_intermediate_value(trial_id, step, intermediate_value)
-            if running is not None:
-                running.intermediate_values[step] = float(intermediate_value)
-            self._written(trial_id)
+        self._commit()
+        study_id, running = self._running(trial_id)
+        with self._noticing_deletion(study_id):
+            self.backend.set_trial_intermediate_value(trial_id, step, intermediate_value)
+        if running is not None:
+            running.intermediate_values[step] = float(intermediate_value)
+        self._written(trial_id)
 
     @retried
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
@@ -242,17 +232,16 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         self._set_attr(SYSTEM, trial_id, key, value)
 
     def _set_attr(self, kind: str, trial_id: int, key: str, value: Any) -> None:
-        with self._lock:
-            study_id, running = self._running(trial_id)
-            if running is not None:
-                stored = json.dumps(value)  # refused here (TypeError) as Optuna's write would be
-                self._held.hold(kind, trial_id, key, stored)
-                (running.user_attrs if kind == USER else running.system_attrs)[key] = json.loads(stored)
-                return
-            write = self.backend.set_trial_user_attr if kind == USER else self.backend.set_trial_system_attr
-            with self._noticing_deletion(study_id):
-                write(trial_id, key, value)
-            self._written(trial_id)
+        study_id, running = self._running(trial_id)
+        if running is not None:
+            stored = json.dumps(value)  # refused here (TypeError) as Optuna's write would be
+            self._held.hold(kind, trial_id, key, stored)
+            (running.user_attrs if kind == USER else running.system_attrs)[key] = json.loads(stored)
+            return
+        write = self.backend.set_trial_user_attr if kind == USER else self.backend.set_trial_system_attr
+        with self._noticing_deletion(study_id):
+            write(trial_id, key, value)
+        self._written(trial_id)
 
     def _running(self, trial_id: int) -> tuple[int | None, FrozenTrial | None]:
         """The trial's study (if seen), and its copy if this process runs it and may hold its writes."""
@@ -277,32 +266,30 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     @retried
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        with self._lock:
-            known = self._cache.of_trial(trial_id)
-            cached = None if known is None else known.cached(trial_id)
-            if cached is not None:
-                return cached
-            self._commit()
-            loaded = self._cache.load(self._tables, [trial_id])
-            if not loaded:
-                raise self._deleted(self._cache.study_of.get(trial_id)) or KeyError(f"no trial with id {trial_id}")
-            return self._cache.known(self._cache.study_of[trial_id]).cached(trial_id) or loaded[0]
+        known = self._cache.of_trial(trial_id)
+        cached = None if known is None else known.cached(trial_id)
+        if cached is not None:
+            return cached
+        self._commit()
+        loaded = self._cache.load(self._tables, [trial_id])
+        if not loaded:
+            raise self._deleted(self._cache.study_of.get(trial_id)) or KeyError(f"no trial with id {trial_id}")
+        return self._cache.known(self._cache.study_of[trial_id]).cached(trial_id) or loaded[0]
 
     @retried
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        with self._lock:
-            self._commit()
-            known = self._cache.refresh(self._tables, study_id)
-            if known is None:
-                raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
-            trials = known.listing(states)
+        self._taken = None  # this reading is newer (a pop tries the trials of the last one)
+        self._commit()
+        known = self._cache.refresh(self._tables, study_id)
+        if known is None:
+            raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
+        trials = known.listing(states)
         return copy.deepcopy(trials) if deepcopy else trials
 
     @retried
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
-        with self._lock:
-            found = self._cache.studies[study_id].id_of(trial_number) if study_id in self._cache.studies else None
+        found = self._cache.studies[study_id].id_of(trial_number) if study_id in self._cache.studies else None
         if found is not None:
             return found
         with self._noticing_deletion(study_id):
@@ -313,21 +300,22 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
     @retried
     def commit_held(self) -> None:
         """Commit every write held for this process's running trials, in one transaction."""
-        with self._lock:
-            self._commit()
+        self._commit()
 
-    def _commit(self) -> None:
-        """Commit what is held; first, on SQLite, check the file is still the one opened (most
-        calls commit first: a worker whose file was deleted stops at its next one)."""
+    def _commit(self, then: Callable[[Connection], T] | None = None) -> T | None:
+        """Commit what is held, and in the same transaction ``then``; first, on SQLite, check the file
+        is still the one opened (most calls commit first: a worker whose file was deleted stops at
+        its next one)."""
         if self._file is not None:
             self._file.check()
-        missing = self._held.commit(self._tables)
+        missing, done = self._held.commit(self._tables, then)
         for study_id in {self._cache.study_of.get(trial_id) for trial_id in missing}:
             deleted = self._deleted(study_id)
             if deleted is not None:
                 raise deleted
         if missing:
             raise KeyError(f"trials {sorted(missing)} were deleted")
+        return done
 
     @contextlib.contextmanager
     def _noticing_deletion(self, study_id: int | None) -> Iterator[None]:
@@ -357,26 +345,36 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
-            self.retry.run(lambda: self._beat(trial_id))
+            with self.lock:
+                self.retry.run(lambda: self._beat(trial_id))
         except StorageLost:
             pass  # Optuna's heartbeat thread would die with a traceback: a missed beat is enough,
             # as the worker's own next call reports what was lost.
 
     def _beat(self, trial_id: int) -> None:
-        with self._lock:
-            self._commit()
         with self._noticing_deletion(self._cache.study_of.get(trial_id)):
-            self.backend.record_heartbeat(trial_id)
+            # Optuna's heartbeat thread beats as the trial starts, just after the pop did.
+            if time.monotonic() - self._beaten.get(trial_id, -math.inf) < (self.get_heartbeat_interval() or 0) / 2:
+                self._commit()
+                return
+            self._commit(lambda connection: record_heartbeat(connection, self._tables, trial_id))
+            self._beaten[trial_id] = time.monotonic()
 
     # Optuna's fail_stale_trials fails each trial this names, then calls the stale-trial callback
     # with the trial already finished, when it takes no more writes: the reason goes on before.
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        stale = self.retry.run(lambda: stale_trial_ids(self.backend, study_id))
         grace_period = self.backend.grace_period or 2 * (self.backend.heartbeat_interval or 0)  # Optuna's default
-        for trial_id in stale:
+
+        def stale() -> list[int]:
+            with self._tables.engine.connect() as connection:
+                return stale_trial_ids(connection, study_id, grace_period)
+
+        with self.lock:
+            stale_ids = self.retry.run(stale)
+        for trial_id in stale_ids:
             with contextlib.suppress(UpdateFinishedTrialError):  # another worker failed it first
                 self.set_trial_user_attr(trial_id, TrialAttr.FAIL_REASON, stale_reason(grace_period))
-        return stale
+        return stale_ids
 
     def get_heartbeat_interval(self) -> int | None:
         return self.backend.get_heartbeat_interval()

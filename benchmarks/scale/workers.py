@@ -76,8 +76,12 @@ def _work(url: str, name: str, worker: str, train_s: float, errors: list[str], r
     popping once every worker has opened its storage (``ready``)."""
     try:
         requeue = Requeue(max_retry=2)
-        storage = open_worker_storage(url, Heartbeat(5, 20, requeue, retry_s=60))
-        study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
+        try:
+            storage = open_worker_storage(url, Heartbeat(5, 20, requeue, retry_s=60))
+            study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
+        except Exception:
+            ready.abort()  # the others would wait for this one forever
+            raise
         objective = _objective(study, worker, train_s)
         ready.wait()
         while True:
@@ -117,8 +121,11 @@ def _process(url: str, name: str, first: int, threads: int, train_s: float, erro
         worker.start()
     for worker in workers:
         worker.join()
+    if not cpu_at_start:  # a worker could not open its storage: the other processes stop waiting too
+        ready.abort()
     errors.extend(found)
-    spent.append((time.process_time() - cpu_at_start[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    spent.append((time.process_time() - (cpu_at_start or [0.0])[0],
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,133 @@
+"""A trial's state changes and heartbeats, each a few statements of SQLAlchemy Core in one transaction.
+
+Optuna's RDBStorage changes a trial's state through its ORM (the trial read under a row lock, each
+value looked up, then written, the row updated: five to seven statements), records a heartbeat in
+four (its row read twice, the server's clock read, the row written) and finds the stale trials by
+loading every running trial of the study as ORM objects. A worker does each several times a trial,
+and with many workers on one study that was most of what the database and the workers did
+(benchmarks/study_scale.py, its workers part). Here each is what the database needs:
+
+- a state change: the trial's row read under a row lock, its values upserted, its row updated;
+- a pop (WAITING to RUNNING): the same, but the row lock is taken with SKIP LOCKED. optuna.Study
+  pops by trying the queued trials in order, so every worker that asks at once tries the same
+  first trial; Optuna's FOR UPDATE made each wait for the worker ahead of it to commit, then try
+  the next. A trial another worker is popping is passed over at once instead: it is RUNNING once
+  that worker commits (if that worker's transaction fails, the trial stays queued for a later pop).
+  A pop that fails also finds the first trial after it that is queued and not being popped: the
+  worker storage passes over the ones before it without asking the database again (with 32
+  workers a pop tried 16 trials on average, a statement each). The popped trial's first heartbeat
+  is written in the same transaction, so a trial is never running without one (Optuna never takes
+  a running trial without a heartbeat as stale);
+- a heartbeat: one upsert of the server's clock;
+- the stale trials: one query of the study's running trials' heartbeats beside the server's clock.
+
+The semantics are Optuna's (its storage conformance suite runs on the worker storage that uses
+these, tests/storage/test_optuna_suites.py): a finished trial raises UpdateFinishedTrialError, a
+missing one KeyError, RUNNING is set only on a WAITING trial (else False), the start and end times
+are stamped by the client in UTC, the heartbeat by the server's clock, a trial is stale when its
+heartbeat is more than the grace period older than the server's clock now.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import sqlalchemy
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+from sqlalchemy.engine import Connection
+
+from automl.storage.optuna_tables import HEARTBEATS, TRIALS, VALUES, OptunaTables
+
+
+class StateChanged(NamedTuple):
+    """What a state change did: whether it changed the state (False: RUNNING asked of a trial not
+    WAITING, or of one another worker is popping), and the trial's start and end times as Optuna
+    shows them (naive local time). After a pop that failed, ``next_queued`` is the id of the first
+    trial after it that was queued and not being popped (None: none was)."""
+
+    changed: bool
+    datetime_start: datetime.datetime | None = None
+    datetime_complete: datetime.datetime | None = None
+    next_queued: int | None = None
+
+
+def _shown(stored: datetime.datetime | None) -> datetime.datetime | None:
+    """A stored trial time (naive UTC) as Optuna's storage returns it: naive local time."""
+    return None if stored is None else stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
+
+
+def _stored_value(value: float) -> dict[str, float | str | None]:
+    """An objective value as Optuna stores it: an infinity as its type beside a NULL value."""
+    if math.isinf(value):
+        return {"value": None, "value_type": "INF_POS" if value > 0 else "INF_NEG"}
+    return {"value": value, "value_type": "FINITE"}
+
+
+def change_state(connection: Connection, tables: OptunaTables, trial_id: int, state: TrialState,
+                 values: Sequence[float] | None = None, beat: bool = False) -> StateChanged:
+    """Set the trial's ``state`` (and ``values``) as Optuna's ``set_trial_state_values`` does, in
+    the caller's transaction; with ``beat``, a trial set RUNNING gets its first heartbeat.
+
+    Raises KeyError for a trial that does not exist, UpdateFinishedTrialError for a finished one.
+    """
+    popping = state == TrialState.RUNNING
+    trial = sqlalchemy.select(TRIALS.c.study_id, TRIALS.c.number, TRIALS.c.state, TRIALS.c.datetime_start).where(
+        TRIALS.c.trial_id == trial_id)
+    # FOR NO KEY UPDATE: the row is not deleted nor its key changed, so writes to the trial's other
+    # rows (which lock it FOR KEY SHARE) go on meanwhile.
+    row = connection.execute(trial.with_for_update(key_share=True, skip_locked=popping)).first()
+    if row is None and popping:  # another worker is popping it, or it does not exist
+        row = connection.execute(trial).first()
+        if row is not None and not TrialState[row.state].is_finished():
+            return StateChanged(False, next_queued=_next_queued(connection, row.study_id, trial_id))
+    if row is None:
+        raise KeyError(f"no trial with id {trial_id}")
+    current = TrialState[row.state]
+    if current.is_finished():
+        raise UpdateFinishedTrialError(f"Trial#{row.number} has already finished and can not be updated.")
+    if values is not None:
+        tables.upsert(connection, VALUES, [{"trial_id": trial_id, "objective": objective, **_stored_value(value)}
+                                           for objective, value in enumerate(values)], ("value", "value_type"))
+    if popping and current != TrialState.WAITING:
+        return StateChanged(False, next_queued=_next_queued(connection, row.study_id, trial_id))
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    started = now if popping else row.datetime_start
+    completed = now if state.is_finished() else None
+    connection.execute(sqlalchemy.update(TRIALS).where(TRIALS.c.trial_id == trial_id).values(
+        state=state.name, **({"datetime_start": now} if popping else {}),
+        **({"datetime_complete": now} if completed else {})))
+    if popping and beat:
+        record_heartbeat(connection, tables, trial_id)
+    return StateChanged(True, _shown(started), _shown(completed))
+
+
+def _next_queued(connection: Connection, study_id: int, after: int) -> int | None:
+    """The first trial of the study after trial ``after`` that is queued and not being popped."""
+    return connection.execute(
+        sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id, TRIALS.c.trial_id > after,
+                                                   TRIALS.c.state == TrialState.WAITING.name)
+        .order_by(TRIALS.c.trial_id).limit(1).with_for_update(key_share=True, skip_locked=True)).scalar()
+
+
+def record_heartbeat(connection: Connection, tables: OptunaTables, trial_id: int) -> None:
+    """Stamp the trial's heartbeat with the server's clock (an upsert), in the caller's transaction."""
+    tables.upsert(connection, HEARTBEATS, [{"trial_id": trial_id, "heartbeat": sqlalchemy.func.now()}],
+                  ("heartbeat",))
+
+
+def stale_trial_ids(connection: Connection, study_id: int, grace_period: float) -> list[int]:
+    """The study's running trials whose heartbeat is more than ``grace_period`` seconds older than
+    the server's clock; a running trial without a heartbeat is never stale (as in Optuna)."""
+    now = sqlalchemy.func.now().label("now")  # typed DateTime: read as a datetime on every dialect
+    rows = connection.execute(
+        sqlalchemy.select(TRIALS.c.trial_id, HEARTBEATS.c.heartbeat, now)
+        .join(HEARTBEATS, HEARTBEATS.c.trial_id == TRIALS.c.trial_id)
+        .where(TRIALS.c.study_id == study_id, TRIALS.c.state == TrialState.RUNNING.name)
+        .order_by(TRIALS.c.trial_id)).all()
+    grace = datetime.timedelta(seconds=grace_period)
+    # As Optuna: PostgreSQL's now() is aware, the stored heartbeat naive in the server's time zone.
+    return [row.trial_id for row in rows if row.now.replace(tzinfo=None) - row.heartbeat > grace]
