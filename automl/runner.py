@@ -111,8 +111,7 @@ def run(config: StudyConfig | str | os.PathLike[str], *, n_trials: int | None = 
     config = _loaded(config)
     deadline_at = _deadline_at(timeout or config.timeout, started)
     with quiet_libraries(), HardDeadline(deadline_at):
-        from automl.search.plan import startup_deadline
-
+        from automl.search.plan import startup_deadline  # the start-up's checks stop at it
         plan = _plan(config, storage, data, startup_deadline(started, deadline_at))
         return run_plan(plan, n_trials=n_trials, timeout=timeout, workers=workers, threads=threads, progress=progress,
                         warm_start=warm_start, started=started)
