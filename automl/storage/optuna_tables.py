@@ -116,7 +116,7 @@ class _Decoded:
         quarter = (stored.year, stored.month, stored.day, stored.hour, stored.minute // 15)
         offset = self._offsets.get(quarter)
         if offset is None:
-            offset = stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None) - stored
+            offset = local_time(stored) - stored
             self._offsets[quarter] = offset
         return stored + offset
 
@@ -132,6 +132,19 @@ class _Decoded:
             if not isinstance(found, list | dict):
                 self._values[stored] = found
         return found
+
+
+def local_time(stored: datetime.datetime) -> datetime.datetime:
+    """A stored trial time (naive UTC) as Optuna's storage returns it: naive local time."""
+    return stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
+
+
+def stored_value(value: float) -> dict[str, float | str | None]:
+    """An objective value as Optuna stores it (``_float`` reads it back): an infinity as its type
+    beside a NULL value."""
+    if math.isinf(value):
+        return {"value": None, "value_type": "INF_POS" if value > 0 else "INF_NEG"}
+    return {"value": value, "value_type": "FINITE"}
 
 
 def _float(value: float | None, stored_type: str) -> float:

@@ -31,7 +31,6 @@ heartbeat is more than the grace period older than the server's clock now.
 from __future__ import annotations
 
 import datetime
-import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -40,7 +39,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from sqlalchemy.engine import Connection
 
-from automl.storage.optuna_tables import HEARTBEATS, TRIALS, VALUES, OptunaTables
+from automl.storage.optuna_tables import HEARTBEATS, TRIALS, VALUES, OptunaTables, local_time, stored_value
 
 
 class StateChanged(NamedTuple):
@@ -56,15 +55,7 @@ class StateChanged(NamedTuple):
 
 
 def _shown(stored: datetime.datetime | None) -> datetime.datetime | None:
-    """A stored trial time (naive UTC) as Optuna's storage returns it: naive local time."""
-    return None if stored is None else stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
-
-
-def _stored_value(value: float) -> dict[str, float | str | None]:
-    """An objective value as Optuna stores it: an infinity as its type beside a NULL value."""
-    if math.isinf(value):
-        return {"value": None, "value_type": "INF_POS" if value > 0 else "INF_NEG"}
-    return {"value": value, "value_type": "FINITE"}
+    return None if stored is None else local_time(stored)
 
 
 def change_state(connection: Connection, tables: OptunaTables, trial_id: int, state: TrialState,
@@ -90,7 +81,7 @@ def change_state(connection: Connection, tables: OptunaTables, trial_id: int, st
     if current.is_finished():
         raise UpdateFinishedTrialError(f"Trial#{row.number} has already finished and can not be updated.")
     if values is not None:
-        tables.upsert(connection, VALUES, [{"trial_id": trial_id, "objective": objective, **_stored_value(value)}
+        tables.upsert(connection, VALUES, [{"trial_id": trial_id, "objective": objective, **stored_value(value)}
                                            for objective, value in enumerate(values)], ("value", "value_type"))
     if popping and current != TrialState.WAITING:
         return StateChanged(False, next_queued=_next_queued(connection, row.study_id, trial_id))
