@@ -260,8 +260,7 @@ def guard_trial(trial: optuna.Trial, deadline: Deadline, family: str, flops: flo
         raise guard.refuse(guard.estimate, f"{plural(epochs_to_decision, 'epoch')} estimated from its FLOPs at {how}")
     if forward is not None:
         seconds, steps = forward()
-        if seconds * steps * epochs_to_decision > guard.estimate:
-            guard.estimate = seconds * steps * epochs_to_decision
+        guard.estimate = max(guard.estimate, seconds * steps * epochs_to_decision)
         if guard.estimate > guard.allowed:
             raise guard.refuse(guard.estimate, f"{plural(epochs_to_decision, 'epoch')} of {plural(steps, 'step')}, "
                                f"each at least a forward pass timed at {seconds:.3g} s")
