@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # imported on first use (torch and Lightning take seconds): s
 
 __version__ = AUTOML_VERSION  # defined with the records that store it
 
-# The stages in import order; modules not in a stage (cli, runner, conformance, testing) sit on top.
+# The stages in import order; modules not in a stage (cli, runner, run_messages, conformance, testing) sit on top.
 STAGES = ("errors", "plugin", "storage", "config", "data", "training", "workers", "search", "results")
 
 # A library prints nothing unless its caller configures logging (automl's notes go to this logger).

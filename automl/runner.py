@@ -33,6 +33,7 @@ from automl.config import IN_MEMORY_DATASET, StudyConfig, load_study_file
 from automl.errors import AutomlError, UsageError, plural
 from automl.plugin.arrays import LabeledArrays, labeled_arrays
 from automl.plugin.registry import registry
+from automl.run_messages import describe, resuming, where
 from automl.storage.urls import load_study, redact
 from automl.workers.hard_deadline import HardDeadline
 from automl.workers.hard_deadline import paused as paused_alarm
@@ -163,14 +164,14 @@ def run_plan(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | N
         survey = survey_space(plan.families, plan.data.task, plan.data.train.x, config.budget, seed=config.seed,
                               deadline=startup_at)
         for warning in survey.warnings():
-            LOG.warning("warning: %s: %s", _where(plan), warning)
-        LOG.info("%s", _describe(plan))
+            LOG.warning("warning: %s: %s", where(plan), warning)
+        LOG.info("%s", describe(plan))
         first = warm.for_study(study)
         if first:
             LOG.info("warm start: %s run before the sampled trials", plural(len(first), "known config"))
         queued = first_configs(plan, study, startup_at)
         if not queue_run(study, n_trials or config.trials_per_run(budget_s), first, queued):
-            LOG.info("%s", _resuming(study, plan, deadline))
+            LOG.info("%s", resuming(study, plan, deadline))
         if deadline and not deadline.left():
             LOG.info("note: the time budget ran out before the first trial: the start-up (libraries, data, checks, "
                      "queueing) took %.0f s of %g s; the queued trials wait for the next run",
@@ -266,11 +267,6 @@ def _deadline(budget_s: float | None, started: float, at: float | None = None) -
     return Deadline(at) if at is not None else Deadline.after(budget_s, started)
 
 
-def _where(plan: StudyPlan) -> str:
-    """How messages name the study: its file, else its name."""
-    return str(plan.config.source) if plan.config.source else f"study {plan.config.name!r}"
-
-
 def _deadline_at(budget_s: float | None, started: float) -> float | None:
     """The deadline as a ``time.time()`` value, computed before the libraries that Deadline needs
     are imported: the alarm covers their import too."""
@@ -292,59 +288,6 @@ def _plan(config: StudyConfig, storage: str | None, data: ArrayData | None, dead
     config = config.model_copy(update={"data": in_memory})
     return plan_study(config, f"study {config.name!r}", registry(), storage,
                       arrays=arrays.checked(f"data=(x, y) of study {config.name!r}"), deadline=deadline_at)
-
-
-def _describe(plan: StudyPlan) -> str:
-    """One line on what the study searches, on which data, where it is stored."""
-    task, families = plan.data.task, list(plan.families)
-    return (f"study {plan.config.name!r}: {plural(len(families), 'family', 'families')} "
-            f"({', '.join(families)}) on {plan.config.data.dataset} ({task.kind}, input {list(task.input_shape)}, "
-            f"{task.num_classes} classes), objectives {', '.join(plan.config.search.objectives)}, "
-            f"storage {redact(plan.storage_url)}")
-
-
-def _resuming(study: optuna.Study, plan: StudyPlan, deadline: Deadline | None) -> str:
-    """What a run that found trials still queued does with them, and whose they are: a run going on
-    now where another process runs some of the study's trials (their heartbeats are fresh), else an
-    earlier run."""
-    from automl.storage.trial_queue import samples_until_deadline, still_queued
-
-    queued, (live, stale) = still_queued(study), _running_elsewhere(study, plan)
-    grace = plan.config.workers.grace_period
-    where = (f"still queued by a run going on now: {live} running in another process, its heartbeat fresh "
-             f"([workers] grace_period {grace} s); this run works through the same queue beside it" if live else
-             "still queued from an earlier run")
-    if stale:
-        where += (f"; the {plural(stale, 'trial')} left running by a process that stopped (no heartbeat for over "
-                  f"{grace} s) will be queued again when a worker next starts a trial")
-    queued_text = f"{plural(queued, 'trial')} {where}"
-    if not samples_until_deadline(study):
-        return f"resuming: {queued_text}; n_trials adds more once they are done"
-    if deadline:
-        return f"resuming: {queued_text}; that run sampled until its deadline, this run samples until its own"
-    return (f"resuming: {queued_text}; that run sampled until its deadline, this run has no time budget, so it "
-            "runs those and stops; n_trials adds more once they are done")
-
-
-def _running_elsewhere(study: optuna.Study, plan: StudyPlan) -> tuple[int, int]:
-    """The study's running trials (this run runs none yet), as (live, stale): stale where their
-    last heartbeat is older than [workers] grace_period, the worker gone; live otherwise."""
-    from automl.storage.trial_queue import count
-    from automl.storage.trial_states import stale_trial_ids
-    from automl.storage.urls import open_storage
-
-    running = count(study, optuna.trial.TrialState.RUNNING)
-    if not running:
-        return 0, 0
-    storage = open_storage(plan.storage_url)
-    try:
-        with storage.engine.connect() as connection:
-            stale = len(stale_trial_ids(connection, storage.get_study_id_from_name(study.study_name),
-                                        plan.config.workers.grace_period))
-    finally:
-        storage.remove_session()
-        storage.engine.dispose()
-    return running - stale, stale
 
 
 @contextlib.contextmanager
