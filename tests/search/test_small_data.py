@@ -14,7 +14,7 @@ from datafiles import labels
 from automl.config import DataConfig, StudyConfig
 from automl.data.prepare import prepare
 from automl.plugin.registry import registry
-from automl.search.small_data import SMALL_BATCH_SIZES, SMALL_LR, scaled_for_data
+from automl.search.small_data import EPOCH_SAMPLES, MAX_SCALED_EPOCHS, SMALL_BATCH_SIZES, SMALL_LR, scaled_for_data
 from automl.training.loop import TrainingParams, scheduled_lr, train
 from automl.training.progress import Progress
 from automl_plugins.mlp import MLPFamily
@@ -30,7 +30,8 @@ def small(tmp_path: Path):
 def test_small_data_gets_epochs_small_batches_and_a_cosine_unless_the_file_sets_them(small) -> None:
     config, notes = scaled_for_data(StudyConfig(name="s"), small)
     rows = len(small.train.y)
-    assert config.train.max_epochs == 4000 // rows and config.search.min_epochs == config.train.max_epochs // 30
+    assert config.train.max_epochs == min(MAX_SCALED_EPOCHS, EPOCH_SAMPLES // rows)
+    assert config.search.min_epochs == config.train.max_epochs // 30
     assert config.train.batch_size == SMALL_BATCH_SIZES and config.train.lr_schedule == "cosine"
     assert config.train.lr == SMALL_LR
     assert notes == [f"small data ({rows} training rows): up to {config.train.max_epochs} epochs per trial, first "
