@@ -146,6 +146,16 @@ def _process_state(cwd: Path, env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def like_a_fresh_process(cwd: Path, env: dict[str, str]) -> Iterator[None]:
+    """For the block, this process as a fresh one started in ``cwd`` with ``env`` would be: the
+    working directory, the environment (which the processes it starts inherit), and the plugins on
+    ``env``'s PYTHONPATH in a registry built afresh; all as they were after. For a library call
+    (``automl.run``) where run_cli runs a command."""
+    with _process_state(cwd, env), _import_path(env):
+        yield
+
+
 def _in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> CliResult:
     import automl.cli
 

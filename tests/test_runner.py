@@ -7,9 +7,7 @@ import contextlib
 import inspect
 import io
 import logging
-import os
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -223,16 +221,6 @@ def test_a_resumed_run_speaks_of_the_families_the_study_searches(tmp_path: Path,
     summary = next(record.getMessage() for record in caplog.records if record.getMessage().startswith("study 'kept'"))
     assert "1 family (mlp)" in summary
     assert any("cnn" in record.getMessage() and record.getMessage().startswith("note:") for record in caplog.records)
-
-
-@pytest.mark.slow  # two worker processes
-def test_a_config_built_in_python_runs_on_worker_processes(tmp_path: Path) -> None:
-    config = automl.StudyConfig(name="pool", storage=f"sqlite:///{tmp_path / 'pool.db'}", n_trials=2,
-                                search={"families": ["mlp"]}, train={"max_epochs": 1, "batch_size": [128]})
-    study = automl.run(config, workers=2, threads=1, progress=False)
-    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
-    assert all(trial.user_attrs["worker"].split(":")[1] != str(os.getpid()) for trial in study.trials)
-    assert not list(Path(tempfile.gettempdir()).glob("automl-study-*"))  # the workers' study file is gone
 
 
 @pytest.mark.parametrize(("argument", "message"), [({"n_trials": 0}, "n_trials must be a whole number of at least 1"),

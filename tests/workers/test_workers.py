@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -18,13 +19,14 @@ import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+import automl
 from automl.config import load_study_file
 from automl.plugin.registry import registry
 from automl.storage.trial_queue import QUEUED
 from automl.storage.urls import STORAGE_ENV
 from automl.search.plan import plan_study
 from automl.search.study import create_or_resume, queue_run, work
-from conftest import AUTOML, has_study, run_cli, sleepy_site, with_path, write_study
+from conftest import AUTOML, has_study, like_a_fresh_process, run_cli, sleepy_site, with_path, write_study
 
 pytestmark = pytest.mark.slow  # worker processes, PostgreSQL, SIGTERM
 
@@ -169,27 +171,29 @@ def test_killed_worker_trial_is_retried_by_the_survivor(storage: str, tmp_path: 
     assert "fail_reason" not in retries[0].user_attrs
 
 
-def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> None:
+def test_two_sqlite_workers_of_a_config_built_in_python_and_a_reader_see_no_lock_errors(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     # Trials of a few seconds: shorter ones let the worker that starts first finish all six before
     # the other has imported torch on a loaded machine. Each of their 100 epochs writes its curve,
     # as an MLP's epoch on digits does every 15-50 ms; the sleeping steps leave the cores to the
     # writes, the reader and the other worker's start-up.
-    study = _study_file(tmp_path, n_trials=6, storage=url, max_epochs=100, family="sleepy", step_s=0.004)
-    run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "2", "--no-progress"], cwd=tmp_path,
-                           env={**os.environ, **_plugin(tmp_path), "NO_COLOR": "1"}, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    reads, errors = [0], []
+    sleepy_site(tmp_path, step_s=0.004)
+    # Built in Python, the config has no file: the run gives its workers one in a temporary folder.
+    config = automl.StudyConfig(name=NAME, storage=url, n_trials=6, search={"families": ["sleepy"], "pruner": "none"},
+                                train={"max_epochs": 100, "batch_size": [128]},
+                                workers={"heartbeat_interval": 1, "grace_period": 3})
+    done, reads, errors = threading.Event(), [0], []
 
     def read_like_the_dashboard() -> None:
         # optuna-dashboard reads through a plain RDBStorage: no WAL or busy-timeout set up by us.
-        # It starts once `automl run` has created the study, as a user would start it, and reads
-        # ten times a second, far more often than a dashboard page polls (reading every 10 ms, it
-        # cost more CPU than either worker).
-        while not has_study(tmp_path / "shared.db") and run.poll() is None:
+        # It starts once the run has created the study, as a user would start it, and reads ten
+        # times a second, far more often than a dashboard page polls (reading every 10 ms, it cost
+        # more CPU than either worker).
+        while not has_study(tmp_path / "shared.db") and not done.is_set():
             time.sleep(0.05)
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
-        while run.poll() is None:
+        while not done.is_set():
             try:
                 for summary in storage.get_all_studies():
                     storage.get_all_trials(summary._study_id, deepcopy=False)
@@ -200,15 +204,20 @@ def test_two_sqlite_workers_and_a_reader_see_no_lock_errors(tmp_path: Path) -> N
 
     reader = threading.Thread(target=read_like_the_dashboard)
     reader.start()
-    stdout, stderr = run.communicate(timeout=300)
-    reader.join()
-    assert run.returncode == 0, stderr
+    try:  # the run in this process (its signal handling needs the main thread); its workers are processes
+        with like_a_fresh_process(tmp_path, _plugin(tmp_path)):
+            study = automl.run(config, workers=2, threads=1, progress=False)
+    finally:
+        done.set()
+        reader.join()
     assert errors == []
     assert reads[0] > 20, "the reader hardly read while the workers ran"
-    assert "locked" not in stderr
-    trials = _trials(url)
+    assert "locked" not in capfd.readouterr().err  # what the workers wrote to the stderr they inherited
+    trials = study.get_trials(deepcopy=False)
     assert _states(trials) == {COMPLETE: 6}
-    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2 and all(worker.split(":")[1] != str(os.getpid()) for worker in workers)
+    assert not list(Path(tempfile.gettempdir()).glob("automl-study-*"))  # the workers' study file is gone
 
 
 def test_sigterm_fails_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
@@ -245,7 +254,8 @@ def test_worker_killed_between_the_pop_and_its_first_heartbeat_has_its_trial_ret
     victim = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from automl.config import load_study_file
+        import automl
+from automl.config import load_study_file
         from automl.plugin.registry import registry
         from automl.search.plan import plan_study
         from automl.search.study import join_study
