@@ -112,19 +112,29 @@ def _queue(study: Path, url: str) -> None:
     assert queued.returncode == 0, queued.stderr
 
 
-def test_three_workers_on_postgres_run_exactly_n_trials(postgres_url: str, tmp_path: Path) -> None:
+def test_three_workers_on_postgres_run_exactly_n_trials(postgres_url: str, tmp_path: Path,
+                                                        capfd: pytest.CaptureFixture[str]) -> None:
     password = sqlalchemy.engine.make_url(postgres_url).password
     # Trials of several seconds (sleeping, so they leave the cores to the workers' imports): with
     # shorter ones the first worker to start can finish all six before the others have imported torch.
     study = _study_file(tmp_path, n_trials=6, max_epochs=20, family="sleepy")
-    run = subprocess.Popen([*AUTOML, "run", str(study), "--workers", "3", "--no-progress"], cwd=tmp_path,
-                           env={**os.environ, **_plugin(tmp_path), STORAGE_ENV: postgres_url, "NO_COLOR": "1"},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    command_lines = []
-    while run.poll() is None:  # what `ps` shows while the workers run
-        command_lines += subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-        time.sleep(0.5)
-    stdout, stderr = run.communicate()
+    done, command_lines = threading.Event(), []
+
+    def watch() -> None:  # what `ps` shows while the workers run
+        while not done.is_set():
+            shown = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True)
+            command_lines.extend(shown.stdout.splitlines())
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:  # `automl run` in this process; its workers are processes, their command lines what `ps` shows
+        run = run_cli("run", str(study), "--workers", "3", "--no-progress", cwd=tmp_path,
+                      env={**_plugin(tmp_path), STORAGE_ENV: postgres_url})
+    finally:
+        done.set()
+        watcher.join()
+    stdout, stderr = run.stdout, run.stderr + capfd.readouterr().err  # with what the workers wrote to theirs
     assert run.returncode == 0, stderr
     trials = _trials(postgres_url)
     assert _states(trials) == {COMPLETE: 6}, [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials]
