@@ -29,6 +29,7 @@ from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import Column, DateTime, Enum, Float, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
 
 from automl.errors import UsageError
@@ -70,10 +71,17 @@ _UPSERTS: dict[str, Callable[[Table], Any]] = {
     "sqlite": lambda table: sqlite.insert(table), "postgresql": lambda table: postgresql.insert(table),
     "mysql": lambda table: mysql.insert(table)}
 # SQLite's default cap on bound variables is 32766 (999 before 3.32): ids go in chunks well below,
-# and an upsert's rows (three values each) in statements of at most 300.
+# and the rows an upsert (three values each) or an insert of parameters (four) writes in statements of 300.
 _CHUNK = 500
 _STUDY_CHUNK = 5000
 _ROWS_PER_STATEMENT = 300
+# A trial's rows in the other tables, as a load reads them: the table, the column they are ordered
+# by, and the columns read (parameters, values, intermediate values, user attrs, system attrs).
+_CHILDREN = ((PARAMS, "param_id", "param_name", "param_value", "distribution_json"),
+             (VALUES, "objective", "value", "value_type"),
+             (INTERMEDIATE, "trial_intermediate_value_id", "step", "intermediate_value", "intermediate_value_type"),
+             (USER_ATTRS, "trial_user_attribute_id", "key", "value_json"),
+             (SYSTEM_ATTRS, "trial_system_attribute_id", "key", "value_json"))
 _CHECKED: set[str] = set()  # the databases (rendered URLs) whose layout this process has checked
 
 
@@ -87,18 +95,15 @@ class StoredTrial(NamedTuple):
     trial: FrozenTrial
 
 
-class Outline(NamedTuple):
-    """What a trial read in outline holds (OptunaTables.outlines): its row of the trials table and
-    its values, and of its other rows only the user attrs and parameters named here, and the system
-    attrs named here or named one of them, a colon and more (``constraints`` takes Optuna's
-    ``constraints:NAME`` too); no intermediate values."""
+class TrialStateRow(NamedTuple):
+    """A trial's id, state and start time as stored (naive UTC: see local_time; None before it started)."""
 
-    user_attrs: tuple[str, ...]
-    params: tuple[str, ...]
-    system_attrs: tuple[str, ...]
+    trial_id: int
+    state: TrialState
+    stored_start: datetime.datetime | None
 
 
-class _Decoded:
+class Decoded:
     """What one read decodes, each once: stored JSON per distinct text (distributions, and values
     that are no list or dict: a trial may change its own list, a string or number is shared
     safely), and the local time's offset per quarter hour of the stored UTC times (every time
@@ -140,14 +145,14 @@ def local_time(stored: datetime.datetime) -> datetime.datetime:
 
 
 def stored_value(value: float) -> dict[str, float | str | None]:
-    """An objective value as Optuna stores it (``_float`` reads it back): an infinity as its type
+    """An objective value as Optuna stores it (``stored_float`` reads it back): an infinity as its type
     beside a NULL value."""
     if math.isinf(value):
         return {"value": None, "value_type": "INF_POS" if value > 0 else "INF_NEG"}
     return {"value": value, "value_type": "FINITE"}
 
 
-def _float(value: float | None, stored_type: str) -> float:
+def stored_float(value: float | None, stored_type: str) -> float:
     special = _STORED_FLOATS[stored_type]
     if special is not None:
         return special
@@ -165,17 +170,19 @@ class OptunaTables:
             check_layout(engine)
             _CHECKED.add(key)
 
-    def trial_states(self, connection: Connection, study_id: int, lowest: int) -> list[tuple[int, TrialState]] | None:
-        """Each trial of the study with an id from ``lowest`` on, and its state; None if the study
-        is gone. One query: the study's row joined to those trials."""
+    def trial_states(self, connection: Connection, study_id: int, lowest: int) -> list[TrialStateRow] | None:
+        """Each trial of the study with an id from ``lowest`` on, its state and start time (as
+        stored); None if the study is gone. One query: the study's row joined to those trials."""
         trials = TRIALS.c
         joined = STUDIES.outerjoin(TRIALS, sqlalchemy.and_(trials.study_id == STUDIES.c.study_id,
                                                            trials.trial_id >= lowest))
-        rows = connection.execute(sqlalchemy.select(STUDIES.c.study_id, trials.trial_id, trials.state)
+        rows = connection.execute(sqlalchemy.select(STUDIES.c.study_id, trials.trial_id, trials.state,
+                                                    trials.datetime_start)
                                   .select_from(joined).where(STUDIES.c.study_id == study_id)).all()
         if not rows:
             return None
-        return [(trial_id, TrialState[state]) for _, trial_id, state in rows if trial_id is not None]
+        return [TrialStateRow(trial_id, TrialState[state], started) for _, trial_id, state, started in rows
+                if trial_id is not None]
 
     def study_exists(self, connection: Connection, study_id: int) -> bool:
         return connection.execute(sqlalchemy.select(STUDIES.c.study_id).where(STUDIES.c.study_id == study_id)
@@ -230,96 +237,38 @@ class OptunaTables:
         return loaded
 
     def _load(self, connection: Connection, which: Any, children: Callable[[Table], Any]) -> list[StoredTrial]:
+        """The trials ``which`` selects, with their rows of the other tables (``children`` selects
+        those): on PostgreSQL in one statement, each trial's rows aggregated beside it into JSON
+        arrays (a statement per load, not six: with many workers, each loading every trial the
+        others finish, those round trips were most of what a read cost); elsewhere a statement per
+        table. A trial's rows of each table in the order of their ids (its values: of objectives)."""
+        tables, decoded = [(table, order, columns) for table, order, *columns in _CHILDREN], Decoded()
+        if self.engine.dialect.name == "postgresql":
+            rows = connection.execute(sqlalchemy.select(TRIALS, *(
+                sqlalchemy.select(sqlalchemy.func.json_agg(aggregate_order_by(
+                    sqlalchemy.func.json_build_array(*(table.c[name] for name in columns)), table.c[order])))
+                .where(table.c.trial_id == TRIALS.c.trial_id).scalar_subquery() for table, order, columns in tables))
+                .where(which).order_by(TRIALS.c.trial_id)).all()
+            return [_trial(row, [aggregated or [] for aggregated in row[len(TRIALS.c):]], decoded) for row in rows]
         rows = connection.execute(sqlalchemy.select(TRIALS).where(which).order_by(TRIALS.c.trial_id)).all()
         if not rows:
             return []
-
-        def read(table: Table, order: Column[Any]) -> dict[int, list[Any]]:
+        children_of: list[dict[int, list[Any]]] = []
+        for table, order, columns in tables:
             found: dict[int, list[Any]] = {}
             # all(): fetched at once, a row each costs a third of what iterating the result does.
-            for row in connection.execute(sqlalchemy.select(table).where(children(table)).order_by(order)).all():
-                found.setdefault(row.trial_id, []).append(row)
-            return found
-
-        params, values = read(PARAMS, PARAMS.c.param_id), read(VALUES, VALUES.c.objective)
-        steps = read(INTERMEDIATE, INTERMEDIATE.c.trial_intermediate_value_id)
-        user, system = read(USER_ATTRS, USER_ATTRS.c.trial_user_attribute_id), read(
-            SYSTEM_ATTRS, SYSTEM_ATTRS.c.trial_system_attribute_id)
-        decoded = _Decoded()
-        trials = []
-        for row in rows:
-            own = {p.param_name: decoded.distribution(p.distribution_json) for p in params.get(row.trial_id, [])}
-            objectives = values.get(row.trial_id)
-            trial = FrozenTrial(
-                number=row.number, state=TrialState[row.state], value=None,
-                values=[_float(v.value, v.value_type) for v in objectives] if objectives else None,
-                datetime_start=decoded.local(row.datetime_start),
-                datetime_complete=decoded.local(row.datetime_complete),
-                params={p.param_name: own[p.param_name].to_external_repr(p.param_value)
-                        for p in params.get(row.trial_id, [])},
-                distributions=own,
-                user_attrs={a.key: decoded.value(a.value_json) for a in user.get(row.trial_id, [])},
-                system_attrs={a.key: decoded.value(a.value_json) for a in system.get(row.trial_id, [])},
-                intermediate_values={v.step: _float(v.intermediate_value, v.intermediate_value_type)
-                                     for v in steps.get(row.trial_id, [])},
-                trial_id=row.trial_id)
-            trials.append(StoredTrial(row.study_id, row.trial_id, trial))
-        return trials
-
-    def outlines(self, connection: Connection, study_id: int, outline: Outline, objectives: int
-                 ) -> list[StoredTrial]:
-        """Every trial of the study in outline (see Outline), in id order, with at most ``objectives``
-        values. One query reads a row per trial, its values, attrs and params joined to it by their
-        unique keys (so the database, not Python, puts a trial's rows together), and one more the
-        system attrs named."""
-        columns: list[Any] = [TRIALS.c.trial_id, TRIALS.c.number, TRIALS.c.state, TRIALS.c.datetime_start,
-                              TRIALS.c.datetime_complete]
-        joined: Any = TRIALS
-        for table, key, names, read in ((VALUES, "objective", range(objectives), ("value", "value_type")),
-                                        (PARAMS, "param_name", outline.params, ("param_value", "distribution_json")),
-                                        (USER_ATTRS, "key", outline.user_attrs, ("value_json",))):
-            for name in names:
-                rows_of = table.alias()
-                joined = joined.outerjoin(rows_of, sqlalchemy.and_(rows_of.c.trial_id == TRIALS.c.trial_id,
-                                                                   rows_of.c[key] == name))
-                columns += [rows_of.c[column] for column in read]
-        rows = connection.execute(sqlalchemy.select(*columns).select_from(joined)
-                                  .where(TRIALS.c.study_id == study_id).order_by(TRIALS.c.trial_id)).all()
-        keys = SYSTEM_ATTRS.c.key
-        system: dict[int, list[Any]] = {}
-        for attr in connection.execute(
-                sqlalchemy.select(SYSTEM_ATTRS).join(TRIALS, TRIALS.c.trial_id == SYSTEM_ATTRS.c.trial_id)
-                .where(TRIALS.c.study_id == study_id, sqlalchemy.or_(keys.in_(outline.system_attrs), *(
-                    keys.startswith(f"{name}:", autoescape=True) for name in outline.system_attrs)))
-                .order_by(SYSTEM_ATTRS.c.trial_system_attribute_id)).all():
-            system.setdefault(attr.trial_id, []).append(attr)
-        decoded = _Decoded()
-        params_at, attrs_at = 5 + 2 * objectives, 5 + 2 * objectives + 2 * len(outline.params)
-        trials = []
-        for row in rows:
-            values = [_float(row[at], row[at + 1]) for at in range(5, params_at, 2) if row[at + 1] is not None]
-            distributions = {name: decoded.distribution(row[at + 1])
-                             for name, at in zip(outline.params, range(params_at, attrs_at, 2), strict=True)
-                             if row[at + 1] is not None}
-            trial = FrozenTrial(
-                number=row.number, state=TrialState[row.state], value=None, values=values or None,
-                datetime_start=decoded.local(row.datetime_start),
-                datetime_complete=decoded.local(row.datetime_complete),
-                params={name: distributions[name].to_external_repr(row[at])
-                        for name, at in zip(outline.params, range(params_at, attrs_at, 2), strict=True)
-                        if name in distributions},
-                distributions=distributions,
-                user_attrs={key: decoded.value(row[at]) for at, key in enumerate(outline.user_attrs, attrs_at)
-                            if row[at] is not None},
-                system_attrs={a.key: decoded.value(a.value_json) for a in system.get(row.trial_id, [])},
-                intermediate_values={}, trial_id=row.trial_id)
-            trials.append(StoredTrial(study_id, row.trial_id, trial))
-        return trials
+            for trial_id, *fields in connection.execute(sqlalchemy.select(
+                    table.c.trial_id, *(table.c[name] for name in columns)).where(children(table))
+                    .order_by(table.c[order])).all():
+                found.setdefault(trial_id, []).append(fields)
+            children_of.append(found)
+        return [_trial(row, [found.get(row.trial_id, []) for found in children_of], decoded) for row in rows]
 
     def insert_params(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        """Insert parameters: dicts of trial_id, param_name, param_value (internal), distribution_json."""
-        if rows:
-            connection.execute(sqlalchemy.insert(PARAMS), rows)
+        """Insert parameters: dicts of trial_id, param_name, param_value (internal), distribution_json.
+        A statement per _ROWS_PER_STATEMENT rows (an executemany is a statement per row on psycopg)."""
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            connection.execute(sqlalchemy.insert(PARAMS).values(rows[start:start + _ROWS_PER_STATEMENT]))
 
     def set_study_system_attrs(self, study_id: int, attrs: Mapping[str, Any]) -> bool:
         """Upsert ``attrs`` (key -> JSON-serializable value) on the study, in one transaction;
@@ -359,6 +308,22 @@ class OptunaTables:
                 statement = statement.on_conflict_do_update(
                     index_elements=list(key), set_={name: statement.excluded[name] for name in updated})
             connection.execute(statement)
+
+def _trial(row: Any, children: list[list[Any]], decoded: Decoded) -> StoredTrial:
+    """A trial from its row and its rows of the _CHILDREN tables (each a list of their columns)."""
+    params, values, steps, user, system = children
+    own = {name: decoded.distribution(stored) for name, _, stored in params}
+    trial = FrozenTrial(
+        number=row.number, state=TrialState[row.state], value=None,
+        values=[stored_float(value, stored_type) for value, stored_type in values] if values else None,
+        datetime_start=decoded.local(row.datetime_start), datetime_complete=decoded.local(row.datetime_complete),
+        params={name: own[name].to_external_repr(float(value)) for name, value, _ in params},
+        distributions=own, user_attrs={key: decoded.value(stored) for key, stored in user},
+        system_attrs={key: decoded.value(stored) for key, stored in system},
+        intermediate_values={step: stored_float(value, stored_type) for step, value, stored_type in steps},
+        trial_id=row.trial_id)
+    return StoredTrial(row.study_id, row.trial_id, trial)
+
 
 def _chunks(ids: Iterable[int]) -> list[list[int]]:
     listed = list(ids)

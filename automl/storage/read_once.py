@@ -20,6 +20,11 @@ writes only every so often (automl.storage.held_writes: at its heartbeat at the 
 copy here is loaded again when its state changes, or else once it is ``fresh_s`` old (the worker
 storage's heartbeat interval). Loading every such trial at every read made a read's cost grow with
 the number of workers: with 128 workers each read loaded the 127 trials the others ran, in full.
+A queued trial another worker pops is not loaded at its pop either (that was one load per worker
+and trial): its copy here turns running, with the start time the read found, and is loaded once
+``fresh_s`` later or when it finishes, whichever comes first. So another worker's running trial is
+seen here with what it committed at most ``fresh_s`` (plus that worker's own commit delay) ago,
+and a finished one as it finished, at the first read after.
 
 Trial ids grow in the order trials are created within a study (Optuna creates a trial under the
 study's row lock, or SQLite's write lock), so the states asked for are those from the lowest
@@ -36,7 +41,7 @@ from collections.abc import Container, Sequence
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage.optuna_tables import OptunaTables, StoredTrial
+from automl.storage.optuna_tables import OptunaTables, StoredTrial, TrialStateRow, local_time
 
 
 def snapshot(trial: FrozenTrial) -> FrozenTrial:
@@ -68,11 +73,12 @@ class KnownTrials:
         """The lowest trial id whose state the next read of the study must look at."""
         return min(self._unfinished, default=self._highest + 1)
 
-    def to_load(self, states: list[tuple[int, TrialState]]) -> list[int]:
-        """The trials among ``states`` (id, state now) that must be loaded in full; also notes the
-        highest id seen, and drops from ``ours`` a trial another process ended."""
+    def to_load(self, states: list[TrialStateRow]) -> list[int]:
+        """The trials among ``states`` (id, state and start now) that must be loaded in full; also
+        notes the highest id seen, drops from ``ours`` a trial another process ended, and turns
+        running the copy of a queued trial another process popped (see module)."""
         load, now = [], time.monotonic()
-        for trial_id, state in states:
+        for trial_id, state, stored_start in states:
             self._highest = max(self._highest, trial_id)
             known = self.trials.get(trial_id)
             if known is None or trial_id in self._outdated:
@@ -83,6 +89,10 @@ class KnownTrials:
                 if state != TrialState.RUNNING:  # failed as stale by another worker
                     self.ours.discard(trial_id)
                     load.append(trial_id)
+            elif state == TrialState.RUNNING and known.state == TrialState.WAITING and self.fresh_s > 0:
+                popped = snapshot(known)
+                popped.state, popped.datetime_start = state, stored_start and local_time(stored_start)
+                self.keep(trial_id, popped)  # as if loaded now: loaded in full fresh_s later
             elif state != known.state or (state == TrialState.RUNNING and now - self._loaded_at.get(trial_id, 0.0)
                                           >= self.fresh_s):
                 load.append(trial_id)  # its state changed, or another worker's trial loaded fresh_s ago

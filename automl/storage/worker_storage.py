@@ -71,6 +71,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         # (None: none) were taken or being taken by other workers at that moment (trial_states).
         self._taken: tuple[int, int | None] | None = None
         self._beaten: dict[int, float] = {}  # running trial id -> when this process last beat it (monotonic)
+        self._stale_checked: dict[int, float] = {}  # study id -> when this process last looked for stale trials
 
     # Pickled (sent to another process) with what it holds committed; a lock and an engine are not.
     def __getstate__(self) -> dict[str, Any]:
@@ -362,7 +363,14 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     # Optuna's fail_stale_trials fails each trial this names, then calls the stale-trial callback
     # with the trial already finished, when it takes no more writes: the reason goes on before.
+    # Optuna checks before every trial it runs; here a study is checked once a heartbeat interval
+    # at most (a trial is stale only a grace period after its last beat, so it is found at most an
+    # interval later), not once per trial of every worker.
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now, interval = time.monotonic(), self.get_heartbeat_interval() or 0
+        if now - self._stale_checked.get(study_id, -math.inf) < interval:
+            return []
+        self._stale_checked[study_id] = now
         grace_period = self.backend.grace_period or 2 * (self.backend.heartbeat_interval or 0)  # Optuna's default
 
         def stale() -> list[int]:

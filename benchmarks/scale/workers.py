@@ -10,7 +10,8 @@ never import torch) that does what automl.workers.worker does against automl's w
   not what is measured), stores its cost attributes and commits them before "training";
 - "trains" by sleeping, writing the validation curve after each epoch and reading the study once
   there, as MO-ASHA does at a rung; stores its results and finishes with its values;
-- between pops, counts the queued and running trials and, with none queued, waits for the others.
+- between pops, counts the queued and running trials and, with none queued, waits a heartbeat
+  interval for the others' trials, then fails any whose heartbeat went stale.
 
 Afterwards the database is checked: every queued trial finished exactly once (no trial lost,
 stuck running or run twice), none failed; the most connections open at once (pg_stat_activity,
@@ -40,6 +41,7 @@ from automl.storage.urls import Heartbeat, open_storage
 from automl.storage.worker_storage import commit_trial_writes, open_worker_storage
 
 EPOCHS = 2
+HEARTBEAT_S = 5  # the workers' heartbeat interval; a trial is stale after four without a beat
 FAMILIES = ("mlp", "cnn", "rnn", "transformer")
 
 
@@ -77,7 +79,7 @@ def _work(url: str, name: str, worker: str, train_s: float, errors: list[str], r
     try:
         requeue = Requeue(max_retry=2)
         try:
-            storage = open_worker_storage(url, Heartbeat(5, 20, requeue, retry_s=60))
+            storage = open_worker_storage(url, Heartbeat(HEARTBEAT_S, 4 * HEARTBEAT_S, requeue, retry_s=60))
             study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
         except Exception:
             ready.abort()  # the others would wait for this one forever
@@ -94,7 +96,8 @@ def _work(url: str, name: str, worker: str, train_s: float, errors: list[str], r
                 continue
             if not count(study, TrialState.RUNNING):
                 break
-            time.sleep(0.5)
+            time.sleep(HEARTBEAT_S)  # as a worker waits for the others' trials, to retry any whose worker dies
+            optuna.storages.fail_stale_trials(study)
         storage.backend.engine.dispose()
     except Exception:  # noqa: BLE001 - counted and shown: a worker's error is a result here
         errors.append(f"{worker}: {traceback.format_exc(limit=3)}")

@@ -18,7 +18,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from automl.errors import UsageError
-from automl.storage.optuna_tables import OptunaTables, Outline, UnknownOptunaTables, check_layout
+from automl.storage.optuna_tables import OptunaTables, UnknownOptunaTables, check_layout, local_time
+from automl.storage.outline import Outline, read_outlines
 from automl.storage.urls import open_storage
 from automl.storage.worker_storage import WorkerStorage
 
@@ -73,7 +74,7 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
         everything = tables.load(connection, study_id)
         some = tables.load(connection, trial_ids=[trial.trial_id for trial in everything[1:3]])
         states = tables.trial_states(connection, study_id, lowest=everything[3].trial_id)
-        outlined = tables.outlines(connection, study_id, Outline(("family", "fail_reason"), ("x", "n"),
+        outlined = read_outlines(connection, study_id, Outline(("family", "fail_reason"), ("x", "n"),
                                                                  ("constraints",)), objectives=2)
         curved = tables.trials_with_user_attr(connection, study_id, "curve", unless=("[]",))
     # Every field, NaN included (which compares unequal to itself): the trials' reprs.
@@ -81,7 +82,9 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
     assert [repr(stored.trial) for stored in everything] == theirs and len(theirs) == 6
     assert all(stored.study_id == study_id for stored in everything)
     assert [repr(stored.trial) for stored in some] == theirs[1:3]
-    assert states == [(stored.trial_id, stored.trial.state) for stored in everything[3:]]
+    assert [(state.trial_id, state.state, state.stored_start and local_time(state.stored_start))
+            for state in states] == [(stored.trial_id, stored.trial.state, stored.trial.datetime_start)
+                                     for stored in everything[3:]]
     # In outline: the named attrs and params alone (a constraint's too), no intermediate values.
     expected = []
     for stored in everything:
@@ -99,7 +102,7 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
 def test_trial_times_across_daylight_saving_changes_read_as_optuna_reads_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Local times, in a zone whose offset (-3:30 / -2:30) changes at half past an hour of UTC: a
-    read converts once per quarter hour (automl.storage.optuna_tables._Decoded)."""
+    read converts once per quarter hour (automl.storage.optuna_tables.Decoded)."""
     monkeypatch.setenv("TZ", "America/St_Johns")
     time.tzset()
     try:
@@ -115,7 +118,7 @@ def test_trial_times_across_daylight_saving_changes_read_as_optuna_reads_them(
         study_id = storage.get_study_id_from_name(study.study_name)
         tables = OptunaTables(storage.engine)
         with storage.engine.connect() as connection:
-            ours = [tables.load(connection, study_id), tables.outlines(connection, study_id, Outline((), (), ()), 1)]
+            ours = [tables.load(connection, study_id), read_outlines(connection, study_id, Outline((), (), ()), 1)]
         theirs = [(trial.datetime_start, trial.datetime_complete) for trial in storage.get_all_trials(study_id)]
         for read in ours:
             assert [(stored.trial.datetime_start, stored.trial.datetime_complete) for stored in read] == theirs

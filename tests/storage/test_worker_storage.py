@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -136,11 +137,23 @@ def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_
     assert len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) == 300
     assert built == [], "queued trials were loaded again although none changed"
 
-    # Another worker (here in this process) pops and finishes one; this one sees it finished,
-    # loading only that trial.
+    # Another worker (here in this process) pops one: this one sees it running, from its start,
+    # without loading it; then, a heartbeat interval later, with what that worker committed.
     other = _worker_study(url)
     popped = other.ask()
     popped.set_user_attr("by", "other")
+    commit_trial_writes(popped)
+    built.clear()  # the other worker's own reads
+    running = study.get_trials(deepcopy=False)[popped.number]
+    assert (running.state, running.datetime_start) == (TrialState.RUNNING, _stored(url, popped.number).datetime_start)
+    assert running.user_attrs == {} and built == [], "a trial popped elsewhere was loaded at its pop"
+    with monkeypatch.context() as later:
+        at = time.monotonic() + 1  # the heartbeat interval of _worker_study
+        later.setattr(time, "monotonic", lambda: at)
+        assert study.get_trials(deepcopy=False)[popped.number].user_attrs == {"by": "other"}
+    assert built == [trial_id_of(study, popped.number)]
+
+    # That worker finishes it: this one sees it finished, loading only that trial.
     other.tell(popped, 0.9)
     built.clear()  # the other worker's own reads
     trials = study.get_trials(deepcopy=False)
