@@ -164,7 +164,7 @@ def packing(studies: dict[str, tuple[str, list[str], int]], ks: tuple[int, ...],
     print(f"packing_speedup_k4={speedups['digits']:.3f}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the smallest models, 1 epoch, fewer samples, trials "
                         "and K: a few minutes on either device")
@@ -175,7 +175,7 @@ def main() -> None:
                         "default 1, 2, 4, 8 on a GPU, 1, 2, 4 on a CPU, 1 and 4 with --quick)")
     parser.add_argument("--samples", type=int, help="CIFAR-shaped images (default 50,000 on a GPU, 3,000 on a "
                         "CPU, 1,200 with --quick)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = resolve_device(args.accelerator)
     on_gpu = device.type == "cuda"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
