@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Connection
 
 from automl.errors import noun_form
-from automl.storage.optuna_tables import SYSTEM_ATTRS, USER_ATTRS, OptunaTables
+from automl.storage.optuna_tables import PARAMS, SYSTEM_ATTRS, USER_ATTRS, OptunaTables
 
 LOG = logging.getLogger(__name__)
 PARAM, USER, SYSTEM = "param", "user", "system"
@@ -81,7 +81,7 @@ class HeldWrites:
                                        "distribution_json": value[1]})
                     else:
                         attrs[kind].append((trial_id, key, value))
-                tables.insert_params(connection, params)
+                tables.insert(connection, PARAMS, params)
                 for kind, rows in attrs.items():
                     tables.upsert_attrs(connection, _TABLES[kind], rows)
                 done = None if then is None else then(connection)

@@ -71,7 +71,7 @@ _UPSERTS: dict[str, Callable[[Table], Any]] = {
     "sqlite": lambda table: sqlite.insert(table), "postgresql": lambda table: postgresql.insert(table),
     "mysql": lambda table: mysql.insert(table)}
 # SQLite's default cap on bound variables is 32766 (999 before 3.32): ids go in chunks well below,
-# and the rows an upsert (three values each) or an insert of parameters (four) writes in statements of 300.
+# and the rows an insert or upsert writes (five values at most) in statements of 300.
 _CHUNK = 500
 _STUDY_CHUNK = 5000
 _ROWS_PER_STATEMENT = 300
@@ -264,11 +264,11 @@ class OptunaTables:
             children_of.append(found)
         return [_trial(row, [found.get(row.trial_id, []) for found in children_of], decoded) for row in rows]
 
-    def insert_params(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        """Insert parameters: dicts of trial_id, param_name, param_value (internal), distribution_json.
-        A statement per _ROWS_PER_STATEMENT rows (an executemany is a statement per row on psycopg)."""
+    def insert(self, connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` (dicts of column values) into ``table``: a statement per _ROWS_PER_STATEMENT
+        rows (an executemany is a statement per row on psycopg)."""
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            connection.execute(sqlalchemy.insert(PARAMS).values(rows[start:start + _ROWS_PER_STATEMENT]))
+            connection.execute(sqlalchemy.insert(table).values(rows[start:start + _ROWS_PER_STATEMENT]))
 
     def set_study_system_attrs(self, study_id: int, attrs: Mapping[str, Any]) -> bool:
         """Upsert ``attrs`` (key -> JSON-serializable value) on the study, in one transaction;

@@ -14,7 +14,8 @@ puts one trial back, which keeps "queued + running + finished" at the count that
   trial: its parameters would only fail again.
 
 A large count is queued a window at a time. Optuna queues one trial per storage transaction (about
-9 ms on SQLite), so ``n_trials = 100000`` would take a quarter of an hour before anything trains.
+9 ms on SQLite), so ``n_trials = 100000`` would take a quarter of an hour before anything trains;
+a worker's storage queues a window in one transaction (automl.storage.trial_states.queue_in).
 The first ``WINDOW`` are queued at once; the trial in the middle of each window carries how many are
 still to queue, and the worker that pops it (a pop is atomic, so one worker) queues the next
 window before it trains (queue_more). A retry of that trial keeps the count, and a window is queued
@@ -29,13 +30,14 @@ is left of the window and stops, where a count would have it sample forever.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from automl.storage._optuna import study_storage
 from automl.storage.schema import CONFIG_ATTR, TrialAttr
 
 QUEUED = TrialState.WAITING
@@ -93,6 +95,7 @@ def queue_trials(study: optuna.Study, n_trials: int | None, window: int = 0) -> 
     the rest by queue_more."""
     now = WINDOW if n_trials is None else min(n_trials, WINDOW)
     later: int | str = UNTIL_DEADLINE if n_trials is None else n_trials - now
+    places: list[dict[str, int | str]] = []
     for index in range(now):
         place: dict[str, int | str] = {}
         if window or later:
@@ -100,7 +103,23 @@ def queue_trials(study: optuna.Study, n_trials: int | None, window: int = 0) -> 
                 place[TrialAttr.QUEUE_WINDOW] = window
             if later and index == now // 2:
                 place.update({TrialAttr.QUEUE_WINDOW: window, TrialAttr.QUEUE_MORE: later})
+        places.append(place)
+    storage = study_storage(study)
+    if isinstance(storage, QueuesInBulk):  # a worker's storage: the window in one transaction
+        storage.enqueue_trials(storage.get_study_id_from_name(study.study_name), places)
+        return
+    for place in places:
         study.enqueue_trial({}, user_attrs=place or None)
+
+
+@runtime_checkable
+class QueuesInBulk(Protocol):
+    """A storage that queues many trials at once as ``enqueue_trial({}, user_attrs=...)`` queues
+    each (automl.storage.worker_storage.WorkerStorage)."""
+
+    def get_study_id_from_name(self, study_name: str) -> int: ...
+
+    def enqueue_trials(self, study_id: int, user_attrs: Sequence[Mapping[str, Any]]) -> None: ...
 
 
 def queue_more(study: optuna.Study, trial: optuna.Trial | FrozenTrial, has_deadline: bool) -> None:

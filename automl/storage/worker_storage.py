@@ -3,15 +3,13 @@ make a worker cheap and able to ride out a troubled database.
 
 As Optuna's own _CachedStorage does, it holds an RDBStorage and implements ``BaseStorage`` (and
 ``BaseHeartbeat``, delegated) around it, without subclassing it. The parts it owns, one module each:
-
-- retries (automl.storage.retry): every call rides out a database outage for ``storage_retry_s``;
-- held writes (automl.storage.held_writes): a running trial's parameters and attributes are
-  committed together;
-- reads once (automl.storage.read_once): a trial is loaded in full only when it may have changed;
-- the queue (automl.storage.trial_queue): a study automl created runs only the trials queued for
-  it, and a trial popped gets its first heartbeat before it is running;
-- lost storage (automl.storage.lost): the study deleted, or the SQLite file deleted or replaced,
-  under a worker stops it with one message.
+retries (automl.storage.retry: every call rides out a database outage for ``storage_retry_s``), held
+writes (automl.storage.held_writes: a running trial's parameters and attributes committed
+together), reads once (automl.storage.read_once: a trial loaded in full only when it may have
+changed), the queue (automl.storage.trial_queue: a study automl created runs only the trials queued
+for it, a window of them queued in one transaction, and a trial popped gets its first heartbeat
+before it is running) and lost storage (automl.storage.lost: the study deleted, or the SQLite file
+deleted or replaced, under a worker stops it with one message).
 
 The batched SQL these need, which Optuna's public API lacks, is in automl.storage.optuna_tables.
 Optuna's storage conformance suite runs on this storage (tests/storage/test_optuna_suites.py).
@@ -46,7 +44,7 @@ from automl.storage.retry import DEFAULT_RETRY_S, Retry, retried
 from automl.storage.schema import TrialAttr
 from automl.storage.sqlite import is_file_sqlite
 from automl.storage.trial_queue import QueueEmpty, runs_queued_only, stale_reason
-from automl.storage.trial_states import change_state, record_heartbeat, stale_trial_ids
+from automl.storage.trial_states import StaleCheck, change_state, queue_in, record_heartbeat
 from automl.storage.urls import Heartbeat, open_storage, redact
 
 T = TypeVar("T")
@@ -71,7 +69,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         # (None: none) were taken or being taken by other workers at that moment (trial_states).
         self._taken: tuple[int, int | None] | None = None
         self._beaten: dict[int, float] = {}  # running trial id -> when this process last beat it (monotonic)
-        self._stale_checked: dict[int, float] = {}  # study id -> when this process last looked for stale trials
+        self._stale_check = StaleCheck(backend.heartbeat_interval or 0)
 
     # Pickled (sent to another process) with what it holds committed; a lock and an engine are not.
     def __getstate__(self) -> dict[str, Any]:
@@ -167,6 +165,13 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         if template_trial is None or template_trial.state == TrialState.RUNNING:
             self._cache.known(study_id).ours.add(trial_id)
         return trial_id
+
+    @retried
+    def enqueue_trials(self, study_id: int, user_attrs: Sequence[Mapping[str, Any]]) -> None:
+        """Queue a trial per ``user_attrs`` (each its user attrs) in one transaction (trial_states.queue_in)."""
+        self._taken = None  # the trials created now were not there when they were taken
+        if not self._commit(lambda connection: queue_in(connection, self._tables, study_id, user_attrs)):
+            raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
 
     def _runs_queued_only(self, study_id: int) -> bool:
         if study_id not in self._queued_only and runs_queued_only(self.get_study_user_attrs(study_id)):
@@ -363,22 +368,10 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     # Optuna's fail_stale_trials fails each trial this names, then calls the stale-trial callback
     # with the trial already finished, when it takes no more writes: the reason goes on before.
-    # Optuna checks before every trial it runs; here a study is checked once a heartbeat interval
-    # at most (a trial is stale only a grace period after its last beat, so it is found at most an
-    # interval later), not once per trial of every worker.
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        now, interval = time.monotonic(), self.get_heartbeat_interval() or 0
-        if now - self._stale_checked.get(study_id, -math.inf) < interval:
-            return []
-        self._stale_checked[study_id] = now
         grace_period = self.backend.grace_period or 2 * (self.backend.heartbeat_interval or 0)  # Optuna's default
-
-        def stale() -> list[int]:
-            with self._tables.engine.connect() as connection:
-                return stale_trial_ids(connection, study_id, grace_period)
-
         with self.lock:
-            stale_ids = self.retry.run(stale)
+            stale_ids = self.retry.run(lambda: self._stale_check.ids(self._tables.engine, study_id, grace_period))
         for trial_id in stale_ids:
             with contextlib.suppress(UpdateFinishedTrialError):  # another worker failed it first
                 self.set_trial_user_attr(trial_id, TrialAttr.FAIL_REASON, stale_reason(grace_period))

@@ -20,6 +20,7 @@ from optuna.trial import TrialState, create_trial
 from automl.errors import UsageError
 from automl.storage.optuna_tables import OptunaTables, UnknownOptunaTables, check_layout, local_time
 from automl.storage.outline import Outline, read_outlines
+from automl.storage.trial_queue import WINDOW, queue_trials
 from automl.storage.urls import open_storage
 from automl.storage.worker_storage import WorkerStorage
 
@@ -97,6 +98,28 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
         expected.append(repr(trial))
     assert [repr(stored.trial) for stored in outlined] == expected
     assert curved == [everything[0].trial_id]  # the other curve is empty
+
+
+def test_a_window_queued_in_one_transaction_is_what_optunas_enqueue_trial_stores(url: str) -> None:
+    worker = WorkerStorage(open_storage(url))
+    inserts: dict[str, list[str]] = {}
+    for name, storage in (("ours", worker), ("theirs", open_storage(url))):
+        study = optuna.create_study(study_name=name, storage=storage)
+        study.enqueue_trial({"x": 1})  # a trial before the window: the window's numbers follow it
+        engine = worker.backend.engine if storage is worker else storage.engine  # type: ignore[attr-defined]
+        found = inserts[name] = []
+        sqlalchemy.event.listen(engine, "before_cursor_execute", lambda *args, found=found: found.append(args[2]))
+        queue_trials(study, WINDOW + 3, window=2)
+    trial_rows = {name: sum(sql.startswith("INSERT INTO trials ") for sql in found) for name, found in inserts.items()}
+    assert trial_rows == {"ours": 1, "theirs": WINDOW}, "Optuna's enqueue_trial inserts a trial a transaction"
+
+    def fields(trial: optuna.trial.FrozenTrial) -> tuple:
+        return (trial.number, trial.state, trial.params, trial.user_attrs, trial.system_attrs, trial.datetime_start,
+                trial.values)
+
+    queued = [[fields(trial) for trial in optuna.load_study(study_name=name, storage=open_storage(url)).trials]
+              for name in ("ours", "theirs")]  # as Optuna reads them
+    assert queued[0] == queued[1] and len(queued[0]) == WINDOW + 1
 
 
 def test_trial_times_across_daylight_saving_changes_read_as_optuna_reads_them(
