@@ -61,21 +61,29 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         return open_storage(url, Heartbeat(60, 120, Requeue(0)))
 
 
-def _emptied(engine: sqlalchemy.engine.Engine) -> None:
-    """Delete every study and trial (not Optuna's version records), as a fresh database has none."""
+@pytest.fixture(scope="module")
+def study_tables(backend: optuna.storages.RDBStorage) -> list[sqlalchemy.Table]:
+    """The backend's tables that hold studies and trials (not Optuna's version records), children
+    first: read from the database once for the backend, as no case changes the schema (read before
+    each case, they cost a query per table each time: seconds over the suite)."""
     tables = sqlalchemy.MetaData()
-    tables.reflect(engine)
+    tables.reflect(backend.engine)
     kept = {"version_info", "alembic_version"}
+    return [table for table in reversed(tables.sorted_tables) if table.name not in kept]
+
+
+def _emptied(engine: sqlalchemy.engine.Engine, tables: list[sqlalchemy.Table]) -> None:
+    """Delete every study and trial, as a fresh database has none."""
     with engine.begin() as connection:
-        for table in reversed(tables.sorted_tables):  # children first
-            if table.name not in kept:
-                connection.execute(table.delete())
+        for table in tables:
+            connection.execute(table.delete())
 
 
 class TestWorkerStorage(StorageTestCase):
     @pytest.fixture
-    def storage(self, backend: optuna.storages.RDBStorage) -> optuna.storages.BaseStorage:
-        _emptied(backend.engine)
+    def storage(self, backend: optuna.storages.RDBStorage,
+                study_tables: list[sqlalchemy.Table]) -> optuna.storages.BaseStorage:
+        _emptied(backend.engine, study_tables)
         return WorkerStorage(backend)
 
 
