@@ -139,7 +139,7 @@ def view_rows(url: str, size: int, browser: bool, results: dict[str, float], ser
         results[f"chromium_s_{size}"] = page[AUTOML].seconds if page[AUTOML].ok else float("inf")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="studies of 100 and 300 trials, 4 workers: a smoke run")
     parser.add_argument("--sizes", help="study sizes, comma-separated (default 100,1000,10000,50000)")
@@ -154,7 +154,7 @@ def main() -> None:
                         "keep them; those already there are reused (50,000 trials take a minute or two to write)")
     parser.add_argument("--parts", default="overhead,views,workers", help="which of overhead, views, workers to run "
                         "(default all; views alone write their studies without timing the overhead)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.keep and args.parts != "views":
         parser.error("--keep is for the views alone (--parts views): the other parts write studies of their own")
     if args.keep:
