@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy
@@ -82,6 +82,20 @@ _CHILDREN = ((PARAMS, "param_id", "param_name", "param_value", "distribution_jso
              (INTERMEDIATE, "trial_intermediate_value_id", "step", "intermediate_value", "intermediate_value_type"),
              (USER_ATTRS, "trial_user_attribute_id", "key", "value_json"),
              (SYSTEM_ATTRS, "trial_system_attribute_id", "key", "value_json"))
+# PostgreSQL: each trial's row, and beside it its rows of each of _CHILDREN aggregated into a JSON
+# array of arrays (of the columns read), in order. Built once: building and keying a statement of
+# this size took a millisecond of a worker's CPU, more than reading a trial.
+_AGGREGATED = sqlalchemy.select(TRIALS, *(
+    sqlalchemy.select(sqlalchemy.func.json_agg(aggregate_order_by(
+        sqlalchemy.func.json_build_array(*(table.c[name] for name in columns)), table.c[order])))
+    .where(table.c.trial_id == TRIALS.c.trial_id).scalar_subquery() for table, order, *columns in _CHILDREN))
+_LOAD_BY_IDS = _AGGREGATED.where(TRIALS.c.trial_id == sqlalchemy.any_(
+    sqlalchemy.bindparam("ids", type_=postgresql.ARRAY(Integer)))).order_by(TRIALS.c.trial_id)
+# The study's row joined to its trials from an id on (OptunaTables.trial_states), built once.
+_STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.state, TRIALS.c.datetime_start).select_from(
+    STUDIES.outerjoin(TRIALS, sqlalchemy.and_(TRIALS.c.study_id == STUDIES.c.study_id,
+                                              TRIALS.c.trial_id >= sqlalchemy.bindparam("lowest")))).where(
+    STUDIES.c.study_id == sqlalchemy.bindparam("study_id"))
 _CHECKED: set[str] = set()  # the databases (rendered URLs) whose layout this process has checked
 
 
@@ -173,12 +187,7 @@ class OptunaTables:
     def trial_states(self, connection: Connection, study_id: int, lowest: int) -> list[TrialStateRow] | None:
         """Each trial of the study with an id from ``lowest`` on, its state and start time (as
         stored); None if the study is gone. One query: the study's row joined to those trials."""
-        trials = TRIALS.c
-        joined = STUDIES.outerjoin(TRIALS, sqlalchemy.and_(trials.study_id == STUDIES.c.study_id,
-                                                           trials.trial_id >= lowest))
-        rows = connection.execute(sqlalchemy.select(STUDIES.c.study_id, trials.trial_id, trials.state,
-                                                    trials.datetime_start)
-                                  .select_from(joined).where(STUDIES.c.study_id == study_id)).all()
+        rows = connection.execute(_STATES, {"lowest": lowest, "study_id": study_id}).all()
         if not rows:
             return None
         return [TrialStateRow(trial_id, TrialState[state], started) for _, trial_id, state, started in rows
@@ -232,6 +241,9 @@ class OptunaTables:
                                      lambda table, mine=mine: table.c.trial_id.in_(mine))  # type: ignore[misc]
             return loaded
         for chunk in _chunks(sorted(trial_ids)):
+            if self.engine.dialect.name == "postgresql":  # one statement, built once (_LOAD_BY_IDS)
+                loaded += self._trials(connection.execute(_LOAD_BY_IDS, {"ids": chunk}).all())
+                continue
             loaded += self._load(connection, TRIALS.c.trial_id.in_(chunk),
                                  lambda table, chunk=chunk: table.c.trial_id.in_(chunk))  # type: ignore[misc]
         return loaded
@@ -242,19 +254,14 @@ class OptunaTables:
         arrays (a statement per load, not six: with many workers, each loading every trial the
         others finish, those round trips were most of what a read cost); elsewhere a statement per
         table. A trial's rows of each table in the order of their ids (its values: of objectives)."""
-        tables, decoded = [(table, order, columns) for table, order, *columns in _CHILDREN], Decoded()
         if self.engine.dialect.name == "postgresql":
-            rows = connection.execute(sqlalchemy.select(TRIALS, *(
-                sqlalchemy.select(sqlalchemy.func.json_agg(aggregate_order_by(
-                    sqlalchemy.func.json_build_array(*(table.c[name] for name in columns)), table.c[order])))
-                .where(table.c.trial_id == TRIALS.c.trial_id).scalar_subquery() for table, order, columns in tables))
-                .where(which).order_by(TRIALS.c.trial_id)).all()
-            return [_trial(row, [aggregated or [] for aggregated in row[len(TRIALS.c):]], decoded) for row in rows]
+            return self._trials(connection.execute(_AGGREGATED.where(which).order_by(TRIALS.c.trial_id)).all())
         rows = connection.execute(sqlalchemy.select(TRIALS).where(which).order_by(TRIALS.c.trial_id)).all()
         if not rows:
             return []
         children_of: list[dict[int, list[Any]]] = []
-        for table, order, columns in tables:
+        decoded = Decoded()
+        for table, order, *columns in _CHILDREN:
             found: dict[int, list[Any]] = {}
             # all(): fetched at once, a row each costs a third of what iterating the result does.
             for trial_id, *fields in connection.execute(sqlalchemy.select(
@@ -263,6 +270,12 @@ class OptunaTables:
                 found.setdefault(trial_id, []).append(fields)
             children_of.append(found)
         return [_trial(row, [found.get(row.trial_id, []) for found in children_of], decoded) for row in rows]
+
+    @staticmethod
+    def _trials(rows: Sequence[Any]) -> list[StoredTrial]:
+        """The trials of rows of _AGGREGATED (PostgreSQL)."""
+        decoded = Decoded()
+        return [_trial(row, [aggregated or [] for aggregated in row[len(TRIALS.c):]], decoded) for row in rows]
 
     def insert(self, connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert ``rows`` (dicts of column values) into ``table``: a statement per _ROWS_PER_STATEMENT

@@ -43,14 +43,16 @@ def _far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _trials() -> list[optuna.trial.FrozenTrial]:
-    """Trials with every kind of stored value: infinities, NaN steps, categorical and log params."""
+    """Trials with every kind of stored value: infinities, NaN steps and attrs, categorical and log
+    params, quotes and backslashes."""
     started = datetime.datetime(2024, 3, 1, 12, 30, 15, 123456)
     distributions = {"x": FloatDistribution(0, 1), "lr": FloatDistribution(1e-4, 1, log=True),
                      "n": IntDistribution(1, 8), "act": CategoricalDistribution(["relu", None, 0.5])}
     params = {"x": 0.25, "lr": 0.001, "n": 3, "act": None}
     return [
         create_trial(state=TrialState.COMPLETE, values=[0.5, math.inf], params=params, distributions=distributions,
-                     user_attrs={"curve": [0.1, 0.2], "family": "mlp"},
+                     user_attrs={"curve": [0.1, 0.2], "family": "mlp", "loss": [math.nan, -math.inf],
+                                 "note": 'a "quoted" \\ text'},
                      system_attrs={"constraints:max_flops": -1.0, "constraints_seen": 1},
                      intermediate_values={0: 0.1, 1: math.nan, 2: -math.inf}),
         create_trial(state=TrialState.PRUNED, params={"x": 0.75}, distributions={"x": distributions["x"]},
