@@ -82,13 +82,13 @@ _CHILDREN = ((PARAMS, "param_id", "param_name", "param_value", "distribution_jso
              (INTERMEDIATE, "trial_intermediate_value_id", "step", "intermediate_value", "intermediate_value_type"),
              (USER_ATTRS, "trial_user_attribute_id", "key", "value_json"),
              (SYSTEM_ATTRS, "trial_system_attribute_id", "key", "value_json"))
-# PostgreSQL: each trial's row, and beside it its rows of each of _CHILDREN aggregated into a JSON
-# array of arrays (of the columns read), in order. Built once: building and keying a statement of
-# this size took a millisecond of a worker's CPU, more than reading a trial.
-_AGGREGATED = sqlalchemy.select(TRIALS, *(
+# PostgreSQL: each trial's row, and beside it one JSON array (one parse) of its rows of each of
+# _CHILDREN, each an array of arrays (of the columns read), in order. Built once: building and
+# keying a statement of this size took a millisecond of a worker's CPU, more than reading a trial.
+_AGGREGATED = sqlalchemy.select(TRIALS, sqlalchemy.func.json_build_array(*(
     sqlalchemy.select(sqlalchemy.func.json_agg(aggregate_order_by(
         sqlalchemy.func.json_build_array(*(table.c[name] for name in columns)), table.c[order])))
-    .where(table.c.trial_id == TRIALS.c.trial_id).scalar_subquery() for table, order, *columns in _CHILDREN))
+    .where(table.c.trial_id == TRIALS.c.trial_id).scalar_subquery() for table, order, *columns in _CHILDREN)))
 _LOAD_BY_IDS = _AGGREGATED.where(TRIALS.c.trial_id == sqlalchemy.any_(
     sqlalchemy.bindparam("ids", type_=postgresql.ARRAY(Integer)))).order_by(TRIALS.c.trial_id)
 # The study's row joined to its trials from an id on (OptunaTables.trial_states), built once.
@@ -275,7 +275,7 @@ class OptunaTables:
     def _trials(rows: Sequence[Any]) -> list[StoredTrial]:
         """The trials of rows of _AGGREGATED (PostgreSQL)."""
         decoded = Decoded()
-        return [_trial(row, [aggregated or [] for aggregated in row[len(TRIALS.c):]], decoded) for row in rows]
+        return [_trial(row, [aggregated or [] for aggregated in row[-1]], decoded) for row in rows]
 
     def insert(self, connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert ``rows`` (dicts of column values) into ``table``: a statement per _ROWS_PER_STATEMENT
