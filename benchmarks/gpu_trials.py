@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
+from trial_overhead import SEED, InterleavedRuns, fresh_measure_s, plain_loop, typical_config
 
 from automl.config import DataConfig
 from automl.data.prepare import PreparedData, prepare, split_arrays
@@ -45,7 +46,6 @@ from automl.plugin.arrays import LabeledArrays
 from automl.plugin.registry import registry
 from automl.storage.schema import TrialAttr
 from automl.training.device import resolve_device
-from trial_overhead import SEED, InterleavedRuns, fresh_measure_s, plain_loop, typical_config
 
 FAMILIES = ("cnn", "transformer", "mlp")
 
@@ -185,21 +185,24 @@ def main(argv: list[str] | None = None) -> None:
     epochs = 1 if args.quick else 3
     batch_size = 256 if on_gpu else 64
     ks = tuple(args.k) if args.k else (1, 4) if args.quick else (1, 2, 4, 8) if on_gpu else (1, 2, 4)
-    folder = Path(tempfile.mkdtemp(prefix="automl-gpu-trials-"))
-    cifar = cifar_shaped(samples, SEED)
-    print(f"device {device}, {epochs} epoch(s) a trial, batch {batch_size}, CIFAR-shaped: {samples:,} images",
-          flush=True)
-    if "trials" not in args.skip:
-        tasks = {"cifar": split_arrays(cifar, DataConfig(), SEED), "digits": prepare(DataConfig(), registry(), SEED)}
-        whole_trials(tasks, epochs, 1 if args.quick else 2 if not on_gpu else 3, batch_size,
-                     0.0 if args.quick else 0.5, args.accelerator, device, folder)
-    if "packing" not in args.skip:
-        np.savez(folder / "cifar.npz", x=cifar.x, y=cifar.y)
-        studies = {"digits": ('[data]\ndataset = "digits"', ["mlp", "cnn"], 4 if args.quick else 32),
-                   "cifar": (f'[data]\ndataset = "npz"\npath = "{folder / "cifar.npz"}"', ["cnn"], 8)}
-        if args.quick:
-            del studies["cifar"]
-        packing(studies, ks, epochs, batch_size, args.accelerator, on_gpu, folder)
+    # Removed at the end: each run writes its own studies and data (hundreds of MB on a GPU).
+    with tempfile.TemporaryDirectory(prefix="automl-gpu-trials-") as name:
+        folder = Path(name)
+        cifar = cifar_shaped(samples, SEED)
+        print(f"device {device}, {epochs} epoch(s) a trial, batch {batch_size}, CIFAR-shaped: {samples:,} images",
+              flush=True)
+        if "trials" not in args.skip:
+            tasks = {"cifar": split_arrays(cifar, DataConfig(), SEED),
+                     "digits": prepare(DataConfig(), registry(), SEED)}
+            whole_trials(tasks, epochs, 1 if args.quick else 2 if not on_gpu else 3, batch_size,
+                         0.0 if args.quick else 0.5, args.accelerator, device, folder)
+        if "packing" not in args.skip:
+            np.savez(folder / "cifar.npz", x=cifar.x, y=cifar.y)
+            studies = {"digits": ('[data]\ndataset = "digits"', ["mlp", "cnn"], 4 if args.quick else 32),
+                       "cifar": (f'[data]\ndataset = "npz"\npath = "{folder / "cifar.npz"}"', ["cnn"], 8)}
+            if args.quick:
+                del studies["cifar"]
+            packing(studies, ks, epochs, batch_size, args.accelerator, on_gpu, folder)
 
 
 if __name__ == "__main__":
