@@ -264,8 +264,7 @@ def test_worker_killed_between_the_pop_and_its_first_heartbeat_has_its_trial_ret
     victim = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        import automl
-from automl.config import load_study_file
+        from automl.config import load_study_file
         from automl.plugin.registry import registry
         from automl.search.plan import plan_study
         from automl.search.study import join_study
