@@ -6,10 +6,10 @@ Read in full, a study of 50,000 trials is a million rows of attributes and param
 and compares of every trial is a few fields: its state, times, objective values and constraints,
 its family, and the user attrs OUTLINE_ATTRS names (what the counts, the front, the warnings and
 the report's scatter figures read). So a view reads every trial in outline, those rows alone, a
-row per trial (read_outlines), and loads in full only the
-trials it prints or draws: the front's rows, the learning curves a figure draws, the trials
-importance is computed over (``full``). A trial in outline is an Optuna FrozenTrial whose ``user_attrs`` hold only
-OUTLINE_ATTRS and whose ``params`` only the family; nothing else of it may be read.
+row per trial (read_outlines), and loads in full only the trials it prints or draws: the front's
+rows, the learning curves a figure draws, the trials importance is computed over (``full``). A
+trial in outline is an Optuna FrozenTrial whose ``user_attrs`` hold only OUTLINE_ATTRS and whose
+``params`` only the family; nothing else of it may be read.
 
 A study that is not in a database (Optuna's in-memory storage) is read in full, as Optuna keeps it.
 """
@@ -57,7 +57,6 @@ class Outline(NamedTuple):
     user_attrs: tuple[str, ...]
     params: tuple[str, ...]
     system_attrs: tuple[str, ...]
-
 
 
 def read_outlines(connection: Connection, study_id: int, outline: Outline, objectives: int) -> list[StoredTrial]:
