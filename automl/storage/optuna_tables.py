@@ -22,7 +22,7 @@ import datetime
 import json
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import sqlalchemy
 from optuna.distributions import BaseDistribution, json_to_distribution
@@ -153,9 +153,14 @@ class Decoded:
         return found
 
 
-def local_time(stored: datetime.datetime) -> datetime.datetime:
-    """A stored trial time (naive UTC) as Optuna's storage returns it: naive local time."""
-    return stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
+@overload
+def local_time(stored: datetime.datetime) -> datetime.datetime: ...
+@overload
+def local_time(stored: None) -> None: ...
+def local_time(stored: datetime.datetime | None) -> datetime.datetime | None:
+    """A stored trial time (naive UTC) as Optuna's storage returns it: naive local time (None: a
+    time not stamped yet)."""
+    return None if stored is None else stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
 
 
 def stored_value(value: float) -> dict[str, float | str | None]:

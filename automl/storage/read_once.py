@@ -91,7 +91,7 @@ class KnownTrials:
                     load.append(trial_id)
             elif state == TrialState.RUNNING and known.state == TrialState.WAITING and self.fresh_s > 0:
                 popped = snapshot(known)
-                popped.state, popped.datetime_start = state, stored_start and local_time(stored_start)
+                popped.state, popped.datetime_start = state, local_time(stored_start)
                 self.keep(trial_id, popped)  # as if loaded now: loaded in full fresh_s later
             elif state != known.state or (state == TrialState.RUNNING and now - self._loaded_at.get(trial_id, 0.0)
                                           >= self.fresh_s):

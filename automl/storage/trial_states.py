@@ -75,10 +75,6 @@ class StateChanged(NamedTuple):
     next_queued: int | None = None
 
 
-def _shown(stored: datetime.datetime | None) -> datetime.datetime | None:
-    return None if stored is None else local_time(stored)
-
-
 def change_state(connection: Connection, tables: OptunaTables, trial_id: int, state: TrialState,
                  values: Sequence[float] | None = None, beat: bool = False) -> StateChanged:
     """Set the trial's ``state`` (and ``values``) as Optuna's ``set_trial_state_values`` does, in
@@ -114,7 +110,7 @@ def change_state(connection: Connection, tables: OptunaTables, trial_id: int, st
         **({"datetime_complete": now} if completed else {})))
     if popping and beat:
         record_heartbeat(connection, tables, trial_id)
-    return StateChanged(True, _shown(started), _shown(completed))
+    return StateChanged(True, local_time(started), local_time(completed))
 
 
 def _next_queued(connection: Connection, study_id: int, after: int) -> int | None:
