@@ -13,11 +13,11 @@ and with many workers on one study that was most of what the database and the wo
   first trial; Optuna's FOR UPDATE made each wait for the worker ahead of it to commit, then try
   the next. A trial another worker is popping is passed over at once instead: it is RUNNING once
   that worker commits (if that worker's transaction fails, the trial stays queued for a later pop).
-  A pop that fails also finds the first trial after it that is queued and not being popped: the
-  worker storage passes over the ones before it without asking the database again (with 32
-  workers a pop tried 16 trials on average, a statement each). The popped trial's first heartbeat
-  is written in the same transaction, so a trial is never running without one (Optuna never takes
-  a running trial without a heartbeat as stale);
+  A pop that fails also finds the first trial after it that is queued and not being popped, and
+  pops it in its place when asked to (automl.storage.pops says when, and how the worker storage
+  passes over the trials between). The popped trial's first heartbeat is written in the same
+  transaction, so a trial is never running without one (Optuna never takes a running trial
+  without a heartbeat as stale);
 - a heartbeat: one upsert of the server's clock;
 - the stale trials: one query of the study's running trials' heartbeats beside the server's clock,
   made by a worker once a heartbeat interval at most (StaleCheck);
@@ -67,18 +67,23 @@ class StateChanged(NamedTuple):
     """What a state change did: whether it changed the state (False: RUNNING asked of a trial not
     WAITING, or of one another worker is popping), and the trial's start and end times as Optuna
     shows them (naive local time). After a pop that failed, ``next_queued`` is the id of the first
-    trial after it that was queued and not being popped (None: none was)."""
+    trial after it that was queued and not being popped (None: none was), and ``popped_next``
+    whether that trial was popped in its place (then ``datetime_start`` is its start)."""
 
     changed: bool
     datetime_start: datetime.datetime | None = None
     datetime_complete: datetime.datetime | None = None
     next_queued: int | None = None
+    popped_next: bool = False
 
 
 def change_state(connection: Connection, tables: OptunaTables, trial_id: int, state: TrialState,
-                 values: Sequence[float] | None = None, beat: bool = False) -> StateChanged:
+                 values: Sequence[float] | None = None, beat: bool = False,
+                 pop_ahead_to: int | None = None) -> StateChanged:
     """Set the trial's ``state`` (and ``values``) as Optuna's ``set_trial_state_values`` does, in
-    the caller's transaction; with ``beat``, a trial set RUNNING gets its first heartbeat.
+    the caller's transaction; with ``beat``, a trial set RUNNING gets its first heartbeat. A pop
+    that fails with ``pop_ahead_to`` pops instead the first queued trial after it that is not being
+    popped, if its id is at most ``pop_ahead_to`` (see module).
 
     Raises KeyError for a trial that does not exist, UpdateFinishedTrialError for a finished one.
     """
@@ -91,7 +96,7 @@ def change_state(connection: Connection, tables: OptunaTables, trial_id: int, st
     if row is None and popping:  # another worker is popping it, or it does not exist
         row = connection.execute(trial).first()
         if row is not None and not TrialState[row.state].is_finished():
-            return StateChanged(False, next_queued=_next_queued(connection, row.study_id, trial_id))
+            return _passed_over(connection, tables, row.study_id, trial_id, beat, pop_ahead_to)
     if row is None:
         raise KeyError(f"no trial with id {trial_id}")
     current = TrialState[row.state]
@@ -101,8 +106,8 @@ def change_state(connection: Connection, tables: OptunaTables, trial_id: int, st
         tables.upsert(connection, VALUES, [{"trial_id": trial_id, "objective": objective, **stored_value(value)}
                                            for objective, value in enumerate(values)], ("value", "value_type"))
     if popping and current != TrialState.WAITING:
-        return StateChanged(False, next_queued=_next_queued(connection, row.study_id, trial_id))
-    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        return _passed_over(connection, tables, row.study_id, trial_id, beat, pop_ahead_to)
+    now = _utc_now()
     started = now if popping else row.datetime_start
     completed = now if state.is_finished() else None
     connection.execute(sqlalchemy.update(TRIALS).where(TRIALS.c.trial_id == trial_id).values(
@@ -113,12 +118,38 @@ def change_state(connection: Connection, tables: OptunaTables, trial_id: int, st
     return StateChanged(True, local_time(started), local_time(completed))
 
 
-def _next_queued(connection: Connection, study_id: int, after: int) -> int | None:
-    """The first trial of the study after trial ``after`` that is queued and not being popped."""
-    return connection.execute(
-        sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id, TRIALS.c.trial_id > after,
-                                                   TRIALS.c.state == TrialState.WAITING.name)
+def _utc_now() -> datetime.datetime:
+    """The client's clock, naive UTC, as Optuna stamps a trial's start and end."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _passed_over(connection: Connection, tables: OptunaTables, study_id: int, after: int, beat: bool,
+                 pop_ahead_to: int | None) -> StateChanged:
+    """A pop of trial ``after`` that failed: the first trial of the study after it that is queued
+    and not being popped (at most ``pop_ahead_to``, then popped in its place, with a heartbeat if
+    ``beat``)."""
+    next_queued = connection.execute(
+        sqlalchemy.select(TRIALS.c.trial_id).where(
+            TRIALS.c.study_id == study_id, TRIALS.c.trial_id > after, TRIALS.c.state == TrialState.WAITING.name,
+            *([] if pop_ahead_to is None else [TRIALS.c.trial_id <= pop_ahead_to]))
         .order_by(TRIALS.c.trial_id).limit(1).with_for_update(key_share=True, skip_locked=True)).scalar()
+    if next_queued is None or pop_ahead_to is None:
+        return StateChanged(False, next_queued=next_queued)
+    now = _utc_now()
+    # Locked above on PostgreSQL (SQLite's writers hold the database's lock): still queued.
+    connection.execute(sqlalchemy.update(TRIALS).where(TRIALS.c.trial_id == next_queued).values(
+        state=TrialState.RUNNING.name, datetime_start=now))
+    if beat:
+        record_heartbeat(connection, tables, next_queued)
+    return StateChanged(False, local_time(now), next_queued=next_queued, popped_next=True)
+
+
+def unpop(connection: Connection, trial_id: int) -> None:
+    """Put a trial popped ahead and never run back in the queue, as it was (automl.storage.pops)."""
+    connection.execute(sqlalchemy.update(TRIALS).where(
+        TRIALS.c.trial_id == trial_id, TRIALS.c.state == TrialState.RUNNING.name).values(
+        state=TrialState.WAITING.name, datetime_start=None))
+    connection.execute(sqlalchemy.delete(HEARTBEATS).where(HEARTBEATS.c.trial_id == trial_id))
 
 
 def record_heartbeat(connection: Connection, tables: OptunaTables, trial_id: int) -> None:
@@ -144,11 +175,25 @@ def stale_trial_ids(connection: Connection, study_id: int, grace_period: float) 
 class StaleCheck:
     """When a worker looks for a study's stale trials: Optuna looks before every trial it runs, a
     worker's storage once a heartbeat interval at most (a trial is stale only a grace period after
-    its last beat, so it is found at most an interval later), not once per trial of every worker."""
+    its last beat, so it is found at most an interval later), not once per trial of every worker.
+    Also when the worker last beat each trial it runs: Optuna's heartbeat thread beats as a trial
+    starts, just after its pop did (``due``)."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval  # seconds, the heartbeat interval
         self._checked: dict[int, float] = {}  # study id -> when this process last looked (time.monotonic)
+        self._beaten: dict[int, float] = {}  # running trial id -> when this process last beat it
+
+    def beaten(self, trial_id: int, state: TrialState | None = None) -> None:
+        """Note a beat of the trial (with its pop, if ``state`` is RUNNING), or its end (a finished ``state``)."""
+        if state is not None and state.is_finished():
+            self._beaten.pop(trial_id, None)
+        elif state in (None, TrialState.RUNNING):
+            self._beaten[trial_id] = time.monotonic()
+
+    def due(self, trial_id: int) -> bool:
+        """Whether the trial's heartbeat is due: half an interval since its last beat here."""
+        return time.monotonic() - self._beaten.get(trial_id, -math.inf) >= self.interval / 2
 
     def ids(self, engine: Engine, study_id: int, grace_period: float) -> list[int]:
         """The study's stale trials (stale_trial_ids) if it is time to look again, else none."""

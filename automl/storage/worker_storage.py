@@ -7,8 +7,8 @@ retries (automl.storage.retry: every call rides out a database outage for ``stor
 writes (automl.storage.held_writes: a running trial's parameters and attributes committed
 together), reads once (automl.storage.read_once: a trial loaded in full only when it may have
 changed), the queue (automl.storage.trial_queue: a study automl created runs only the trials queued
-for it, a window of them queued in one transaction, and a trial popped gets its first heartbeat
-before it is running) and lost storage (automl.storage.lost: the study deleted, or the SQLite file
+for it, queued a window in one transaction; automl.storage.pops: a pop in one transaction, its first
+heartbeat with it) and lost storage (automl.storage.lost: the study deleted, or the SQLite file
 deleted or replaced, under a worker stops it with one message).
 
 The batched SQL these need, which Optuna's public API lacks, is in automl.storage.optuna_tables.
@@ -20,9 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import threading
-import time
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -39,12 +37,13 @@ from automl.storage._optuna import BaseHeartbeat
 from automl.storage.held_writes import PARAM, SYSTEM, USER, HeldWrites
 from automl.storage.lost import DatabaseFile, StorageLost, StudyDeleted, study_deleted
 from automl.storage.optuna_tables import OptunaTables
+from automl.storage.pops import PopLoop
 from automl.storage.read_once import TrialCache
 from automl.storage.retry import DEFAULT_RETRY_S, Retry, retried
 from automl.storage.schema import TrialAttr
 from automl.storage.sqlite import is_file_sqlite
 from automl.storage.trial_queue import QueueEmpty, runs_queued_only, stale_reason
-from automl.storage.trial_states import StaleCheck, change_state, queue_in, record_heartbeat
+from automl.storage.trial_states import StaleCheck, change_state, queue_in, record_heartbeat, unpop
 from automl.storage.urls import Heartbeat, open_storage, redact
 
 T = TypeVar("T")
@@ -65,11 +64,8 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         self._names: dict[int, str] = {}  # study id -> name, for the studies seen here
         self._directions: dict[int, list[StudyDirection]] = {}
         self._queued_only: set[int] = set()  # studies that run only queued trials
-        # After a pop that failed: the trials between it and the next queued one not being popped
-        # (None: none) were taken or being taken by other workers at that moment (trial_states).
-        self._taken: tuple[int, int | None] | None = None
-        self._beaten: dict[int, float] = {}  # running trial id -> when this process last beat it (monotonic)
-        self._stale_check = StaleCheck(backend.heartbeat_interval or 0)
+        self._pops = PopLoop()
+        self._heartbeats = StaleCheck(backend.heartbeat_interval or 0)  # and when each trial was beaten here
 
     # Pickled (sent to another process) with what it holds committed; a lock and an engine are not.
     def __getstate__(self) -> dict[str, Any]:
@@ -156,7 +152,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     @retried
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        self._taken = None  # a trial created now was not there when they were taken
+        self._put_back(self._pops.listed())  # a trial created now was not in the listing
         if template_trial is None and self._runs_queued_only(study_id):
             raise QueueEmpty()
         with self._noticing_deletion(study_id):
@@ -169,7 +165,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
     @retried
     def enqueue_trials(self, study_id: int, user_attrs: Sequence[Mapping[str, Any]]) -> None:
         """Queue a trial per ``user_attrs`` (each its user attrs) in one transaction (trial_states.queue_in)."""
-        self._taken = None  # the trials created now were not there when they were taken
+        self._put_back(self._pops.listed())  # the trials created now were not in the listing
         if not self._commit(lambda connection: queue_in(connection, self._tables, study_id, user_attrs)):
             raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
 
@@ -199,25 +195,29 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         # thread beats only once the trial runs, and Optuna never takes a running trial without any
         # heartbeat as stale, so a worker killed between the two would leave it running forever.
         beat = state == TrialState.RUNNING and self.get_heartbeat_interval() is not None
-        taken, self._taken = self._taken, None
-        if taken is not None and state == TrialState.RUNNING and taken[0] < trial_id < (taken[1] or trial_id + 1):
-            self._taken = taken  # optuna.Study pops by trying the queued trials in order: pass over this one too
-            return False
+        popping = state == TrialState.RUNNING
+        if popping and self._pops.passes_over(trial_id):
+            return False  # optuna.Study pops by trying the queued trials in order (automl.storage.pops)
+        changed = self._pops.claim(trial_id) if popping else None  # popped ahead for this pop
         study_id = self._cache.study_of.get(trial_id)
-        with self._noticing_deletion(study_id):
-            # The trial's writes land with its state change, in one transaction.
-            changed = self._commit(lambda connection: change_state(connection, self._tables, trial_id, state,
-                                                                   values, beat))
-        assert changed is not None
-        if state == TrialState.RUNNING and not changed.changed:
-            self._taken = (trial_id, changed.next_queued)
-        if beat and changed.changed:
-            self._beaten[trial_id] = time.monotonic()
-        elif state.is_finished():
-            self._beaten.pop(trial_id, None)
+        if changed is None:
+            self._put_back(self._pops.popped_ahead())
+            ahead_to = self._pops.listed_up_to if popping else None
+            with self._noticing_deletion(study_id):  # the trial's writes land with its state change, at once
+                changed = self._commit(lambda connection: change_state(connection, self._tables, trial_id, state,
+                                                                       values, beat, ahead_to))
+            assert changed is not None
+            if popping:
+                self._pops.tried(trial_id, changed)
+        if (beat and changed.changed) or state.is_finished():
+            self._heartbeats.beaten(trial_id, state)
         if changed.changed and study_id is not None:
             self._cache.known(study_id).move(trial_id, state, values, changed.datetime_start, changed.datetime_complete)
         return changed.changed
+
+    def _put_back(self, popped_ahead: int | None) -> None:
+        if popped_ahead is not None:
+            self._commit(lambda connection: unpop(connection, popped_ahead))
 
     @retried
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
@@ -285,12 +285,15 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
     @retried
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        self._taken = None  # this reading is newer (a pop tries the trials of the last one)
+        self._put_back(self._pops.listed())
         self._commit()
         known = self._cache.refresh(self._tables, study_id)
         if known is None:
             raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
         trials = known.listing(states)
+        if states is not None and TrialState.WAITING in states:  # as optuna.Study lists the trials it pops
+            queued = next((trial for trial in reversed(trials) if trial.state == TrialState.WAITING), None)
+            self._pops.listed_up_to = None if queued is None else known.id_of(queued.number)
         return copy.deepcopy(trials) if deepcopy else trials
 
     @retried
@@ -359,19 +362,18 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
 
     def _beat(self, trial_id: int) -> None:
         with self._noticing_deletion(self._cache.study_of.get(trial_id)):
-            # Optuna's heartbeat thread beats as the trial starts, just after the pop did.
-            if time.monotonic() - self._beaten.get(trial_id, -math.inf) < (self.get_heartbeat_interval() or 0) / 2:
+            if not self._heartbeats.due(trial_id):  # Optuna's thread beats as the trial starts, just after its pop
                 self._commit()
                 return
             self._commit(lambda connection: record_heartbeat(connection, self._tables, trial_id))
-            self._beaten[trial_id] = time.monotonic()
+            self._heartbeats.beaten(trial_id)
 
     # Optuna's fail_stale_trials fails each trial this names, then calls the stale-trial callback
     # with the trial already finished, when it takes no more writes: the reason goes on before.
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         grace_period = self.backend.grace_period or 2 * (self.backend.heartbeat_interval or 0)  # Optuna's default
         with self.lock:
-            stale_ids = self.retry.run(lambda: self._stale_check.ids(self._tables.engine, study_id, grace_period))
+            stale_ids = self.retry.run(lambda: self._heartbeats.ids(self._tables.engine, study_id, grace_period))
         for trial_id in stale_ids:
             with contextlib.suppress(UpdateFinishedTrialError):  # another worker failed it first
                 self.set_trial_user_attr(trial_id, TrialAttr.FAIL_REASON, stale_reason(grace_period))

@@ -213,3 +213,45 @@ def test_a_trial_this_worker_pops_and_tells_is_moved_along_in_memory_as_stored(
     assert built == [], "the told trial was loaded again in full"
     assert finished == _stored(url, 0) and finished.datetime_complete is not None
     assert (finished.state, finished.values) == (TrialState.COMPLETE, [0.5])
+
+
+def test_a_pop_that_finds_its_trial_taken_pops_the_next_queued_one_in_the_same_transaction(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pops.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 3)
+    study, other = _worker_study(url), _worker_study(url)
+    storage = worker_storage_of(study)
+    listing = storage.get_all_trials
+
+    def taken_meanwhile(*args: object, **kwargs: object) -> list:
+        listed = listing(*args, **kwargs)  # type: ignore[arg-type]
+        if len(listed) == 3:
+            other.ask()  # another worker pops the first queued trial between this one's listing and its pop
+        return listed
+
+    storage.get_all_trials = taken_meanwhile  # type: ignore[method-assign]
+    commits = _count_commits(storage)
+    trial = study.ask()
+    assert commits == [1], "the pop took more than one transaction"
+    assert trial.number == 1 and _stored(url, 1).state == TrialState.RUNNING
+    assert [_stored(url, number).state for number in range(3)] == [TrialState.RUNNING] * 2 + [TrialState.WAITING]
+    assert storage.get_trial(trial_id_of(study, 1)).state == TrialState.RUNNING
+
+
+def test_a_trial_popped_ahead_and_not_taken_goes_back_to_the_queue(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'unpop.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 3)
+    study, other = _worker_study(url), _worker_study(url)
+    storage = worker_storage_of(study)
+    study_id = storage.get_study_id_from_name(STUDY)
+    first, second = (trial_id_of(study, number) for number in (0, 1))
+    storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
+    other.ask()
+    assert not storage.set_trial_state_values(first, TrialState.RUNNING)
+    assert _stored(url, 1).state == TrialState.RUNNING, "the next queued trial was not popped ahead"
+    # The loop that would take it never asks (another listing comes first): it is queued again, as it was.
+    assert [t.state for t in storage.get_all_trials(study_id, deepcopy=False)] == [
+        TrialState.RUNNING, TrialState.WAITING, TrialState.WAITING]
+    assert _stored(url, 1).state == TrialState.WAITING and _stored(url, 1).datetime_start is None
+    with sqlalchemy.create_engine(url).connect() as connection:
+        assert connection.execute(sqlalchemy.text("SELECT count(*) FROM trial_heartbeats WHERE trial_id = :id"),
+                                  {"id": second}).scalar_one() == 0
