@@ -20,6 +20,7 @@ sampled) and the errors the workers met are counted.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -144,7 +145,7 @@ class WorkersResult:
     duplicated: int  # finished beyond the trials queued
     first_error: str = ""
     client_cpu_s: float = float("nan")  # CPU seconds of the workers' processes (start-up aside), per finished trial
-    server_cpu_s: float = float("nan")  # CPU seconds of the PostgreSQL server (when local), per finished trial
+    server_cpu_s: float = float("nan")  # the same of the PostgreSQL server (when local), per finished trial
     client_peak_mib: float = float("nan")  # the largest worker process's peak resident memory (its threads')
 
 
@@ -195,17 +196,21 @@ def simulate(url: str, name: str, workers: int, trials_per_worker: int, train_s:
     stop, peak = threading.Event(), [0]
     monitor = threading.Thread(target=_connections, args=(engine, stop, peak))
     monitor.start()
-    server_before = server_cpu_s(engine)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         errors, spent = manager.list(), manager.list()
         processes = min(processes, workers)
         shares = [workers // processes + (index < workers % processes) for index in range(processes)]
-        ready = context.Barrier(processes)
+        ready = context.Barrier(processes + 1)  # the processes', and this one's
         started = [context.Process(target=_process, args=(url, name, sum(shares[:index]), share, train_s, errors,
                                                           ready, spent)) for index, share in enumerate(shares)]
         for process in started:
             process.start()
+        # The server's CPU from when the workers start popping, as theirs: a connection's start (its
+        # authentication, its first reads of the catalog) is no finished trial's cost.
+        with contextlib.suppress(threading.BrokenBarrierError):  # a worker could not open its storage
+            ready.wait()
+        server_before = server_cpu_s(engine)
         for process in started:
             process.join()
         found_errors, client = list(errors), list(spent)
