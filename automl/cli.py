@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import math
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,9 +20,11 @@ from automl.cli_plugins import check_plugins, list_plugins
 from automl.config import DEFAULT_STORAGE, load_study_file
 from automl.errors import AutomlError, UsageError
 from automl.plugin.registry import registry
+from automl.printed_log import printing_log
 from automl.results.dashboard_storage import DASHBOARD_TRIALS
 from automl.runner import quiet_libraries
 from automl.storage.urls import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
+from automl.study_reference import resolve_study
 from automl.workers.collector import collect_less_often
 from automl.workers.interrupts import Interrupted
 from automl.workers.process_clock import process_start_time
@@ -261,9 +262,11 @@ def _study_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                    help: str) -> argparse.ArgumentParser:
     """A command on one stored study: STUDY_NAME and --storage."""
     command = commands.add_parser(name, help=help)
-    command.add_argument("study_name", metavar="STUDY_NAME")
-    command.add_argument("--storage", default=storage_from_env(DEFAULT_STORAGE),
-                         help=f"SQLAlchemy URL (default ${STORAGE_ENV}, else {DEFAULT_STORAGE})")
+    command.add_argument("study_name", metavar="STUDY_NAME", help="the study's name, or its study file (which names "
+                         "its storage)")
+    command.add_argument("--storage", default=storage_from_env(),
+                         help=f"SQLAlchemy URL (default ${STORAGE_ENV}, else a study file's storage, else "
+                         f"{DEFAULT_STORAGE})")
     return command
 
 
@@ -353,27 +356,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _PrintedLog(logging.Handler):
-    """automl's log records (notes, warnings, a worker's waits) as plain lines on stderr."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        ERR.print(self.format(record), markup=False, highlight=False)
-
-
-@contextlib.contextmanager
-def _printing_log() -> Iterator[None]:
-    """Within the block, automl's notes are printed (a library call leaves that to its caller)."""
-    log, handler = logging.getLogger("automl"), _PrintedLog()
-    level = log.level
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-
-
 def main(argv: list[str] | None = None) -> int:
     # A time budget counts from the moment the user started automl: the process's start when this
     # is the program, the call when automl runs inside another program (a notebook, a test).
@@ -383,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.started = started
     try:
-        with _printing_log(), quiet_libraries():
+        with printing_log(ERR), quiet_libraries():
+            if getattr(args, "study_name", None) is not None:
+                args.study_name, args.storage = resolve_study(args.study_name, args.storage)
             args.handler(args)
     except AutomlError as exc:
         ERR.print(f"error: {exc}", markup=False, highlight=False)

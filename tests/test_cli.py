@@ -79,6 +79,25 @@ def test_show_unknown_study_lists_existing(searched_study: SearchedStudy, tmp_pa
     assert "no study named 'nope'" in result.stderr and f"studies there: {searched_study.name}" in result.stderr
 
 
+def test_show_takes_the_study_file_that_names_the_study_and_its_storage(searched_study: SearchedStudy,
+                                                                        tmp_path: Path) -> None:
+    # `automl run study.toml`, then `automl show study.toml`: the file's name and storage keys say where it is.
+    study_file = str(searched_study.folder / "study.toml")
+    shown = run_cli("show", study_file, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert f"Pareto front of '{searched_study.name}'" in shown.stdout
+    # A storage given (flag or $AUTOML_STORAGE) wins over the file's, as for `automl run`.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    for flag, env in ((["--storage", other], None), ([], {"AUTOML_STORAGE": other})):
+        elsewhere = run_cli("show", study_file, *flag, cwd=tmp_path, env=env)
+        assert elsewhere.returncode == 2 and "other.db: the file does not exist" in elsewhere.stderr
+    # A study file that does not validate gets `automl run`'s error, and nothing is written.
+    (tmp_path / "bad.toml").write_text('name = "x"\nfrobnicate = 1\n')
+    bad = run_cli("show", "bad.toml", cwd=tmp_path)
+    assert bad.returncode == 2 and "frobnicate" in bad.stderr
+    assert [path.name for path in tmp_path.iterdir()] == ["bad.toml"]
+
+
 def test_storage_password_is_never_printed(tmp_path: Path) -> None:
     result = run_cli("show", "x", "--storage", "postgresql+psycopg://bob:s3cret@127.0.0.1:1/db", cwd=tmp_path)
     assert result.returncode == 2
