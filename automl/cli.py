@@ -212,11 +212,12 @@ def _retrain(args: argparse.Namespace) -> None:
     ERR.print(f"retraining {stored.label} ({stored.family.name}) on train+validation ...")
     data = stored.data(registry())
     result = retrain(stored, data, args.epochs)
-    before = stored.trial.user_attrs.get(TrialAttr.TEST_ACCURACY)
+    before, folds = (stored.trial.user_attrs.get(key) for key in (TrialAttr.TEST_ACCURACY, TrialAttr.FOLDS))
+    trained_alone = f"the mean of its {folds} fold models" if folds else "trained on train alone"
     tested = "no test split" if result.test_accuracy is None else f"test accuracy {result.test_accuracy:.4f}"
     print(f"trial {stored.trial.number} ({stored.family.name}) retrained on train+validation "
           f"({result.train_samples} samples, {result.epochs} epochs): {tested}"
-          + (f" (trained on train alone: {before:.4f})" if before is not None else ""))
+          + (f" ({trained_alone}: {before:.4f})" if before is not None else ""))
     if args.out:
         exported = export_model(stored, result.model, fmt, Path(args.out),
                                 f"retrained on train+validation ({result.epochs} epochs)", data, result)

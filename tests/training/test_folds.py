@@ -4,11 +4,14 @@ ranked signal that breaks accuracy ties by loss, and the final model on every no
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli, write_study
+from datafiles import labels
 
 from automl.config import DataConfig
 from automl.data.prepare import prepare
@@ -20,7 +23,6 @@ from automl.training.loop import TrainingParams, train
 from automl.training.progress import Checkpoint, Progress
 from automl_plugins.cnn import CNNFamily
 from automl_plugins.mlp import MLPFamily
-from datafiles import labels
 
 PARAMS = TrainingParams(optimizer="adam", lr=1e-2, weight_decay=0.0, batch_size=16)
 MLP = {"depth": 1, "width": 16, "activation": "relu", "norm": "none", "dropout": 0.0}
@@ -96,3 +98,35 @@ def test_time_series_fcn_and_resnet_keep_the_length_and_classify(params: dict) -
     body = model[1:]  # after the time-as-channels transpose
     features = body[:-3](torch.randn(5, 2, 37))
     assert features.shape[-1] == 37  # no pooling, "same" padding: every step kept to the global pooling
+
+
+def test_retrain_without_a_test_split_and_of_a_cross_validated_trial(tmp_path: Path) -> None:
+    """`automl retrain` with test_size = 0 says there is no test split (it failed an assertion);
+    with folds, the trial's stored test accuracy is named as its fold models' mean."""
+    rng = np.random.default_rng(0)
+    y = labels(2, 12)
+    np.savez(tmp_path / "d.npz", x=(rng.normal(size=(24, 3)) + y[:, None]).astype(np.float32), y=y)
+    for name, keys in (("none", "test_size = 0\n            folds = 1"), ("cv", "folds = 2")):
+        study = write_study(tmp_path, f"""
+            name = "{name}"
+            n_trials = 1
+            storage = "sqlite:///{tmp_path / 'small.db'}"
+            [data]
+            dataset = "npz"
+            path = "d.npz"
+            {keys}
+            [search]
+            families = ["mlp"]
+            [train]
+            max_epochs = 1
+        """, name=f"{name}.toml")
+        run = run_cli("run", str(study), "--no-progress", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        retrained = run_cli("retrain", name, "--storage", f"sqlite:///{tmp_path / 'small.db'}", "--trial", "0",
+                            cwd=tmp_path)
+        assert retrained.returncode == 0, retrained.stderr
+        if name == "none":
+            assert "retrained on train+validation (24 samples, 1 epochs): no test split" in retrained.stdout
+        else:
+            fold_mean = r"test accuracy [01]\.\d{4} \(the mean of its 2 fold models: [01]\.\d{4}\)"
+            assert re.search(fold_mean, retrained.stdout), retrained.stdout
