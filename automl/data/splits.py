@@ -110,8 +110,15 @@ def _check_classes(arrays: LabeledArrays, config: DataConfig, splits: SplitIndic
     named += [(f"validation fold {index + 1}", fold) for index, fold in enumerate(splits.folds)]
     if len(splits.test) and not arrays.test_samples:
         named.append(("test", splits.test))
+    given = len(arrays.y) - arrays.test_samples - arrays.val_samples
     for name, part in named:
         missing = np.setdiff1d(np.arange(arrays.num_classes), arrays.y[part])
+        if len(missing) and given < len(arrays.y) and not np.isin(missing[0], arrays.y[:given]):
+            raise UsageError(
+                f"dataset {config.dataset!r}: class {arrays.class_label(int(missing[0]))} has no training "
+                f"samples: its {np.count_nonzero(arrays.y == missing[0])} are all in the dataset's own test or "
+                "validation split (test_path/val_path, or x_test/x_val); give those splits only classes the "
+                "training data has, or add samples of it to the training data")
         if len(missing):
             raise UsageError(
                 f"dataset {config.dataset!r}: class {arrays.class_label(int(missing[0]))} has no "

@@ -87,7 +87,7 @@ class LabeledArrays:
         if min(self.test_samples, self.val_samples) < 0 or self.test_samples + self.val_samples >= len(self.y):
             raise UsageError(f"{source}: test_samples={self.test_samples} and val_samples={self.val_samples} "
                              f"must be at least 0 and leave some of the {len(self.y)} samples to train on")
-        _check_labels(self.y, source)
+        _check_labels(self.y, source, self.test_samples + self.val_samples)
         if self.num_classes < 2:
             raise UsageError(f"{source}: every sample has label {self.class_label(0)}; classification "
                              "needs at least two classes")
@@ -112,16 +112,22 @@ class LabeledArrays:
         return f"{label} ({self.class_names[label]!r})" if self.class_names else str(label)
 
 
-def _check_labels(y: np.ndarray, source: str) -> None:
+def _check_labels(y: np.ndarray, source: str, given: int) -> None:
+    """Labels 0..K-1; ``given``: how many last samples are the dataset's own test and validation
+    splits, named when the labels outside 0..K-1 come from them alone."""
     classes = np.unique(y)
     expected = np.arange(len(classes))
     if np.array_equal(classes, expected):
         return
     offending = np.setdiff1d(classes, expected)
+    only_given = given and not np.isin(offending, y[:len(y) - given]).any()
     raise UsageError(f"{source}: labels must be 0..K-1 with every class present; the {len(classes)} "
                      f"labels found would be 0..{len(classes) - 1}, but these are not: "
                      f"{offending[:SHOWN_VALUES].tolist()}{' ...' if len(offending) > SHOWN_VALUES else ''} "
-                     f"(missing: {np.setdiff1d(expected, classes)[:SHOWN_VALUES].tolist()})")
+                     f"(missing: {np.setdiff1d(expected, classes)[:SHOWN_VALUES].tolist()})"
+                     + (f"; they are only in the dataset's own test or validation split (its last {given} "
+                        "samples, from test_path/val_path or x_test/x_val): give those splits only labels "
+                        "the training data has" if only_given else ""))
 
 
 def _check_token_ids(x: np.ndarray, vocab_size: int | None, source: str) -> None:

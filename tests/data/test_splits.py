@@ -53,12 +53,22 @@ def test_csv_and_text_test_files_share_one_numbering_of_class_names(tmp_path: Pa
     # The test file's two classes are numbered with the training file's three.
     assert data.task.class_names == ("high", "low", "mid") and data.test.y.tolist() == [0, 2]
     write_table(tmp_path / "new.csv", ["a", "label"], [[1.0, "unseen"]])
-    with pytest.raises(UsageError, match=r"class 3 \('unseen'\) has no samples in the train split"):
+    # A class only the test file has: the error says where it is, not to shrink val_size/test_size.
+    with pytest.raises(UsageError, match=r"class 3 \('unseen'\) has no training samples: its 1 are all in the "
+                                         r"dataset's own test or validation split \(test_path/val_path"):
         _prepare("csv", tmp_path / "train.csv", test_path=str(tmp_path / "new.csv"), folds=1)
     write_table(tmp_path / "texts.tsv", ["text", "label"], [[f"word{i % 2} x", i % 2] for i in range(40)])
     write_table(tmp_path / "more.tsv", ["text", "label"], [["word1 y", 1]])
     text = _prepare("text", tmp_path / "texts.tsv", test_path=str(tmp_path / "more.tsv"))
     assert text.test.y.tolist() == [1] and len(text.train.y) + len(text.val.y) == 40
+
+
+def test_npz_test_labels_outside_the_training_labels_name_the_test_split(tmp_path: Path) -> None:
+    np.savez(tmp_path / "train.npz", x=_series(40), y=labels(2, 20))
+    np.savez(tmp_path / "test.npz", x=_series(3, 1), y=np.array([0, 5, 6]))
+    with pytest.raises(UsageError, match=r"these are not: \[5, 6\] \(missing: \[2, 3\]\); they are only in the "
+                                         r"dataset's own test or validation split \(its last 3 samples"):
+        _prepare("npz", tmp_path / "train.npz", test_path=str(tmp_path / "test.npz"))
 
 
 def test_csv_test_file_with_other_columns_is_refused(tmp_path: Path) -> None:
