@@ -171,13 +171,7 @@ def _stored(args: argparse.Namespace) -> StoredTrial:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from automl.results.export import (
-        check_destination,
-        check_trained,
-        export_model,
-        study_data,
-        trained_model,
-    )
+    from automl.results.export import check_destination, check_trained, export_model, study_data, trained_model
     from automl.storage.artifacts import artifact_dir, open_store
 
     stored = _stored(args)  # refuses a trial outside its space before any folder is made
@@ -188,8 +182,9 @@ def _export(args: argparse.Namespace) -> None:
     def note(text: str) -> None:
         ERR.print(f"note: {text}")
 
-    model, weights = trained_model(stored, store, registry(), note)
-    exported = export_model(stored, model, args.format, Path(args.out), weights, study_data(stored, registry(), note))
+    model, weights, retrained = trained_model(stored, store, registry(), note)
+    exported = export_model(stored, model, args.format, Path(args.out), weights, study_data(stored, registry(), note),
+                            retrained)
     ERR.print(f"{stored.label} ({stored.family.name}) as {args.format}: {exported.path}, described in "
               f"{exported.json_path}; outputs match PyTorch on a batch of {exported.check_batch} "
               f"(max abs difference {exported.max_abs_diff:.2g})")

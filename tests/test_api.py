@@ -50,7 +50,7 @@ def test_load_model_takes_the_pixels_digits_holds(searched_study: SearchedStudy)
     # the loaded model on digits' own 0..16 pixels of those samples.
     stored = load_stored_trial(study, number, searched_study.url, registry())
     data = stored.data(registry())
-    family_module, _ = trained_model(stored, open_store(artifact_dir(searched_study.url)), registry(), print)
+    family_module, _, _ = trained_model(stored, open_store(artifact_dir(searched_study.url)), registry(), print)
     x, _ = load_digits(return_X_y=True)
     test = split_indices(labeled_arrays(x.reshape(-1, 1, 8, 8), load_digits().target), stored.config.data,
                          stored.config.seed).test

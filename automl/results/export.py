@@ -240,8 +240,9 @@ def check_trained(stored: StoredTrial) -> None:
 
 
 def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry: Registry,
-                  note: Callable[[str], None]) -> tuple[nn.Module, str]:
-    """The trial's model with its trained weights, and where they came from.
+                  note: Callable[[str], None]) -> tuple[nn.Module, str, Retrained | None]:
+    """The trial's model with its trained weights, where they came from, and, for a cross-validated
+    trial trained again on every non-test row, that training (its own test accuracy and epochs).
 
     Weights come from the artifact store; a trial without them (not on the front when it finished)
     is trained again as it was, with its seed and epochs, which ``note`` announces.
@@ -262,14 +263,15 @@ def trained_model(stored: StoredTrial, store: FileSystemArtifactStore, registry:
         else:
             note(f"{stored.label} was cross-validated; training its configuration on every non-test row, "
                  "for its epochs, before exporting")
-            return retrain(stored, data).model, "trained on every non-test row (cross-validated trial)"
+            retrained = retrain(stored, data)
+            return retrained.model, "trained on every non-test row (cross-validated trial)", retrained
     if state is not None:
         model = stored.build()
         model.load_state_dict(state)
-        return model, "stored"
+        return model, "stored", None
     note(f"{stored.label} stored no weights (only trials on the Pareto front when they finished do); "
          "training it again as it trained, with its seed and epochs, before exporting")
-    return retrain(stored, stored.data(registry), with_validation=False).model, "retrained (none stored)"
+    return retrain(stored, stored.data(registry), with_validation=False).model, "retrained (none stored)", None
 
 
 def study_data(stored: StoredTrial, registry: Registry, note: Callable[[str], None]) -> Preprocessing | str:

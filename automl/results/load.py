@@ -41,6 +41,6 @@ def load_model(study: optuna.Study, trial_number: int) -> nn.Module:
     installed = registry()
     stored = load_stored_trial(study, trial_number, url, installed)
     store = FileSystemArtifactStore(str(artifact_dir(url, stored.config.artifacts)))
-    model, _ = trained_model(stored, store, installed, LOG.info)
+    model, _, _ = trained_model(stored, store, installed, LOG.info)
     preprocessing = stored_preprocessing(study) or Preprocessing.of(stored.data(installed))
     return raw_input_model(model, preprocessing).eval()

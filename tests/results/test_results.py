@@ -186,7 +186,7 @@ def test_export_state_dict_loads_into_the_rebuilt_model(searched_study: Searched
 
     study = _study(searched_study)
     stored = load_stored_trial(study, study.best_trials[0].number, searched_study.url, registry())
-    model, weights = trained_model(stored, open_store(artifact_dir(searched_study.url)), registry(), pytest.fail)
+    model, weights, _ = trained_model(stored, open_store(artifact_dir(searched_study.url)), registry(), pytest.fail)
     data = prepare(DataConfig(), registry(), 0)
     exported = export_model(stored, model, "state_dict", tmp_path, weights, data)
     rebuilt = raw_input_model(stored.build(), data)  # the family's module behind its preprocessing

@@ -3,6 +3,7 @@ ranked signal that breaks accuracy ties by loss, and the final model on every no
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -102,7 +103,8 @@ def test_time_series_fcn_and_resnet_keep_the_length_and_classify(params: dict) -
 
 def test_retrain_without_a_test_split_and_of_a_cross_validated_trial(tmp_path: Path) -> None:
     """`automl retrain` with test_size = 0 says there is no test split (it failed an assertion);
-    with folds, the trial's stored test accuracy is named as its fold models' mean."""
+    with folds, the trial's stored test accuracy is named as its fold models' mean, and `automl
+    export`'s JSON gives the test accuracy of the model it exports (trained on every non-test row)."""
     rng = np.random.default_rng(0)
     y = labels(2, 12)
     np.savez(tmp_path / "d.npz", x=(rng.normal(size=(24, 3)) + y[:, None]).astype(np.float32), y=y)
@@ -128,5 +130,15 @@ def test_retrain_without_a_test_split_and_of_a_cross_validated_trial(tmp_path: P
         if name == "none":
             assert "retrained on train+validation (24 samples, 1 epochs): no test split" in retrained.stdout
         else:
-            fold_mean = r"test accuracy [01]\.\d{4} \(the mean of its 2 fold models: [01]\.\d{4}\)"
-            assert re.search(fold_mean, retrained.stdout), retrained.stdout
+            fold_mean = r"test accuracy ([01]\.\d{4}) \(the mean of its 2 fold models: [01]\.\d{4}\)"
+            found = re.search(fold_mean, retrained.stdout)
+            assert found, retrained.stdout
+            # export trains the same model on every non-test row; its JSON measures that model.
+            exported = run_cli("export", name, "--storage", f"sqlite:///{tmp_path / 'small.db'}", "--trial", "0",
+                               "--format", "state_dict", "--out", str(tmp_path / "out"), cwd=tmp_path)
+            assert exported.returncode == 0, exported.stderr
+            described = json.loads((tmp_path / "out" / "trial0.state_dict.pt.json").read_text())
+            assert described["weights"] == "trained on every non-test row (cross-validated trial)"
+            measured = described["measured"]
+            assert measured["train_samples"] == 20 and "val_accuracy" not in measured
+            assert measured["test_accuracy"] == pytest.approx(float(found[1]), abs=1e-4)
