@@ -120,10 +120,13 @@ def _check_classes(arrays: LabeledArrays, config: DataConfig, splits: SplitIndic
                 "validation split (test_path/val_path, or x_test/x_val); give those splits only classes the "
                 "training data has, or add samples of it to the training data")
         if len(missing):
+            # A split automl cut too small to hold the class takes a larger share; the train split a smaller one.
+            advice = ("smaller val_size/test_size" if name == "train" else "a larger test_size" if name == "test"
+                      else "a larger val_size, cross-validation ([data] folds)")
             raise UsageError(
                 f"dataset {config.dataset!r}: class {arrays.class_label(int(missing[0]))} has no "
                 f"samples in the {name} split ({np.count_nonzero(arrays.y == missing[0])} in the whole "
-                f"dataset); use smaller val_size/test_size or more data")
+                f"dataset); use {advice} or more data")
 
 
 def split_indices(arrays: LabeledArrays, config: DataConfig, seed: int) -> SplitIndices:

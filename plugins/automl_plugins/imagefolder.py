@@ -87,9 +87,9 @@ def _walk(folder: Path, root: Path, found: ClassImages) -> list[Path]:
     return images
 
 
-def class_images(root: Path) -> ClassImages:
-    """Each class folder's images; UsageError when there are no class folders, a class has no
-    image, or the classes are one level further down."""
+def class_images(root: Path, key: str = "path") -> ClassImages:
+    """Each class folder's images; UsageError, naming ``root`` as ``[data] key``'s folder, when
+    there are no class folders, a class has no image, or the classes are one level further down."""
     entries = sorted(root.iterdir())
     found = ClassImages({})
     for entry in entries:
@@ -102,18 +102,18 @@ def class_images(root: Path) -> ClassImages:
         elif _is_image(entry.name):
             found.loose.append(entry.name)
     if not found.images:
-        raise UsageError(f"[data] path {root} has no class folders; expected {root}/CLASS/IMAGE.png")
+        raise UsageError(f"[data] {key} {root} has no class folders; expected {root}/CLASS/IMAGE.png")
     empty = [name for name, paths in found.images.items() if not paths]
     if empty:
-        raise UsageError(f"[data] path {root}: class folder(s) {', '.join(empty)} hold no images "
+        raise UsageError(f"[data] {key} {root}: class folder(s) {', '.join(empty)} hold no images "
                          f"({', '.join(sorted(IMAGE_SUFFIXES))})")
     if len(found.images) == 1:
         (name,) = found.images
         inner = sorted(entry.name for entry in (root / name).iterdir() if entry.is_dir() and not _hidden(entry.name))
         if len(inner) > 1:
-            raise UsageError(f"[data] path {root} has one class folder, {name!r}, whose subfolders "
+            raise UsageError(f"[data] {key} {root} has one class folder, {name!r}, whose subfolders "
                              f"({_listed(inner)}) hold the images: are those the classes? Then set "
-                             f"[data] path to {root / name}")
+                             f"[data] {key} to {root / name}")
     return found
 
 
@@ -173,7 +173,7 @@ def _common_size(root: Path, paths: list[Path], sizes: list[tuple[int, int]]) ->
 def _read_folder(root: Path, key: str) -> ClassImages:
     """``class_images(root)``, an unreadable entry named as the ``[data] key`` folder's."""
     try:
-        return class_images(root)
+        return class_images(root, key)
     except OSError as exc:
         raise UsageError(f"[data] {key} {root}: cannot read {exc.filename}: {exc.strerror}") from None
 

@@ -100,9 +100,12 @@ class NpzFile:
     def load(self, seed: int, options: NpzOptions) -> LabeledArrays:
         path = data_path(options, self.name)
         parts = _splits(options, path, self.name)
-        for where, x_part, y_part, _ in parts:
+        for where, x_part, y_part, key in parts:
             if len(x_part) != len(y_part):
                 raise UsageError(f"{where}: x has {len(x_part)} samples but y has {len(y_part)} labels")
+            if key and not len(y_part):  # else automl would cut a test split of its own, unsaid
+                raise UsageError(f"{where}: the given {SPLIT_FILES[key]} split has no samples; give it some, "
+                                 "or leave it out")
             if x_part.shape[1:] != parts[0][1].shape[1:]:
                 raise UsageError(f"{where}: x has samples of shape {list(x_part.shape[1:])}, but {parts[0][0]}'s are "
                                  f"{list(parts[0][1].shape[1:])}; every split needs samples of one shape")

@@ -71,6 +71,18 @@ def test_npz_test_labels_outside_the_training_labels_name_the_test_split(tmp_pat
         _prepare("npz", tmp_path / "train.npz", test_path=str(tmp_path / "test.npz"))
 
 
+def test_an_empty_given_split_is_refused_naming_its_key(tmp_path: Path) -> None:
+    """Not ignored (automl would cut a test split of its own, unsaid), and named as the key it came from."""
+    np.savez(tmp_path / "train.npz", x=_series(40), y=labels(2, 20))
+    np.savez(tmp_path / "test.npz", x=_series(0), y=labels(2, 0))
+    with pytest.raises(UsageError, match=r"test.npz: the given test split has no samples; give it some, or leave"):
+        _prepare("npz", tmp_path / "train.npz", test_path=str(tmp_path / "test.npz"))
+    write_pngs(tmp_path / "train", {"a": 4, "b": 4})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match=r"\[data\] test_path .*empty has no class folders"):
+        _prepare("imagefolder", tmp_path / "train", test_path=str(tmp_path / "empty"))
+
+
 def test_csv_test_file_with_other_columns_is_refused(tmp_path: Path) -> None:
     write_table(tmp_path / "train.csv", ["a", "label"], [[float(i), i % 2] for i in range(20)])
     write_table(tmp_path / "test.csv", ["b", "label"], [[1.0, 0]])
