@@ -15,16 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
-from pydantic import (
-    BaseModel,
-    Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    PrivateAttr,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from automl.errors import UsageError
 from automl.plugin.contract import BASE_DIR, DatasetOptions, TomlModel
@@ -87,6 +78,15 @@ class DataConfig(_Section):
                              "give each key once")
         own = {key: value for key, value in values.items() if key in cls.model_fields}
         return {**own, "options": {**table, **keys}}
+
+    @field_validator("folds", mode="wrap")
+    @classmethod
+    def _auto_or_count(cls, value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
+        try:  # one error for the key, not one per member of the union with pydantic's names for them
+            return handler(value)
+        except pydantic.ValidationError:
+            raise ValueError('expected "auto" or a whole number of folds, at least 1 (1: one validation '
+                             'split; k >= 2: k-fold cross-validation)') from None
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> DataConfig:
@@ -245,7 +245,7 @@ class StudyConfig(_StudyKeys):
     naming every wrong key, what is allowed and what was found."""
 
     # The study file it was read from (load_study_file); None for a config built in Python.
-    _source: Path | None = PrivateAttr(None)
+    _source: Path | None = pydantic.PrivateAttr(None)
 
     def __init__(self, /, **keys: Any) -> None:
         # Built in Python: checked as a study file is. Only the keys given count as set, as in a file.

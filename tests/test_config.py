@@ -166,6 +166,17 @@ def test_true_or_false_is_not_taken_for_a_number(tmp_path: Path, body: str, key:
         load_study_file(study)
 
 
+@pytest.mark.parametrize(("folds", "found"), [("0", "0"), ('"three"', "'three'"), ("2.5", "2.5")])
+def test_folds_out_of_range_is_one_error_saying_what_folds_takes(tmp_path: Path, folds: str, found: str) -> None:
+    """One line for the key, not one per member of its type's union with pydantic's names for them."""
+    study = write_study(tmp_path, f'name = "x"\n[data]\nfolds = {folds}\n')
+    with pytest.raises(UsageError) as error:
+        load_study_file(study)
+    assert str(error.value).splitlines()[1:] == [
+        f"  {study}: key 'data.folds': expected \"auto\" or a whole number of folds, at least 1 "
+        f"(1: one validation split; k >= 2: k-fold cross-validation) (found {found})"]
+
+
 def test_unknown_family_lists_installed_families(tmp_path: Path) -> None:
     stderr = _reject(tmp_path, "[search]\nfamilies = [\"cnn\", \"resnet\"]\n")
     assert "search.families" in stderr and "'resnet'" in stderr
