@@ -29,6 +29,7 @@ Built on Optuna's public sampler API by composition: a BaseSampler holding a TPE
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,8 +157,10 @@ class GroupTPESampler(optuna.samplers.BaseSampler):
         # group=False: the groups are worked out here; TPE samples the one group it is given.
         self._groups = ParamGroups(max_trials_fitted)
         kwargs.setdefault("gamma", self._groups.below)
-        self._tpe = optuna.samplers.TPESampler(multivariate=True, group=False, constant_liar=False, seed=seed,
-                                               **kwargs)
+        with warnings.catch_warnings():  # gamma is deprecated, to go in Optuna 6 (pyproject keeps <6): not the user's
+            warnings.filterwarnings("ignore", "`gamma` has been deprecated", FutureWarning)
+            self._tpe = optuna.samplers.TPESampler(multivariate=True, group=False, constant_liar=False, seed=seed,
+                                                   **kwargs)
         self._grouping = threading.Lock()  # trials sampled in threads (Study.optimize with n_jobs)
 
     def reseed_rng(self) -> None:

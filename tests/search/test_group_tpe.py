@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import optuna
 import pytest
@@ -97,3 +98,10 @@ def test_each_group_samples_as_tpe_on_the_study_itself() -> None:
 def test_the_constant_liar_is_refused() -> None:
     with pytest.raises(ValueError, match="constant_liar=True is not supported"):
         GroupTPESampler(constant_liar=True)
+
+
+def test_the_sampler_warns_the_user_of_nothing() -> None:
+    """Its own use of TPE's deprecated ``gamma`` is no FutureWarning on every `automl run`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GroupTPESampler(seed=0)
