@@ -112,7 +112,7 @@ class NpzFile:
         x = np.concatenate([x_part for _, x_part, _, _ in parts])
         kind = options.kind or KIND_BY_RANK.get(x.ndim)
         if kind is None or x.ndim != RANK_BY_KIND[kind]:
-            raise UsageError(f"{path}: x has shape {list(x.shape)}; expected [N, C, H, W] (image), "
+            raise UsageError(f"{path}: x has shape {list(parts[0][1].shape)}; expected [N, C, H, W] (image), "
                              "[N, T, F] (sequence), [N, F] (tabular) or integer [N, T] with [data] "
                              f"kind = \"tokens\"{f', for kind {kind!r}' if kind else ''}")
         labels = [y_part for _, _, y_part, _ in parts]

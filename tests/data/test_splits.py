@@ -83,6 +83,13 @@ def test_an_empty_given_split_is_refused_naming_its_key(tmp_path: Path) -> None:
         _prepare("imagefolder", tmp_path / "train", test_path=str(tmp_path / "empty"))
 
 
+def test_npz_of_the_wrong_kind_gives_its_own_shape_not_the_splits_together(tmp_path: Path) -> None:
+    np.savez(tmp_path / "train.npz", x=_series(40), y=labels(2, 20))
+    np.savez(tmp_path / "test.npz", x=_series(6, 1), y=labels(2, 3))
+    with pytest.raises(UsageError, match=r"train.npz: x has shape \[40, 12, 2\]; expected .* for kind 'tokens'"):
+        _prepare("npz", tmp_path / "train.npz", test_path=str(tmp_path / "test.npz"), kind="tokens")
+
+
 def test_csv_test_file_with_other_columns_is_refused(tmp_path: Path) -> None:
     write_table(tmp_path / "train.csv", ["a", "label"], [[float(i), i % 2] for i in range(20)])
     write_table(tmp_path / "test.csv", ["b", "label"], [[1.0, 0]])
