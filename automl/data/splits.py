@@ -57,8 +57,9 @@ def _too_few_samples(arrays: LabeledArrays, config: DataConfig, reason: str) -> 
     rarest = int(counts.argmin())
     return UsageError(f"dataset {config.dataset!r} cannot be split with val_size={config.val_size} and "
                       f"test_size={config.test_size}: class {arrays.class_label(rarest)} has "
-                      f"{plural(int(counts[rarest]), 'sample')} of {len(arrays.y)} ({reason}); use smaller "
-                      "val_size/test_size or more data")
+                      f"{plural(int(counts[rarest]), 'sample')} of {len(arrays.y)} ({reason}); "
+                      + ("no split sizes can help: add samples of it, or leave its rows out" if counts[rarest] < 2
+                         else "use smaller val_size/test_size or more data"))
 
 
 def _test_rows(arrays: LabeledArrays, config: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
