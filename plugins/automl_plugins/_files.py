@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from automl import DataPath, DatasetOptions, UsageError
 from automl_plugins._delimited import Table
@@ -26,6 +26,20 @@ class FileOptions(DatasetOptions):
     path: DataPath
     test_path: DataPath | None = None
     val_path: DataPath | None = None
+
+    @model_validator(mode="after")
+    def _splits_apart(self) -> FileOptions:
+        # One file as two splits would score the model on rows it trained or was selected on.
+        named = {"path": self.path, **self.split_paths()}
+        for key, given in self.split_paths().items():
+            same = next(other for other, path in named.items() if path.resolve() == given.resolve())
+            if same != key:
+                role = "training rows" if same == "path" else "validation rows the search selects on"
+                kind = "folder" if given.is_dir() else "file"
+                raise ValueError(f"{key} names the same {kind} as {same} ({given}): that split would be the {role}, "
+                                 f"not held out; give {key} its own rows, or leave it out and automl cuts that split "
+                                 "from path")
+        return self
 
     def split_paths(self) -> dict[str, Path]:
         """The given split files or folders by key (``val_path``, ``test_path``), validation first."""

@@ -97,6 +97,23 @@ def test_csv_test_file_with_other_columns_is_refused(tmp_path: Path) -> None:
         _prepare("csv", tmp_path / "train.csv", test_path=str(tmp_path / "test.csv"))
 
 
+def test_one_file_or_folder_as_two_splits_is_refused(tmp_path: Path) -> None:
+    """A split given another's file would score the model on rows it trained or was selected on."""
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    for path in (train, test):
+        write_table(path, ["a", "label"], [[float(i), i % 2] for i in range(20)])
+    (tmp_path / "sub").mkdir()
+    for options, says in (({"test_path": str(tmp_path / "sub" / ".." / "train.csv")},
+                           "test_path names the same file as path .*: that split would be the training rows"),
+                          ({"val_path": str(test), "test_path": str(test)},
+                           "test_path names the same file as val_path .*: that split would be the validation rows")):
+        with pytest.raises(UsageError, match=says):
+            _prepare("csv", train, **options)
+    write_pngs(tmp_path / "images", {"a": 4, "b": 4})
+    with pytest.raises(UsageError, match="val_path names the same folder as path"):
+        _prepare("imagefolder", tmp_path / "images", val_path=str(tmp_path / "images"))
+
+
 def test_imagefolder_test_folder_of_some_classes(tmp_path: Path) -> None:
     write_pngs(tmp_path / "train", {"a": 12, "b": 12})
     write_pngs(tmp_path / "test", {"b": 3})
