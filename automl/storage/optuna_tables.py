@@ -11,28 +11,39 @@ never through Optuna's own (private) model classes. ``OptunaTables`` checks on f
 database that its tables have those columns and the unique keys the upserts rely on, and refuses a
 database that has not, naming what is missing (tests/storage/test_optuna_tables.py runs the check
 and compares every trial read here with Optuna's own reading, on SQLite and PostgreSQL).
-
-Two stored conventions of Optuna's are read as Optuna reads them: trial times are naive UTC (shown
-in local time), and an infinite or NaN value is stored as a type beside a NULL value.
+The rows read become Optuna's trials in automl.storage.stored_trials (whose names this module
+exports too, as the one place the tables are read from).
 """
 
 from __future__ import annotations
 
-import datetime
+import functools
 import json
-import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, overload
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
 
 import sqlalchemy
-from optuna.distributions import BaseDistribution, json_to_distribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.distributions import BaseDistribution
+from optuna.trial import TrialState
 from sqlalchemy import Column, DateTime, Enum, Float, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, Engine
 
 from automl.errors import UsageError
+from automl.storage.stored_trials import (
+    Decoded,
+    StoredTrial,
+    TrialStateRow,
+    local_time,
+    stored_float,
+    stored_value,
+    trial_from_rows,
+    trials_from_documents,
+)
+
+__all__ = ["HEARTBEATS", "INTERMEDIATE", "PARAMS", "STUDIES", "STUDY_SYSTEM_ATTRS", "SYSTEM_ATTRS", "TRIALS",
+           "UNIQUE_KEYS", "USER_ATTRS", "VALUES", "Decoded", "OptunaTables", "StoredTrial", "TrialStateRow",
+           "UnknownOptunaTables", "check_layout", "local_time", "stored_float", "stored_value"]
 
 _METADATA = MetaData()  # never created: Optuna creates the tables, automl only uses them
 STUDIES = Table("studies", _METADATA, Column("study_id", Integer, primary_key=True), Column("study_name", String))
@@ -65,7 +76,6 @@ HEARTBEATS = Table("trial_heartbeats", _METADATA, Column("trial_heartbeat_id", I
 UNIQUE_KEYS = {USER_ATTRS.name: ("trial_id", "key"), SYSTEM_ATTRS.name: ("trial_id", "key"),
                STUDY_SYSTEM_ATTRS.name: ("study_id", "key"), VALUES.name: ("trial_id", "objective"),
                HEARTBEATS.name: ("trial_id",)}
-_STORED_FLOATS = {"FINITE": None, "INF_POS": math.inf, "INF_NEG": -math.inf, "NAN": math.nan}
 # The dialects whose insert can update on conflict, as Optuna's own attribute writes do.
 _UPSERTS: dict[str, Callable[[Table], Any]] = {
     "sqlite": lambda table: sqlite.insert(table), "postgresql": lambda table: postgresql.insert(table),
@@ -82,15 +92,53 @@ _CHILDREN = ((PARAMS, "param_id", "param_name", "param_value", "distribution_jso
              (INTERMEDIATE, "trial_intermediate_value_id", "step", "intermediate_value", "intermediate_value_type"),
              (USER_ATTRS, "trial_user_attribute_id", "key", "value_json"),
              (SYSTEM_ATTRS, "trial_system_attribute_id", "key", "value_json"))
-# PostgreSQL: each trial's row, and beside it one JSON array (one parse) of its rows of each of
-# _CHILDREN, each an array of arrays (of the columns read), in order. Built once: building and
-# keying a statement of this size took a millisecond of a worker's CPU, more than reading a trial.
-_AGGREGATED = sqlalchemy.select(TRIALS, sqlalchemy.func.json_build_array(*(
-    sqlalchemy.select(sqlalchemy.func.json_agg(aggregate_order_by(
-        sqlalchemy.func.json_build_array(*(table.c[name] for name in columns)), table.c[order])))
-    .where(table.c.trial_id == TRIALS.c.trial_id).scalar_subquery() for table, order, *columns in _CHILDREN)))
-_LOAD_BY_IDS = _AGGREGATED.where(TRIALS.c.trial_id == sqlalchemy.any_(
-    sqlalchemy.bindparam("ids", type_=postgresql.ARRAY(Integer)))).order_by(TRIALS.c.trial_id)
+# PostgreSQL: each trial as one JSON text, [trial_id, number, study_id, state, start, complete,
+# params, values, intermediate values, user attrs, system attrs], the params and values flat lists
+# of their columns (name, value, distribution; value, type; step, value, type), the attrs objects.
+# The server concatenates text (a stored attribute's JSON as it is) and the client parses each
+# trial once: aggregating into PostgreSQL's json type cost more of both (the server escaping every
+# stored JSON into a string, the client parsing it twice), and a trial's row beside it cost a
+# column description and a conversion per column. Floats are read as the server prints them (its
+# float8 output, as the driver reads a float column; NaN and infinities too, which Python's json
+# reads); a parameter or attribute whose name or key is NULL (Optuna never writes one) is left out.
+def _trial_documents(where: str) -> str:
+    def number(column: str) -> str:
+        return f"coalesce({column}::text, 'null')"
+
+    def typed(column: str, stored_type: str) -> str:  # a float beside its type (stored_float)
+        return f"{number(column)} || ',\"' || {stored_type} || '\"'"
+
+    attr = "to_json(c.key)::text || ':' || coalesce(c.value_json, 'null')"
+    rows = {PARAMS: f"to_json(c.param_name)::text || ',' || {number('c.param_value')} || ',' "
+                    "|| to_json(c.distribution_json)::text",
+            VALUES: typed("c.value", "c.value_type"),
+            INTERMEDIATE: f"c.step::text || ',' || {typed('c.intermediate_value', 'c.intermediate_value_type')}",
+            USER_ATTRS: attr, SYSTEM_ATTRS: attr}
+    parts = [f"'[' || {number('t.trial_id')} || ',' || {number('t.number')} || ',' || {number('t.study_id')} "
+             "|| ',\"' || t.state || '\",' || coalesce(to_json(t.datetime_start)::text, 'null') || ',' "
+             "|| coalesce(to_json(t.datetime_complete)::text, 'null')"]
+    for table, order, *_ in _CHILDREN:
+        opening, closing = "{}" if rows[table] == attr else "[]"
+        parts.append(f"',{opening}' || coalesce((SELECT string_agg({rows[table]}, ',' ORDER BY c.{order}) "
+                     f"FROM {table.name} c WHERE c.trial_id = t.trial_id), '') || '{closing}'")
+    return f"SELECT {' || '.join(parts)} || ']' AS document FROM {TRIALS.name} t WHERE {where} ORDER BY t.trial_id"
+
+
+_DOCUMENT = sqlalchemy.column("document", Text)
+
+
+# Trials by id: the ids as a list of parameters, padded to a power of two with the last id again.
+# PostgreSQL plans `= ANY(array)` for an array of ten, so a read of a few trials was planned anew
+# each time (half its server time); a list's plan is kept (after five reads of a length), and the
+# padding keeps the lengths, each a statement built once and prepared by the connection, to ten.
+@functools.cache
+def _documents_by_ids(length: int) -> sqlalchemy.TextualSelect:
+    ids = ", ".join(f":id{index}" for index in range(length))
+    return sqlalchemy.text(_trial_documents(f"t.trial_id IN ({ids})")).columns(_DOCUMENT)
+
+
+_DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id AND t.trial_id BETWEEN :low AND :high")
+                                  ).columns(_DOCUMENT)
 # The study's row joined to its trials from an id on (OptunaTables.trial_states), built once.
 _STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.state, TRIALS.c.datetime_start).select_from(
     STUDIES.outerjoin(TRIALS, sqlalchemy.and_(TRIALS.c.study_id == STUDIES.c.study_id,
@@ -101,82 +149,6 @@ _CHECKED: set[str] = set()  # the databases (rendered URLs) whose layout this pr
 
 class UnknownOptunaTables(UsageError):
     """The database's Optuna tables lack a column or key automl reads or writes."""
-
-
-class StoredTrial(NamedTuple):
-    study_id: int
-    trial_id: int
-    trial: FrozenTrial
-
-
-class TrialStateRow(NamedTuple):
-    """A trial's id, state and start time as stored (naive UTC: see local_time; None before it started)."""
-
-    trial_id: int
-    state: TrialState
-    stored_start: datetime.datetime | None
-
-
-class Decoded:
-    """What one read decodes, each once: stored JSON per distinct text (distributions, and values
-    that are no list or dict: a trial may change its own list, a string or number is shared
-    safely), and the local time's offset per quarter hour of the stored UTC times (every time
-    zone's offset is a multiple of 15 minutes and changes at a quarter hour of UTC)."""
-
-    def __init__(self) -> None:
-        self._distributions: dict[str, BaseDistribution] = {}
-        self._values: dict[str, Any] = {}
-        self._offsets: dict[tuple[int, int, int, int, int], datetime.timedelta] = {}
-
-    def local(self, stored: datetime.datetime | None) -> datetime.datetime | None:
-        """A stored (naive UTC) time as Optuna shows it: naive local time."""
-        if stored is None:
-            return None
-        quarter = (stored.year, stored.month, stored.day, stored.hour, stored.minute // 15)
-        offset = self._offsets.get(quarter)
-        if offset is None:
-            offset = local_time(stored) - stored
-            self._offsets[quarter] = offset
-        return stored + offset
-
-    def distribution(self, stored: str) -> BaseDistribution:
-        if stored not in self._distributions:
-            self._distributions[stored] = json_to_distribution(stored)
-        return self._distributions[stored]
-
-    def value(self, stored: str) -> Any:
-        found = self._values.get(stored, self)
-        if found is self:
-            found = json.loads(stored)
-            if not isinstance(found, list | dict):
-                self._values[stored] = found
-        return found
-
-
-@overload
-def local_time(stored: datetime.datetime) -> datetime.datetime: ...
-@overload
-def local_time(stored: None) -> None: ...
-def local_time(stored: datetime.datetime | None) -> datetime.datetime | None:
-    """A stored trial time (naive UTC) as Optuna's storage returns it: naive local time (None: a
-    time not stamped yet)."""
-    return None if stored is None else stored.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
-
-
-def stored_value(value: float) -> dict[str, float | str | None]:
-    """An objective value as Optuna stores it (``stored_float`` reads it back): an infinity as its type
-    beside a NULL value."""
-    if math.isinf(value):
-        return {"value": None, "value_type": "INF_POS" if value > 0 else "INF_NEG"}
-    return {"value": value, "value_type": "FINITE"}
-
-
-def stored_float(value: float | None, stored_type: str) -> float:
-    special = _STORED_FLOATS[stored_type]
-    if special is not None:
-        return special
-    assert value is not None, "a finite value stored as NULL"
-    return float(value)
 
 
 class OptunaTables:
@@ -216,7 +188,7 @@ class OptunaTables:
         stored = connection.execute(
             sqlalchemy.select(PARAMS.c.distribution_json).join(TRIALS, TRIALS.c.trial_id == PARAMS.c.trial_id)
             .where(TRIALS.c.study_id == study_id, PARAMS.c.param_name == name).limit(1)).scalar()
-        return None if stored is None else json_to_distribution(stored)
+        return None if stored is None else Decoded.distribution(stored)
 
     def trials_with_user_attr(self, connection: Connection, study_id: int, key: str,
                               unless: Collection[str] = ()) -> list[int]:
@@ -236,18 +208,26 @@ class OptunaTables:
         the next is read, so a study of 50,000 trials never holds its million rows at once.
         """
         loaded: list[StoredTrial] = []
+        documents = self.engine.dialect.name == "postgresql"  # one statement a chunk (_trial_documents)
         if study_id is not None and not trial_ids:
             ids = connection.execute(sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id)
                                      .order_by(TRIALS.c.trial_id)).scalars().all()
             for start in range(0, len(ids), _STUDY_CHUNK):
-                within = TRIALS.c.trial_id.between(ids[start], ids[min(start + _STUDY_CHUNK, len(ids)) - 1])
+                low, high = ids[start], ids[min(start + _STUDY_CHUNK, len(ids)) - 1]
+                if documents:
+                    loaded += trials_from_documents(connection.execute(
+                        _DOCUMENTS_OF_STUDY, {"study_id": study_id, "low": low, "high": high}).all())
+                    continue
+                within = TRIALS.c.trial_id.between(low, high)
                 mine = sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id, within)
                 loaded += self._load(connection, sqlalchemy.and_(TRIALS.c.study_id == study_id, within),
                                      lambda table, mine=mine: table.c.trial_id.in_(mine))  # type: ignore[misc]
             return loaded
         for chunk in _chunks(sorted(trial_ids)):
-            if self.engine.dialect.name == "postgresql":  # one statement, built once (_LOAD_BY_IDS)
-                loaded += self._trials(connection.execute(_LOAD_BY_IDS, {"ids": chunk}).all())
+            if documents:
+                length = 1 << (len(chunk) - 1).bit_length()
+                loaded += trials_from_documents(connection.execute(_documents_by_ids(length), {
+                    f"id{index}": chunk[min(index, len(chunk) - 1)] for index in range(length)}).all())
                 continue
             loaded += self._load(connection, TRIALS.c.trial_id.in_(chunk),
                                  lambda table, chunk=chunk: table.c.trial_id.in_(chunk))  # type: ignore[misc]
@@ -255,12 +235,8 @@ class OptunaTables:
 
     def _load(self, connection: Connection, which: Any, children: Callable[[Table], Any]) -> list[StoredTrial]:
         """The trials ``which`` selects, with their rows of the other tables (``children`` selects
-        those): on PostgreSQL in one statement, each trial's rows aggregated beside it into JSON
-        arrays (a statement per load, not six: with many workers, each loading every trial the
-        others finish, those round trips were most of what a read cost); elsewhere a statement per
-        table. A trial's rows of each table in the order of their ids (its values: of objectives)."""
-        if self.engine.dialect.name == "postgresql":
-            return self._trials(connection.execute(_AGGREGATED.where(which).order_by(TRIALS.c.trial_id)).all())
+        those), a statement per table (PostgreSQL reads them in one: _trial_documents). A trial's
+        rows of each table in the order of their ids (its values: of objectives)."""
         rows = connection.execute(sqlalchemy.select(TRIALS).where(which).order_by(TRIALS.c.trial_id)).all()
         if not rows:
             return []
@@ -274,13 +250,7 @@ class OptunaTables:
                     .order_by(table.c[order])).all():
                 found.setdefault(trial_id, []).append(fields)
             children_of.append(found)
-        return [_trial(row, [found.get(row.trial_id, []) for found in children_of], decoded) for row in rows]
-
-    @staticmethod
-    def _trials(rows: Sequence[Any]) -> list[StoredTrial]:
-        """The trials of rows of _AGGREGATED (PostgreSQL)."""
-        decoded = Decoded()
-        return [_trial(row, [aggregated or [] for aggregated in row[-1]], decoded) for row in rows]
+        return [trial_from_rows(row, [found.get(row.trial_id, []) for found in children_of], decoded) for row in rows]
 
     def insert(self, connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert ``rows`` (dicts of column values) into ``table``: a statement per _ROWS_PER_STATEMENT
@@ -326,22 +296,6 @@ class OptunaTables:
                 statement = statement.on_conflict_do_update(
                     index_elements=list(key), set_={name: statement.excluded[name] for name in updated})
             connection.execute(statement)
-
-def _trial(row: Any, children: list[list[Any]], decoded: Decoded) -> StoredTrial:
-    """A trial from its row and its rows of the _CHILDREN tables (each a list of their columns)."""
-    params, values, steps, user, system = children
-    own = {name: decoded.distribution(stored) for name, _, stored in params}
-    trial = FrozenTrial(
-        number=row.number, state=TrialState[row.state], value=None,
-        values=[stored_float(value, stored_type) for value, stored_type in values] if values else None,
-        datetime_start=decoded.local(row.datetime_start), datetime_complete=decoded.local(row.datetime_complete),
-        params={name: own[name].to_external_repr(float(value)) for name, value, _ in params},
-        distributions=own, user_attrs={key: decoded.value(stored) for key, stored in user},
-        system_attrs={key: decoded.value(stored) for key, stored in system},
-        intermediate_values={step: stored_float(value, stored_type) for step, value, stored_type in steps},
-        trial_id=row.trial_id)
-    return StoredTrial(row.study_id, row.trial_id, trial)
-
 
 def _chunks(ids: Iterable[int]) -> list[list[int]]:
     listed = list(ids)
