@@ -154,8 +154,7 @@ def unpop(connection: Connection, trial_id: int) -> None:
 
 def record_heartbeat(connection: Connection, tables: OptunaTables, trial_id: int) -> None:
     """Stamp the trial's heartbeat with the server's clock (an upsert), in the caller's transaction."""
-    tables.upsert(connection, HEARTBEATS, [{"trial_id": trial_id, "heartbeat": sqlalchemy.func.now()}],
-                  ("heartbeat",))
+    tables.upsert(connection, HEARTBEATS, [{"trial_id": trial_id}], ("heartbeat",), server_now=("heartbeat",))
 
 
 def stale_trial_ids(connection: Connection, study_id: int, grace_period: float) -> list[int]:
