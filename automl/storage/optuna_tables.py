@@ -137,11 +137,15 @@ def _documents_by_ids(length: int) -> sqlalchemy.TextualSelect:
 
 _DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id AND t.trial_id BETWEEN :low AND :high")
                                   ).columns(_DOCUMENT)
-# The study's row joined to its trials from an id on (OptunaTables.trial_states), built once.
-_STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.state, TRIALS.c.datetime_start).select_from(
+# The study's row joined to its trials from an id on (OptunaTables.trial_states), built once; the
+# state read as the string it is (SQLAlchemy's Enum checks each against its names, a third of the
+# CPU of a listing of thousands of trials) and looked up in _STATE_OF.
+_STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, sqlalchemy.type_coerce(TRIALS.c.state, String),
+                            TRIALS.c.datetime_start).select_from(
     STUDIES.outerjoin(TRIALS, sqlalchemy.and_(TRIALS.c.study_id == STUDIES.c.study_id,
                                               TRIALS.c.trial_id >= sqlalchemy.bindparam("lowest")))).where(
     STUDIES.c.study_id == sqlalchemy.bindparam("study_id"))
+_STATE_OF = dict(TrialState.__members__)
 _CHECKED: set[str] = set()  # the databases (rendered URLs) whose layout this process has checked
 
 
@@ -165,7 +169,8 @@ class OptunaTables:
         rows = connection.execute(_STATES, {"lowest": lowest, "study_id": study_id}).all()
         if not rows:
             return None
-        return [TrialStateRow(trial_id, TrialState[state], started) for _, trial_id, state, started in rows
+        state_of = _STATE_OF
+        return [TrialStateRow(trial_id, state_of[state], started) for _, trial_id, state, started in rows
                 if trial_id is not None]
 
     def study_exists(self, connection: Connection, study_id: int) -> bool:
