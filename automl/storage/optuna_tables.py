@@ -140,8 +140,8 @@ _DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id A
 # The study's row joined to its trials from an id on (OptunaTables.trial_states), built once; the
 # state read as the string it is (SQLAlchemy's Enum checks each against its names, a third of the
 # CPU of a listing of thousands of trials) and looked up in _STATE_OF.
-_STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, sqlalchemy.type_coerce(TRIALS.c.state, String),
-                            TRIALS.c.datetime_start).select_from(
+_STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.number,
+                            sqlalchemy.type_coerce(TRIALS.c.state, String), TRIALS.c.datetime_start).select_from(
     STUDIES.outerjoin(TRIALS, sqlalchemy.and_(TRIALS.c.study_id == STUDIES.c.study_id,
                                               TRIALS.c.trial_id >= sqlalchemy.bindparam("lowest")))).where(
     STUDIES.c.study_id == sqlalchemy.bindparam("study_id"))
@@ -164,14 +164,14 @@ class OptunaTables:
             _CHECKED.add(key)
 
     def trial_states(self, connection: Connection, study_id: int, lowest: int) -> list[TrialStateRow] | None:
-        """Each trial of the study with an id from ``lowest`` on, its state and start time (as
-        stored); None if the study is gone. One query: the study's row joined to those trials."""
+        """Each trial of the study with an id from ``lowest`` on, its number, state and start time
+        (as stored); None if the study is gone. One query: the study's row joined to those trials."""
         rows = connection.execute(_STATES, {"lowest": lowest, "study_id": study_id}).all()
         if not rows:
             return None
         state_of = _STATE_OF
-        return [TrialStateRow(trial_id, state_of[state], started) for _, trial_id, state, started in rows
-                if trial_id is not None]
+        return [TrialStateRow(trial_id, number, state_of[state], started) for _, trial_id, number, state, started
+                in rows if trial_id is not None]
 
     def study_exists(self, connection: Connection, study_id: int) -> bool:
         return connection.execute(sqlalchemy.select(STUDIES.c.study_id).where(STUDIES.c.study_id == study_id)

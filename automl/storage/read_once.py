@@ -26,6 +26,21 @@ and trial): its copy here turns running, with the start time the read found, and
 seen here with what it committed at most ``fresh_s`` (plus that worker's own commit delay) ago,
 and a finished one as it finished, at the first read after.
 
+A listing loads in full only the trials it lists; the others it finds new or changed are kept in
+outline (number, state and start, which the query of states gives) and loaded when a listing first
+shows them. Two listings show trials in outline:
+
+- optuna.Study's pop, which lists the queued trials for their ids only, on a study that runs
+  queued trials only (automl.storage.trial_queue). With 128 workers, every worker loaded every
+  queued trial in full to pop one: half the loads a finished trial cost. automl's own readers of
+  the queued trials' attributes list every trial, in full (trial_queue.still_queued).
+- a trial another worker runs, first seen running here (or seen queued in outline only): it is
+  listed as it started (no parameters or attributes) until ``fresh_s`` later, when it is loaded,
+  or until it finishes, as a copy loaded at its start would be.
+
+With both, a worker loads another worker's trial once, when it finishes (benchmarks/study_scale.py:
+with 128 workers, 119 loads per finished trial where there were 244).
+
 Trial ids grow in the order trials are created within a study (Optuna creates a trial under the
 study's row lock, or SQLite's write lock), so the states asked for are those from the lowest
 unfinished trial known on, and the new ones above the highest id a read has seen.
@@ -53,6 +68,11 @@ def snapshot(trial: FrozenTrial) -> FrozenTrial:
     return copied
 
 
+def lists_queued_only(states: Container[TrialState] | None) -> bool:
+    """Whether a listing of ``states`` is of the queued trials alone, as optuna.Study's pop lists them."""
+    return states is not None and all((state in states) == (state == TrialState.WAITING) for state in TrialState)
+
+
 class KnownTrials:
     """One study's trials as this process last read or wrote them (see module)."""
 
@@ -64,6 +84,7 @@ class KnownTrials:
         self.ours: set[int] = set()  # running here: the copy (if loaded) is the truth
         self._unfinished: set[int] = set()
         self._outdated: set[int] = set()  # written through this storage while not ours: load again
+        self._outline: set[int] = set()  # kept in outline (number, state, start): not loaded in full
         self._highest = -1  # the highest trial id a read of the study has seen
         self._highest_kept = -1  # the highest id in ``trials``: kept above it, they stay in order
         self._sorted = True
@@ -73,30 +94,73 @@ class KnownTrials:
         """The lowest trial id whose state the next read of the study must look at."""
         return min(self._unfinished, default=self._highest + 1)
 
-    def to_load(self, states: list[TrialStateRow]) -> list[int]:
-        """The trials among ``states`` (id, state and start now) that must be loaded in full; also
-        notes the highest id seen, drops from ``ours`` a trial another process ended, and turns
-        running the copy of a queued trial another process popped (see module)."""
+    @property
+    def highest_seen(self) -> int:
+        """The highest trial id a read of the study has seen (-1: none yet)."""
+        return self._highest
+
+    def to_load(self, rows: list[TrialStateRow], states: Container[TrialState] | None = None,
+                queued_in_outline: bool = False) -> list[int]:
+        """The trials among ``rows`` (id, number, state and start now) that a listing of ``states``
+        (None: all) must load in full; the others that changed are kept in outline (see module).
+        Also notes the highest id seen, drops from ``ours`` a trial another process ended, and turns
+        running the copy of a queued trial another process popped. ``queued_in_outline``: the
+        listing is a pop's, which needs the queued trials' ids and numbers only."""
         load, now = [], time.monotonic()
-        for trial_id, state, stored_start in states:
+        for trial_id, number, state, stored_start in rows:
             self._highest = max(self._highest, trial_id)
             known = self.trials.get(trial_id)
-            if known is None or trial_id in self._outdated:
-                load.append(trial_id)
-            elif known.state.is_finished():
-                continue
-            elif trial_id in self.ours:
-                if state != TrialState.RUNNING:  # failed as stale by another worker
-                    self.ours.discard(trial_id)
+            whole = known is not None and trial_id not in self._outdated and trial_id not in self._outline
+            if trial_id in self.ours:
+                if not whole or state != TrialState.RUNNING:  # not read yet, or failed as stale by another worker
+                    if state != TrialState.RUNNING:
+                        self.ours.discard(trial_id)
                     load.append(trial_id)
-            elif state == TrialState.RUNNING and known.state == TrialState.WAITING and self.fresh_s > 0:
-                popped = snapshot(known)
-                popped.state, popped.datetime_start = state, local_time(stored_start)
-                self.keep(trial_id, popped)  # as if loaded now: loaded in full fresh_s later
-            elif state != known.state or (state == TrialState.RUNNING and now - self._loaded_at.get(trial_id, 0.0)
-                                          >= self.fresh_s):
-                load.append(trial_id)  # its state changed, or another worker's trial loaded fresh_s ago
+                continue
+            if whole and known is not None:
+                aged = state == TrialState.RUNNING and now - self._loaded_at.get(trial_id, 0.0) >= self.fresh_s
+                if known.state.is_finished() or (state == known.state and not aged):
+                    continue
+                if state == TrialState.RUNNING and known.state == TrialState.WAITING and self.fresh_s > 0:
+                    popped = snapshot(known)
+                    popped.state, popped.datetime_start = state, local_time(stored_start)
+                    self.keep(trial_id, popped)  # as if loaded now: loaded in full fresh_s later
+                    continue
+            if (states is not None and state not in states) or (state == TrialState.WAITING and queued_in_outline) \
+                    or self._popped_elsewhere(trial_id, state, now):
+                self._keep_outline(trial_id, number, state, stored_start, now)
+            else:
+                load.append(trial_id)  # new or changed, and listed now; or another worker's, loaded fresh_s ago
         return load
+
+    def _popped_elsewhere(self, trial_id: int, state: TrialState, now: float) -> bool:
+        """Whether ``trial_id``, known here in outline or not at all, is another worker's running
+        trial that this process first saw running less than ``fresh_s`` ago."""
+        if state != TrialState.RUNNING or self.fresh_s <= 0 or trial_id in self._outdated:
+            return False
+        if trial_id in self.trials and trial_id not in self._outline:
+            return False  # a copy loaded before: loaded again once fresh_s old
+        outline = self.trials.get(trial_id)
+        return outline is None or outline.state != TrialState.RUNNING or \
+            now - self._loaded_at.get(trial_id, now) < self.fresh_s
+
+    def _keep_outline(self, trial_id: int, number: int, state: TrialState,
+                      stored_start: datetime.datetime | None, now: float) -> None:
+        """Keep the trial in outline: its number, state and start, as stored now."""
+        outline = self.trials.get(trial_id) if trial_id in self._outline else None
+        if outline is None or outline.state != state:
+            if state == TrialState.RUNNING and (outline is None or outline.state != TrialState.RUNNING):
+                self._loaded_at[trial_id] = now  # first seen running: loaded in full fresh_s later
+            outline = FrozenTrial(number=number, state=state, value=None, datetime_start=local_time(stored_start),
+                                  datetime_complete=None, params={}, distributions={}, user_attrs={},
+                                  system_attrs={}, intermediate_values={}, trial_id=trial_id)
+        if trial_id not in self.trials and trial_id < self._highest_kept:
+            self._sorted = False
+        self._highest_kept = max(self._highest_kept, trial_id)
+        self.trials[trial_id] = outline
+        self._ids[number] = trial_id
+        self._outline.add(trial_id)
+        self._unfinished.add(trial_id)  # its state is looked at by every read until it is loaded
 
     def keep(self, trial_id: int, trial: FrozenTrial) -> None:
         """Remember ``trial`` as it is stored now."""
@@ -106,6 +170,7 @@ class KnownTrials:
         self.trials[trial_id] = trial
         self._ids[trial.number] = trial_id
         self._outdated.discard(trial_id)
+        self._outline.discard(trial_id)
         if trial.state.is_finished():
             self._unfinished.discard(trial_id)
             self.ours.discard(trial_id)
@@ -142,12 +207,12 @@ class KnownTrials:
 
     def ours_copy(self, trial_id: int) -> FrozenTrial | None:
         """The copy of a trial this process runs, to apply its writes to; None if not loaded yet."""
-        return self.trials.get(trial_id) if trial_id in self.ours else None
+        return self.current(trial_id) if trial_id in self.ours else None
 
     def current(self, trial_id: int) -> FrozenTrial | None:
         """The copy of the trial, if it is as stored: finished, ours, or queued (see module)."""
         trial = self.trials.get(trial_id)
-        if trial is None or trial_id in self._outdated:
+        if trial is None or trial_id in self._outdated or trial_id in self._outline:
             return None
         unchanged = trial.state.is_finished() or trial_id in self.ours or trial.state == TrialState.WAITING
         return trial if unchanged else None
@@ -226,19 +291,22 @@ class TrialCache:
         for name, distribution in stored.trial.distributions.items():
             seen.setdefault(name, distribution)
 
-    def refresh(self, tables: OptunaTables, study_id: int) -> KnownTrials | None:
-        """The study's trials brought up to date: one query of their states, and the trials whose
-        state shows they may have changed loaded in full (all of them, the first time). None if
-        the study is gone."""
+    def refresh(self, tables: OptunaTables, study_id: int, states: Container[TrialState] | None = None,
+                queued_in_outline: bool = False) -> KnownTrials | None:
+        """The study's trials brought up to date for a listing of ``states`` (None: all): one query
+        of their states, and the trials listed whose state shows they may have changed loaded in
+        full (see KnownTrials.to_load). None if the study is gone."""
         known = self.studies.get(study_id) or KnownTrials(self.fresh_s)
         with tables.engine.connect() as connection:
             current = tables.trial_states(connection, study_id, known.lowest_to_check)
             if current is None:
                 return None
             self.studies[study_id] = known
-            load = known.to_load(current)
+            everything, seen = not known.trials, known.highest_seen
+            load = known.to_load(current, states, queued_in_outline)
+            self.study_of.update((row.trial_id, study_id) for row in current if row.trial_id > seen)
             if load:
-                everything = not known.trials
+                everything = everything and len(load) == len(current)
                 for trial in tables.load(connection, study_id, () if everything else load):
                     self._keep(trial)
         return known

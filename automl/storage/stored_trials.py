@@ -27,9 +27,11 @@ class StoredTrial(NamedTuple):
 
 
 class TrialStateRow(NamedTuple):
-    """A trial's id, state and start time as stored (naive UTC: see local_time; None before it started)."""
+    """A trial's id, number, state and start time as stored (naive UTC: see local_time; None before it
+    started)."""
 
     trial_id: int
+    number: int
     state: TrialState
     stored_start: datetime.datetime | None
 

@@ -140,14 +140,19 @@ def queue_more(study: optuna.Study, trial: optuna.Trial | FrozenTrial, has_deadl
 def still_queued(study: optuna.Study) -> int:
     """The trials queued now and those still to queue in later windows (a queue that runs until
     the deadline counts what is queued now: see samples_until_deadline)."""
-    queued = study.get_trials(deepcopy=False, states=(QUEUED,))
+    queued = _queued(study)
     return len(queued) + sum(more for t in queued if isinstance(more := t.user_attrs.get(TrialAttr.QUEUE_MORE), int))
 
 
 def samples_until_deadline(study: optuna.Study) -> bool:
     """Whether the study's queue goes on until the deadline of the run that works on it."""
-    return any(t.user_attrs.get(TrialAttr.QUEUE_MORE) == UNTIL_DEADLINE
-               for t in study.get_trials(deepcopy=False, states=(QUEUED,)))
+    return any(t.user_attrs.get(TrialAttr.QUEUE_MORE) == UNTIL_DEADLINE for t in _queued(study))
+
+
+def _queued(study: optuna.Study) -> list[FrozenTrial]:
+    """The queued trials, whole: a worker's storage lists the queued trials alone in outline, as
+    optuna.Study's pop needs them (automl.storage.read_once)."""
+    return [trial for trial in study.get_trials(deepcopy=False) if trial.state == QUEUED]
 
 
 class Requeue:

@@ -38,7 +38,7 @@ from automl.storage.held_writes import PARAM, SYSTEM, USER, HeldWrites
 from automl.storage.lost import DatabaseFile, StorageLost, StudyDeleted, study_deleted
 from automl.storage.optuna_tables import OptunaTables
 from automl.storage.pops import PopLoop
-from automl.storage.read_once import TrialCache
+from automl.storage.read_once import TrialCache, lists_queued_only
 from automl.storage.retry import DEFAULT_RETRY_S, Retry, retried
 from automl.storage.schema import TrialAttr
 from automl.storage.sqlite import is_file_sqlite
@@ -63,7 +63,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         self._cache = TrialCache(fresh_s=backend.heartbeat_interval or 0)
         self._names: dict[int, str] = {}  # study id -> name, for the studies seen here
         self._directions: dict[int, list[StudyDirection]] = {}
-        self._queued_only: set[int] = set()  # studies that run only queued trials
+        self._queued_only: dict[int, bool] = {}  # its config comes before any worker, or through this storage
         self._pops = PopLoop()
         self._heartbeats = StaleCheck(backend.heartbeat_interval or 0)  # and when each trial was beaten here
 
@@ -92,15 +92,15 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
     def delete_study(self, study_id: int) -> None:
         self._commit()
         self.backend.delete_study(study_id)
-        self._names.pop(study_id, None)
-        self._directions.pop(study_id, None)
+        for seen in (self._names, self._directions, self._queued_only):
+            seen.pop(study_id, None)
         self._cache.forget(study_id)
-        self._queued_only.discard(study_id)
 
     @retried
     def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
         with self._noticing_deletion(study_id):
             self.backend.set_study_user_attr(study_id, key, value)
+        self._queued_only.pop(study_id, None)
 
     @retried
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
@@ -170,9 +170,9 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
             raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
 
     def _runs_queued_only(self, study_id: int) -> bool:
-        if study_id not in self._queued_only and runs_queued_only(self.get_study_user_attrs(study_id)):
-            self._queued_only.add(study_id)
-        return study_id in self._queued_only
+        if study_id not in self._queued_only:
+            self._queued_only[study_id] = runs_queued_only(self.get_study_user_attrs(study_id))
+        return self._queued_only[study_id]
 
     @retried
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
@@ -194,8 +194,8 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         # A pop gets its first heartbeat with it (automl.storage.trial_states): Optuna's heartbeat
         # thread beats only once the trial runs, and Optuna never takes a running trial without any
         # heartbeat as stale, so a worker killed between the two would leave it running forever.
-        beat = state == TrialState.RUNNING and self.get_heartbeat_interval() is not None
         popping = state == TrialState.RUNNING
+        beat = popping and self.get_heartbeat_interval() is not None
         if popping and self._pops.passes_over(trial_id):
             return False  # optuna.Study pops by trying the queued trials in order (automl.storage.pops)
         changed = self._pops.claim(trial_id) if popping else None  # popped ahead for this pop
@@ -287,7 +287,8 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
         self._put_back(self._pops.listed())
         self._commit()
-        known = self._cache.refresh(self._tables, study_id)
+        outline = lists_queued_only(states) and self._runs_queued_only(study_id)  # a pop's (read_once)
+        known = self._cache.refresh(self._tables, study_id, states, outline)
         if known is None:
             raise self._deleted(study_id) or KeyError(f"no study with id {study_id}")
         trials = known.listing(states)
@@ -357,8 +358,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
             with self.lock:
                 self.retry.run(lambda: self._beat(trial_id))
         except StorageLost:
-            pass  # Optuna's heartbeat thread would die with a traceback: a missed beat is enough,
-            # as the worker's own next call reports what was lost.
+            pass  # a missed beat is enough (the worker's next call reports the loss); Optuna's thread would die
 
     def _beat(self, trial_id: int) -> None:
         with self._noticing_deletion(self._cache.study_of.get(trial_id)):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from automl.config import BudgetConfig
 from automl.storage.schema import STUDY_BUDGET_ATTR
@@ -60,11 +60,15 @@ class StudyBudget:
         if self.deadline is not None and time.time() >= self.deadline:
             return f"the study's deadline ([budget] study_timeout = {self.study_timeout:g} s) has passed"
         if self.device_hours is not None:
-            spent = device_hours_spent(study.get_trials(deepcopy=False))
+            spent = device_hours_spent(study.get_trials(deepcopy=False, states=STARTED))
             if spent >= self.device_hours:
                 return (f"the study's device time is spent: {spent:.3g} of its [budget] device_hours = "
                         f"{self.device_hours:g}")
         return None
+
+
+# The trials that have a start: a queued one has none, and is not loaded for it (automl.storage.read_once).
+STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def device_hours_spent(trials: Sequence[FrozenTrial], now: datetime.datetime | None = None) -> float:
@@ -115,7 +119,7 @@ def describe(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -
                      + (f"{left:,.0f} s left, until {_clock(budget.deadline)})" if left > 0 else
                         f"ended {_clock(budget.deadline)})"))
     if budget.device_hours is not None:
-        spent_hours = device_hours_spent(study.get_trials(deepcopy=False) if trials is None else trials)
+        spent_hours = device_hours_spent(study.get_trials(deepcopy=False, states=STARTED) if trials is None else trials)
         parts.append(f"{spent_hours:,.3g} of {budget.device_hours:,.3g} device-hours spent"
                      + (" (no new trial starts)" if spent_hours >= budget.device_hours else ""))
     return f"study budget: {'; '.join(parts)}" if parts else None

@@ -36,6 +36,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
+from automl.search.moasha import RANKED_STATES
 from automl.storage.schema import CONFIG_ATTR, FAMILY_PARAM, TrialAttr
 from automl.storage.trial_queue import QUEUED, QueueEmpty, Requeue, count, queue_more, queue_trials
 from automl.storage.urls import Heartbeat, open_storage
@@ -66,7 +67,7 @@ def _objective(study: optuna.Study, worker: str, train_s: float) -> Any:
             time.sleep(train_s / EPOCHS)
             curve.append(0.5)
             trial.set_user_attr(TrialAttr.VAL_CURVE, list(curve))
-            study.get_trials(deepcopy=False)  # MO-ASHA's read at a rung
+            study.get_trials(deepcopy=False, states=RANKED_STATES)  # MO-ASHA's read at a rung
         for key, value in ((TrialAttr.EPOCHS, EPOCHS), (TrialAttr.VAL_ACCURACY, 0.5), (TrialAttr.TEST_ACCURACY, 0.5),
                            (TrialAttr.WALL_TIME_S, train_s)):
             trial.set_user_attr(key, value)

@@ -86,9 +86,9 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
     assert [repr(stored.trial) for stored in everything] == theirs and len(theirs) == 6
     assert all(stored.study_id == study_id for stored in everything)
     assert [repr(stored.trial) for stored in some] == theirs[2:5]
-    assert [(state.trial_id, state.state, state.stored_start and local_time(state.stored_start))
-            for state in states] == [(stored.trial_id, stored.trial.state, stored.trial.datetime_start)
-                                     for stored in everything[3:]]
+    assert [(state.trial_id, state.number, state.state, state.stored_start and local_time(state.stored_start))
+            for state in states] == [(stored.trial_id, stored.trial.number, stored.trial.state,
+                                      stored.trial.datetime_start) for stored in everything[3:]]
     # In outline: the named attrs and params alone (a constraint's too), no intermediate values.
     expected = []
     for stored in everything:

@@ -13,7 +13,9 @@ from conftest import trial_id_of, worker_storage_of
 from optuna.trial import TrialState
 
 from automl.storage.optuna_tables import OptunaTables
-from automl.storage.trial_queue import Requeue, queue_trials
+from automl.search.moasha import RANKED_STATES
+from automl.storage.schema import CONFIG_ATTR
+from automl.storage.trial_queue import QUEUED, Requeue, count, queue_trials
 from automl.storage.urls import Heartbeat, open_storage
 from automl.storage.worker_storage import WorkerStorage, commit_trial_writes, open_worker_storage
 
@@ -163,6 +165,43 @@ def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_
     assert built == [trial_id_of(study, popped.number)]
 
 
+def test_a_queue_only_study_is_popped_and_counted_without_loading_a_queued_trial(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'outline.db'}"
+    created = optuna.create_study(study_name=STUDY, storage=open_storage(url))
+    created.set_user_attr(CONFIG_ATTR, {"name": STUDY})  # an automl study: its workers run queued trials only
+    for index in range(5):
+        created.enqueue_trial({}, user_attrs={"index": index})
+    ids = [trial_id_of(created, number) for number in range(5)]
+    study, other = _worker_study(url), _worker_study(url)
+    built = _counting_loads(monkeypatch)
+    assert count(study, QUEUED) == 5 and built == [], "counting the queued trials loaded them"
+    study.ask()  # lists the queued trials (in outline) and pops the first
+    assert built == [ids[0]], "the pop loaded queued trials it did not run"
+    popped = other.ask()
+    popped.set_user_attr("by", "other")
+    commit_trial_writes(popped)
+    built.clear()
+
+    # MO-ASHA's read: the other worker's trial, first seen running, in outline until a heartbeat
+    # interval later; the queued ones are not listed, so not loaded.
+    ranked = study.get_trials(deepcopy=False, states=RANKED_STATES)
+    assert [(trial.number, trial.state) for trial in ranked] == [(0, TrialState.RUNNING), (1, TrialState.RUNNING)]
+    assert ranked[1].datetime_start == _stored(url, 1).datetime_start and ranked[1].user_attrs == {}
+    assert built == []
+    with monkeypatch.context() as later:
+        at = time.monotonic() + 1  # the heartbeat interval of _worker_study
+        later.setattr(time, "monotonic", lambda: at)
+        assert study.get_trials(deepcopy=False, states=RANKED_STATES)[1].user_attrs == {"by": "other", "index": 1}
+    assert built == [ids[1]]
+
+    # Listed with every state, the queued trials are whole.
+    built.clear()
+    queued = [trial for trial in study.get_trials(deepcopy=False) if trial.state == QUEUED]
+    assert [trial.user_attrs for trial in queued] == [{"index": index} for index in (2, 3, 4)]
+    assert built == ids[2:]
+
+
 def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_worker_fails_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'running.db'}"
@@ -221,6 +260,8 @@ def test_a_pop_that_finds_its_trial_taken_pops_the_next_queued_one_in_the_same_t
     study, other = _worker_study(url), _worker_study(url)
     storage = worker_storage_of(study)
     listing = storage.get_all_trials
+    # Read once per study: whether the study runs queued trials only (its pop listing is then in outline).
+    listing(storage.get_study_id_from_name(STUDY), deepcopy=False, states=(TrialState.WAITING,))
 
     def taken_meanwhile(*args: object, **kwargs: object) -> list:
         listed = listing(*args, **kwargs)  # type: ignore[arg-type]
