@@ -146,6 +146,13 @@ _STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.numb
                                               TRIALS.c.trial_id >= sqlalchemy.bindparam("lowest")))).where(
     STUDIES.c.study_id == sqlalchemy.bindparam("study_id"))
 _STATE_OF = dict(TrialState.__members__)
+# Statements a worker makes several times a trial, built once (see automl.storage.trial_states).
+_STUDY = sqlalchemy.select(STUDIES.c.study_id).where(STUDIES.c.study_id == sqlalchemy.bindparam("study"))
+_TRIAL_ROWS = sqlalchemy.select(TRIALS.c.trial_id, TRIALS.c.study_id, sqlalchemy.type_coerce(TRIALS.c.state, String)
+                                ).where(TRIALS.c.trial_id.in_(sqlalchemy.bindparam("ids", expanding=True)))
+_STUDY_DISTRIBUTION = sqlalchemy.select(PARAMS.c.distribution_json).join(
+    TRIALS, TRIALS.c.trial_id == PARAMS.c.trial_id).where(
+    TRIALS.c.study_id == sqlalchemy.bindparam("study"), PARAMS.c.param_name == sqlalchemy.bindparam("name")).limit(1)
 _CHECKED: set[str] = set()  # the databases (rendered URLs) whose layout this process has checked
 
 
@@ -174,23 +181,19 @@ class OptunaTables:
                 in rows if trial_id is not None]
 
     def study_exists(self, connection: Connection, study_id: int) -> bool:
-        return connection.execute(sqlalchemy.select(STUDIES.c.study_id).where(STUDIES.c.study_id == study_id)
-                                  ).first() is not None
+        return connection.execute(_STUDY, {"study": study_id}).first() is not None
 
     def trial_rows(self, connection: Connection, trial_ids: Collection[int]) -> dict[int, tuple[int, TrialState]]:
         """The study id and state of each of the trials that exist."""
         found = {}
         for chunk in _chunks(trial_ids):
-            rows = connection.execute(sqlalchemy.select(TRIALS.c.trial_id, TRIALS.c.study_id, TRIALS.c.state)
-                                      .where(TRIALS.c.trial_id.in_(chunk)))
-            found.update({trial_id: (study_id, TrialState[state]) for trial_id, study_id, state in rows})
+            rows = connection.execute(_TRIAL_ROWS, {"ids": chunk})
+            found.update({trial_id: (study_id, _STATE_OF[state]) for trial_id, study_id, state in rows})
         return found
 
     def study_distribution(self, connection: Connection, study_id: int, name: str) -> BaseDistribution | None:
         """The distribution some trial of the study stored for parameter ``name``, if any."""
-        stored = connection.execute(
-            sqlalchemy.select(PARAMS.c.distribution_json).join(TRIALS, TRIALS.c.trial_id == PARAMS.c.trial_id)
-            .where(TRIALS.c.study_id == study_id, PARAMS.c.param_name == name).limit(1)).scalar()
+        stored = connection.execute(_STUDY_DISTRIBUTION, {"study": study_id, "name": name}).scalar()
         return None if stored is None else Decoded.distribution(stored)
 
     def trials_with_user_attr(self, connection: Connection, study_id: int, key: str,
