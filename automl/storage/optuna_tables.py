@@ -125,16 +125,23 @@ def _trial_documents(where: str) -> str:
 _DOCUMENT = sqlalchemy.column("document", Text)
 
 
-# Trials by id: the ids as a list of parameters, padded to a power of two with the last id again.
-# PostgreSQL plans `= ANY(array)` for an array of ten, so a read of a few trials was planned anew
-# each time (half its server time); a list's plan is kept (after five reads of a length), and the
-# padding keeps the lengths, each a statement built once and prepared by the connection, to ten.
+# Trials by id. A few ids go as a list of parameters, padded to a power of two with the last id
+# again: PostgreSQL plans `= ANY(array)` for an array of ten, so a read of a few trials was planned
+# anew each time (half its server time); a list's plan is kept (after five reads of a length), and
+# the padding keeps the lengths, each a statement built once and prepared by the connection, to
+# five. More go as one array: a plan then costs little a trial, and the driver converts a long
+# list's statement and each of its parameters again at each read (past 50 it caches none).
+_LISTED_IDS = 16
+
+
 @functools.cache
 def _documents_by_ids(length: int) -> sqlalchemy.TextualSelect:
     ids = ", ".join(f":id{index}" for index in range(length))
     return sqlalchemy.text(_trial_documents(f"t.trial_id IN ({ids})")).columns(_DOCUMENT)
 
 
+_DOCUMENTS_BY_ID_ARRAY = sqlalchemy.text(_trial_documents("t.trial_id = ANY(:ids)")).bindparams(
+    sqlalchemy.bindparam("ids", type_=postgresql.ARRAY(Integer))).columns(_DOCUMENT)
 _DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id AND t.trial_id BETWEEN :low AND :high")
                                   ).columns(_DOCUMENT)
 # The study's row joined to its trials from an id on (OptunaTables.trial_states), built once; the
@@ -231,6 +238,9 @@ class OptunaTables:
             return loaded
         for chunk in _chunks(sorted(trial_ids)):
             if documents:
+                if len(chunk) > _LISTED_IDS:
+                    loaded += trials_from_documents(connection.execute(_DOCUMENTS_BY_ID_ARRAY, {"ids": chunk}).all())
+                    continue
                 length = 1 << (len(chunk) - 1).bit_length()
                 loaded += trials_from_documents(connection.execute(_documents_by_ids(length), {
                     f"id{index}": chunk[min(index, len(chunk) - 1)] for index in range(length)}).all())

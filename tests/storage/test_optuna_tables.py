@@ -18,6 +18,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from automl.errors import UsageError
+from automl.storage import optuna_tables
 from automl.storage.optuna_tables import OptunaTables, UnknownOptunaTables, check_layout, local_time
 from automl.storage.outline import Outline, read_outlines
 from automl.storage.trial_queue import WINDOW, queue_trials
@@ -44,10 +45,11 @@ def _far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _trials() -> list[optuna.trial.FrozenTrial]:
     """Trials with every kind of stored value: infinities, NaN steps and attrs, categorical and log
-    params, quotes and backslashes."""
+    params, quotes and backslashes (in attrs and in a distribution's choices)."""
     started = datetime.datetime(2024, 3, 1, 12, 30, 15, 123456)
     distributions = {"x": FloatDistribution(0, 1), "lr": FloatDistribution(1e-4, 1, log=True),
-                     "n": IntDistribution(1, 8), "act": CategoricalDistribution(["relu", None, 0.5])}
+                     "n": IntDistribution(1, 8),
+                     "act": CategoricalDistribution(["relu", None, 0.5, "it's \"quoted\" \\"])}
     params = {"x": 0.25, "lr": 0.001, "n": 3, "act": None}
     return [
         create_trial(state=TrialState.COMPLETE, values=[0.5, math.inf], params=params, distributions=distributions,
@@ -66,7 +68,7 @@ def _trials() -> list[optuna.trial.FrozenTrial]:
 
 
 @pytest.mark.usefixtures("_far_from_utc")
-def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> None:
+def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
     study.add_trials(_trials())
@@ -77,6 +79,8 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
         everything = tables.load(connection, study_id)
         # Three ids: on PostgreSQL read as four, the last again (a list of ids is padded).
         some = tables.load(connection, trial_ids=[trial.trial_id for trial in everything[4:0:-2] + everything[3:4]])
+        monkeypatch.setattr(optuna_tables, "_LISTED_IDS", 2)  # on PostgreSQL more ids go as one array
+        as_array = tables.load(connection, trial_ids=[trial.trial_id for trial in everything[2:5]])
         states = tables.trial_states(connection, study_id, lowest=everything[3].trial_id)
         outlined = read_outlines(connection, study_id, Outline(("family", "fail_reason"), ("x", "n"),
                                                                  ("constraints",)), objectives=2)
@@ -85,7 +89,7 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str) -> N
     theirs = [repr(trial) for trial in storage.get_all_trials(study_id)]
     assert [repr(stored.trial) for stored in everything] == theirs and len(theirs) == 6
     assert all(stored.study_id == study_id for stored in everything)
-    assert [repr(stored.trial) for stored in some] == theirs[2:5]
+    assert [repr(stored.trial) for stored in some] == [repr(stored.trial) for stored in as_array] == theirs[2:5]
     assert [(state.trial_id, state.number, state.state, state.stored_start and local_time(state.stored_start))
             for state in states] == [(stored.trial_id, stored.trial.number, stored.trial.state,
                                       stored.trial.datetime_start) for stored in everything[3:]]
