@@ -59,6 +59,7 @@ from automl.storage.optuna_tables import (
     VALUES,
     OptunaTables,
     local_time,
+    reading,
     stored_value,
 )
 
@@ -206,7 +207,7 @@ class StaleCheck:
         now = time.monotonic()
         if now - self._checked.get(study_id, -math.inf) < self.interval:
             return []
-        with engine.connect() as connection:
+        with reading(engine) as connection:
             found = stale_trial_ids(connection, study_id, grace_period)
         self._checked[study_id] = now
         return found
