@@ -144,13 +144,17 @@ _DOCUMENTS_BY_ID_ARRAY = sqlalchemy.text(_trial_documents("t.trial_id = ANY(:ids
     sqlalchemy.bindparam("ids", type_=postgresql.ARRAY(Integer))).columns(_DOCUMENT)
 _DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id AND t.trial_id BETWEEN :low AND :high")
                                   ).columns(_DOCUMENT)
-# The study's row joined to its trials from an id on (OptunaTables.trial_states), built once; the
-# state read as the string it is (SQLAlchemy's Enum checks each against its names, a third of the
-# CPU of a listing of thousands of trials) and looked up in _STATE_OF.
-_STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.number,
-                            sqlalchemy.type_coerce(TRIALS.c.state, String), TRIALS.c.datetime_start).select_from(
-    STUDIES.outerjoin(TRIALS, sqlalchemy.and_(TRIALS.c.study_id == STUDIES.c.study_id,
-                                              TRIALS.c.trial_id >= sqlalchemy.bindparam("lowest")))).where(
+# The study's row joined to its trials from an id on, but the queued ones up to another id
+# (OptunaTables.trial_states), built once; the state read as the string it is (SQLAlchemy's Enum
+# checks each against its names, a third of the CPU of a listing of thousands of trials) and looked
+# up in _STATE_OF.
+_STATE_TEXT = sqlalchemy.type_coerce(TRIALS.c.state, String)
+_STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.number, _STATE_TEXT,
+                            TRIALS.c.datetime_start).select_from(
+    STUDIES.outerjoin(TRIALS, sqlalchemy.and_(
+        TRIALS.c.study_id == STUDIES.c.study_id, TRIALS.c.trial_id >= sqlalchemy.bindparam("lowest"),
+        sqlalchemy.or_(TRIALS.c.state != TrialState.WAITING.name,
+                       TRIALS.c.trial_id > sqlalchemy.bindparam("queued_after"))))).where(
     STUDIES.c.study_id == sqlalchemy.bindparam("study_id"))
 _STATE_OF = dict(TrialState.__members__)
 # Statements a worker makes several times a trial, built once (see automl.storage.trial_states).
@@ -177,10 +181,13 @@ class OptunaTables:
             check_layout(engine)
             _CHECKED.add(key)
 
-    def trial_states(self, connection: Connection, study_id: int, lowest: int) -> list[TrialStateRow] | None:
-        """Each trial of the study with an id from ``lowest`` on, its number, state and start time
-        (as stored); None if the study is gone. One query: the study's row joined to those trials."""
-        rows = connection.execute(_STATES, {"lowest": lowest, "study_id": study_id}).all()
+    def trial_states(self, connection: Connection, study_id: int, lowest: int,
+                     queued_after: int = -1) -> list[TrialStateRow] | None:
+        """Each trial of the study with an id from ``lowest`` on, but the queued ones with an id up
+        to ``queued_after``: its number, state and start time (as stored); None if the study is
+        gone. One query: the study's row joined to those trials."""
+        rows = connection.execute(_STATES, {"lowest": lowest, "queued_after": queued_after,
+                                            "study_id": study_id}).all()
         if not rows:
             return None
         state_of = _STATE_OF

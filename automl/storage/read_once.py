@@ -43,7 +43,10 @@ with 128 workers, 119 loads per finished trial where there were 244).
 
 Trial ids grow in the order trials are created within a study (Optuna creates a trial under the
 study's row lock, or SQLite's write lock), so the states asked for are those from the lowest
-unfinished trial known on, and the new ones above the highest id a read has seen.
+unfinished trial known on, and the new ones above the highest id a read has seen. Unless the
+listing loads queued trials, the query leaves out the queued trials up to that id: each is known
+here, queued, until popped. A trial known here as started that the query does not show was put
+back in the queue (a pop taken ahead and not run, automl.storage.pops).
 """
 
 from __future__ import annotations
@@ -148,6 +151,8 @@ class KnownTrials:
                       stored_start: datetime.datetime | None, now: float) -> None:
         """Keep the trial in outline: its number, state and start, as stored now."""
         outline = self.trials.get(trial_id) if trial_id in self._outline else None
+        if outline is not None and outline.state == state:
+            return  # as it was kept
         if outline is None or outline.state != state:
             if state == TrialState.RUNNING and (outline is None or outline.state != TrialState.RUNNING):
                 self._loaded_at[trial_id] = now  # first seen running: loaded in full fresh_s later
@@ -161,6 +166,15 @@ class KnownTrials:
         self._ids[number] = trial_id
         self._outline.add(trial_id)
         self._unfinished.add(trial_id)  # its state is looked at by every read until it is loaded
+
+    def queued_again(self, rows: list[TrialStateRow], queued_after: int) -> list[TrialStateRow]:
+        """The trials known here as started that ``rows``, a query of states that leaves out the
+        queued trials up to ``queued_after``, does not show: they are queued again (a pop put back,
+        trial_states.unpop), and are given here as queued rows."""
+        shown = {row.trial_id for row in rows}
+        return [TrialStateRow(trial_id, self.trials[trial_id].number, TrialState.WAITING, None)
+                for trial_id in self._unfinished if trial_id <= queued_after and trial_id not in shown
+                and self.trials[trial_id].state != TrialState.WAITING]
 
     def keep(self, trial_id: int, trial: FrozenTrial) -> None:
         """Remember ``trial`` as it is stored now."""
@@ -297,10 +311,14 @@ class TrialCache:
         of their states, and the trials listed whose state shows they may have changed loaded in
         full (see KnownTrials.to_load). None if the study is gone."""
         known = self.studies.get(study_id) or KnownTrials(self.fresh_s)
+        # The queued trials known here stay as they are (until popped) unless the listing loads them.
+        loads_queued = (states is None or TrialState.WAITING in states) and not queued_in_outline
+        queued_after = -1 if loads_queued else known.highest_seen
         with tables.engine.connect() as connection:
-            current = tables.trial_states(connection, study_id, known.lowest_to_check)
+            current = tables.trial_states(connection, study_id, known.lowest_to_check, queued_after)
             if current is None:
                 return None
+            current += known.queued_again(current, queued_after)
             self.studies[study_id] = known
             everything, seen = not known.trials, known.highest_seen
             load = known.to_load(current, states, queued_in_outline)

@@ -278,6 +278,24 @@ def test_a_pop_that_finds_its_trial_taken_pops_the_next_queued_one_in_the_same_t
     assert storage.get_trial(trial_id_of(study, 1)).state == TrialState.RUNNING
 
 
+def test_a_trial_put_back_in_the_queue_is_seen_queued_again_by_the_other_workers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'requeued.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 3)
+    study, other = _worker_study(url), _worker_study(url)
+    storage = worker_storage_of(other)
+    study_id = storage.get_study_id_from_name(STUDY)
+    storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
+    assert count(study, QUEUED) == 3
+    study.ask()  # pops trial 0 first: the other worker's pop of it pops trial 1 ahead
+    assert not storage.set_trial_state_values(trial_id_of(study, 0), TrialState.RUNNING)
+    running = [trial.number for trial in study.get_trials(deepcopy=False, states=RANKED_STATES)]
+    assert running == [0, 1]
+    storage.get_all_trials(study_id, deepcopy=False)  # a listing first: trial 1 goes back to the queue
+    # Its state query leaves out the queued trials this worker knows; trial 1 it knew running.
+    assert [trial.number for trial in study.get_trials(deepcopy=False, states=RANKED_STATES)] == [0]
+    assert count(study, QUEUED) == 2 and study.ask().number == 1
+
+
 def test_a_trial_popped_ahead_and_not_taken_goes_back_to_the_queue(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'unpop.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 3)
