@@ -59,7 +59,7 @@ from collections.abc import Container, Sequence
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage.optuna_tables import OptunaTables, StoredTrial, TrialStateRow, local_time
+from automl.storage.optuna_tables import Decoded, OptunaTables, StoredTrial, TrialStateRow
 
 
 def snapshot(trial: FrozenTrial) -> FrozenTrial:
@@ -88,6 +88,7 @@ class KnownTrials:
         self._unfinished: set[int] = set()
         self._outdated: set[int] = set()  # written through this storage while not ours: load again
         self._outline: set[int] = set()  # kept in outline (number, state, start): not loaded in full
+        self._times = Decoded()  # the stored start times of the outlines, as local times
         self._highest = -1  # the highest trial id a read of the study has seen
         self._highest_kept = -1  # the highest id in ``trials``: kept above it, they stay in order
         self._sorted = True
@@ -111,7 +112,8 @@ class KnownTrials:
         listing is a pop's, which needs the queued trials' ids and numbers only."""
         load, now = [], time.monotonic()
         for trial_id, number, state, stored_start in rows:
-            self._highest = max(self._highest, trial_id)
+            if trial_id > self._highest:
+                self._highest = trial_id
             known = self.trials.get(trial_id)
             whole = known is not None and trial_id not in self._outdated and trial_id not in self._outline
             if trial_id in self.ours:
@@ -126,12 +128,13 @@ class KnownTrials:
                     continue
                 if state == TrialState.RUNNING and known.state == TrialState.WAITING and self.fresh_s > 0:
                     popped = snapshot(known)
-                    popped.state, popped.datetime_start = state, local_time(stored_start)
+                    popped.state, popped.datetime_start = state, self._times.local(stored_start)
                     self.keep(trial_id, popped)  # as if loaded now: loaded in full fresh_s later
                     continue
             if (states is not None and state not in states) or (state == TrialState.WAITING and queued_in_outline) \
                     or self._popped_elsewhere(trial_id, state, now):
-                self._keep_outline(trial_id, number, state, stored_start, now)
+                if known is None or known.state != state or trial_id not in self._outline:  # else kept as it is
+                    self._keep_outline(trial_id, number, state, stored_start, now)
             else:
                 load.append(trial_id)  # new or changed, and listed now; or another worker's, loaded fresh_s ago
         return load
@@ -151,14 +154,11 @@ class KnownTrials:
                       stored_start: datetime.datetime | None, now: float) -> None:
         """Keep the trial in outline: its number, state and start, as stored now."""
         outline = self.trials.get(trial_id) if trial_id in self._outline else None
-        if outline is not None and outline.state == state:
-            return  # as it was kept
-        if outline is None or outline.state != state:
-            if state == TrialState.RUNNING and (outline is None or outline.state != TrialState.RUNNING):
-                self._loaded_at[trial_id] = now  # first seen running: loaded in full fresh_s later
-            outline = FrozenTrial(number=number, state=state, value=None, datetime_start=local_time(stored_start),
-                                  datetime_complete=None, params={}, distributions={}, user_attrs={},
-                                  system_attrs={}, intermediate_values={}, trial_id=trial_id)
+        if state == TrialState.RUNNING and (outline is None or outline.state != TrialState.RUNNING):
+            self._loaded_at[trial_id] = now  # first seen running: loaded in full fresh_s later
+        outline = FrozenTrial(number=number, state=state, value=None, datetime_start=self._times.local(stored_start),
+                              datetime_complete=None, params={}, distributions={}, user_attrs={},
+                              system_attrs={}, intermediate_values={}, trial_id=trial_id)
         if trial_id not in self.trials and trial_id < self._highest_kept:
             self._sorted = False
         self._highest_kept = max(self._highest_kept, trial_id)
