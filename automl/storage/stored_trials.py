@@ -11,6 +11,7 @@ import datetime
 import functools
 import json
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple, overload
 
@@ -41,15 +42,22 @@ class TrialStateRow(NamedTuple):
 _distribution = functools.lru_cache(maxsize=4096)(json_to_distribution)
 
 
+# The local time's offset per quarter hour of UTC (see Decoded), per time zone the process had
+# (time.tzset changes it): found once a process, not once a read (a worker reads a trial or two at
+# a time, and converting a time cost as much as the rest of a trial).
+_OFFSETS: dict[tuple[Any, ...], dict[tuple[int, int, int, int, int], datetime.timedelta]] = {}
+
+
 class Decoded:
     """What one read decodes, each once: stored JSON per distinct text (distributions, once a
     process, and values that are no list or dict: a trial may change its own list, a string or
     number is shared safely), and the local time's offset per quarter hour of the stored UTC times
-    (every time zone's offset is a multiple of 15 minutes and changes at a quarter hour of UTC)."""
+    (every time zone's offset is a multiple of 15 minutes and changes at a quarter hour of UTC;
+    once a process)."""
 
     def __init__(self) -> None:
         self._values: dict[str, Any] = {}
-        self._offsets: dict[tuple[int, int, int, int, int], datetime.timedelta] = {}
+        self._offsets = _OFFSETS.setdefault((time.timezone, time.altzone, time.daylight, time.tzname), {})
 
     def local(self, stored: datetime.datetime | None) -> datetime.datetime | None:
         """A stored (naive UTC) time as Optuna shows it: naive local time."""
