@@ -40,6 +40,7 @@ class TrialStateRow(NamedTuple):
 # A parameter's distribution per stored JSON text, parsed once a process (a worker reads the same
 # few thousand texts again and again; a distribution is not changed once made, so trials share it).
 _distribution = functools.lru_cache(maxsize=4096)(json_to_distribution)
+_STATE_OF = dict(TrialState.__members__)
 
 
 # The local time's offset per quarter hour of UTC (see Decoded), per time zone the process had
@@ -134,16 +135,16 @@ def trials_from_documents(rows: Sequence[Any]) -> list[StoredTrial]:
     loaded = []
     for document, in rows:
         trial_id, number, study_id, state, start, complete, params, values, steps, user, system = json.loads(document)
-        names = params[::3]
-        own = {name: decoded.distribution(stored) for name, stored in zip(names, params[2::3], strict=True)}
+        own, external = {}, {}
+        for name, value, stored in zip(params[::3], params[1::3], params[2::3], strict=True):
+            own[name] = distribution = _distribution(stored)
+            external[name] = distribution.to_external_repr(float(value))
         trial = FrozenTrial(
-            number=number, state=TrialState[state], value=None,
+            number=number, state=_STATE_OF[state], value=None,
             values=[stored_float(*value) for value in zip(values[::2], values[1::2], strict=True)] or None,
             datetime_start=decoded.local(start and datetime.datetime.fromisoformat(start)),
             datetime_complete=decoded.local(complete and datetime.datetime.fromisoformat(complete)),
-            params={name: own[name].to_external_repr(float(value)) for name, value in zip(names, params[1::3],
-                                                                                          strict=True)},
-            distributions=own, user_attrs=user, system_attrs=system,
+            params=external, distributions=own, user_attrs=user, system_attrs=system,
             intermediate_values={step: stored_float(value, stored_type) for step, value, stored_type in zip(
                 steps[::3], steps[1::3], steps[2::3], strict=True)},
             trial_id=trial_id)
