@@ -160,8 +160,8 @@ _STATE_OF = dict(TrialState.__members__)
 _STATE_ROW = functools.partial(tuple.__new__, TrialStateRow)  # a TrialStateRow of a tuple, in C
 # Statements a worker makes several times a trial, built once (see automl.storage.trial_states).
 _STUDY = sqlalchemy.select(STUDIES.c.study_id).where(STUDIES.c.study_id == sqlalchemy.bindparam("study"))
-_TRIAL_ROWS = sqlalchemy.select(TRIALS.c.trial_id, TRIALS.c.study_id, sqlalchemy.type_coerce(TRIALS.c.state, String)
-                                ).where(TRIALS.c.trial_id.in_(sqlalchemy.bindparam("ids", expanding=True)))
+_TRIAL_ROWS = sqlalchemy.select(TRIALS.c.trial_id, TRIALS.c.study_id, _STATE_TEXT).where(
+    TRIALS.c.trial_id.in_(sqlalchemy.bindparam("ids", expanding=True)))
 _STUDY_DISTRIBUTION = sqlalchemy.select(PARAMS.c.distribution_json).join(
     TRIALS, TRIALS.c.trial_id == PARAMS.c.trial_id).where(
     TRIALS.c.study_id == sqlalchemy.bindparam("study"), PARAMS.c.param_name == sqlalchemy.bindparam("name")).limit(1)

@@ -45,7 +45,7 @@ _STATE_OF = dict(TrialState.__members__)
 
 # The local time's offset per quarter hour of UTC (see Decoded), per time zone the process had
 # (time.tzset changes it): found once a process, not once a read (a worker reads a trial or two at
-# a time, and converting a time cost as much as the rest of a trial).
+# a time, and converting its times again was a seventh of what decoding it cost).
 _OFFSETS: dict[tuple[Any, ...], dict[tuple[int, int, int, int, int], datetime.timedelta]] = {}
 
 
