@@ -34,9 +34,11 @@ shows them. Two listings show trials in outline:
   queued trials only (automl.storage.trial_queue). With 128 workers, every worker loaded every
   queued trial in full to pop one: half the loads a finished trial cost. automl's own readers of
   the queued trials' attributes list every trial, in full (trial_queue.still_queued).
-- a trial another worker runs, first seen running here (or seen queued in outline only): it is
-  listed as it started (no parameters or attributes) until ``fresh_s`` later, when it is loaded,
-  or until it finishes, as a copy loaded at its start would be.
+- a trial another worker runs, first seen running here (or seen queued in outline only), in a
+  listing of some states (MO-ASHA's, the workers' count): it is listed with its number, state and
+  start alone until ``fresh_s`` later, when it is loaded, or until it finishes. A listing of every
+  state loads it: the attributes it was queued with (trial_queue.queue_more reads the next
+  window's marker on the trials other workers run) are not in the outline.
 
 With both, a worker loads another worker's trial once, when it finishes (benchmarks/study_scale.py:
 with 128 workers, 119 loads per finished trial where there were 244).
@@ -131,8 +133,8 @@ class KnownTrials:
                     popped.state, popped.datetime_start = state, self._times.local(stored_start)
                     self.keep(trial_id, popped)  # as if loaded now: loaded in full fresh_s later
                     continue
-            if (states is not None and state not in states) or (state == TrialState.WAITING and queued_in_outline) \
-                    or self._popped_elsewhere(trial_id, state, now):
+            if (states is not None and (state not in states or self._popped_elsewhere(trial_id, state, now))) \
+                    or (state == TrialState.WAITING and queued_in_outline):
                 if known is None or known.state != state or trial_id not in self._outline:  # else kept as it is
                     self._keep_outline(trial_id, number, state, stored_start, now)
             else:

@@ -210,3 +210,20 @@ def test_a_queue_until_the_deadline_goes_on_only_for_a_worker_with_a_deadline(
         assert still_queued(study) == 2 * WINDOW - popped and samples_until_deadline(study)
     else:  # what is left of this window, and nothing after it
         assert still_queued(study) == WINDOW - popped and not samples_until_deadline(study)
+
+
+def test_a_retried_window_marker_sees_the_next_window_popped_by_other_workers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'popped.db'}"
+    # Workers of a queue-only study, with heartbeats: others' trials just popped are read in outline.
+    this, other = (open_worker_storage(url, Heartbeat(60, 120, Requeue(0))) for _ in range(2))
+    study = optuna.create_study(study_name="popped", storage=this)
+    study.set_user_attr(CONFIG_ATTR, {})
+    # The marker's first attempt queued window 1, then died: its retry is queued after that window.
+    queue_trials(study, 3, window=1)
+    study.enqueue_trial({}, user_attrs={TrialAttr.QUEUE_WINDOW: 0, TrialAttr.QUEUE_MORE: 3})
+    elsewhere = optuna.load_study(study_name="popped", storage=other)
+    for _ in range(3):
+        elsewhere.ask()  # window 1, popped by another worker
+    retry = study.ask()
+    queue_more(study, retry, False)
+    assert len(study.get_trials()) == 4, "window 1 was queued twice"
