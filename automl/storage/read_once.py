@@ -61,7 +61,7 @@ from collections.abc import Container, Sequence
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.trial import FrozenTrial, TrialState
 
-from automl.storage.optuna_tables import Decoded, OptunaTables, StoredTrial, TrialStateRow
+from automl.storage.optuna_tables import Decoded, OptunaTables, StoredTrial, TrialStateRow, reading
 
 
 def snapshot(trial: FrozenTrial) -> FrozenTrial:
@@ -277,7 +277,7 @@ class TrialCache:
         that no trial read here had."""
         seen = self._distributions.setdefault(study_id, {})
         if name not in seen:
-            with tables.engine.connect() as connection:
+            with reading(tables.engine) as connection:
                 seen[name] = tables.study_distribution(connection, study_id, name) or distribution
         check_distribution_compatibility(seen[name], distribution)
 
@@ -294,7 +294,7 @@ class TrialCache:
 
     def load(self, tables: OptunaTables, trial_ids: list[int]) -> list[FrozenTrial]:
         """Load trials by id, in full, and keep them; the ones that exist."""
-        with tables.engine.connect() as connection:
+        with reading(tables.engine) as connection:
             stored = tables.load(connection, trial_ids=trial_ids)
         for trial in stored:
             self._keep(trial)
@@ -316,7 +316,7 @@ class TrialCache:
         # The queued trials known here stay as they are (until popped) unless the listing loads them.
         loads_queued = (states is None or TrialState.WAITING in states) and not queued_in_outline
         queued_after = -1 if loads_queued else known.highest_seen
-        with tables.engine.connect() as connection:
+        with reading(tables.engine) as connection:
             current = tables.trial_states(connection, study_id, known.lowest_to_check, queued_after)
             if current is None:
                 return None

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from automl.storage._optuna import BaseHeartbeat
 from automl.storage.held_writes import PARAM, SYSTEM, USER, HeldWrites
 from automl.storage.lost import DatabaseFile, StorageLost, StudyDeleted, study_deleted
-from automl.storage.optuna_tables import OptunaTables
+from automl.storage.optuna_tables import OptunaTables, reading
 from automl.storage.pops import PopLoop
 from automl.storage.read_once import TrialCache, lists_queued_only
 from automl.storage.retry import DEFAULT_RETRY_S, Retry, retried
@@ -345,7 +345,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         """StudyDeleted if ``study_id`` names a study seen here that no longer exists."""
         if study_id is None or study_id not in self._names:
             return None
-        with self._tables.engine.connect() as connection:
+        with reading(self._tables.engine) as connection:
             if self._tables.study_exists(connection, study_id):
                 return None
         trials, finished = self._cache.counts(study_id)
