@@ -125,7 +125,9 @@ class KnownTrials:
                     load.append(trial_id)
                 continue
             if whole and known is not None:
-                aged = state == TrialState.RUNNING and now - self._loaded_at.get(trial_id, 0.0) >= self.fresh_s
+                # An aged copy is loaded again by a listing that shows it; the others leave it whole.
+                aged = state == TrialState.RUNNING and now - self._loaded_at.get(trial_id, 0.0) >= self.fresh_s \
+                    and (states is None or state in states)
                 if known.state.is_finished() or (state == known.state and not aged):
                     continue
                 if state == TrialState.RUNNING and known.state == TrialState.WAITING and self.fresh_s > 0:

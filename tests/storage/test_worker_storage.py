@@ -314,3 +314,26 @@ def test_a_trial_popped_ahead_and_not_taken_goes_back_to_the_queue(tmp_path: Pat
     with sqlalchemy.create_engine(url).connect() as connection:
         assert connection.execute(sqlalchemy.text("SELECT count(*) FROM trial_heartbeats WHERE trial_id = :id"),
                                   {"id": second}).scalar_one() == 0
+
+
+def test_another_workers_trial_loaded_in_full_stays_whole_through_listings_of_other_states(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'whole.db'}"
+    created = optuna.create_study(study_name=STUDY, storage=open_storage(url))
+    created.set_user_attr(CONFIG_ATTR, {"name": STUDY})
+    created.enqueue_trial({}, user_attrs={"index": 0})
+    study, other = _worker_study(url), _worker_study(url)
+    popped = other.ask()
+    popped.set_user_attr("by", "other")
+    commit_trial_writes(popped)
+    whole = {"by": "other", "index": 0}
+    clock = [time.monotonic()]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    assert study.get_trials(deepcopy=False, states=RANKED_STATES)[0].user_attrs == {}  # first seen: in outline
+    clock[0] += 1  # the heartbeat interval of _worker_study: loaded in full
+    assert study.get_trials(deepcopy=False, states=RANKED_STATES)[0].user_attrs == whole
+    clock[0] += 1
+    # The workers' count of the queued trials, a heartbeat interval later, does not list it ...
+    assert count(study, QUEUED) == 0
+    # ... and leaves it as it was loaded, not in outline again.
+    assert study.get_trials(deepcopy=False, states=RANKED_STATES)[0].user_attrs == whole
