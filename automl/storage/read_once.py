@@ -45,7 +45,8 @@ with 128 workers, 119 loads per finished trial where there were 244).
 
 Trial ids grow in the order trials are created within a study (Optuna creates a trial under the
 study's row lock, or SQLite's write lock), so the states asked for are those from the lowest
-unfinished trial known on, and the new ones above the highest id a read has seen. Unless the
+unfinished trial known on (a finished one kept in outline is not: its state stays), and the new
+ones above the highest id a read has seen. Unless the
 listing loads queued trials, the query leaves out the queued trials up to that id: each is known
 here, queued, until popped. A trial known here as started that the query does not show was put
 back in the queue (a pop taken ahead and not run, automl.storage.pops).
@@ -90,6 +91,7 @@ class KnownTrials:
         self._unfinished: set[int] = set()
         self._outdated: set[int] = set()  # written through this storage while not ours: load again
         self._outline: set[int] = set()  # kept in outline (number, state, start): not loaded in full
+        self._finished_outline: set[int] = set()  # those finished: loaded when a listing shows them
         self._times = Decoded()  # the stored start times of the outlines, as local times
         self._highest = -1  # the highest trial id a read of the study has seen
         self._highest_kept = -1  # the highest id in ``trials``: kept above it, they stay in order
@@ -169,7 +171,16 @@ class KnownTrials:
         self.trials[trial_id] = outline
         self._ids[number] = trial_id
         self._outline.add(trial_id)
-        self._unfinished.add(trial_id)  # its state is looked at by every read until it is loaded
+        if state.is_finished():  # its state stays: a read need not look at it again (finished_to_load)
+            self._unfinished.discard(trial_id)
+            self._finished_outline.add(trial_id)
+        else:  # its state is looked at by every read until it is loaded
+            self._unfinished.add(trial_id)
+
+    def finished_to_load(self, states: Container[TrialState] | None) -> list[int]:
+        """The finished trials kept in outline that a listing of ``states`` (None: all) shows."""
+        return [trial_id for trial_id in self._finished_outline
+                if states is None or self.trials[trial_id].state in states]
 
     def queued_again(self, rows: list[TrialStateRow], queued_after: int) -> list[TrialStateRow]:
         """The trials known here as started that ``rows``, a query of states that leaves out the
@@ -189,6 +200,7 @@ class KnownTrials:
         self._ids[trial.number] = trial_id
         self._outdated.discard(trial_id)
         self._outline.discard(trial_id)
+        self._finished_outline.discard(trial_id)
         if trial.state.is_finished():
             self._unfinished.discard(trial_id)
             self.ours.discard(trial_id)
@@ -325,7 +337,8 @@ class TrialCache:
             current += known.queued_again(current, queued_after)
             self.studies[study_id] = known
             everything, seen = not known.trials, known.highest_seen
-            load = known.to_load(current, states, queued_in_outline)
+            load = list(dict.fromkeys([*known.to_load(current, states, queued_in_outline),
+                                       *known.finished_to_load(states)]))
             self.study_of.update((row.trial_id, study_id) for row in current if row.trial_id > seen)
             if load:
                 everything = everything and len(load) == len(current)

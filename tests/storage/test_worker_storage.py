@@ -337,3 +337,34 @@ def test_another_workers_trial_loaded_in_full_stays_whole_through_listings_of_ot
     assert count(study, QUEUED) == 0
     # ... and leaves it as it was loaded, not in outline again.
     assert study.get_trials(deepcopy=False, states=RANKED_STATES)[0].user_attrs == whole
+
+
+def test_a_finished_trial_kept_in_outline_is_not_read_again_by_every_listing(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'failed.db'}"
+    created = optuna.create_study(study_name=STUDY, storage=open_storage(url))
+    created.set_user_attr(CONFIG_ATTR, {"name": STUDY})
+    for _ in range(4):
+        created.enqueue_trial({})
+    study, other = _worker_study(url), _worker_study(url)
+    failed = other.ask()
+    other.tell(failed, state=TrialState.FAIL)
+    assert count(study, TrialState.RUNNING) == 0  # sees it failed: kept in outline, not listed
+    for _ in range(2):
+        other.tell(other.ask(), 0.5)
+    rows: list[int] = []  # how many trials each read of the states found
+    states = OptunaTables.trial_states
+
+    def counting(self: OptunaTables, *args: object) -> list | None:
+        found = states(self, *args)  # type: ignore[arg-type]
+        rows.append(len(found or []))
+        return found
+
+    monkeypatch.setattr(OptunaTables, "trial_states", counting)
+    assert len(study.get_trials(deepcopy=False, states=RANKED_STATES)) == 2
+    assert count(study, TrialState.RUNNING) == 0
+    assert rows[-1] == 0, "the trials finished and known here were read again"
+    built = _counting_loads(monkeypatch)
+    failures = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))  # listed: loaded in full
+    assert [(trial.number, trial.datetime_complete is not None) for trial in failures] == [(failed.number, True)]
+    assert built == [trial_id_of(study, failed.number)]
