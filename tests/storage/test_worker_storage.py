@@ -368,3 +368,15 @@ def test_a_finished_trial_kept_in_outline_is_not_read_again_by_every_listing(tmp
     failures = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))  # listed: loaded in full
     assert [(trial.number, trial.datetime_complete is not None) for trial in failures] == [(failed.number, True)]
     assert built == [trial_id_of(study, failed.number)]
+
+
+def test_a_config_popped_by_another_worker_is_not_queued_again_by_optunas_skip_if_exists(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'skip.db'}"
+    created = optuna.create_study(study_name=STUDY, storage=open_storage(url))
+    created.set_user_attr(CONFIG_ATTR, {"name": STUDY})
+    created.enqueue_trial({"x": 1.0})
+    study, other = _worker_study(url), _worker_study(url)
+    assert count(study, QUEUED) == 1  # the queued trial, in outline
+    other.ask()
+    study.enqueue_trial({"x": 1.0}, skip_if_exists=True)  # Optuna reads every trial's fixed params
+    assert len(study.get_trials(deepcopy=False)) == 1
