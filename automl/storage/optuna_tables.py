@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from automl.errors import UsageError
 from automl.storage.stored_trials import (
+    STATE_OF,
     Decoded,
     StoredTrial,
     TrialStateRow,
@@ -147,7 +148,7 @@ _DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id A
 # The study's row joined to its trials from an id on, but the queued ones up to another id
 # (OptunaTables.trial_states), built once; the state read as the string it is (SQLAlchemy's Enum
 # checks each against its names, a third of the CPU of a listing of thousands of trials) and looked
-# up in _STATE_OF.
+# up in STATE_OF.
 _STATE_TEXT = sqlalchemy.type_coerce(TRIALS.c.state, String)
 _STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.number, _STATE_TEXT,
                             TRIALS.c.datetime_start).select_from(
@@ -156,7 +157,6 @@ _STATES = sqlalchemy.select(STUDIES.c.study_id, TRIALS.c.trial_id, TRIALS.c.numb
         sqlalchemy.or_(TRIALS.c.state != TrialState.WAITING.name,
                        TRIALS.c.trial_id > sqlalchemy.bindparam("queued_after"))))).where(
     STUDIES.c.study_id == sqlalchemy.bindparam("study_id"))
-_STATE_OF = dict(TrialState.__members__)
 _STATE_ROW = functools.partial(tuple.__new__, TrialStateRow)  # a TrialStateRow of a tuple, in C
 # Statements a worker makes several times a trial, built once (see automl.storage.trial_states).
 _STUDY = sqlalchemy.select(STUDIES.c.study_id).where(STUDIES.c.study_id == sqlalchemy.bindparam("study"))
@@ -196,7 +196,7 @@ class OptunaTables:
         # Transposed and zipped back together without a Python call a row: a named tuple's own
         # constructor was half of what a listing (hundreds of rows, several times a trial) cost.
         _, trial_ids, numbers, states, starts = zip(*rows, strict=True)
-        return list(map(_STATE_ROW, zip(trial_ids, numbers, map(_STATE_OF.__getitem__, states), starts, strict=True)))
+        return list(map(_STATE_ROW, zip(trial_ids, numbers, map(STATE_OF.__getitem__, states), starts, strict=True)))
 
     def study_exists(self, connection: Connection, study_id: int) -> bool:
         return connection.execute(_STUDY, {"study": study_id}).first() is not None
@@ -206,7 +206,7 @@ class OptunaTables:
         found = {}
         for chunk in _chunks(trial_ids):
             rows = connection.execute(_TRIAL_ROWS, {"ids": chunk})
-            found.update({trial_id: (study_id, _STATE_OF[state]) for trial_id, study_id, state in rows})
+            found.update({trial_id: (study_id, STATE_OF[state]) for trial_id, study_id, state in rows})
         return found
 
     def study_distribution(self, connection: Connection, study_id: int, name: str) -> BaseDistribution | None:

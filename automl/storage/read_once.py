@@ -162,14 +162,10 @@ class KnownTrials:
         outline = self.trials.get(trial_id) if trial_id in self._outline else None
         if state == TrialState.RUNNING and (outline is None or outline.state != TrialState.RUNNING):
             self._loaded_at[trial_id] = now  # first seen running: loaded in full fresh_s later
-        outline = FrozenTrial(number=number, state=state, value=None, datetime_start=self._times.local(stored_start),
-                              datetime_complete=None, params={}, distributions={}, user_attrs={},
-                              system_attrs={}, intermediate_values={}, trial_id=trial_id)
-        if trial_id not in self.trials and trial_id < self._highest_kept:
-            self._sorted = False
-        self._highest_kept = max(self._highest_kept, trial_id)
-        self.trials[trial_id] = outline
-        self._ids[number] = trial_id
+        self._put(trial_id, FrozenTrial(
+            number=number, state=state, value=None, datetime_start=self._times.local(stored_start),
+            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
+            intermediate_values={}, trial_id=trial_id))
         self._outline.add(trial_id)
         if state.is_finished():  # its state stays: a read need not look at it again (finished_to_load)
             self._unfinished.discard(trial_id)
@@ -193,11 +189,7 @@ class KnownTrials:
 
     def keep(self, trial_id: int, trial: FrozenTrial) -> None:
         """Remember ``trial`` as it is stored now."""
-        if trial_id not in self.trials and trial_id < self._highest_kept:
-            self._sorted = False
-        self._highest_kept = max(self._highest_kept, trial_id)
-        self.trials[trial_id] = trial
-        self._ids[trial.number] = trial_id
+        self._put(trial_id, trial)
         self._outdated.discard(trial_id)
         self._outline.discard(trial_id)
         self._finished_outline.discard(trial_id)
@@ -210,6 +202,14 @@ class KnownTrials:
             self._loaded_at[trial_id] = time.monotonic()
         else:
             self._loaded_at.pop(trial_id, None)
+
+    def _put(self, trial_id: int, trial: FrozenTrial) -> None:
+        """Hold ``trial`` (whole or in outline) as the copy of ``trial_id``, in id order when listed."""
+        if trial_id not in self.trials and trial_id < self._highest_kept:
+            self._sorted = False
+        self._highest_kept = max(self._highest_kept, trial_id)
+        self.trials[trial_id] = trial
+        self._ids[trial.number] = trial_id
 
     def move(self, trial_id: int, state: TrialState, values: Sequence[float] | None,
              datetime_start: datetime.datetime | None, datetime_complete: datetime.datetime | None) -> None:

@@ -40,7 +40,7 @@ class TrialStateRow(NamedTuple):
 # A parameter's distribution per stored JSON text, parsed once a process (a worker reads the same
 # few thousand texts again and again; a distribution is not changed once made, so trials share it).
 _distribution = functools.lru_cache(maxsize=4096)(json_to_distribution)
-_STATE_OF = dict(TrialState.__members__)
+STATE_OF = dict(TrialState.__members__)  # a stored state's name -> the state
 
 
 # The local time's offset per quarter hour of UTC (see Decoded), per time zone the process had
@@ -140,7 +140,7 @@ def trials_from_documents(rows: Sequence[Any]) -> list[StoredTrial]:
             own[name] = distribution = _distribution(stored)
             external[name] = distribution.to_external_repr(float(value))
         trial = FrozenTrial(
-            number=number, state=_STATE_OF[state], value=None,
+            number=number, state=STATE_OF[state], value=None,
             values=[stored_float(*value) for value in zip(values[::2], values[1::2], strict=True)] or None,
             datetime_start=decoded.local(start and datetime.datetime.fromisoformat(start)),
             datetime_complete=decoded.local(complete and datetime.datetime.fromisoformat(complete)),
