@@ -11,8 +11,9 @@ Side by side with plain Optuna in one run, on SQLite and (with a server) Postgre
    best-trials`` and the dashboard on the plain Optuna study of the same trials: time and peak
    memory (scale/views.py);
 3. on PostgreSQL, 8, 32 and 128 simulated workers doing a worker's storage work on one study:
-   finished trials per second, connections, errors, lost, stuck and duplicated trials
-   (scale/workers.py).
+   finished trials per second, connections, errors, lost, stuck and duplicated trials, the CPU-seconds
+   a finished trial costs the workers and the server (scale/workers.py); with ``--compare TREE``,
+   against another checkout's, both run alternately in one run, and the ratios (scale/compare.py).
 
 The studies are written in bulk (scale/bulk.py), as automl's workers leave them, so a study of
 50,000 trials takes a minute to make, not days. PostgreSQL: ``--postgres URL`` (or
@@ -23,22 +24,26 @@ size gets a database of its own, dropped at the end. The last lines are ``key=va
     python benchmarks/study_scale.py                # 100 to 50,000 trials: an hour or more on 2 cores
     # show and report alone, on a 50,000-trial study written once into /tmp/scale and reused after
     python benchmarks/study_scale.py --parts views --sizes 50000 --keep /tmp/scale --no-dashboard
+    # 32 simulated workers of this tree against an older commit's, alternately, twice each
+    git worktree add --detach /tmp/before COMMIT
+    python benchmarks/study_scale.py --parts workers --workers 32 --compare /tmp/before
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
 import sqlalchemy
-from scale import views, workers
+from scale import compare, views, workers
 from sqlalchemy.engine import make_url
 
 AUTOML, OPTUNA = "automl", "optuna"
@@ -139,6 +144,51 @@ def view_rows(url: str, size: int, browser: bool, results: dict[str, float], ser
         results[f"chromium_s_{size}"] = page[AUTOML].seconds if page[AUTOML].ok else float("inf")
 
 
+def workers_rows(postgres: str, counts: list[int], quick: bool, other: Path | None, rounds: int, folder: Path,
+                 results: dict[str, float]) -> None:
+    """The simulated workers' table, a row per run, each on a new database: one run per count in this
+    process; or, with ``other`` (a checkout, --compare), ``rounds`` runs of ``other`` and of this tree
+    alternately, each in a subprocess (scale/compare.py), then the comparison of the two. ``other`` runs
+    first, so that a tree compare refuses (its reason: scale/compare.py) stops the benchmark at once."""
+    trials_per_worker, train_s = (2, 0.2) if quick else (5, 1.0)
+    sides: list[tuple[str, Callable[..., workers.WorkersResult]]] = [("", workers.simulate)] if other is None else [
+        (other.name, functools.partial(compare.simulate_in, other)),
+        ("this", functools.partial(compare.simulate_in, compare.THIS_TREE))]
+    print("simulated workers on one PostgreSQL study (threads in 4 processes without torch; "
+          f"{train_s:g} s of 'training' per trial)"
+          + ("" if other is None else f": {other.name} and this tree alternately, {rounds} runs each"))
+    print(f"{'workers':>7} {'trials':>6} {'trials/s':>8} {'connections':>11} {'per worker':>10} "
+          f"{'errors':>6} {'failed':>6} {'lost':>4} {'stuck':>5} {'duplicated':>10} "
+          f"{'client CPU-s':>12} {'server CPU-s':>12} {'ceiling/s':>9} {'client MiB':>10}"
+          + ("" if other is None else " tree"))
+    print(f"{'':>7} (CPU-s per finished trial; ceiling: trials/s if this machine's {os.cpu_count()} cores "
+          "did nothing else)")
+    compared: dict[int, tuple[list[workers.WorkersResult], list[workers.WorkersResult]]] = {}
+    for count in counts:
+        runs: list[list[workers.WorkersResult]] = [[] for _ in sides]
+        for _ in range(1 if other is None else rounds):
+            for (label, simulate), side_runs in zip(sides, runs, strict=True):
+                with database("postgresql", postgres, count, folder) as url:
+                    found = simulate(url, f"workers-{count}", count, trials_per_worker, train_s)
+                side_runs.append(found)
+                ceiling = (os.cpu_count() or 1) / (found.client_cpu_s + found.server_cpu_s)
+                print(f"{count:>7} {found.trials:>6} {found.per_second:>8.1f} {found.max_connections:>11} "
+                      f"{found.max_connections / count:>10.2f} {found.errors:>6} {found.failed:>6} {found.lost:>4} "
+                      f"{found.stuck:>5} {found.duplicated:>10} {found.client_cpu_s:>12.3f} "
+                      f"{found.server_cpu_s:>12.3f} {ceiling:>9.1f} {found.client_peak_mib:>10.0f} {label}".rstrip(),
+                      flush=True)
+                if found.first_error:
+                    print(f"  first error: {found.first_error}")
+        if other is None:
+            results.update({f"workers_{count}_ceiling_per_s": ceiling, f"workers_{count}_per_s": found.per_second,
+                            f"workers_{count}_connections": found.max_connections,
+                            f"workers_{count}_wrong": compare.wrong(found)})
+        else:
+            compared[count] = (runs[1], runs[0])
+    if other is not None:
+        results.update(compare.print_table(compared, other))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="studies of 100 and 300 trials, 4 workers: a smoke run")
@@ -152,11 +202,24 @@ def main(argv: list[str] | None = None) -> None:
                         "(its notes and figures are still saved, as `automl run` saves them, before show and report)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="views alone: write the SQLite studies into DIR and "
                         "keep them; those already there are reused (50,000 trials take a minute or two to write)")
+    parser.add_argument("--compare", type=Path, metavar="TREE", help="workers: against TREE, another checkout of "
+                        "this repository (e.g. `git worktree add --detach /tmp/before COMMIT`), run alternately with "
+                        "this tree on this environment's packages; prints both and the ratios this/TREE")
+    parser.add_argument("--rounds", type=int, default=2, metavar="R", help="with --compare: runs of each tree per "
+                        "worker count (default 2)")
     parser.add_argument("--parts", default="overhead,views,workers", help="which of overhead, views, workers to run "
                         "(default all; views alone write their studies without timing the overhead)")
     args = parser.parse_args(argv)
     if args.keep and args.parts != "views":
         parser.error("--keep is for the views alone (--parts views): the other parts write studies of their own")
+    if args.compare and not (args.postgres and "workers" in args.parts.split(",")):
+        parser.error("--compare is for the simulated workers: it needs --parts with workers and PostgreSQL")
+    if args.compare and not (args.compare / "benchmarks" / "scale" / "workers.py").is_file():
+        parser.error(f"--compare {args.compare}: no benchmarks/scale/workers.py there (a checkout of this repository?)")
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: at least 1")
+    if args.compare:
+        args.compare = args.compare.resolve()
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -186,29 +249,10 @@ def main(argv: list[str] | None = None) -> None:
                 view_studies(url, size)
                 view_rows(url, size, browser, results, not args.no_dashboard)
         if args.postgres and "workers" in parts:
-            print("simulated workers on one PostgreSQL study (threads in 4 processes without torch; "
-                  f"{'0.2' if args.quick else '1'} s of 'training' per trial)")
-            print(f"{'workers':>7} {'trials':>6} {'trials/s':>8} {'connections':>11} {'per worker':>10} "
-                  f"{'errors':>6} {'failed':>6} {'lost':>4} {'stuck':>5} {'duplicated':>10} "
-                  f"{'client CPU-s':>12} {'server CPU-s':>12} {'ceiling/s':>9} {'client MiB':>10}")
-            print(f"{'':>7} (CPU-s per finished trial; ceiling: trials/s if this machine's {os.cpu_count()} cores "
-                  "did nothing else)")
-            for count in counts:
-                with database("postgresql", args.postgres, count, Path(folder)) as url:
-                    found = workers.simulate(url, f"workers-{count}", count, 2 if args.quick else 5,
-                                             0.2 if args.quick else 1.0)
-                ceiling = (os.cpu_count() or 1) / (found.client_cpu_s + found.server_cpu_s)
-                print(f"{count:>7} {found.trials:>6} {found.per_second:>8.1f} {found.max_connections:>11} "
-                      f"{found.max_connections / count:>10.2f} {found.errors:>6} {found.failed:>6} {found.lost:>4} "
-                      f"{found.stuck:>5} {found.duplicated:>10} {found.client_cpu_s:>12.3f} "
-                      f"{found.server_cpu_s:>12.3f} {ceiling:>9.1f} {found.client_peak_mib:>10.0f}", flush=True)
-                if found.first_error:
-                    print(f"  first error: {found.first_error}")
-                results.update({f"workers_{count}_ceiling_per_s": ceiling,
-                                f"workers_{count}_per_s": found.per_second,
-                                f"workers_{count}_connections": found.max_connections,
-                                f"workers_{count}_wrong": found.errors + found.failed + found.lost + found.stuck
-                                + found.duplicated})
+            try:
+                workers_rows(args.postgres, counts, args.quick, args.compare, args.rounds, Path(folder), results)
+            except compare.TreeError as error:  # a tree that is not what --compare runs: its reason, not a traceback
+                parser.exit(1, f"study_scale.py: --compare: {error}\n")
     for key, value in results.items():
         print(f"{key}={value:.4g}")
 
