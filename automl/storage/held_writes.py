@@ -3,13 +3,17 @@
 Optuna's RDBStorage commits each parameter and attribute in a transaction of its own; a trial
 records about ten parameters and twenty attributes. Optuna has no batched write, so a worker's
 storage (automl.storage.worker_storage) holds the writes to the trials it runs and commits them in
-one transaction (automl.storage.optuna_tables): before it reads trials from the database or changes
-a trial's state, at each heartbeat, and when asked (automl.search.objective does before a trial
-trains). benchmarks/worker_storage.py times a trial's storage work against Optuna's. This process
-always reads its own writes (the worker's copy of a running trial carries them), other processes
-(other workers, the dashboard) see them within a heartbeat interval, and a trial's end commits
-them before its state changes. A worker killed meanwhile loses what it held since the last
-commit, as it loses the trial.
+one transaction (automl.storage.optuna_tables): before it changes a trial's state, at each
+heartbeat, when asked (automl.search.objective does before a trial trains), and before it reads
+trials from the database once the oldest has been held a heartbeat interval (at every read, without
+a heartbeat). benchmarks/worker_storage.py times a trial's storage work against Optuna's. This
+process always reads its own writes (the worker's copy of a running trial carries them), other
+processes (other workers, the dashboard) see them within a heartbeat interval, and a trial's end
+commits them before its state changes. A worker killed meanwhile loses what it held since the last
+commit, as it loses the trial. A read commits no sooner: a worker reads the study several times a
+trial (MO-ASHA at each rung), and committing the running curve at each read cost a transaction a
+read that no other worker saw sooner (they load another's running trial once a heartbeat interval,
+automl.storage.read_once).
 
 Each write is checked as Optuna's would be where it is made (a value that is not JSON, a parameter
 whose distribution contradicts the study's), not at the commit. A trial another worker ended
@@ -21,6 +25,7 @@ writes again; the next commit retries them (automl.storage.retry retries the cal
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -46,23 +51,32 @@ class HeldWrites:
         # (PARAM, USER or SYSTEM, trial id, key) -> the value to store: for a parameter its internal
         # value and distribution JSON, for an attribute its JSON. A key written again keeps its last.
         self._held: dict[tuple[str, int, str], Any] = {}
+        self._since = 0.0  # when the oldest write held now was made (time.monotonic)
 
     def __bool__(self) -> bool:
         return bool(self._held)
 
     def hold(self, kind: str, trial_id: int, key: str, value: Any) -> None:
+        if not self._held:
+            self._since = time.monotonic()
         self._held[(kind, trial_id, key)] = value
 
-    def commit(self, tables: OptunaTables, then: Callable[[Connection], T] | None = None) -> tuple[set[int], T | None]:
+    def held_s(self) -> float:
+        """Seconds since the oldest write held now was made (0 when none is held)."""
+        return time.monotonic() - self._since if self._held else 0.0
+
+    def commit(self, tables: OptunaTables, then: Callable[[Connection], T] | None = None,
+               held_s: float = 0.0) -> tuple[set[int], T | None]:
         """Commit every held write in one transaction, and in it, after them, ``then`` (a state change,
-        a heartbeat); if that fails, hold them again and raise.
+        a heartbeat); if that fails, hold them again and raise. Without ``then``, writes held for less
+        than ``held_s`` seconds (the oldest of them) are left held.
 
         Returns the ids of the trials written to that no longer exist (their study was deleted),
         whose writes are dropped, and what ``then`` returned.
         """
-        if not self._held and then is None:
+        if then is None and (not self._held or self.held_s() < held_s):
             return set(), None
-        held, self._held = self._held, {}
+        held, since, self._held = self._held, self._since, {}
         try:
             with tables.engine.begin() as connection:
                 trial_ids = {trial_id for _, trial_id, _ in held}
@@ -86,6 +100,7 @@ class HeldWrites:
                     tables.upsert_attrs(connection, _TABLES[kind], rows)
                 done = None if then is None else then(connection)
         except BaseException:
-            self._held = {**held, **self._held}  # never dropped: the next commit retries them
+            # Never dropped: the next commit retries them, as held since they first were.
+            self._held, self._since = {**held, **self._held}, since
             raise
         return trial_ids - set(found), done

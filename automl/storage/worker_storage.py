@@ -286,7 +286,7 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
         self._put_back(self._pops.listed())
-        self._commit()
+        self._commit(held_s=self.backend.heartbeat_interval or 0)  # else the heartbeat commits (held_writes)
         outline = lists_queued_only(states) and self._runs_queued_only(study_id)  # a pop's (read_once)
         known = self._cache.refresh(self._tables, study_id, states, outline)
         if known is None:
@@ -312,13 +312,13 @@ class WorkerStorage(BaseStorage, BaseHeartbeat):
         """Commit every write held for this process's running trials, in one transaction."""
         self._commit()
 
-    def _commit(self, then: Callable[[Connection], T] | None = None) -> T | None:
-        """Commit what is held, and in the same transaction ``then``; first, on SQLite, check the file
-        is still the one opened (most calls commit first: a worker whose file was deleted stops at
-        its next one)."""
+    def _commit(self, then: Callable[[Connection], T] | None = None, held_s: float = 0.0) -> T | None:
+        """Commit what is held (see HeldWrites.commit for ``held_s``), and in the same transaction ``then``;
+        first, on SQLite, check the file is still the one opened (most calls commit first: a worker
+        whose file was deleted stops at its next one)."""
         if self._file is not None:
             self._file.check()
-        missing, done = self._held.commit(self._tables, then)
+        missing, done = self._held.commit(self._tables, then, held_s)
         for study_id in {self._cache.study_of.get(trial_id) for trial_id in missing}:
             deleted = self._deleted(study_id)
             if deleted is not None:

@@ -100,6 +100,30 @@ def test_the_heartbeat_commits_held_writes(tmp_path: Path) -> None:
     assert _stored(url, 0).user_attrs["flops"] == 1000
 
 
+def test_a_read_commits_held_writes_once_held_a_heartbeat_interval(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
+    study = _worker_study(url)  # a heartbeat every second
+    trial = study.ask()
+    trial.set_user_attr("curve", [0.1])
+    ranked = study.get_trials(deepcopy=False, states=RANKED_STATES)  # MO-ASHA's read at a rung
+    assert ranked[0].user_attrs["curve"] == [0.1], "this process did not read its own held write"
+    assert "curve" not in _stored(url, 0).user_attrs, "a read committed a write held less than a heartbeat interval"
+    with monkeypatch.context() as later:
+        at = time.monotonic() + 1  # the heartbeat interval of _worker_study: the heartbeat thread may have missed it
+        later.setattr(time, "monotonic", lambda: at)
+        study.get_trials(deepcopy=False, states=RANKED_STATES)
+    assert _stored(url, 0).user_attrs["curve"] == [0.1]
+
+    # Without a heartbeat nothing else commits what is held: every read does.
+    plain = optuna.load_study(study_name=STUDY, storage=WorkerStorage(open_storage(url)))
+    other = plain.ask()
+    other.set_user_attr("curve", [0.2])
+    plain.get_trials(deepcopy=False, states=RANKED_STATES)
+    assert _stored(url, other.number).user_attrs["curve"] == [0.2]
+
+
 def test_commit_trial_writes_commits_what_the_worker_holds_and_leaves_other_storages_alone(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'held.db'}"
     plain = optuna.create_study(study_name=STUDY, storage=open_storage(url))
