@@ -12,8 +12,8 @@ processes (other workers, the dashboard) see them within a heartbeat interval, a
 commits them before its state changes. A worker killed meanwhile loses what it held since the last
 commit, as it loses the trial. A read commits no sooner: a worker reads the study several times a
 trial (MO-ASHA at each rung), and committing the running curve at each read cost a transaction a
-read that no other worker saw sooner (they load another's running trial once a heartbeat interval,
-automl.storage.read_once).
+read that MO-ASHA in no other worker saw sooner (its listing loads another worker's running trial
+once a heartbeat interval, automl.storage.read_once).
 
 Each write is checked as Optuna's would be where it is made (a value that is not JSON, a parameter
 whose distribution contradicts the study's), not at the commit. A trial another worker ended
