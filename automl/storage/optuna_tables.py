@@ -12,7 +12,8 @@ database that its tables have those columns and the unique keys the upserts rely
 database that has not, naming what is missing (tests/storage/test_optuna_tables.py runs the check
 and compares every trial read here with Optuna's own reading, on SQLite and PostgreSQL).
 The rows read become Optuna's trials in automl.storage.stored_trials (whose names this module
-exports too, as the one place the tables are read from).
+exports too, as the one place the tables are read from); on PostgreSQL a load reads each trial as
+one document (automl.storage.trial_documents).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from automl.storage.stored_trials import (
     stored_float,
     stored_value,
     trial_from_rows,
-    trials_from_documents,
 )
+from automl.storage.trial_documents import documents_by_ids, documents_of_study
 
 __all__ = ["HEARTBEATS", "INTERMEDIATE", "PARAMS", "STUDIES", "STUDY_SYSTEM_ATTRS", "SYSTEM_ATTRS", "TRIALS",
            "UNIQUE_KEYS", "USER_ATTRS", "VALUES", "Decoded", "OptunaTables", "StoredTrial", "TrialStateRow",
@@ -84,67 +85,14 @@ _UPSERTS: dict[str, Callable[[Table], Any]] = {
 # SQLite's default cap on bound variables is 32766 (999 before 3.32): ids go in chunks well below.
 _CHUNK = 500
 _STUDY_CHUNK = 5000
-# A trial's rows in the other tables, as a load reads them: the table, the column they are ordered
-# by, and the columns read (parameters, values, intermediate values, user attrs, system attrs).
+# A trial's rows in the other tables, as a load reads them (on PostgreSQL in the same order, in one
+# statement: automl.storage.trial_documents): the table, the column they are ordered by, and the
+# columns read (parameters, values, intermediate values, user attrs, system attrs).
 _CHILDREN = ((PARAMS, "param_id", "param_name", "param_value", "distribution_json"),
              (VALUES, "objective", "value", "value_type"),
              (INTERMEDIATE, "trial_intermediate_value_id", "step", "intermediate_value", "intermediate_value_type"),
              (USER_ATTRS, "trial_user_attribute_id", "key", "value_json"),
              (SYSTEM_ATTRS, "trial_system_attribute_id", "key", "value_json"))
-# PostgreSQL: each trial as one JSON text, [trial_id, number, study_id, state, start, complete,
-# params, values, intermediate values, user attrs, system attrs], the params and values flat lists
-# of their columns (name, value, distribution; value, type; step, value, type), the attrs objects.
-# The server concatenates text (a stored attribute's JSON as it is) and the client parses each
-# trial once: aggregating into PostgreSQL's json type cost more of both (the server escaping every
-# stored JSON into a string, the client parsing it twice), and a trial's row beside it cost a
-# column description and a conversion per column. Floats are read as the server prints them (its
-# float8 output, as the driver reads a float column; NaN and infinities too, which Python's json
-# reads); a parameter or attribute whose name or key is NULL (Optuna never writes one) is left out.
-def _trial_documents(where: str) -> str:
-    def number(column: str) -> str:
-        return f"coalesce({column}::text, 'null')"
-
-    def typed(column: str, stored_type: str) -> str:  # a float beside its type (stored_float)
-        return f"{number(column)} || ',\"' || {stored_type} || '\"'"
-
-    attr = "to_json(c.key)::text || ':' || coalesce(c.value_json, 'null')"
-    rows = {PARAMS: f"to_json(c.param_name)::text || ',' || {number('c.param_value')} || ',' "
-                    "|| to_json(c.distribution_json)::text",
-            VALUES: typed("c.value", "c.value_type"),
-            INTERMEDIATE: f"c.step::text || ',' || {typed('c.intermediate_value', 'c.intermediate_value_type')}",
-            USER_ATTRS: attr, SYSTEM_ATTRS: attr}
-    parts = [f"'[' || {number('t.trial_id')} || ',' || {number('t.number')} || ',' || {number('t.study_id')} "
-             "|| ',\"' || t.state || '\",' || coalesce(to_json(t.datetime_start)::text, 'null') || ',' "
-             "|| coalesce(to_json(t.datetime_complete)::text, 'null')"]
-    for table, order, *_ in _CHILDREN:
-        opening, closing = "{}" if rows[table] == attr else "[]"
-        parts.append(f"',{opening}' || coalesce((SELECT string_agg({rows[table]}, ',' ORDER BY c.{order}) "
-                     f"FROM {table.name} c WHERE c.trial_id = t.trial_id), '') || '{closing}'")
-    return f"SELECT {' || '.join(parts)} || ']' AS document FROM {TRIALS.name} t WHERE {where} ORDER BY t.trial_id"
-
-
-_DOCUMENT = sqlalchemy.column("document", Text)
-
-
-# Trials by id. A few ids go as a list of parameters, padded to a power of two with the last id
-# again: PostgreSQL plans `= ANY(array)` for an array of ten, so a read of a few trials was planned
-# anew each time (half its server time); a list's plan is kept (after five reads of a length), and
-# the padding keeps the lengths, each a statement built once and prepared by the connection, to
-# five. More go as one array: a plan then costs little a trial, and the driver converts a long
-# list's statement and each of its parameters again at each read (past 50 it caches none).
-_LISTED_IDS = 16
-
-
-@functools.cache
-def _documents_by_ids(length: int) -> sqlalchemy.TextualSelect:
-    ids = ", ".join(f":id{index}" for index in range(length))
-    return sqlalchemy.text(_trial_documents(f"t.trial_id IN ({ids})")).columns(_DOCUMENT)
-
-
-_DOCUMENTS_BY_ID_ARRAY = sqlalchemy.text(_trial_documents("t.trial_id = ANY(:ids)")).bindparams(
-    sqlalchemy.bindparam("ids", type_=postgresql.ARRAY(Integer))).columns(_DOCUMENT)
-_DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id AND t.trial_id BETWEEN :low AND :high")
-                                  ).columns(_DOCUMENT)
 # The study's row joined to its trials from an id on, but the queued ones up to another id
 # (OptunaTables.trial_states), built once; the state read as the string it is (SQLAlchemy's Enum
 # checks each against its names, a third of the CPU of a listing of thousands of trials) and looked
@@ -232,15 +180,14 @@ class OptunaTables:
         the next is read, so a study of 50,000 trials never holds its million rows at once.
         """
         loaded: list[StoredTrial] = []
-        documents = self.engine.dialect.name == "postgresql"  # one statement a chunk (_trial_documents)
+        documents = self.engine.dialect.name == "postgresql"  # one statement a chunk (trial_documents)
         if study_id is not None and not trial_ids:
             ids = connection.execute(sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id)
                                      .order_by(TRIALS.c.trial_id)).scalars().all()
             for start in range(0, len(ids), _STUDY_CHUNK):
                 low, high = ids[start], ids[min(start + _STUDY_CHUNK, len(ids)) - 1]
                 if documents:
-                    loaded += trials_from_documents(connection.execute(
-                        _DOCUMENTS_OF_STUDY, {"study_id": study_id, "low": low, "high": high}).all())
+                    loaded += documents_of_study(connection, study_id, low, high)
                     continue
                 within = TRIALS.c.trial_id.between(low, high)
                 mine = sqlalchemy.select(TRIALS.c.trial_id).where(TRIALS.c.study_id == study_id, within)
@@ -249,12 +196,7 @@ class OptunaTables:
             return loaded
         for chunk in _chunks(sorted(trial_ids)):
             if documents:
-                if len(chunk) > _LISTED_IDS:
-                    loaded += trials_from_documents(connection.execute(_DOCUMENTS_BY_ID_ARRAY, {"ids": chunk}).all())
-                    continue
-                length = 1 << (len(chunk) - 1).bit_length()
-                loaded += trials_from_documents(connection.execute(_documents_by_ids(length), {
-                    f"id{index}": chunk[min(index, len(chunk) - 1)] for index in range(length)}).all())
+                loaded += documents_by_ids(connection, chunk)
                 continue
             loaded += self._load(connection, TRIALS.c.trial_id.in_(chunk),
                                  lambda table, chunk=chunk: table.c.trial_id.in_(chunk))  # type: ignore[misc]
@@ -262,8 +204,8 @@ class OptunaTables:
 
     def _load(self, connection: Connection, which: Any, children: Callable[[Table], Any]) -> list[StoredTrial]:
         """The trials ``which`` selects, with their rows of the other tables (``children`` selects
-        those), a statement per table (PostgreSQL reads them in one: _trial_documents). A trial's
-        rows of each table in the order of their ids (its values: of objectives)."""
+        those), a statement per table (PostgreSQL reads them in one: automl.storage.trial_documents). A
+        trial's rows of each table in the order of their ids (its values: of objectives)."""
         rows = connection.execute(sqlalchemy.select(TRIALS).where(which).order_by(TRIALS.c.trial_id)).all()
         if not rows:
             return []

@@ -12,7 +12,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, overload
 
 from optuna.distributions import BaseDistribution, json_to_distribution
@@ -128,16 +128,17 @@ def trial_from_rows(row: Any, children: list[list[Any]], decoded: Decoded) -> St
     return StoredTrial(row.study_id, row.trial_id, trial)
 
 
-def trials_from_documents(rows: Sequence[Any]) -> list[StoredTrial]:
-    """The trials of rows of one JSON text each, a trial's fields and rows in the order
-    automl.storage.optuna_tables reads them on PostgreSQL, each parsed once."""
+def trials_from_documents(documents: Sequence[list[Any]],
+                          distributions: Mapping[str, BaseDistribution]) -> list[StoredTrial]:
+    """The trials of parsed JSON documents, a trial's fields and rows in the order
+    automl.storage.trial_documents reads them, each parameter's distribution looked up in
+    ``distributions`` by its md5. Raises KeyError for an md5 not in ``distributions``."""
     decoded = Decoded()
     loaded = []
-    for document, in rows:
-        trial_id, number, study_id, state, start, complete, params, values, steps, user, system = json.loads(document)
+    for trial_id, number, study_id, state, start, complete, params, values, steps, user, system in documents:
         own, external = {}, {}
-        for name, value, stored in zip(params[::3], params[1::3], params[2::3], strict=True):
-            own[name] = distribution = _distribution(stored)
+        for name, value, digest in zip(params[::3], params[1::3], params[2::3], strict=True):
+            own[name] = distribution = distributions[digest]
             external[name] = distribution.to_external_repr(float(value))
         trial = FrozenTrial(
             number=number, state=STATE_OF[state], value=None,

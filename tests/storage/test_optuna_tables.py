@@ -18,7 +18,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from automl.errors import UsageError
-from automl.storage import optuna_tables
+from automl.storage import trial_documents
 from automl.storage.optuna_tables import OptunaTables, UnknownOptunaTables, check_layout, local_time
 from automl.storage.outline import Outline, read_outlines
 from automl.storage.trial_queue import WINDOW, queue_trials
@@ -79,7 +79,7 @@ def test_trials_read_through_the_tables_equal_optunas_own_reading(url: str, monk
         everything = tables.load(connection, study_id)
         # Three ids: on PostgreSQL read as four, the last again (a list of ids is padded).
         some = tables.load(connection, trial_ids=[trial.trial_id for trial in everything[4:0:-2] + everything[3:4]])
-        monkeypatch.setattr(optuna_tables, "_LISTED_IDS", 2)  # on PostgreSQL more ids go as one array
+        monkeypatch.setattr(trial_documents, "LISTED_IDS", 2)  # on PostgreSQL more ids go as one array
         as_array = tables.load(connection, trial_ids=[trial.trial_id for trial in everything[2:5]])
         states = tables.trial_states(connection, study_id, lowest=everything[3].trial_id)
         outlined = read_outlines(connection, study_id, Outline(("family", "fail_reason"), ("x", "n"),

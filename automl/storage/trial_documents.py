@@ -1,0 +1,140 @@
+"""PostgreSQL: whole trials read as one JSON document each, a parameter's distribution as its md5.
+
+A load reads each trial as one JSON text (trial_documents), parsed once by the client
+(automl.storage.stored_trials.trials_from_documents). A trial's parameters are most of it if
+their distributions are in it: each distribution's stored JSON (~110 bytes, escaped as a JSON
+string) is two thirds of a document, and the same few texts come again in every trial. So a
+document holds each distribution as the md5 of its stored text (32 hex digits), and the process
+keeps the distribution of every md5 it has read (a text is parsed once a process, as before);
+the md5s it has not seen are read in a second statement on the same connection, the texts of those
+parameters of the trials that hold them (DISTRIBUTION_TEXTS): once per distinct distribution a
+process. An md5 of a text identifies the text, so what a process keeps holds for any database.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy
+from optuna.distributions import BaseDistribution
+from sqlalchemy import Integer, Text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from automl.storage.stored_trials import Decoded, StoredTrial, trials_from_documents
+
+# A trial's rows in the other tables, in a document's order: the table, the column they are ordered by
+# and, for each row, the comma-separated JSON of its columns (or ``key: value`` for an attr). A
+# parameter's name, value and distribution (the md5 of its stored JSON); a value and its type; an
+# intermediate value's step, value and type; a user or a system attr.
+_NUMBER = "coalesce({}::text, 'null')"
+_TYPED = _NUMBER + " || ',\"' || {} || '\"'"  # a float beside its type (stored_trials.stored_float)
+_ATTR = "to_json(c.key)::text || ':' || coalesce(c.value_json, 'null')"
+_ROWS = (("trial_params", "param_id", "to_json(c.param_name)::text || ',' || " + _NUMBER.format("c.param_value")
+          + " || ',\"' || md5(c.distribution_json) || '\"'"),
+         ("trial_values", "objective", _TYPED.format("c.value", "c.value_type")),
+         ("trial_intermediate_values", "trial_intermediate_value_id",
+          "c.step::text || ',' || " + _TYPED.format("c.intermediate_value", "c.intermediate_value_type")),
+         ("trial_user_attributes", "trial_user_attribute_id", _ATTR),
+         ("trial_system_attributes", "trial_system_attribute_id", _ATTR))
+
+
+# Each trial as one JSON text, [trial_id, number, study_id, state, start, complete, params, values,
+# intermediate values, user attrs, system attrs], the params and values flat lists of their columns
+# (name, value, md5 of the distribution; value, type; step, value, type), the attrs objects.
+# The server concatenates text (a stored attribute's JSON as it is) and the client parses each
+# trial once: aggregating into PostgreSQL's json type cost more of both (the server escaping every
+# stored JSON into a string, the client parsing it twice), and a trial's row beside it cost a
+# column description and a conversion per column. Floats are read as the server prints them (its
+# float8 output, as the driver reads a float column; NaN and infinities too, which Python's json
+# reads); a parameter or attribute whose name or key is NULL (Optuna never writes one) is left out.
+def _trial_documents(where: str) -> str:
+    parts = [f"'[' || {_NUMBER.format('t.trial_id')} || ',' || {_NUMBER.format('t.number')} || ',' "
+             f"|| {_NUMBER.format('t.study_id')} || ',\"' || t.state || '\",' "
+             "|| coalesce(to_json(t.datetime_start)::text, 'null') || ',' "
+             "|| coalesce(to_json(t.datetime_complete)::text, 'null')"]
+    for table, order, row in _ROWS:
+        opening, closing = "{}" if row == _ATTR else "[]"
+        parts.append(f"',{opening}' || coalesce((SELECT string_agg({row}, ',' ORDER BY c.{order}) "
+                     f"FROM {table} c WHERE c.trial_id = t.trial_id), '') || '{closing}'")
+    return f"SELECT {' || '.join(parts)} || ']' AS document FROM trials t WHERE {where} ORDER BY t.trial_id"
+
+
+_DOCUMENT = sqlalchemy.column("document", Text)
+_IDS = sqlalchemy.bindparam("ids", type_=postgresql.ARRAY(Integer))
+
+
+# Trials by id. A few ids go as a list of parameters, padded to a power of two with the last id
+# again: PostgreSQL plans `= ANY(array)` for an array of ten, so a read of a few trials was planned
+# anew each time (half its server time); a list's plan is kept (after five reads of a length), and
+# the padding keeps the lengths, each a statement built once and prepared by the connection, to
+# five. More go as one array: a plan then costs little a trial, and the driver converts a long
+# list's statement and each of its parameters again at each read (past 50 it caches none).
+LISTED_IDS = 16
+
+
+@functools.cache
+def _documents_by_ids(length: int) -> sqlalchemy.TextualSelect:
+    ids = ", ".join(f":id{index}" for index in range(length))
+    return sqlalchemy.text(_trial_documents(f"t.trial_id IN ({ids})")).columns(_DOCUMENT)
+
+
+_DOCUMENTS_BY_ID_ARRAY = sqlalchemy.text(_trial_documents("t.trial_id = ANY(:ids)")).bindparams(_IDS).columns(
+    _DOCUMENT)
+_DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id AND t.trial_id BETWEEN :low AND :high")
+                                      ).columns(_DOCUMENT)
+# The distinct distributions of the trials' parameters whose md5 is one of those asked, as
+# (md5, stored JSON): a trial's parameters through Optuna's unique key (trial_id, param_name).
+DISTRIBUTION_TEXTS = sqlalchemy.text(
+    "SELECT DISTINCT md5(distribution_json), distribution_json FROM trial_params "
+    "WHERE trial_id = ANY(:ids) AND md5(distribution_json) = ANY(:digests)").bindparams(
+    _IDS, sqlalchemy.bindparam("digests", type_=postgresql.ARRAY(Text)))
+# The distribution per md5 of its stored JSON, of every document this process read; emptied at
+# _KNOWN_LIMIT (a process reading many studies' spaces), to be read again as needed.
+_KNOWN: dict[str, BaseDistribution] = {}
+_KNOWN_LIMIT = 4096
+
+
+def documents_by_ids(connection: Connection, ids: list[int]) -> list[StoredTrial]:
+    """The trials of ``ids`` (sorted, at most a few hundred) that exist, in id order."""
+    if len(ids) > LISTED_IDS:
+        return _read(connection, _DOCUMENTS_BY_ID_ARRAY, {"ids": ids})
+    length = 1 << (len(ids) - 1).bit_length()
+    return _read(connection, _documents_by_ids(length),
+                 {f"id{index}": ids[min(index, len(ids) - 1)] for index in range(length)})
+
+
+def documents_of_study(connection: Connection, study_id: int, low: int, high: int) -> list[StoredTrial]:
+    """The study's trials with an id from ``low`` to ``high``, in id order."""
+    return _read(connection, _DOCUMENTS_OF_STUDY, {"study_id": study_id, "low": low, "high": high})
+
+
+def _read(connection: Connection, statement: Any, parameters: Mapping[str, Any]) -> list[StoredTrial]:
+    def parsed() -> list[list[Any]]:
+        return [json.loads(document) for document, in connection.execute(statement, parameters).all()]
+
+    documents = parsed()
+    while True:
+        try:
+            return trials_from_documents(documents, _KNOWN)
+        except KeyError:
+            # A trial holding each md5 not seen yet (a document's parameters: name, value, md5).
+            holders = {digest: trial[0] for trial in documents for digest in trial[6][2::3] if digest not in _KNOWN}
+            if not holders:
+                raise  # a key other than an md5
+        if not _learn(connection, holders):
+            documents = parsed()  # a trial's parameters went since (its study deleted): read them again
+
+
+def _learn(connection: Connection, holders: Mapping[str, int]) -> bool:
+    """Keep the distribution of each md5 of ``holders`` (md5 -> id of a trial with a parameter of
+    it); False if a trial no longer holds it."""
+    found = connection.execute(DISTRIBUTION_TEXTS, {"ids": sorted(set(holders.values())),
+                                                    "digests": sorted(holders)}).all()
+    if len(_KNOWN) + len(found) > _KNOWN_LIMIT:
+        _KNOWN.clear()
+    _KNOWN.update((digest, Decoded.distribution(stored)) for digest, stored in found)
+    return all(digest in _KNOWN for digest in holders)
