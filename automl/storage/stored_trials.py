@@ -132,7 +132,7 @@ def trials_from_documents(documents: Sequence[list[Any]],
                           distributions: Mapping[str, BaseDistribution]) -> list[StoredTrial]:
     """The trials of parsed JSON documents, a trial's fields and rows in the order
     automl.storage.trial_documents reads them, each parameter's distribution looked up in
-    ``distributions`` by its md5. Raises KeyError for an md5 not in ``distributions``."""
+    ``distributions`` by its digest. Raises KeyError for a digest not in ``distributions``."""
     decoded = Decoded()
     loaded = []
     for trial_id, number, study_id, state, start, complete, params, values, steps, user, system in documents:

@@ -1,14 +1,20 @@
-"""PostgreSQL: whole trials read as one JSON document each, a parameter's distribution as its md5.
+"""PostgreSQL: whole trials read as one JSON document each, a parameter's distribution as a digest.
 
 A load reads each trial as one JSON text (trial_documents), parsed once by the client
 (automl.storage.stored_trials.trials_from_documents). A trial's parameters are most of it if
 their distributions are in it: each distribution's stored JSON (~110 bytes, escaped as a JSON
 string) is two thirds of a document, and the same few texts come again in every trial. So a
-document holds each distribution as the md5 of its stored text (32 hex digits), and the process
-keeps the distribution of every md5 it has read (a text is parsed once a process, as before);
-the md5s it has not seen are read in a second statement on the same connection, the texts of those
-parameters of the trials that hold them (DISTRIBUTION_TEXTS): once per distinct distribution a
-process. An md5 of a text identifies the text, so what a process keeps holds for any database.
+document holds each distribution as a 128-bit digest of its stored text (_DIGEST), and the process
+keeps the distribution of every digest it has read (a text is parsed once a process, as before);
+the digests it has not seen are read in a second statement on the same connection, with the texts
+of the parameters of trials that hold them (DISTRIBUTION_TEXTS): once per distinct distribution a
+process. A digest stands for its text's bytes wherever it was read, so what a process keeps holds
+for any database.
+
+The digest is PostgreSQL's 64-bit hash of the text's bytes under two seeds
+(``hashtextextended``, as hash partitioning uses, over the text in the "C" collation, whose hash is
+of the bytes): the server spent ~0.3 µs more a parameter on md5 than on escaping the text, and
+~0.2 µs less on these two hashes (tests/storage/test_trial_documents.py, docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -20,21 +26,23 @@ from typing import Any
 
 import sqlalchemy
 from optuna.distributions import BaseDistribution
-from sqlalchemy import Integer, Text
+from sqlalchemy import Integer
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from automl.storage.stored_trials import Decoded, StoredTrial, trials_from_documents
 
+# A parameter's distribution in a document: two 64-bit hashes of its stored JSON's bytes, "hash.hash".
+_DIGEST = " || '.' || ".join(f"hashtextextended(c.distribution_json COLLATE \"C\", {seed})::text" for seed in (0, 1))
 # A trial's rows in the other tables, in a document's order: the table, the column they are ordered by
 # and, for each row, the comma-separated JSON of its columns (or ``key: value`` for an attr). A
-# parameter's name, value and distribution (the md5 of its stored JSON); a value and its type; an
-# intermediate value's step, value and type; a user or a system attr.
+# parameter's name, value and distribution (_DIGEST); a value and its type; an intermediate value's
+# step, value and type; a user or a system attr.
 _NUMBER = "coalesce({}::text, 'null')"
 _TYPED = _NUMBER + " || ',\"' || {} || '\"'"  # a float beside its type (stored_trials.stored_float)
 _ATTR = "to_json(c.key)::text || ':' || coalesce(c.value_json, 'null')"
 _ROWS = (("trial_params", "param_id", "to_json(c.param_name)::text || ',' || " + _NUMBER.format("c.param_value")
-          + " || ',\"' || md5(c.distribution_json) || '\"'"),
+          + f" || ',\"' || {_DIGEST} || '\"'"),
          ("trial_values", "objective", _TYPED.format("c.value", "c.value_type")),
          ("trial_intermediate_values", "trial_intermediate_value_id",
           "c.step::text || ',' || " + _TYPED.format("c.intermediate_value", "c.intermediate_value_type")),
@@ -42,13 +50,14 @@ _ROWS = (("trial_params", "param_id", "to_json(c.param_name)::text || ',' || " +
          ("trial_system_attributes", "trial_system_attribute_id", _ATTR))
 
 
-# Each trial as one JSON text, [trial_id, number, study_id, state, start, complete, params, values,
-# intermediate values, user attrs, system attrs], the params and values flat lists of their columns
-# (name, value, md5 of the distribution; value, type; step, value, type), the attrs objects.
-# The server concatenates text (a stored attribute's JSON as it is) and the client parses each
-# trial once: aggregating into PostgreSQL's json type cost more of both (the server escaping every
-# stored JSON into a string, the client parsing it twice), and a trial's row beside it cost a
-# column description and a conversion per column. Floats are read as the server prints them (its
+# The trials as one JSON text, a list in id order (NULL if none), each trial [trial_id, number,
+# study_id, state, start, complete, params, values, intermediate values, user attrs, system attrs],
+# the params and values flat lists of their columns (name, value, digest of the distribution; value,
+# type; step, value, type), the attrs objects. The server concatenates text (a stored attribute's
+# JSON as it is) and the client parses it once: aggregating into PostgreSQL's json type cost more of
+# both (the server escaping every stored JSON into a string, the client parsing it twice), a
+# trial's row beside it cost a column description and a conversion per column, and a row per trial
+# a fifth more of the client's CPU than one row (a row and a parse each). Floats are read as the server prints them (its
 # float8 output, as the driver reads a float column; NaN and infinities too, which Python's json
 # reads); a parameter or attribute whose name or key is NULL (Optuna never writes one) is left out.
 def _trial_documents(where: str) -> str:
@@ -60,10 +69,10 @@ def _trial_documents(where: str) -> str:
         opening, closing = "{}" if row == _ATTR else "[]"
         parts.append(f"',{opening}' || coalesce((SELECT string_agg({row}, ',' ORDER BY c.{order}) "
                      f"FROM {table} c WHERE c.trial_id = t.trial_id), '') || '{closing}'")
-    return f"SELECT {' || '.join(parts)} || ']' AS document FROM trials t WHERE {where} ORDER BY t.trial_id"
+    documents = f"SELECT t.trial_id, {' || '.join(parts)} || ']' AS document FROM trials t WHERE {where}"
+    return f"SELECT '[' || string_agg(d.document, ',' ORDER BY d.trial_id) || ']' FROM ({documents}) d"
 
 
-_DOCUMENT = sqlalchemy.column("document", Text)
 _IDS = sqlalchemy.bindparam("ids", type_=postgresql.ARRAY(Integer))
 
 
@@ -77,22 +86,18 @@ LISTED_IDS = 16
 
 
 @functools.cache
-def _documents_by_ids(length: int) -> sqlalchemy.TextualSelect:
+def _documents_by_ids(length: int) -> sqlalchemy.TextClause:
     ids = ", ".join(f":id{index}" for index in range(length))
-    return sqlalchemy.text(_trial_documents(f"t.trial_id IN ({ids})")).columns(_DOCUMENT)
+    return sqlalchemy.text(_trial_documents(f"t.trial_id IN ({ids})"))
 
 
-_DOCUMENTS_BY_ID_ARRAY = sqlalchemy.text(_trial_documents("t.trial_id = ANY(:ids)")).bindparams(_IDS).columns(
-    _DOCUMENT)
-_DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents("t.study_id = :study_id AND t.trial_id BETWEEN :low AND :high")
-                                      ).columns(_DOCUMENT)
-# The distinct distributions of the trials' parameters whose md5 is one of those asked, as
-# (md5, stored JSON): a trial's parameters through Optuna's unique key (trial_id, param_name).
-DISTRIBUTION_TEXTS = sqlalchemy.text(
-    "SELECT DISTINCT md5(distribution_json), distribution_json FROM trial_params "
-    "WHERE trial_id = ANY(:ids) AND md5(distribution_json) = ANY(:digests)").bindparams(
-    _IDS, sqlalchemy.bindparam("digests", type_=postgresql.ARRAY(Text)))
-# The distribution per md5 of its stored JSON, of every document this process read; emptied at
+_DOCUMENTS_BY_ID_ARRAY = sqlalchemy.text(_trial_documents("t.trial_id = ANY(:ids)")).bindparams(_IDS)
+_DOCUMENTS_OF_STUDY = sqlalchemy.text(_trial_documents(
+    "t.study_id = :study_id AND t.trial_id BETWEEN :low AND :high"))
+# The distinct distributions of the trials' parameters, as (digest, stored JSON).
+DISTRIBUTION_TEXTS = sqlalchemy.text(f"SELECT DISTINCT {_DIGEST}, c.distribution_json FROM trial_params c "
+                                     "WHERE c.trial_id = ANY(:ids)").bindparams(_IDS)
+# The distribution per digest of its stored JSON, of every document this process read; emptied at
 # _KNOWN_LIMIT (a process reading many studies' spaces), to be read again as needed.
 _KNOWN: dict[str, BaseDistribution] = {}
 _KNOWN_LIMIT = 4096
@@ -114,26 +119,25 @@ def documents_of_study(connection: Connection, study_id: int, low: int, high: in
 
 def _read(connection: Connection, statement: Any, parameters: Mapping[str, Any]) -> list[StoredTrial]:
     def parsed() -> list[list[Any]]:
-        return [json.loads(document) for document, in connection.execute(statement, parameters).all()]
+        return json.loads(connection.execute(statement, parameters).scalar() or "[]")
 
     documents = parsed()
     while True:
         try:
             return trials_from_documents(documents, _KNOWN)
         except KeyError:
-            # A trial holding each md5 not seen yet (a document's parameters: name, value, md5).
+            # A trial holding each digest not seen yet (a document's parameters: name, value, digest).
             holders = {digest: trial[0] for trial in documents for digest in trial[6][2::3] if digest not in _KNOWN}
             if not holders:
-                raise  # a key other than an md5
+                raise  # a key other than a digest
         if not _learn(connection, holders):
             documents = parsed()  # a trial's parameters went since (its study deleted): read them again
 
 
 def _learn(connection: Connection, holders: Mapping[str, int]) -> bool:
-    """Keep the distribution of each md5 of ``holders`` (md5 -> id of a trial with a parameter of
-    it); False if a trial no longer holds it."""
-    found = connection.execute(DISTRIBUTION_TEXTS, {"ids": sorted(set(holders.values())),
-                                                    "digests": sorted(holders)}).all()
+    """Keep the distributions of the trials of ``holders`` (digest -> id of a trial with a parameter
+    of it); False if a trial no longer holds its digest."""
+    found = connection.execute(DISTRIBUTION_TEXTS, {"ids": sorted(set(holders.values()))}).all()
     if len(_KNOWN) + len(found) > _KNOWN_LIMIT:
         _KNOWN.clear()
     _KNOWN.update((digest, Decoded.distribution(stored)) for digest, stored in found)

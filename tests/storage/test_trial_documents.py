@@ -1,4 +1,4 @@
-"""PostgreSQL's reads of whole trials as documents: a parameter's distribution goes as the md5 of its
+"""PostgreSQL's reads of whole trials as documents: a parameter's distribution goes as a digest of its
 stored JSON, read from the database the first time a process meets it, and never taken for another."""
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def _load(tables: OptunaTables, ids: list[int]) -> list[StoredTrial]:
 
 def _fetches(statements: list[str]) -> int:
     """How many of ``statements`` read distributions' texts (trial_documents.DISTRIBUTION_TEXTS)."""
-    return sum(statement.startswith("SELECT DISTINCT md5(distribution_json), distribution_json FROM trial_params")
-               for statement in statements)
+    texts = trial_documents.DISTRIBUTION_TEXTS.text.split(" WHERE ")[0]
+    return sum(statement.startswith(texts) for statement in statements)
 
 
 def test_a_distribution_not_read_yet_is_read_from_the_database_once_a_process(postgres_url: str) -> None:
