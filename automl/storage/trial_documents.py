@@ -1,20 +1,20 @@
-"""PostgreSQL: whole trials read as one JSON document each, a parameter's distribution as a digest.
+"""PostgreSQL: whole trials read as JSON documents, a parameter's distribution as a digest.
 
-A load reads each trial as one JSON text (trial_documents), parsed once by the client
-(automl.storage.stored_trials.trials_from_documents). A trial's parameters are most of it if
-their distributions are in it: each distribution's stored JSON (~110 bytes, escaped as a JSON
-string) is two thirds of a document, and the same few texts come again in every trial. So a
-document holds each distribution as a 128-bit digest of its stored text (_DIGEST), and the process
-keeps the distribution of every digest it has read (a text is parsed once a process, as before);
-the digests it has not seen are read in a second statement on the same connection, with the texts
-of the parameters of trials that hold them (DISTRIBUTION_TEXTS): once per distinct distribution a
+A load reads its trials as one JSON text, a document per trial (_trial_documents), parsed once by
+the client (automl.storage.stored_trials.trials_from_documents). A trial's parameters are most of
+it if their distributions are in it: each distribution's stored JSON (~110 bytes, escaped as a
+JSON string) was two thirds of a document, the same few texts again in every trial. So a document
+holds each distribution as a 128-bit digest of its stored text (_DIGEST), and the process keeps
+the distribution of every digest it has read (a text is parsed once a process, as before); the
+digests it has not seen are read in a second statement on the same connection, with the texts of
+the parameters of trials that hold them (DISTRIBUTION_TEXTS): once per distinct distribution a
 process. A digest stands for its text's bytes wherever it was read, so what a process keeps holds
-for any database.
+for any database; a digest not kept is always read, never guessed.
 
-The digest is PostgreSQL's 64-bit hash of the text's bytes under two seeds
-(``hashtextextended``, as hash partitioning uses, over the text in the "C" collation, whose hash is
-of the bytes): the server spent ~0.3 µs more a parameter on md5 than on escaping the text, and
-~0.2 µs less on these two hashes (tests/storage/test_trial_documents.py, docs/scale-out.md).
+The digest is PostgreSQL's 64-bit hash of the text's bytes under two seeds (hashtextextended, as
+hash partitioning uses; in the "C" collation, whose hash is of the bytes). Measured side by side,
+reading documents of 60 trials (11 parameters each): the server spent 38 µs a trial escaping the
+texts, 42 on their md5s, 35 on these hashes.
 """
 
 from __future__ import annotations

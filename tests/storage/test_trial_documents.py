@@ -73,6 +73,21 @@ def test_a_distribution_not_read_yet_is_read_from_the_database_once_a_process(po
     assert found and not _fetches(found), "every distribution is known: the trials alone"
     assert [repr(stored.trial) for stored in first + rest] == theirs
     assert sorted(map(repr, trial_documents._KNOWN.values())) == sorted(map(repr, distributions.values()))
+    assert _load(tables, [max(ids) + 1]) == [], "no such trial"
+
+
+def test_what_a_process_keeps_is_let_go_at_its_limit_and_read_again(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trial_documents, "_KNOWN_LIMIT", 1)
+    storage, floats = _study(postgres_url, "floats", {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 2)}, 1)
+    ints = _study(postgres_url, "ints", {"x": IntDistribution(0, 3)}, trials=1)[1]
+    tables = OptunaTables(storage.engine)
+    found = _statements(storage.engine)
+    for study_id in (floats, ints, floats):
+        loaded = _load(tables, _trial_ids(storage.engine, study_id))
+        assert [repr(stored.trial) for stored in loaded] == [repr(trial) for trial in storage.get_all_trials(study_id)]
+        assert len(trial_documents._KNOWN) == len(loaded[0].trial.distributions)
+    assert _fetches(found) == 3
 
 
 def test_a_parameter_of_the_same_name_reads_as_its_own_database_stores_it() -> None:
