@@ -34,10 +34,11 @@ from automl.storage.stored_trials import Decoded, StoredTrial, trials_from_docum
 
 # A parameter's distribution in a document: two 64-bit hashes of its stored JSON's bytes, "hash.hash".
 _DIGEST = " || '.' || ".join(f"hashtextextended(c.distribution_json COLLATE \"C\", {seed})::text" for seed in (0, 1))
-# A trial's rows in the other tables, in a document's order: the table, the column they are ordered by
-# and, for each row, the comma-separated JSON of its columns (or ``key: value`` for an attr). A
-# parameter's name, value and distribution (_DIGEST); a value and its type; an intermediate value's
-# step, value and type; a user or a system attr.
+# A trial's rows in the other tables, in a document's order: the table, the column they are ordered
+# by (as automl.storage.optuna_tables reads them from other databases) and, for each row, the
+# comma-separated JSON of its columns (or ``key: value`` for an attr). A parameter's name, value and
+# distribution (_DIGEST); a value and its type; an intermediate value's step, value and type; a
+# user or a system attr.
 _NUMBER = "coalesce({}::text, 'null')"
 _TYPED = _NUMBER + " || ',\"' || {} || '\"'"  # a float beside its type (stored_trials.stored_float)
 _ATTR = "to_json(c.key)::text || ':' || coalesce(c.value_json, 'null')"
@@ -57,9 +58,10 @@ _ROWS = (("trial_params", "param_id", "to_json(c.param_name)::text || ',' || " +
 # JSON as it is) and the client parses it once: aggregating into PostgreSQL's json type cost more of
 # both (the server escaping every stored JSON into a string, the client parsing it twice), a
 # trial's row beside it cost a column description and a conversion per column, and a row per trial
-# a fifth more of the client's CPU than one row (a row and a parse each). Floats are read as the server prints them (its
-# float8 output, as the driver reads a float column; NaN and infinities too, which Python's json
-# reads); a parameter or attribute whose name or key is NULL (Optuna never writes one) is left out.
+# a fifth more of the client's CPU than one row (a row and a parse each). Floats are read as the
+# server prints them (its float8 output, as the driver reads a float column; NaN and infinities
+# too, which Python's json reads); a parameter or attribute whose name or key is NULL (Optuna never
+# writes one) is left out.
 def _trial_documents(where: str) -> str:
     parts = [f"'[' || {_NUMBER.format('t.trial_id')} || ',' || {_NUMBER.format('t.number')} || ',' "
              f"|| {_NUMBER.format('t.study_id')} || ',\"' || t.state || '\",' "
