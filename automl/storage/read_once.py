@@ -43,6 +43,14 @@ shows them. Two listings show trials in outline:
 With both, a worker loads another worker's trial once, when it finishes (benchmarks/study_scale.py:
 with 128 workers, 119 loads per finished trial where there were 244).
 
+A trial in outline is held as the query's row, and made a FrozenTrial (its number, state and start
+alone) when a listing first shows it: a worker keeps each trial another worker runs in outline up
+to three times (queued, running, finished), and the trial finished in outline is never shown. The
+trials known here are also kept apart by state, so that a listing of some states goes through those
+alone (the pop's, of the queued trials, passes over the finished ones). benchmarks/read_once.py
+replays one worker's reads with 128 workers: 0.75 of the client work a read cost when every outline
+was made a FrozenTrial at once and every listing went through every trial known.
+
 Trial ids grow in the order trials are created within a study (Optuna creates a trial under the
 study's row lock, or SQLite's write lock), so the states asked for are those from the lowest
 unfinished trial known on (a finished one kept in outline is not: its state stays), and the new
@@ -54,15 +62,21 @@ back in the queue (a pop taken ahead and not run, automl.storage.pops).
 
 from __future__ import annotations
 
+import bisect
 import copy
 import datetime
+import itertools
+import operator
 import time
 from collections.abc import Container, Sequence
+from typing import cast
 
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.storage.optuna_tables import Decoded, OptunaTables, StoredTrial, TrialStateRow, reading
+
+_TRIAL_ID = operator.attrgetter("trial_id")
 
 
 def snapshot(trial: FrozenTrial) -> FrozenTrial:
@@ -80,27 +94,28 @@ def lists_queued_only(states: Container[TrialState] | None) -> bool:
 
 
 class KnownTrials:
-    """One study's trials as this process last read or wrote them (see module)."""
+    """One study's trials as this process last read or wrote them (see module); each held whole
+    (a FrozenTrial), or in outline (a FrozenTrial once listed, before that the TrialStateRow read)."""
 
     def __init__(self, fresh_s: float = 0.0) -> None:
         self.fresh_s = fresh_s
-        self.trials: dict[int, FrozenTrial] = {}  # trial id -> trial, in id (so number) order when _sorted
+        self.trials: dict[int, FrozenTrial | TrialStateRow] = {}  # trial id -> trial (in outline, not listed: row)
+        self._of_state: dict[TrialState, set[int]] = {state: set() for state in TrialState}  # the ids in ``trials``
         self._loaded_at: dict[int, float] = {}  # trials other workers run -> when loaded (time.monotonic)
         self._ids: dict[int, int] = {}  # trial number -> trial id
         self.ours: set[int] = set()  # running here: the copy (if loaded) is the truth
-        self._unfinished: set[int] = set()
         self._outdated: set[int] = set()  # written through this storage while not ours: load again
         self._outline: set[int] = set()  # kept in outline (number, state, start): not loaded in full
         self._finished_outline: set[int] = set()  # those finished: loaded when a listing shows them
+        self._rows: set[int] = set()  # those not listed yet, held as their row
         self._times = Decoded()  # the stored start times of the outlines, as local times
         self._highest = -1  # the highest trial id a read of the study has seen
-        self._highest_kept = -1  # the highest id in ``trials``: kept above it, they stay in order
-        self._sorted = True
 
     @property
     def lowest_to_check(self) -> int:
         """The lowest trial id whose state the next read of the study must look at."""
-        return min(self._unfinished, default=self._highest + 1)
+        unfinished = itertools.chain(self._of_state[TrialState.WAITING], self._of_state[TrialState.RUNNING])
+        return min(unfinished, default=self._highest + 1)
 
     @property
     def highest_seen(self) -> int:
@@ -115,7 +130,8 @@ class KnownTrials:
         running the copy of a queued trial another process popped. ``queued_in_outline``: the
         listing is a pop's, which needs the queued trials' ids and numbers only."""
         load, now = [], time.monotonic()
-        for trial_id, number, state, stored_start in rows:
+        for row in rows:
+            trial_id, _, state, stored_start = row
             if trial_id > self._highest:
                 self._highest = trial_id
             known = self.trials.get(trial_id)
@@ -133,14 +149,14 @@ class KnownTrials:
                 if known.state.is_finished() or (state == known.state and not aged):
                     continue
                 if state == TrialState.RUNNING and known.state == TrialState.WAITING and self.fresh_s > 0:
-                    popped = snapshot(known)
+                    popped = snapshot(cast(FrozenTrial, known))  # whole: not a row
                     popped.state, popped.datetime_start = state, self._times.local(stored_start)
                     self.keep(trial_id, popped)  # as if loaded now: loaded in full fresh_s later
                     continue
             if (states is not None and (state not in states or self._popped_elsewhere(trial_id, state, now))) \
                     or (state == TrialState.WAITING and queued_in_outline):
                 if known is None or known.state != state or trial_id not in self._outline:  # else kept as it is
-                    self._keep_outline(trial_id, number, state, stored_start, now)
+                    self._keep_outline(row, now)
             else:
                 load.append(trial_id)  # new or changed, and listed now; or another worker's, loaded fresh_s ago
         return load
@@ -156,22 +172,18 @@ class KnownTrials:
         return outline is None or outline.state != TrialState.RUNNING or \
             now - self._loaded_at.get(trial_id, now) < self.fresh_s
 
-    def _keep_outline(self, trial_id: int, number: int, state: TrialState,
-                      stored_start: datetime.datetime | None, now: float) -> None:
-        """Keep the trial in outline: its number, state and start, as stored now."""
+    def _keep_outline(self, row: TrialStateRow, now: float) -> None:
+        """Keep the trial in outline: its number, state and start, as stored now (the row itself,
+        made a FrozenTrial when a listing first shows it: most outlines change or are loaded before)."""
+        trial_id, state = row.trial_id, row.state
         outline = self.trials.get(trial_id) if trial_id in self._outline else None
         if state == TrialState.RUNNING and (outline is None or outline.state != TrialState.RUNNING):
             self._loaded_at[trial_id] = now  # first seen running: loaded in full fresh_s later
-        self._put(trial_id, FrozenTrial(
-            number=number, state=state, value=None, datetime_start=self._times.local(stored_start),
-            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
-            intermediate_values={}, trial_id=trial_id))
+        self._put(trial_id, row)
         self._outline.add(trial_id)
+        self._rows.add(trial_id)
         if state.is_finished():  # its state stays: a read need not look at it again (finished_to_load)
-            self._unfinished.discard(trial_id)
             self._finished_outline.add(trial_id)
-        else:  # its state is looked at by every read until it is loaded
-            self._unfinished.add(trial_id)
 
     def finished_to_load(self, states: Container[TrialState] | None) -> list[int]:
         """The finished trials kept in outline that a listing of ``states`` (None: all) shows."""
@@ -182,10 +194,10 @@ class KnownTrials:
         """The trials known here as started that ``rows``, a query of states that leaves out the
         queued trials up to ``queued_after``, does not show: they are queued again (a pop put back,
         trial_states.unpop), and are given here as queued rows."""
-        shown = {row.trial_id for row in rows}
+        shown = set(map(_TRIAL_ID, rows))
         return [TrialStateRow(trial_id, self.trials[trial_id].number, TrialState.WAITING, None)
-                for trial_id in self._unfinished if trial_id <= queued_after and trial_id not in shown
-                and self.trials[trial_id].state != TrialState.WAITING]
+                for trial_id in self._of_state[TrialState.RUNNING]
+                if trial_id <= queued_after and trial_id not in shown]
 
     def keep(self, trial_id: int, trial: FrozenTrial) -> None:
         """Remember ``trial`` as it is stored now."""
@@ -193,23 +205,24 @@ class KnownTrials:
         self._outdated.discard(trial_id)
         self._outline.discard(trial_id)
         self._finished_outline.discard(trial_id)
+        self._rows.discard(trial_id)
         if trial.state.is_finished():
-            self._unfinished.discard(trial_id)
             self.ours.discard(trial_id)
-        else:
-            self._unfinished.add(trial_id)
         if trial.state == TrialState.RUNNING and trial_id not in self.ours:
             self._loaded_at[trial_id] = time.monotonic()
         else:
             self._loaded_at.pop(trial_id, None)
 
-    def _put(self, trial_id: int, trial: FrozenTrial) -> None:
-        """Hold ``trial`` (whole or in outline) as the copy of ``trial_id``, in id order when listed."""
-        if trial_id not in self.trials and trial_id < self._highest_kept:
-            self._sorted = False
-        self._highest_kept = max(self._highest_kept, trial_id)
+    def _put(self, trial_id: int, trial: FrozenTrial | TrialStateRow) -> None:
+        """Hold ``trial`` (whole, or a row in outline) as the copy of ``trial_id``."""
+        held = self.trials.get(trial_id)
+        if held is None:
+            self._ids[trial.number] = trial_id  # a trial's number stays
+        if held is None or held.state is not trial.state:
+            if held is not None:
+                self._of_state[held.state].discard(trial_id)
+            self._of_state[trial.state].add(trial_id)
         self.trials[trial_id] = trial
-        self._ids[trial.number] = trial_id
 
     def move(self, trial_id: int, state: TrialState, values: Sequence[float] | None,
              datetime_start: datetime.datetime | None, datetime_complete: datetime.datetime | None) -> None:
@@ -245,7 +258,7 @@ class KnownTrials:
         if trial is None or trial_id in self._outdated or trial_id in self._outline:
             return None
         unchanged = trial.state.is_finished() or trial_id in self.ours or trial.state == TrialState.WAITING
-        return trial if unchanged else None
+        return cast(FrozenTrial, trial) if unchanged else None  # whole: not a row
 
     def cached(self, trial_id: int) -> FrozenTrial | None:
         """The trial as get_trial returns it without reading the database: a finished trial, or one
@@ -257,18 +270,33 @@ class KnownTrials:
 
     def listing(self, states: Container[TrialState] | None) -> list[FrozenTrial]:
         """The known trials in ``states`` (all by default) by number; ours as snapshots."""
-        if not self._sorted:
-            self.trials = dict(sorted(self.trials.items()))
-            self._sorted = True
-        return [snapshot(trial) if trial_id in self.ours else trial for trial_id, trial in self.trials.items()
-                if states is None or trial.state in states]
+        trials = self.trials
+        ids = sorted(itertools.chain.from_iterable(
+            shown for state, shown in self._of_state.items() if states is None or state in states))
+        for trial_id in [trial_id for trial_id in self._rows if states is None or trials[trial_id].state in states]:
+            trials[trial_id] = self._outline_trial(cast(TrialStateRow, trials[trial_id]))  # first shown
+            self._rows.discard(trial_id)
+        listed = cast(list[FrozenTrial], list(map(trials.__getitem__, ids)))
+        for trial_id in self.ours:  # one or two
+            position = bisect.bisect_left(ids, trial_id)
+            if position < len(ids) and ids[position] == trial_id:
+                listed[position] = snapshot(listed[position])
+        return listed
+
+    def _outline_trial(self, row: TrialStateRow) -> FrozenTrial:
+        """The trial in outline, as listed: its number, state and start alone."""
+        # number, state, value, start, complete, params, distributions, user and system attrs,
+        # intermediate values, trial id: positional, a third cheaper than by name
+        return FrozenTrial(row.number, row.state, None, self._times.local(row.stored_start), None, {}, {}, {}, {}, {},
+                           row.trial_id)
 
     def id_of(self, number: int) -> int | None:
         return self._ids.get(number)
 
     def counts(self) -> tuple[int, int]:
         """How many trials are known here, and how many of them finished."""
-        return len(self.trials), sum(trial.state.is_finished() for trial in self.trials.values())
+        unfinished = len(self._of_state[TrialState.RUNNING]) + len(self._of_state[TrialState.WAITING])
+        return len(self.trials), len(self.trials) - unfinished
 
 
 class TrialCache:
@@ -296,7 +324,10 @@ class TrialCache:
         check_distribution_compatibility(seen[name], distribution)
 
     def known(self, study_id: int) -> KnownTrials:
-        return self.studies.setdefault(study_id, KnownTrials(self.fresh_s))
+        known = self.studies.get(study_id)
+        if known is None:  # made only then: a worker asks for it at every write and every trial it loads
+            known = self.studies[study_id] = KnownTrials(self.fresh_s)
+        return known
 
     def of_trial(self, trial_id: int) -> KnownTrials | None:
         study_id = self.study_of.get(trial_id)
@@ -318,8 +349,9 @@ class TrialCache:
         self.study_of[stored.trial_id] = stored.study_id
         self.known(stored.study_id).keep(stored.trial_id, stored.trial)
         seen = self._distributions.setdefault(stored.study_id, {})
-        for name, distribution in stored.trial.distributions.items():
-            seen.setdefault(name, distribution)
+        if not seen.keys() >= stored.trial.distributions.keys():  # most trials have no new parameter
+            for name, distribution in stored.trial.distributions.items():
+                seen.setdefault(name, distribution)
 
     def refresh(self, tables: OptunaTables, study_id: int, states: Container[TrialState] | None = None,
                 queued_in_outline: bool = False) -> KnownTrials | None:
@@ -339,7 +371,8 @@ class TrialCache:
             everything, seen = not known.trials, known.highest_seen
             load = list(dict.fromkeys([*known.to_load(current, states, queued_in_outline),
                                        *known.finished_to_load(states)]))
-            self.study_of.update((row.trial_id, study_id) for row in current if row.trial_id > seen)
+            if known.highest_seen > seen:  # new trials
+                self.study_of.update((row.trial_id, study_id) for row in current if row.trial_id > seen)
             if load:
                 everything = everything and len(load) == len(current)
                 for trial in tables.load(connection, study_id, () if everything else load):
