@@ -125,22 +125,29 @@ def _read(connection: Connection, statement: Any, parameters: Mapping[str, Any])
 
     documents = parsed()
     while True:
-        try:
-            return trials_from_documents(documents, _KNOWN)
-        except KeyError:
-            # A trial holding each digest not seen yet (a document's parameters: name, value, digest).
-            holders = {digest: trial[0] for trial in documents for digest in trial[6][2::3] if digest not in _KNOWN}
-            if not holders:
-                raise  # a key other than a digest
-        if not _learn(connection, holders):
-            documents = parsed()  # a trial's parameters went since (its study deleted): read them again
+        # The read's own distributions, taken from _KNOWN once: another thread of the process may
+        # learn a digest or let _KNOWN go meanwhile, and neither changes what this read looks up.
+        distributions: dict[str, BaseDistribution] = {}
+        holders: dict[str, int] = {}  # a trial holding each digest not kept (a parameter: name, value, digest)
+        for trial in documents:
+            for digest in trial[6][2::3]:
+                if (distribution := _KNOWN.get(digest)) is None:
+                    holders.setdefault(digest, trial[0])
+                else:
+                    distributions[digest] = distribution
+        if not holders or _learn(connection, holders, distributions):
+            return trials_from_documents(documents, distributions)
+        documents = parsed()  # a trial's parameters went since (its study deleted): read them again
 
 
-def _learn(connection: Connection, holders: Mapping[str, int]) -> bool:
-    """Keep the distributions of the trials of ``holders`` (digest -> id of a trial with a parameter
-    of it); False if a trial no longer holds its digest."""
+def _learn(connection: Connection, holders: Mapping[str, int], distributions: dict[str, BaseDistribution]) -> bool:
+    """Keep, in ``distributions`` and the process's _KNOWN, the distributions of the trials of
+    ``holders`` (digest -> id of a trial with a parameter of it); False if a trial no longer holds
+    its digest."""
     found = connection.execute(DISTRIBUTION_TEXTS, {"ids": sorted(set(holders.values()))}).all()
-    if len(_KNOWN) + len(found) > _KNOWN_LIMIT:
+    learnt = {digest: Decoded.distribution(stored) for digest, stored in found}
+    if len(_KNOWN) + len(learnt) > _KNOWN_LIMIT:
         _KNOWN.clear()
-    _KNOWN.update((digest, Decoded.distribution(stored)) for digest, stored in found)
-    return all(digest in _KNOWN for digest in holders)
+    _KNOWN.update(learnt)
+    distributions.update(learnt)
+    return all(digest in distributions for digest in holders)

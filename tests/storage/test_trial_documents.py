@@ -3,6 +3,9 @@ stored JSON, read from the database the first time a process meets it, and never
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import optuna
 import pytest
 import sqlalchemy
@@ -122,3 +125,28 @@ def test_trials_deleted_before_their_distributions_are_read_are_read_as_gone(pos
     loaded = _load(tables, ids)
     assert [repr(stored.trial) for stored in loaded] == theirs
     assert _fetches(found) == 1 and len(found) == 3, "the trials, the texts (of one alone, then), the trials again"
+
+
+
+def test_a_distribution_another_thread_learns_meanwhile_is_no_error(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The threads of one process share what it keeps: a thread that misses a digest while another
+    thread reads the same trials (and learns the digest first) reads its trials, never a KeyError."""
+    storage, study_id = _study(postgres_url, "space", {"x": FloatDistribution(0, 1)}, trials=2)
+    ids, tables = _trial_ids(storage.engine, study_id), OptunaTables(storage.engine)
+    theirs = [repr(trial) for trial in storage.get_all_trials(study_id)]
+    unpatched, others = trial_documents.trials_from_documents, []
+
+    def another_thread_reads_first(*args: Any) -> list[StoredTrial]:
+        try:
+            return unpatched(*args)
+        except KeyError:
+            if not others:  # the first miss: another thread reads the same trials before this one goes on
+                others.append(threading.Thread(target=lambda: others.append(_load(tables, ids))))
+                others[0].start()
+                others[0].join()
+            raise
+
+    monkeypatch.setattr(trial_documents, "trials_from_documents", another_thread_reads_first)
+    assert [repr(stored.trial) for stored in _load(tables, ids)] == theirs
+    assert all([repr(stored.trial) for stored in other] == theirs for other in others[1:])
