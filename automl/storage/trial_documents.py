@@ -37,13 +37,14 @@ _DIGEST = " || '.' || ".join(f"hashtextextended(c.distribution_json COLLATE \"C\
 # A trial's rows in the other tables, in a document's order: the table, the column they are ordered
 # by (as automl.storage.optuna_tables reads them from other databases) and, for each row, the
 # comma-separated JSON of its columns (or ``key: value`` for an attr). A parameter's name, value and
-# distribution (_DIGEST); a value and its type; an intermediate value's step, value and type; a
+# distribution (_DIGEST; '' for a NULL distribution, which no digest names: its read fails, as
+# Optuna's does); a value and its type; an intermediate value's step, value and type; a
 # user or a system attr.
 _NUMBER = "coalesce({}::text, 'null')"
 _TYPED = _NUMBER + " || ',\"' || {} || '\"'"  # a float beside its type (stored_trials.stored_float)
 _ATTR = "to_json(c.key)::text || ':' || coalesce(c.value_json, 'null')"
 _ROWS = (("trial_params", "param_id", "to_json(c.param_name)::text || ',' || " + _NUMBER.format("c.param_value")
-          + f" || ',\"' || {_DIGEST} || '\"'"),
+          + f" || ',\"' || coalesce({_DIGEST}, '') || '\"'"),
          ("trial_values", "objective", _TYPED.format("c.value", "c.value_type")),
          ("trial_intermediate_values", "trial_intermediate_value_id",
           "c.step::text || ',' || " + _TYPED.format("c.intermediate_value", "c.intermediate_value_type")),

@@ -150,3 +150,15 @@ def test_a_distribution_another_thread_learns_meanwhile_is_no_error(
     monkeypatch.setattr(trial_documents, "trials_from_documents", another_thread_reads_first)
     assert [repr(stored.trial) for stored in _load(tables, ids)] == theirs
     assert all([repr(stored.trial) for stored in other] == theirs for other in others[1:])
+
+
+def test_a_parameter_without_a_stored_distribution_fails_the_read_as_optunas_does(postgres_url: str) -> None:
+    """Optuna's column of a parameter's distribution may be NULL (Optuna never writes one): Optuna's
+    read of its trial fails; a document's read must not return the trial without the parameter."""
+    storage, study_id = _study(postgres_url, "null", {"x": FloatDistribution(0, 1)}, trials=1)
+    with storage.engine.begin() as connection:
+        connection.execute(sqlalchemy.text("UPDATE trial_params SET distribution_json = NULL"))
+    with pytest.raises(TypeError):
+        storage.get_all_trials(study_id)
+    with pytest.raises(TypeError):
+        _load(OptunaTables(storage.engine), _trial_ids(storage.engine, study_id))
