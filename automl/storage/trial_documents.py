@@ -125,6 +125,10 @@ def _read(connection: Connection, statement: Any, parameters: Mapping[str, Any])
         return json.loads(connection.execute(statement, parameters).scalar() or "[]")
 
     documents = parsed()
+    try:
+        return trials_from_documents(documents, _KNOWN)  # every digest kept, as at most reads
+    except KeyError:
+        pass  # a digest not kept (or let go by another thread meanwhile)
     while True:
         # The read's own distributions, taken from _KNOWN once: another thread of the process may
         # learn a digest or let _KNOWN go meanwhile, and neither changes what this read looks up.
