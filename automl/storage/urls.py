@@ -74,6 +74,11 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None, must_exist: bool 
         # returned. No pre-ping, a round trip before each transaction: the worker's retry replaces
         # a dropped connection at once (automl.storage.retry).
         engine_kwargs = {"pool_size": 1, "max_overflow": 1}
+        if make_url(url).get_driver_name() == "psycopg":
+            # Each statement prepared at its first run, not its sixth (psycopg's default): a worker
+            # runs each of its statements a few times a trial, and the server parsed and planned a
+            # load of whole trials (automl.storage.trial_documents) anew at each of its first runs.
+            engine_kwargs["connect_args"] = {"prepare_threshold": 0}
     beats: dict[str, Any] = {}
     if heartbeat is not None:
         beats = dict(heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace_period,
