@@ -12,8 +12,8 @@ import sqlalchemy
 from conftest import trial_id_of, worker_storage_of
 from optuna.trial import TrialState
 
-from automl.storage.optuna_tables import OptunaTables
 from automl.search.moasha import RANKED_STATES
+from automl.storage.optuna_tables import OptunaTables
 from automl.storage.schema import CONFIG_ATTR
 from automl.storage.trial_queue import QUEUED, Requeue, count, queue_trials
 from automl.storage.urls import Heartbeat, open_storage
@@ -96,7 +96,8 @@ def test_the_heartbeat_commits_held_writes(tmp_path: Path) -> None:
     trial = study.ask()
     trial.set_user_attr("flops", 1000)
     assert "flops" not in _stored(url, 0).user_attrs
-    worker_storage_of(study).record_heartbeat(trial_id_of(study, trial.number))  # what the heartbeat thread calls every interval
+    # What the heartbeat thread calls every interval:
+    worker_storage_of(study).record_heartbeat(trial_id_of(study, trial.number))
     assert _stored(url, 0).user_attrs["flops"] == 1000
 
 
