@@ -25,7 +25,9 @@ import pytest
 import torch
 
 from automl.storage._optuna import study_storage
-from automl.storage.worker_storage import WorkerStorage
+from automl.storage.trial_queue import Requeue
+from automl.storage.urls import Heartbeat
+from automl.storage.worker_storage import WorkerStorage, open_worker_storage
 
 REPO = Path(__file__).resolve().parents[1]
 AUTOML = [sys.executable, "-m", "automl"]
@@ -46,6 +48,13 @@ def trial_id_of(study: optuna.Study, number: int) -> int:
     """The storage's id of ``study``'s trial ``number``, through Optuna's public storage API."""
     storage = study_storage(study)
     return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+def worker_study(url: str, name: str) -> optuna.Study:
+    """Study ``name`` as a worker loads it: on a worker's storage with a heartbeat every second (a
+    trial is stale 3 s after its last), its trials not retried, sampled at random (seed 0)."""
+    storage = open_worker_storage(url, Heartbeat(1, 3, Requeue(0)))
+    return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
 
 
 def worker_storage_of(study: optuna.Study) -> WorkerStorage:

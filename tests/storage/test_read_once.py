@@ -9,14 +9,14 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import trial_id_of
+from conftest import trial_id_of, worker_study
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.search.moasha import RANKED_STATES
 from automl.storage.schema import CONFIG_ATTR
-from automl.storage.trial_queue import QUEUED, Requeue, count
-from automl.storage.urls import Heartbeat, open_storage
-from automl.storage.worker_storage import commit_trial_writes, open_worker_storage
+from automl.storage.trial_queue import QUEUED, count
+from automl.storage.urls import open_storage
+from automl.storage.worker_storage import commit_trial_writes
 
 STUDY = "outline"
 
@@ -33,10 +33,6 @@ def _queue_only_study(url: str, queued: int) -> None:
     for index in range(queued):
         created.enqueue_trial({}, user_attrs={"index": index})
 
-
-def _worker_study(url: str) -> optuna.Study:
-    storage = open_worker_storage(url, Heartbeat(1, 3, Requeue(0)))
-    return optuna.load_study(study_name=STUDY, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
 
 
 def _counting_trials_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -60,7 +56,7 @@ def test_a_trial_in_outline_is_made_only_when_a_listing_shows_it_and_then_as_sto
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'lazy.db'}"
     _queue_only_study(url, 5)
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     assert count(study, QUEUED) == 5  # the queued trials, listed in outline
     ended = other.ask()
     other.tell(ended, 0.5)
@@ -91,7 +87,7 @@ def test_a_trial_in_outline_changed_again_before_any_listing_shows_it_is_shown_a
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'again.db'}"
     _queue_only_study(url, 4)
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     assert count(study, QUEUED) == 4
     popped = [other.ask() for _ in range(3)]
     assert count(study, QUEUED) == 1  # the three popped: in outline, running
@@ -116,7 +112,7 @@ def test_a_trial_in_outline_changed_again_before_any_listing_shows_it_is_shown_a
 def test_a_listing_of_some_states_lists_them_by_number_and_this_workers_trial_as_a_copy(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'order.db'}"
     _queue_only_study(url, 6)
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     first, second = other.ask(), study.ask()
     third, fourth = other.ask(), study.ask()
     other.tell(third, 0.5)  # finished before the trials popped ahead of it

@@ -9,15 +9,15 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-from conftest import trial_id_of, worker_storage_of
+from conftest import trial_id_of, worker_storage_of, worker_study
 from optuna.trial import TrialState
 
 from automl.search.moasha import RANKED_STATES
 from automl.storage.optuna_tables import OptunaTables
 from automl.storage.schema import CONFIG_ATTR
-from automl.storage.trial_queue import QUEUED, Requeue, count, queue_trials
-from automl.storage.urls import Heartbeat, open_storage
-from automl.storage.worker_storage import WorkerStorage, commit_trial_writes, open_worker_storage
+from automl.storage.trial_queue import QUEUED, count, queue_trials
+from automl.storage.urls import open_storage
+from automl.storage.worker_storage import WorkerStorage, commit_trial_writes
 
 STUDY = "held"
 
@@ -27,10 +27,6 @@ def _quiet() -> None:
     warnings.simplefilter("ignore")  # Optuna warns that heartbeats belong to Study.optimize
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
-
-def _worker_study(url: str) -> optuna.Study:
-    storage = open_worker_storage(url, Heartbeat(1, 3, Requeue(0)))
-    return optuna.load_study(study_name=STUDY, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
 
 
 def _counting_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -61,7 +57,7 @@ def _count_commits(storage: WorkerStorage) -> list[int]:
 def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'held.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 1)
-    study = _worker_study(url)
+    study = worker_study(url, STUDY)
     commits = _count_commits(worker_storage_of(study))
     trial = study.ask()
     trial_id = trial_id_of(study, trial.number)
@@ -92,7 +88,7 @@ def test_a_trials_writes_are_committed_together_and_read_back_at_once(tmp_path: 
 def test_the_heartbeat_commits_held_writes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'held.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 1)
-    study = _worker_study(url)
+    study = worker_study(url, STUDY)
     trial = study.ask()
     trial.set_user_attr("flops", 1000)
     assert "flops" not in _stored(url, 0).user_attrs
@@ -105,7 +101,7 @@ def test_a_read_commits_held_writes_once_held_a_heartbeat_interval(tmp_path: Pat
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'held.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
-    study = _worker_study(url)  # a heartbeat every second
+    study = worker_study(url, STUDY)  # a heartbeat every second
     trial = study.ask()
     trial.set_user_attr("curve", [0.1])
     ranked = study.get_trials(deepcopy=False, states=RANKED_STATES)  # MO-ASHA's read at a rung
@@ -129,7 +125,7 @@ def test_commit_trial_writes_commits_what_the_worker_holds_and_leaves_other_stor
     url = f"sqlite:///{tmp_path / 'held.db'}"
     plain = optuna.create_study(study_name=STUDY, storage=open_storage(url))
     queue_trials(plain, 2)
-    study = _worker_study(url)
+    study = worker_study(url, STUDY)
     trial = study.ask()
     trial.set_user_attr("worker", "host:1")
     commit_trial_writes(plain.ask())  # not a worker's storage: nothing held there, nothing to do
@@ -141,7 +137,7 @@ def test_commit_trial_writes_commits_what_the_worker_holds_and_leaves_other_stor
 def test_a_param_that_contradicts_an_earlier_trial_fails_where_it_is_suggested(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'held.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
-    study = _worker_study(url)
+    study = worker_study(url, STUDY)
     first = study.ask()
     first.suggest_int("layers", 1, 3)
     study.tell(first, 0.5)
@@ -156,7 +152,7 @@ def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_
     created = optuna.create_study(study_name=STUDY, storage=open_storage(url))
     for _ in range(3):  # 300 queued at once (queue_trials queues a window of 100 at a time)
         queue_trials(created, 100)
-    study = _worker_study(url)
+    study = worker_study(url, STUDY)
     built = _counting_loads(monkeypatch)
     assert len(study.get_trials(deepcopy=False)) == 300
     assert len(built) == 300
@@ -166,7 +162,7 @@ def test_queued_trials_are_read_in_full_once_and_seen_when_popped_elsewhere(tmp_
 
     # Another worker (here in this process) pops one: this one sees it running, from its start,
     # without loading it; then, a heartbeat interval later, with what that worker committed.
-    other = _worker_study(url)
+    other = worker_study(url, STUDY)
     popped = other.ask()
     popped.set_user_attr("by", "other")
     commit_trial_writes(popped)
@@ -198,7 +194,7 @@ def test_a_queue_only_study_is_popped_and_counted_without_loading_a_queued_trial
     for index in range(5):
         created.enqueue_trial({}, user_attrs={"index": index})
     ids = [trial_id_of(created, number) for number in range(5)]
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     built = _counting_loads(monkeypatch)
     assert count(study, QUEUED) == 5 and built == [], "counting the queued trials loaded them"
     study.ask()  # lists the queued trials (in outline) and pops the first
@@ -231,7 +227,7 @@ def test_the_running_trial_is_read_from_memory_with_its_writes_until_another_wor
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'running.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
-    study = _worker_study(url)
+    study = worker_study(url, STUDY)
     trial = study.ask()
     built = _counting_loads(monkeypatch)
     study.get_trials(deepcopy=False)
@@ -258,7 +254,7 @@ def test_a_trial_this_worker_pops_and_tells_is_moved_along_in_memory_as_stored(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'moved.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 2)
-    study = _worker_study(url)
+    study = worker_study(url, STUDY)
     study.get_trials(deepcopy=False)  # the worker has read the queue, as its pop does
     built = _counting_loads(monkeypatch)
     trial = study.ask()
@@ -282,7 +278,7 @@ def test_a_trial_this_worker_pops_and_tells_is_moved_along_in_memory_as_stored(
 def test_a_pop_that_finds_its_trial_taken_pops_the_next_queued_one_in_the_same_transaction(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'pops.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 3)
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     storage = worker_storage_of(study)
     listing = storage.get_all_trials
     # Read once per study: whether the study runs queued trials only (its pop listing is then in outline).
@@ -306,7 +302,7 @@ def test_a_pop_that_finds_its_trial_taken_pops_the_next_queued_one_in_the_same_t
 def test_a_trial_put_back_in_the_queue_is_seen_queued_again_by_the_other_workers(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'requeued.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 3)
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     storage = worker_storage_of(other)
     study_id = storage.get_study_id_from_name(STUDY)
     storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
@@ -324,7 +320,7 @@ def test_a_trial_put_back_in_the_queue_is_seen_queued_again_by_the_other_workers
 def test_a_trial_popped_ahead_and_not_taken_goes_back_to_the_queue(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'unpop.db'}"
     queue_trials(optuna.create_study(study_name=STUDY, storage=open_storage(url)), 3)
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     storage = worker_storage_of(study)
     study_id = storage.get_study_id_from_name(STUDY)
     first, second = (trial_id_of(study, number) for number in (0, 1))
@@ -347,7 +343,7 @@ def test_another_workers_trial_loaded_in_full_stays_whole_through_listings_of_ot
     created = optuna.create_study(study_name=STUDY, storage=open_storage(url))
     created.set_user_attr(CONFIG_ATTR, {"name": STUDY})
     created.enqueue_trial({}, user_attrs={"index": 0})
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     popped = other.ask()
     popped.set_user_attr("by", "other")
     commit_trial_writes(popped)
@@ -371,7 +367,7 @@ def test_a_finished_trial_kept_in_outline_is_not_read_again_by_every_listing(tmp
     created.set_user_attr(CONFIG_ATTR, {"name": STUDY})
     for _ in range(4):
         created.enqueue_trial({})
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     failed = other.ask()
     other.tell(failed, state=TrialState.FAIL)
     assert count(study, TrialState.RUNNING) == 0  # sees it failed: kept in outline, not listed
@@ -400,7 +396,7 @@ def test_a_config_popped_by_another_worker_is_not_queued_again_by_optunas_skip_i
     created = optuna.create_study(study_name=STUDY, storage=open_storage(url))
     created.set_user_attr(CONFIG_ATTR, {"name": STUDY})
     created.enqueue_trial({"x": 1.0})
-    study, other = _worker_study(url), _worker_study(url)
+    study, other = worker_study(url, STUDY), worker_study(url, STUDY)
     assert count(study, QUEUED) == 1  # the queued trial, in outline
     other.ask()
     study.enqueue_trial({"x": 1.0}, skip_if_exists=True)  # Optuna reads every trial's fixed params
