@@ -61,10 +61,6 @@ class HeldWrites:
             self._since = time.monotonic()
         self._held[(kind, trial_id, key)] = value
 
-    def held_s(self) -> float:
-        """Seconds since the oldest write held now was made (0 when none is held)."""
-        return time.monotonic() - self._since if self._held else 0.0
-
     def commit(self, tables: OptunaTables, then: Callable[[Connection], T] | None = None,
                held_s: float = 0.0) -> tuple[set[int], T | None]:
         """Commit every held write in one transaction, and in it, after them, ``then`` (a state change,
@@ -74,7 +70,7 @@ class HeldWrites:
         Returns the ids of the trials written to that no longer exist (their study was deleted),
         whose writes are dropped, and what ``then`` returned.
         """
-        if then is None and (not self._held or self.held_s() < held_s):
+        if then is None and (not self._held or time.monotonic() - self._since < held_s):
             return set(), None
         held, since, self._held = self._held, self._since, {}
         try:
