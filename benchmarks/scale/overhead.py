@@ -9,8 +9,9 @@ already holds N finished trials (scale.bulk), on the same database, one after th
   and the after-trial callbacks, the dashboard's updater among them.
 - Optuna: ``study.optimize`` with ``TPESampler(multivariate=True, group=True)`` (the grouping
   automl's sampler does; otherwise Optuna's defaults, so the constant liar is on, which automl's
-  sampler leaves off: alone in one process it changes no sample, only the reads), an objective that suggests the same spaces and trains the same model with
-  a plain PyTorch loop (benchmarks/trial_overhead.py's).
+  sampler leaves off: alone in one process it changes no sample, only the reads), an objective that
+  suggests the same spaces and trains the same model with a plain PyTorch loop
+  (benchmarks/trial_overhead.py's).
 
 A trial's time runs from the end of the previous trial's callback to its own; its overhead is that
 time less the seconds it spent in its training epochs (automl's trials store them; the plain loop
