@@ -12,8 +12,10 @@ Side by side with plain Optuna in one run, on SQLite and (with a server) Postgre
    memory (scale/views.py);
 3. on PostgreSQL, 8, 32 and 128 simulated workers doing a worker's storage work on one study:
    finished trials per second, connections, errors, lost, stuck and duplicated trials, the CPU-seconds
-   a finished trial costs the workers and the server (scale/workers.py); with ``--compare TREE``,
-   against another checkout's, both run alternately in one run, and the ratios (scale/compare.py).
+   a finished trial costs the workers and the server (scale/workers.py); ``--rounds R`` runs each
+   count R times (the figures: their medians; the trials got wrong: their sum); with ``--compare
+   TREE``, against another checkout's, both run alternately in one run, and the ratios
+   (scale/compare.py).
 
 The studies are written in bulk (scale/bulk.py), as automl's workers leave them, so a study of
 50,000 trials takes a minute to make, not days. PostgreSQL: ``--postgres URL`` (or
@@ -24,6 +26,8 @@ size gets a database of its own, dropped at the end. The last lines are ``key=va
     python benchmarks/study_scale.py                # 100 to 50,000 trials: an hour or more on 2 cores
     # show and report alone, on a 50,000-trial study written once into /tmp/scale and reused after
     python benchmarks/study_scale.py --parts views --sizes 50000 --keep /tmp/scale --no-dashboard
+    # 128 simulated workers, three runs: the medians
+    python benchmarks/study_scale.py --parts workers --workers 128 --rounds 3
     # 32 simulated workers of this tree against an older commit's, alternately, twice each
     git worktree add --detach /tmp/before COMMIT
     python benchmarks/study_scale.py --parts workers --workers 32 --compare /tmp/before
@@ -34,7 +38,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import operator
 import os
+import statistics
 import tempfile
 import time
 import warnings
@@ -144,18 +150,34 @@ def view_rows(url: str, size: int, browser: bool, results: dict[str, float], ser
         results[f"chromium_s_{size}"] = page[AUTOML].seconds if page[AUTOML].ok else float("inf")
 
 
-def workers_rows(postgres: str, counts: list[int], quick: bool, other: Path | None, rounds: int, folder: Path,
-                 results: dict[str, float]) -> None:
-    """The simulated workers' table, a row per run, each on a new database: one run per count in this
-    process; or, with ``other`` (a checkout, --compare), ``rounds`` runs of ``other`` and of this tree
-    alternately, each in a subprocess (scale/compare.py), then the comparison of the two. ``other`` runs
-    first, so that a tree compare refuses (its reason: scale/compare.py) stops the benchmark at once."""
-    trials_per_worker, train_s = (2, 0.2) if quick else (5, 1.0)
+# The simulated workers' study: this many trials per worker. A worker's first trial carries its start
+# (its statements compiled and prepared, its first read of the study), its last one the drain (the
+# queue empty, fewer and fewer workers at work); a worker that runs for hours pays each once. With 5,
+# about half of a run of 128 workers came before every worker had finished its first trial or after
+# the first one had finished its last: the rate was as much of starts and drains as of workers at work.
+TRIALS_PER_WORKER = 10
+
+
+def ceiling_per_s(run: workers.WorkersResult) -> float:
+    """The trials per second of ``run`` if this machine's cores did nothing else: their number over
+    the CPU-seconds a finished trial cost the workers and the server."""
+    return (os.cpu_count() or 1) / (run.client_cpu_s + run.server_cpu_s)
+
+
+def workers_rows(postgres: str, counts: list[int], quick: bool, other: Path | None, rounds: int,
+                 trials_per_worker: int | None, folder: Path, results: dict[str, float]) -> None:
+    """The simulated workers' table, a row per run, each on a new database: ``rounds`` runs per count in
+    this process (the ``key=value`` figures: their medians, the trials got wrong summed); or, with
+    ``other`` (a checkout, --compare), ``rounds`` runs of ``other`` and of this tree alternately, each
+    in a subprocess (scale/compare.py), then the comparison of the two. ``other`` runs first, so that
+    a tree compare refuses (its reason: scale/compare.py) stops the benchmark at once."""
+    train_s = 0.2 if quick else 1.0
+    trials_per_worker = trials_per_worker or (2 if quick else TRIALS_PER_WORKER)
     sides: list[tuple[str, Callable[..., workers.WorkersResult]]] = [("", workers.simulate)] if other is None else [
         (other.name, functools.partial(compare.simulate_in, other)),
         ("this", functools.partial(compare.simulate_in, compare.THIS_TREE))]
-    print("simulated workers on one PostgreSQL study (threads in 4 processes without torch; "
-          f"{train_s:g} s of 'training' per trial)"
+    print("simulated workers on one PostgreSQL study (threads in up to 4 processes without torch; "
+          f"{train_s:g} s of 'training' per trial, trials per worker: {trials_per_worker})"
           + ("" if other is None else f": {other.name} and this tree alternately, {rounds} runs each"))
     print(f"{'workers':>7} {'trials':>6} {'trials/s':>8} {'connections':>11} {'per worker':>10} "
           f"{'errors':>6} {'failed':>6} {'lost':>4} {'stuck':>5} {'duplicated':>10} "
@@ -166,12 +188,12 @@ def workers_rows(postgres: str, counts: list[int], quick: bool, other: Path | No
     compared: dict[int, tuple[list[workers.WorkersResult], list[workers.WorkersResult]]] = {}
     for count in counts:
         runs: list[list[workers.WorkersResult]] = [[] for _ in sides]
-        for _ in range(1 if other is None else rounds):
+        for _ in range(rounds):
             for (label, simulate), side_runs in zip(sides, runs, strict=True):
                 with database("postgresql", postgres, count, folder) as url:
                     found = simulate(url, f"workers-{count}", count, trials_per_worker, train_s)
                 side_runs.append(found)
-                ceiling = (os.cpu_count() or 1) / (found.client_cpu_s + found.server_cpu_s)
+                ceiling = ceiling_per_s(found)
                 print(f"{count:>7} {found.trials:>6} {found.per_second:>8.1f} {found.max_connections:>11} "
                       f"{found.max_connections / count:>10.2f} {found.errors:>6} {found.failed:>6} {found.lost:>4} "
                       f"{found.stuck:>5} {found.duplicated:>10} {found.client_cpu_s:>12.3f} "
@@ -179,10 +201,11 @@ def workers_rows(postgres: str, counts: list[int], quick: bool, other: Path | No
                       flush=True)
                 if found.first_error:
                     print(f"  first error: {found.first_error}")
-        if other is None:
-            results.update({f"workers_{count}_ceiling_per_s": ceiling, f"workers_{count}_per_s": found.per_second,
-                            f"workers_{count}_connections": found.max_connections,
-                            f"workers_{count}_wrong": compare.wrong(found)})
+        if other is None:  # the medians over the runs
+            results.update({f"workers_{count}_{key}": statistics.median(of(run) for run in runs[0]) for key, of in (
+                ("ceiling_per_s", ceiling_per_s), ("per_s", operator.attrgetter("per_second")),
+                ("connections", operator.attrgetter("max_connections")))})
+            results[f"workers_{count}_wrong"] = sum(map(compare.wrong, runs[0]))
         else:
             compared[count] = (runs[1], runs[0])
     if other is not None:
@@ -205,8 +228,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare", type=Path, metavar="TREE", help="workers: against TREE, another checkout of "
                         "this repository (e.g. `git worktree add --detach /tmp/before COMMIT`), run alternately with "
                         "this tree on this environment's packages; prints both and the ratios this/TREE")
-    parser.add_argument("--rounds", type=int, default=2, metavar="R", help="with --compare: runs of each tree per "
-                        "worker count (default 2)")
+    parser.add_argument("--rounds", type=int, metavar="R", help="workers: runs per worker count (of each tree, with "
+                        "--compare); the figures are their medians, the trials got wrong their sum (default 1, 2 "
+                        "with --compare)")
+    parser.add_argument("--trials-per-worker", type=int, metavar="N", help="workers: the study's trials, N per worker "
+                        f"(default {TRIALS_PER_WORKER}, 2 with --quick)")
     parser.add_argument("--parts", default="overhead,views,workers", help="which of overhead, views, workers to run "
                         "(default all; views alone write their studies without timing the overhead)")
     args = parser.parse_args(argv)
@@ -216,8 +242,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--compare is for the simulated workers: it needs --parts with workers and PostgreSQL")
     if args.compare and not (args.compare / "benchmarks" / "scale" / "workers.py").is_file():
         parser.error(f"--compare {args.compare}: no benchmarks/scale/workers.py there (a checkout of this repository?)")
-    if args.rounds < 1:
-        parser.error(f"--rounds {args.rounds}: at least 1")
+    for option, value in (("--rounds", args.rounds), ("--trials-per-worker", args.trials_per_worker)):
+        if value is not None and value < 1:
+            parser.error(f"{option} {value}: at least 1")
     if args.compare:
         args.compare = args.compare.resolve()
     if args.keep:
@@ -250,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
                 view_rows(url, size, browser, results, not args.no_dashboard)
         if args.postgres and "workers" in parts:
             try:
-                workers_rows(args.postgres, counts, args.quick, args.compare, args.rounds, Path(folder), results)
+                workers_rows(args.postgres, counts, args.quick, args.compare, args.rounds or (2 if args.compare else 1),
+                             args.trials_per_worker, Path(folder), results)
             except compare.TreeError as error:  # a tree that is not what --compare runs: its reason, not a traceback
                 parser.exit(1, f"study_scale.py: --compare: {error}\n")
     for key, value in results.items():

@@ -1,10 +1,12 @@
 """benchmarks/study_scale.py --quick keeps working: every table prints, with figures that make sense;
---compare runs another checkout's simulated workers, and only that checkout's."""
+--rounds gives the medians of its runs, --trials-per-worker the study's size; --compare runs another
+checkout's simulated workers, and only that checkout's."""
 
 from __future__ import annotations
 
 import os
 import re
+import statistics
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +39,20 @@ def test_quick_run_prints_every_figure(capsys: pytest.CaptureFixture[str], monke
         assert values["workers_4_per_s"] > 0 and values["workers_4_connections"] >= 1, stdout
         assert values["workers_4_wrong"] == 0, stdout
         assert values["workers_4_ceiling_per_s"] > 0, stdout  # the CPU a trial cost, clients and server
+
+
+@pytest.mark.slow  # two simulations of 3 workers, in processes of their own; ~20 s
+def test_rounds_print_each_run_and_give_their_medians(postgres_url: str, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    stdout = run_main("study_scale", ["--parts", "workers", "--workers", "3", "--quick", "--trials-per-worker", "3",
+                                      "--postgres", postgres_url, "--rounds", "2"], capsys, monkeypatch)
+    assert "trials per worker: 3" in stdout, stdout
+    runs = [float(per_second) for per_second in re.findall(rf"^ +3 +9 +({NUMBER}) ", stdout, re.MULTILINE)]
+    assert len(runs) == 2 and all(per_second > 0 for per_second in runs), stdout
+    values = key_values(stdout)
+    # Printed with one decimal: the median of two runs is their mean, within rounding.
+    assert values["workers_3_per_s"] == pytest.approx(statistics.mean(runs), abs=0.06), stdout
+    assert values["workers_3_wrong"] == 0 and values["workers_3_connections"] >= 3, stdout
 
 
 @pytest.fixture
