@@ -23,7 +23,7 @@ from automl.plugin.registry import registry
 from automl.printed_log import printing_log
 from automl.results.dashboard_storage import DASHBOARD_TRIALS
 from automl.runner import quiet_libraries
-from automl.storage.urls import STORAGE_ENV, load_study, open_storage, redact, storage_from_env
+from automl.storage.urls import STORAGE_ENV, load_study, open_storage, pasteable, redact, storage_from_env
 from automl.study_reference import resolve_study
 from automl.workers.collector import collect_less_often
 from automl.workers.interrupts import Interrupted
@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> None:
 
     path = Path(args.study_file)
     config = load_study_file(path)
-    storage = redact(config.storage_url(args.storage))
+    storage = config.storage_url(args.storage)
     try:
         study = run(config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, workers=args.workers,
                     threads=args.threads, progress=not args.no_progress, warm_start=args.warm_start,
@@ -59,17 +59,17 @@ def _run(args: argparse.Namespace) -> None:
         _hints(failed.study.study_name, storage)
         raise
     if args.workers == 0:
-        ERR.print(escape(f"queued; start workers anywhere: {invoked_as()} worker {path} --storage {storage}"))
+        ERR.print(escape(f"queued; start workers anywhere: {pasteable(f'{invoked_as()} worker {path}', storage)}"))
         return
     print_front(study)
     _hints(study.study_name, storage)
 
 
 def _hints(study_name: str, storage: str) -> None:
-    """Where to look next, as commands the user can paste."""
+    """Where to look next, as commands the user can paste (the study in ``storage``)."""
     command = invoked_as()
-    ERR.print(escape(f"inspect: {command} show {study_name} --storage {storage}"))
-    ERR.print(escape(f"browse:  {command} dashboard --storage {storage}"))
+    ERR.print(escape(f"inspect: {pasteable(f'{command} show {study_name}', storage)}"))
+    ERR.print(escape(f"browse:  {pasteable(f'{command} dashboard', storage)}"))
 
 
 def invoked_as() -> str:

@@ -18,7 +18,7 @@ from automl.search.time_budget import Deadline
 from automl.storage.artifacts import artifact_dir, open_store
 from automl.storage.schema import CONFIG_ATTR, FINGERPRINT_ATTR, OBJECTIVES, TASK_ATTR
 from automl.storage.trial_queue import QUEUED, Queued, Requeue, count, queue_configs, queue_trials
-from automl.storage.urls import Heartbeat, open_storage, redact
+from automl.storage.urls import Heartbeat, open_storage, pasteable, redact
 from automl.storage.worker_storage import open_worker_storage
 from automl.workers.pool import share_gpu
 from automl.workers.study_budget import StudyBudget, record_study_budget
@@ -119,8 +119,8 @@ def join_study(plan: StudyPlan, worker_tag: str = "", note: Callable[[str], None
         study_id = storage.get_study_id_from_name(config.name)
     except KeyError:
         raise UsageError(f"no study named {config.name!r} in {redact(plan.storage_url)}; create it and "
-                         "queue its trials first: automl run STUDY.toml --workers 0 "
-                         f"--storage {redact(plan.storage_url)}") from None
+                         f"queue its trials first: {pasteable('automl run STUDY.toml --workers 0', plan.storage_url)}"
+                         ) from None
     trials = storage.get_all_trials(study_id, deepcopy=False)
     started = sum(t.state != QUEUED for t in trials)
     study = optuna.load_study(study_name=config.name, storage=storage,

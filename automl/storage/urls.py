@@ -45,6 +45,21 @@ def redact(url: str) -> str:
         return "<unparsable storage URL>"
 
 
+def pasteable(command: str, url: str) -> str:
+    """``command`` (an automl command line) naming the storage ``url``, for the user to paste: with
+    ``--storage URL``; or, where ``url`` is AUTOML_STORAGE's (which the pasted command reads too) or
+    holds a password (never printed), without it and with a shell comment saying what to set."""
+    if os.environ.get(STORAGE_ENV) == url:
+        return f"{command}  # with {STORAGE_ENV} set as here"
+    try:
+        secret = make_url(url).password is not None
+    except sqlalchemy.exc.ArgumentError:
+        secret = True  # redact shows none of it
+    if secret:
+        return f"{command}  # with {STORAGE_ENV} set to the storage URL (its password is not shown)"
+    return f"{command} --storage {url}"
+
+
 def open_storage(url: str, heartbeat: Heartbeat | None = None, must_exist: bool = False) -> optuna.storages.RDBStorage:
     """Connect to (and if needed create) the Optuna tables behind ``url``.
 
