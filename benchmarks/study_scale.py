@@ -212,12 +212,28 @@ def workers_rows(postgres: str, counts: list[int], quick: bool, other: Path | No
         results.update(compare.print_table(compared, other))
 
 
+PARTS = ("overhead", "views", "workers")
+
+
+def whole_numbers(text: str) -> list[int]:
+    """``--sizes`` and ``--workers``: comma-separated whole numbers of at least 1 (an argparse type)."""
+    try:
+        found = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected whole numbers separated by commas") \
+            from None
+    if min(found) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: each at least 1")
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="studies of 100 and 300 trials, 4 workers: a smoke run")
-    parser.add_argument("--sizes", help="study sizes, comma-separated (default 100,1000,10000,50000)")
+    parser.add_argument("--sizes", type=whole_numbers,
+                        help="study sizes, comma-separated (default 100,1000,10000,50000)")
     parser.add_argument("--views-from", type=int, default=1000, help="views on studies of at least this many trials")
-    parser.add_argument("--workers", help="simulated worker counts (default 8,32,128)")
+    parser.add_argument("--workers", type=whole_numbers, help="simulated worker counts (default 8,32,128)")
     parser.add_argument("--postgres", default=os.environ.get("AUTOML_TEST_POSTGRES_URL"),
                         help="PostgreSQL server URL (default $AUTOML_TEST_POSTGRES_URL); without one, SQLite only")
     parser.add_argument("--no-browser", action="store_true", help="leave headless Chromium out")
@@ -233,12 +249,18 @@ def main(argv: list[str] | None = None) -> None:
                         "with --compare)")
     parser.add_argument("--trials-per-worker", type=int, metavar="N", help="workers: the study's trials, N per worker "
                         f"(default {TRIALS_PER_WORKER}, 2 with --quick)")
-    parser.add_argument("--parts", default="overhead,views,workers", help="which of overhead, views, workers to run "
+    parser.add_argument("--parts", help="which of overhead, views, workers to run "
                         "(default all; views alone write their studies without timing the overhead)")
     args = parser.parse_args(argv)
-    if args.keep and args.parts != "views":
+    parts = (args.parts or ",".join(PARTS)).split(",")
+    if unknown := [part for part in parts if part not in PARTS]:
+        parser.error(f"--parts {args.parts}: no part {', '.join(map(repr, unknown))}; the parts are {', '.join(PARTS)}")
+    if args.parts and "workers" in parts and not args.postgres:  # by default, without a server: SQLite alone
+        parser.error("--parts workers: the simulated workers need a PostgreSQL server: --postgres URL, or "
+                     "AUTOML_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
+    if args.keep and parts != ["views"]:
         parser.error("--keep is for the views alone (--parts views): the other parts write studies of their own")
-    if args.compare and not (args.postgres and "workers" in args.parts.split(",")):
+    if args.compare and not (args.postgres and "workers" in parts):
         parser.error("--compare is for the simulated workers: it needs --parts with workers and PostgreSQL")
     if args.compare and not (args.compare / "benchmarks" / "scale" / "workers.py").is_file():
         parser.error(f"--compare {args.compare}: no benchmarks/scale/workers.py there (a checkout of this repository?)")
@@ -251,10 +273,9 @@ def main(argv: list[str] | None = None) -> None:
         args.keep.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
-    sizes = [int(n) for n in (args.sizes or ("100,300" if args.quick else "100,1000,10000,50000")).split(",")]
+    sizes = args.sizes or ([100, 300] if args.quick else [100, 1000, 10000, 50000])
     views_from = 300 if args.quick else args.views_from
-    counts = [int(n) for n in (args.workers or ("4" if args.quick else "8,32,128")).split(",")]
-    parts = args.parts.split(",")
+    counts = args.workers or ([4] if args.quick else [8, 32, 128])
     backends = ["sqlite", *(["postgresql"] if args.postgres else [])]
     browser = not args.no_browser and views.chromium() is not None
     timed = 6 if args.quick else 15

@@ -55,6 +55,26 @@ def test_rounds_print_each_run_and_give_their_medians(postgres_url: str, capsys:
     assert values["workers_3_wrong"] == 0 and values["workers_3_connections"] >= 3, stdout
 
 
+@pytest.mark.parametrize(("argv", "error"), [
+    (["--workers", "0"], "argument --workers: '0': each at least 1"),
+    (["--workers", "4,"], "argument --workers: '4,': expected whole numbers separated by commas"),
+    (["--sizes", "100,x"], "argument --sizes: '100,x': expected whole numbers separated by commas"),
+    (["--parts", "workerz"], "--parts workerz: no part 'workerz'; the parts are overhead, views, workers"),
+    (["--parts", "workers", "--postgres", ""], "--parts workers: the simulated workers need a PostgreSQL server"),
+    (["--rounds", "0"], "--rounds 0: at least 1"),
+], ids=["no workers", "a trailing comma", "a size not a number", "no such part", "workers without a server",
+        "no rounds"])
+def test_bad_arguments_are_refused_before_anything_runs(argv: list[str], error: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        run_main("study_scale", argv, capsys, monkeypatch)
+    assert exited.value.code == 2
+    assert error in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def head_checkout(tmp_path: Path) -> Iterator[Path]:
     """This repository's HEAD checked out into a git worktree of its own (no environment), removed after."""
